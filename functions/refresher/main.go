@@ -1,0 +1,120 @@
+// Command refresher is the token refresher's Lambda function. It wires the
+// configuration from the environment and the AWS clients to refresher.Handler;
+// everything it does is found from there.
+//
+// Outside Lambda, `refresher -event FILE` runs one invocation against the AWS
+// endpoint the SDK's standard settings name (AWS_ENDPOINT_URL for LocalStack),
+// prints the result JSON on stdout and exits non-zero when any provider failed.
+package main
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/token-refresher/token-refresher/pkg/oauth"
+	"github.com/token-refresher/token-refresher/pkg/refresher"
+	"github.com/token-refresher/token-refresher/pkg/secrets"
+	"github.com/token-refresher/token-refresher/pkg/store"
+)
+
+// embeddedProviders is the registry used when PROVIDERS_FILE is unset.
+//
+//go:embed providers.yaml
+var embeddedProviders []byte
+
+// localRunTimeout bounds a -event run as Lambda's timeout bounds an invocation.
+const localRunTimeout = 5 * time.Minute
+
+func main() {
+	eventFile := flag.String("event", "", "run one invocation with the event in `FILE`, print the result and exit")
+	flag.Parse()
+
+	inLambda := os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" && *eventFile == ""
+	out := os.Stderr // outside Lambda, stdout carries only the result
+	if inLambda {
+		out = os.Stdout
+	}
+	log := newLogger(inLambda)
+
+	env, err := loadEnv(os.Getenv, embeddedProviders)
+	if err != nil {
+		log.Error("configuration refused", "error", err.Error())
+		os.Exit(2)
+	}
+	awsCfg, err := config.LoadDefaultConfig(context.Background())
+	if err != nil {
+		log.Error("AWS configuration", "error", err.Error())
+		os.Exit(2)
+	}
+	h := &refresher.Handler{
+		Log: log,
+		Refresher: &refresher.Refresher{
+			Providers:      env.Providers,
+			Secrets:        secrets.NewSource(secretsmanager.NewFromConfig(awsCfg)),
+			Store:          store.New(ssm.NewFromConfig(awsCfg), env.ParameterPrefix, env.KMSKeyID, log),
+			Client:         &oauth.Client{UserAgent: "token-refresher"},
+			Policy:         refresher.Policy{Period: env.SchedulePeriod},
+			MaxConcurrency: env.MaxConcurrency,
+			Log:            log,
+			Metrics:        refresher.NewMetrics(out, env.MetricsNamespace, env.PerProviderMetrics),
+		},
+	}
+
+	if !inLambda {
+		if *eventFile == "" {
+			fmt.Fprintln(os.Stderr, "not running in Lambda: give -event FILE to run one invocation (see events/)")
+			os.Exit(2)
+		}
+		os.Exit(runOnce(h, *eventFile))
+	}
+	lambda.StartWithOptions(h.Handle, lambda.WithEnableSIGTERM())
+}
+
+// runOnce handles one event from a file as Lambda would and returns the exit code.
+func runOnce(h *refresher.Handler, path string) int {
+	event, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, localRunTimeout)
+	defer cancel()
+
+	res, runErr := h.Handle(ctx, event)
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(res); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if runErr != nil {
+		fmt.Fprintln(os.Stderr, "error:", runErr)
+		return 1
+	}
+	return 0
+}
+
+// newLogger logs JSON lines: in Lambda through aws-lambda-go's handler, which adds
+// the request id and follows the function's log level; elsewhere to stderr.
+func newLogger(inLambda bool) *slog.Logger {
+	if inLambda {
+		return lambdacontext.NewLogger()
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{ReplaceAttr: lambdacontext.ReplaceAttr}))
+}

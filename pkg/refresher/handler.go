@@ -1,0 +1,50 @@
+package refresher
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+)
+
+// Handler is the Lambda function: it turns an event into a request, runs it and
+// returns the result. Its Handle method is what lambda.Start is given.
+type Handler struct {
+	Refresher *Refresher
+	// Log receives one summary line per invocation; nothing when nil.
+	Log *slog.Logger
+}
+
+// Handle runs one invocation. It fails when the event is refused (nothing is then
+// changed) and, after every provider was tried, when any provider failed, so that
+// Lambda's error metric, retries and on-failure destination see it.
+func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (Result, error) {
+	req, err := ParseEvent(event, h.secretUsers)
+	if err != nil {
+		h.log(ctx, slog.LevelError, "event refused", "error", err.Error())
+		return Result{Results: []Outcome{}}, err
+	}
+	res, err := h.Refresher.Run(ctx, req)
+	c := res.Counts()
+	attrs := []any{"action", string(req.Action), "trigger", req.Trigger,
+		"refreshed", c[StatusRefreshed], "skipped", c[StatusSkipped], "failed", c[StatusFailed]}
+	if err != nil {
+		h.log(ctx, slog.LevelError, "run finished with failures", append(attrs, "error", err.Error())...)
+	} else {
+		h.log(ctx, slog.LevelInfo, "run finished", attrs...)
+	}
+	return res, err
+}
+
+func (h *Handler) secretUsers(secretID string) []string {
+	var names []string
+	for _, p := range h.Refresher.Providers.BySecret(secretID) {
+		names = append(names, p.Name)
+	}
+	return names
+}
+
+func (h *Handler) log(ctx context.Context, level slog.Level, msg string, attrs ...any) {
+	if h.Log != nil {
+		h.Log.Log(ctx, level, msg, attrs...)
+	}
+}

@@ -1,0 +1,91 @@
+package refresher
+
+import (
+	"encoding/json"
+	"io"
+	"sync"
+	"time"
+)
+
+// Metric names, as the alarms in template.yaml use them.
+const (
+	MetricRefreshed       = "Refreshed"
+	MetricFailed          = "Failed"
+	MetricRefreshLatency  = "RefreshLatency"
+	MetricSecondsToExpiry = "SecondsToExpiry"
+)
+
+// Metrics writes CloudWatch Embedded Metric Format lines: JSON log lines that
+// CloudWatch Logs turns into metrics, with no API call and no extra latency.
+// Each provider's line counts under the Provider dimension and, with no dimension,
+// towards the function-wide figures the alarms watch. A nil *Metrics writes nothing.
+type Metrics struct {
+	w           io.Writer
+	namespace   string
+	perProvider bool
+	now         func() time.Time
+	mu          sync.Mutex
+}
+
+// NewMetrics writes EMF lines to w under namespace. perProvider adds the Provider
+// dimension, which makes four custom metrics per provider (see the README's costs).
+func NewMetrics(w io.Writer, namespace string, perProvider bool) *Metrics {
+	return &Metrics{w: w, namespace: namespace, perProvider: perProvider, now: time.Now}
+}
+
+type emfMetric struct {
+	Name string `json:"Name"`
+	Unit string `json:"Unit"`
+}
+
+// observe writes one provider's figures. expiresAt is the expiry of the token now
+// published for it, zero when there is none.
+func (m *Metrics) observe(provider string, status Status, latency time.Duration, expiresAt time.Time) {
+	if m == nil {
+		return
+	}
+	now := m.now()
+	values := map[string]any{"Provider": provider}
+	var defs []emfMetric
+	add := func(name, unit string, v any) {
+		defs = append(defs, emfMetric{Name: name, Unit: unit})
+		values[name] = v
+	}
+	if status != StatusSkipped {
+		add(MetricRefreshed, "Count", boolInt(status == StatusRefreshed))
+		add(MetricFailed, "Count", boolInt(status == StatusFailed))
+		add(MetricRefreshLatency, "Milliseconds", latency.Milliseconds())
+	}
+	if !expiresAt.IsZero() {
+		add(MetricSecondsToExpiry, "Seconds", int64(expiresAt.Sub(now).Seconds()))
+	}
+	if len(defs) == 0 {
+		return
+	}
+	dims := [][]string{{}}
+	if m.perProvider {
+		dims = [][]string{{"Provider"}, {}}
+	}
+	values["_aws"] = map[string]any{
+		"Timestamp": now.UnixMilli(),
+		"CloudWatchMetrics": []any{map[string]any{
+			"Namespace":  m.namespace,
+			"Dimensions": dims,
+			"Metrics":    defs,
+		}},
+	}
+	line, err := json.Marshal(values)
+	if err != nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, _ = m.w.Write(append(line, '\n'))
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
