@@ -1,0 +1,148 @@
+package provider
+
+import "strings"
+
+// secretRef is a Secrets Manager secret as a provider or an event names it.
+//
+// Secrets Manager accepts three spellings of one secret, and both the registry and
+// CloudTrail events use all of them:
+//
+//	name          token-refresher/ecard
+//	partial ARN   arn:aws:secretsmanager:eu-west-1:123456789012:secret:token-refresher/ecard
+//	full ARN      arn:aws:secretsmanager:eu-west-1:123456789012:secret:token-refresher/ecard-AbC123
+//
+// The full ARN ends in "-" and six random characters that Secrets Manager appends when
+// the secret is created, so a secret deleted and created again under the same name
+// has a new full ARN.
+type secretRef struct {
+	arn       bool
+	partition string
+	region    string
+	account   string
+	// resource is the name, or for an ARN everything after "secret:" (the name, with
+	// the random suffix when the ARN is a full one).
+	resource string
+}
+
+// parseSecretRef accepts a name or an ARN. A name cannot contain ':', so "arn:" can
+// only start an ARN.
+func parseSecretRef(s string) (secretRef, error) {
+	if !strings.HasPrefix(s, "arn:") {
+		if err := checkSecretName(s); err != nil {
+			return secretRef{}, err
+		}
+		return secretRef{resource: s}, nil
+	}
+	parts := strings.SplitN(s, ":", 7)
+	if len(parts) != 7 {
+		return secretRef{}, detail(ErrInvalid, "ARN %q: want arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME", s)
+	}
+	ref := secretRef{arn: true, partition: parts[1], region: parts[3], account: parts[4], resource: parts[6]}
+	switch {
+	case ref.partition == "":
+		return secretRef{}, detail(ErrInvalid, "ARN %q: empty partition", s)
+	case parts[2] != "secretsmanager":
+		return secretRef{}, detail(ErrInvalid, "ARN %q: service is %q, want secretsmanager", s, parts[2])
+	case ref.region == "":
+		return secretRef{}, detail(ErrInvalid, "ARN %q: empty region", s)
+	case len(ref.account) != 12 || !allDigits(ref.account):
+		return secretRef{}, detail(ErrInvalid, "ARN %q: account must be 12 digits", s)
+	case parts[5] != "secret":
+		return secretRef{}, detail(ErrInvalid, "ARN %q: resource type is %q, want secret", s, parts[5])
+	}
+	if err := checkSecretName(ref.resource); err != nil {
+		return secretRef{}, detail(ErrInvalid, "ARN %q: %v", s, err)
+	}
+	return ref, nil
+}
+
+// checkSecretName applies Secrets Manager's own rule for names (1 to 512 of
+// A-Z a-z 0-9 / _ + = . @ -), so a typo fails at load time rather than as an
+// access-denied or not-found error at the first refresh.
+func checkSecretName(s string) error {
+	if s == "" {
+		return detail(ErrRequired, "empty secret name")
+	}
+	if len(s) > 512 {
+		return detail(ErrInvalid, "secret name longer than 512 characters")
+	}
+	for _, c := range s {
+		if !isAlnum(c) && !strings.ContainsRune("/_+=.@-", c) {
+			return detail(ErrInvalid, "secret name %q: %q is not allowed (only letters, digits and /_+=.@-)", s, c)
+		}
+	}
+	return nil
+}
+
+// matches reports whether a and b can name the same secret.
+//
+//   - Two names match when equal.
+//   - A name matches an ARN whose resource is that name (partial ARN) or that name
+//     plus a random suffix (full ARN). A name carries no account or region, so it
+//     matches an ARN in any; the function only receives its own account's events.
+//   - Two ARNs match when partition, region and account are equal and the resources
+//     are equal, or one is the other plus a random suffix (a partial and a full ARN).
+//     Two full ARNs with different suffixes are different secrets (one was deleted
+//     and recreated) and do not match.
+//
+// A partial ARN whose name happens to end in "-" and six alphanumerics cannot be told
+// from a full ARN (Secrets Manager documents the same ambiguity), so both readings
+// match: ".../secret:app-abc123" matches the names "app" and "app-abc123". Matching one secret too many only costs an unneeded token request; missing
+// one would leave a token minted with credentials that were just rotated away.
+func (a secretRef) matches(b secretRef) bool {
+	switch {
+	case !a.arn && !b.arn:
+		return a.resource == b.resource
+	case a.arn && b.arn:
+		if a.partition != b.partition || a.region != b.region || a.account != b.account {
+			return false
+		}
+		return a.resource == b.resource ||
+			trimSecretSuffix(a.resource) == b.resource ||
+			a.resource == trimSecretSuffix(b.resource)
+	case a.arn:
+		return a.resource == b.resource || trimSecretSuffix(a.resource) == b.resource
+	default:
+		return b.resource == a.resource || trimSecretSuffix(b.resource) == a.resource
+	}
+}
+
+// trimSecretSuffix removes the "-XXXXXX" that Secrets Manager appends in full ARNs.
+// It returns "" when there is none, which equals no valid secret name, so a missing
+// suffix never produces a match by itself.
+func trimSecretSuffix(resource string) string {
+	n := len(resource) - 7
+	if n < 1 || resource[n] != '-' {
+		return ""
+	}
+	for _, c := range resource[n+1:] {
+		if !isAlnum(c) {
+			return ""
+		}
+	}
+	return resource[:n]
+}
+
+func isAlnum(c rune) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+func allDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// SameSecret reports whether a and b, each a secret name, partial ARN or full ARN,
+// can name the same secret, by the rules BySecret applies.
+func SameSecret(a, b string) bool {
+	ra, err := parseSecretRef(a)
+	if err != nil {
+		return false
+	}
+	rb, err := parseSecretRef(b)
+	return err == nil && ra.matches(rb)
+}
