@@ -36,6 +36,9 @@ type Error struct {
 	Description string
 	// RetryAfter is the wait the endpoint asked for, if any.
 	RetryAfter string
+	// bodyStatus is the status a JSON:API error object states for itself, which
+	// can differ from the HTTP status (a 200 carrying a "401" error).
+	bodyStatus int
 }
 
 func (e *Error) Error() string {
@@ -65,7 +68,7 @@ func (e *Error) CredentialsRejected() bool {
 	case "invalid_client", "unauthorized_client", "access_denied", "access denied":
 		return true
 	}
-	if e.StatusCode == 401 {
+	if e.StatusCode == 401 || e.bodyStatus == 401 {
 		return true
 	}
 	return strings.EqualFold(e.Description, "access denied")

@@ -115,6 +115,9 @@ func refusal(status int, obj map[string]any) *Error {
 			if c, ok := v["code"].(string); ok && e.Code == "" {
 				e.Code = reason(c)
 			}
+			if st, ok := v["status"].(string); ok && e.bodyStatus == 0 {
+				e.bodyStatus, _ = strconv.Atoi(st)
+			}
 			title, _ := v["title"].(string)
 			detail, _ := v["detail"].(string)
 			switch {
