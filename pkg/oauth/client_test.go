@@ -16,20 +16,14 @@ import (
 	"github.com/token-refresher/token-refresher/pkg/provider"
 )
 
-// dialectYAML is how the registry configures each seed dialect: the only place
-// where the dialects differ, as in functions/refresher/providers.yaml.
-var dialectYAML = map[oauthtest.Dialect]string{
-	oauthtest.ECard:        "request_format: json",
-	oauthtest.Booking:      "request_format: json\n    headers: {Accept: application/json}",
-	oauthtest.OpenCard:     `scope: "organizations-read organizations-write webhooks-write"`,
-	oauthtest.Cardlytics:   "",
-	oauthtest.CheckIssuing: "auth_method: client_secret_basic",
-}
-
-// load builds a provider from registry YAML, as the function does.
-func load(t *testing.T, name, tokenURL, extra string) provider.Provider {
+// load builds a provider of dialect d from registry YAML, as the function does,
+// with extra YAML lines added to its entry.
+func load(t *testing.T, name, tokenURL string, d oauthtest.Dialect, extra ...string) provider.Provider {
 	t.Helper()
-	doc := fmt.Sprintf("providers:\n  - name: %s\n    token_url: %s\n    secret_id: token-refresher/%s\n    %s\n", name, tokenURL, name, extra)
+	doc := "providers:\n" + oauthtest.RegistryEntry(name, tokenURL, "token-refresher/"+name, d)
+	for _, e := range extra {
+		doc += "    " + e + "\n"
+	}
 	reg, err := provider.Load(strings.NewReader(doc), provider.Options{})
 	if err != nil {
 		t.Fatalf("registry:\n%s\n%v", doc, err)
@@ -52,7 +46,7 @@ func TestClientSeedDialects(t *testing.T) {
 		t.Run(string(d), func(t *testing.T) {
 			name := "seed-" + string(d)
 			u := srv.Add(oauthtest.Provider{Name: name, Dialect: d, ClientID: "id-" + name, ClientSecret: secret})
-			p := load(t, name, u, dialectYAML[d])
+			p := load(t, name, u, d)
 			before := time.Now()
 			tok, err := fastClient().Token(context.Background(), p, oauth.Credentials{ClientID: "id-" + name, ClientSecret: secret})
 			if err != nil {
@@ -91,7 +85,7 @@ func TestClientBasicEncoding(t *testing.T) {
 					id = "client-" + name
 				}
 				u := srv.Add(oauthtest.Provider{Name: name, Dialect: oauthtest.CheckIssuing, ClientID: id, ClientSecret: sec, BasicEncoding: enc})
-				p := load(t, name, u, "auth_method: client_secret_basic\n    basic_auth_encoding: "+string(enc))
+				p := load(t, name, u, oauthtest.CheckIssuing, "basic_auth_encoding: "+string(enc))
 				if _, err := fastClient().Token(context.Background(), p, oauth.Credentials{ClientID: id, ClientSecret: sec}); err != nil {
 					t.Fatalf("Token: %v", err)
 				}
@@ -194,11 +188,11 @@ func TestClientFaults(t *testing.T) {
 			name := fmt.Sprintf("fault-%d", i)
 			u := srv.Add(oauthtest.Provider{Name: name, Dialect: tt.dialect, ClientID: "id", ClientSecret: secret})
 			srv.SetFault(name, tt.fault)
-			extra := dialectYAML[tt.dialect]
+			var extra []string
 			if tt.extra != "" {
-				extra += "\n    " + tt.extra
+				extra = append(extra, tt.extra)
 			}
-			p := load(t, name, u, extra)
+			p := load(t, name, u, tt.dialect, extra...)
 			c := tt.client
 			if c == nil {
 				c = fastClient()
@@ -217,7 +211,7 @@ func TestClientRespectsDeadline(t *testing.T) {
 	defer srv.Close()
 	u := srv.Add(oauthtest.Provider{Name: "busy", Dialect: oauthtest.Cardlytics, ClientID: "id", ClientSecret: secret})
 	srv.SetFault("busy", oauthtest.Fault{Kind: oauthtest.TooManyRequests, RetryAfter: "3600"})
-	p := load(t, "busy", u, "")
+	p := load(t, "busy", u, oauthtest.Cardlytics)
 	// A Retry-After beyond the caller's deadline ends the attempts at once, with the
 	// endpoint's reason rather than a bare deadline error.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -248,7 +242,7 @@ func TestClientRequestShape(t *testing.T) {
 	srv := oauthtest.NewServer()
 	defer srv.Close()
 	u := srv.Add(oauthtest.Provider{Name: "shape", Dialect: oauthtest.ECard, ClientID: "id", ClientSecret: secret})
-	p := load(t, "shape", u, "request_format: json\n    audience: https://api.example\n    extra_params: {resource: reports}\n    headers: {X-Partner: acme}")
+	p := load(t, "shape", u, oauthtest.ECard, "audience: https://api.example", "extra_params: {resource: reports}", "headers: {X-Partner: acme}")
 	if _, err := fastClient().Token(context.Background(), p, oauth.Credentials{ClientID: "id", ClientSecret: secret}); err != nil {
 		t.Fatal(err)
 	}
