@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -60,19 +62,7 @@ func main() {
 		log.Error("AWS configuration", "error", err.Error())
 		os.Exit(2)
 	}
-	h := &refresher.Handler{
-		Log: log,
-		Refresher: &refresher.Refresher{
-			Providers:      env.Providers,
-			Secrets:        secrets.NewSource(secretsmanager.NewFromConfig(awsCfg)),
-			Store:          store.New(ssm.NewFromConfig(awsCfg), env.ParameterPrefix, env.KMSKeyID, log),
-			Client:         &oauth.Client{UserAgent: "token-refresher"},
-			Policy:         refresher.Policy{Period: env.SchedulePeriod},
-			MaxConcurrency: env.MaxConcurrency,
-			Log:            log,
-			Metrics:        refresher.NewMetrics(out, env.MetricsNamespace, env.PerProviderMetrics),
-		},
-	}
+	h := newHandler(awsCfg, env, log, out)
 
 	if !inLambda {
 		if *eventFile == "" {
@@ -82,6 +72,23 @@ func main() {
 		os.Exit(runOnce(h, *eventFile))
 	}
 	lambda.StartWithOptions(h.Handle, lambda.WithEnableSIGTERM())
+}
+
+// newHandler builds the function from its configuration and AWS clients.
+func newHandler(awsCfg aws.Config, env env, log *slog.Logger, metricsOut io.Writer) *refresher.Handler {
+	return &refresher.Handler{
+		Log: log,
+		Refresher: &refresher.Refresher{
+			Providers:      env.Providers,
+			Secrets:        secrets.NewSource(secretsmanager.NewFromConfig(awsCfg)),
+			Store:          store.New(ssm.NewFromConfig(awsCfg), env.ParameterPrefix, env.KMSKeyID, log),
+			Client:         &oauth.Client{UserAgent: "token-refresher"},
+			Policy:         refresher.Policy{Period: env.SchedulePeriod},
+			MaxConcurrency: env.MaxConcurrency,
+			Log:            log,
+			Metrics:        refresher.NewMetrics(metricsOut, env.MetricsNamespace, env.PerProviderMetrics),
+		},
+	}
 }
 
 // runOnce handles one event from a file as Lambda would and returns the exit code.
