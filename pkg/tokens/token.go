@@ -9,6 +9,15 @@
 //
 // Fields may be added to this object, never removed. This package imports no other
 // package of the project, so consumers depend on nothing but the format.
+//
+// A consumer creates one Source per parameter when its process starts and either
+// asks it for tokens or, simpler, sends its requests through a Transport:
+//
+//	src := tokens.NewSource(ssm.NewFromConfig(cfg), "/token-refresher/tokens/ecard")
+//	client := &http.Client{Transport: &tokens.Transport{Source: src}}
+//
+// The Source keeps the token in memory and reads SSM again only shortly before
+// the token expires, or after the partner rejected it.
 package tokens
 
 import (
@@ -33,7 +42,8 @@ type Token struct {
 	SecretVersion string `json:"secret_version,omitempty"`
 }
 
-// ErrMalformed is returned (wrapped) by Parse when a value is not a usable published token.
+// ErrMalformed is returned (wrapped) by Parse, and by Source, when a value is not a
+// usable published token.
 var ErrMalformed = errors.New("malformed published token")
 
 // Marshal encodes t in the published form, with times in RFC 3339 UTC to the second.

@@ -1,0 +1,90 @@
+package tokens
+
+import (
+	"errors"
+	"io"
+	"net/http"
+)
+
+// drainLimit caps how much of a 401 body is read before a retry. Reading it to the
+// end lets the connection be reused; past this size, closing is cheaper than reading.
+const drainLimit = 64 << 10
+
+// Transport is an http.RoundTripper that authorizes each request with the token
+// from Source, like oauth2.Transport, and in addition recovers from a token the
+// partner rejected early (for example because issuing the successor revoked it).
+//
+// On a 401 response it invalidates the Source and reads the parameter again. Only
+// when the parameter then holds a different token does it send the request once
+// more, with that token; otherwise it returns the 401, because retrying with the
+// same token would only earn another. A request with a body is retried only if
+// the body can be produced again (req.GetBody is set, as http.NewRequest does for
+// in-memory bodies); otherwise the 401 is returned and the next request uses the
+// new token.
+type Transport struct {
+	// Source supplies the tokens. It must not be nil.
+	Source *Source
+	// Base sends the requests; nil means http.DefaultTransport.
+	Base http.RoundTripper
+}
+
+// RoundTrip implements http.RoundTripper. It never modifies req: the
+// Authorization header is set on a clone.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	// The RoundTripper contract says RoundTrip closes the request body, also on
+	// errors; the base transport does so once it has the request.
+	bodyHandedOver := false
+	defer func() {
+		if !bodyHandedOver && req.Body != nil {
+			_ = req.Body.Close()
+		}
+	}()
+
+	if t.Source == nil {
+		return nil, errors.New("tokens: Transport.Source is nil")
+	}
+	ctx := req.Context()
+	tok, err := t.Source.TokenContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	first := req.Clone(ctx)
+	tok.SetAuthHeader(first)
+	bodyHandedOver = true
+	res, err := t.base().RoundTrip(first)
+	if err != nil || res.StatusCode != http.StatusUnauthorized {
+		return res, err
+	}
+
+	t.Source.invalidateToken(tok.AccessToken)
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	if hasBody && req.GetBody == nil {
+		return res, nil
+	}
+	fresh, err := t.Source.TokenContext(ctx)
+	if err != nil || fresh.AccessToken == tok.AccessToken {
+		// Nothing better to send: the caller gets the partner's own answer.
+		return res, nil
+	}
+	retry := req.Clone(ctx)
+	if hasBody {
+		body, err := req.GetBody()
+		if err != nil {
+			return res, nil
+		}
+		retry.Body = body
+	}
+	fresh.SetAuthHeader(retry)
+
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, drainLimit))
+	_ = res.Body.Close()
+	return t.base().RoundTrip(retry)
+}
+
+func (t *Transport) base() http.RoundTripper {
+	if t.Base != nil {
+		return t.Base
+	}
+	return http.DefaultTransport
+}
