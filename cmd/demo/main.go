@@ -119,7 +119,8 @@ func (d *demo) invoke(ctx context.Context, event string) error {
 	runErr := cmd.Run()
 	var res struct {
 		Results []struct {
-			Provider, Status, ExpiresAt, Reason, Error string
+			Provider, Status, Reason, Error string
+			ExpiresAt                       string `json:"expires_at"`
 		} `json:"results"`
 	}
 	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
