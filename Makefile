@@ -1,5 +1,5 @@
 # Every command a user or CI needs. `make demo` and `make test` set up what they
-# need themselves on a fresh machine: Go, Python 3 with venv, and network access to
+# need themselves on a fresh machine: Go, Python 3.13 with venv, and network access to
 # the Go module proxy and PyPI are all they assume.
 
 SHELL := /bin/bash

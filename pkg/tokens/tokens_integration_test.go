@@ -19,7 +19,7 @@ import (
 // TestSourceAgainstSSM reads published tokens through the real SSM client, so the
 // SecureString round trip, WithDecryption and the SDK's error types are checked
 // against the emulator rather than against the fake's idea of them.
-func TestSourceAgainstSSM(t *testing.T) {
+func TestIntegrationSourceAgainstSSM(t *testing.T) {
 	cfg := awstest.Config(t)
 	client := ssm.NewFromConfig(cfg)
 	ctx := t.Context()
