@@ -94,7 +94,8 @@ func TestPolicyWindowExceedsFloor(t *testing.T) {
 
 func TestJitter(t *testing.T) {
 	// Deterministic: the same token gets the same jitter in every run.
-	if jitter("x", t0, time.Hour) != jitter("x", t0, time.Hour) {
+	first, again := jitter("x", t0, time.Hour), jitter("x", t0, time.Hour)
+	if first != again {
 		t.Fatal("jitter is not deterministic")
 	}
 	// Bounded: at most 10% of the lifetime (and an hour), at least a second.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -257,7 +256,6 @@ func TestRunStoreAndSecretFailures(t *testing.T) {
 type countingClient struct {
 	inFlight, peak atomic.Int32
 	gate           chan struct{}
-	once           sync.Once
 }
 
 func (c *countingClient) Token(ctx context.Context, p provider.Provider, _ oauth.Credentials) (*oauth.Token, error) {
