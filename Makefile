@@ -35,11 +35,13 @@ unit: ## unit tests, with the race detector
 	$(GO) test -race $(GOTEST_FLAGS) ./...
 
 .PHONY: integration
-integration: ## integration tests against a LocalStack the launcher starts and stops
-	$(LAUNCHER) run -- $(GO) test -tags integration $(GOTEST_FLAGS) -run Integration -p 1 ./...
+integration: build ## integration tests and a deploy of the built stack, against a LocalStack the launcher starts and stops
+	$(LAUNCHER) run -- bash -c '$(GO) test -tags integration $(GOTEST_FLAGS) -run Integration -p 1 ./... && scripts/sam-deploy-local'
 
 ## ---- running it locally -----------------------------------------------------
 
 .PHONY: demo
 demo: ## the main job on this machine: LocalStack, fake providers, refresher runs, a consumer
 	$(LAUNCHER) run -- $(GO) run ./cmd/demo
+
+include sam.mk

@@ -1,0 +1,323 @@
+"""Checks of the SAM stack deployed to LocalStack, for scripts/sam-deploy-local.
+
+usage: sam-local-checks.py bucket NAME | verify STACK | events STACK | delete STACK | delete-prefix PREFIX
+
+Runs with the tools venv's Python (boto3 comes with aws-sam-cli) and the AWS_*
+settings the calling script exports (LocalStack endpoint, test credentials).
+`verify` prints one line per check and exits 1 when any failed.
+"""
+
+import json
+import pathlib
+import sys
+import time
+
+import boto3
+import yaml
+from botocore.exceptions import ClientError
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+FAILED = []
+
+
+def client(name):
+    return boto3.client(name, region_name=REGION)
+
+
+def check(name, fn):
+    try:
+        detail = fn()
+        print(f"PASS {name}{': ' + detail if detail else ''}")
+    except Exception as e:  # noqa: BLE001 - report whatever broke, go on with the rest
+        print(f"FAIL {name}: {type(e).__name__}: {e}")
+        FAILED.append(name)
+
+
+def expect(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation YAML: short-form intrinsics (!Ref, !Sub, ...) as {"Ref": ...} etc."""
+
+
+def _intrinsic(loader, tag_suffix, node):
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+def yaml_or_json(text):
+    return yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - safe loader plus intrinsic tags
+
+
+def stack_status(cfn, stack):
+    try:
+        return cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
+    except ClientError as e:
+        if "does not exist" in str(e):
+            return None
+        raise
+
+
+def cmd_bucket(name):
+    s3 = client("s3")
+    try:
+        s3.head_bucket(Bucket=name)
+    except ClientError:
+        s3.create_bucket(Bucket=name)
+
+
+def cmd_events(stack):
+    """Print the stack's failed resource events: what LocalStack could not create, and why."""
+    cfn = client("cloudformation")
+    try:
+        events = cfn.describe_stack_events(StackName=stack)["StackEvents"]
+    except ClientError as e:
+        print(f"no stack events: {e}")
+        return
+    for ev in reversed(events):
+        if ev["ResourceStatus"].endswith("FAILED") or ev.get("ResourceStatusReason"):
+            print(f"  {ev['LogicalResourceId']} ({ev['ResourceType']}): {ev['ResourceStatus']}: "
+                  f"{ev.get('ResourceStatusReason', '')}")
+
+
+def delete(cfn, stack, retain=()):
+    cfn.delete_stack(StackName=stack, **({"RetainResources": list(retain)} if retain else {}))
+    deadline = time.monotonic() + 300
+    while (status := stack_status(cfn, stack)) not in (None, "DELETE_COMPLETE", "DELETE_FAILED"):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    return status
+
+
+def cmd_delete(stack):
+    cfn = client("cloudformation")
+    if stack_status(cfn, stack) is None:
+        return
+    print(f"deleting stack {stack} ...", file=sys.stderr)
+    status = delete(cfn, stack)
+    if status == "DELETE_FAILED":
+        # Resources that never got created (after a failed create) can fail to
+        # delete in LocalStack; a second delete that retains them removes the stack.
+        failed = [r["LogicalResourceId"] for r in cfn.describe_stack_resources(StackName=stack)["StackResources"]
+                  if r["ResourceStatus"] == "DELETE_FAILED"]
+        print(f"delete failed for {', '.join(failed)}; deleting again without them ...", file=sys.stderr)
+        status = delete(cfn, stack, failed)
+    if status not in (None, "DELETE_COMPLETE"):
+        cmd_events(stack)
+        sys.exit(f"stack {stack} not deleted: {status}")
+    print(f"PASS stack {stack} deleted", file=sys.stderr)
+
+
+def cmd_delete_prefix(prefix):
+    """Delete the stacks earlier runs left behind (interrupted, or SAM_LOCAL_KEEP=1)."""
+    cfn = client("cloudformation")
+    names = [s["StackName"] for page in cfn.get_paginator("list_stacks").paginate()
+             for s in page["StackSummaries"]
+             if s["StackName"].startswith(prefix) and s["StackStatus"] != "DELETE_COMPLETE"]
+    for name in sorted(set(names)):
+        cmd_delete(name)
+
+
+def cmd_verify(stack):
+    cfn, lam, events, iam = client("cloudformation"), client("lambda"), client("events"), client("iam")
+    logs, sqs, cw = client("logs"), client("sqs"), client("cloudwatch")
+    account = client("sts").get_caller_identity()["Account"]
+
+    desc = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+    resources = {r["LogicalResourceId"]: r for r in
+                 cfn.describe_stack_resources(StackName=stack)["StackResources"]}
+    outputs = {o["OutputKey"]: o for o in desc.get("Outputs", [])}
+    params = {p["ParameterKey"]: p.get("ParameterValue") for p in desc.get("Parameters", [])}
+    original = cfn.get_template(StackName=stack, TemplateStage="Original")["TemplateBody"]
+    original = original if isinstance(original, dict) else yaml_or_json(original)
+
+    def template_props(logical_id):
+        return original["Resources"][logical_id]["Properties"]
+
+    def stack_complete():
+        expect(desc["StackStatus"] == "CREATE_COMPLETE", desc["StackStatus"])
+        bad = {k: r["ResourceStatus"] for k, r in resources.items() if r["ResourceStatus"] != "CREATE_COMPLETE"}
+        expect(not bad, f"not CREATE_COMPLETE: {bad}")
+        return f"{len(resources)} resources: " + ", ".join(
+            f"{k} ({r['ResourceType']})" for k, r in sorted(resources.items()))
+
+    check("stack CREATE_COMPLETE, every resource CREATE_COMPLETE", stack_complete)
+
+    fn_name = f"{stack}-refresher"
+    fn = {}
+
+    def function():
+        fn.update(lam.get_function(FunctionName=fn_name))
+        c = fn["Configuration"]
+        expect(resources["RefresherFunction"]["PhysicalResourceId"] == fn_name, "physical id")
+        want = {"Runtime": "provided.al2023", "Handler": "bootstrap", "Architectures": ["arm64"],
+                "MemorySize": 128, "Timeout": 120}
+        got = {k: c.get(k) for k in want}
+        expect(got == want, f"{got} != {want}")
+        env = c.get("Environment", {}).get("Variables", {})
+        want_env = {"SCHEDULE_EXPRESSION": "rate(5 minutes)", "TOKEN_PARAMETER_PREFIX": "/token-refresher/tokens",
+                    "MAX_CONCURRENCY": "8", "METRICS_NAMESPACE": "TokenRefresher", "PER_PROVIDER_METRICS": "true"}
+        expect(env == want_env, f"environment {env} != {want_env} (no TOKEN_KMS_KEY_ID without KmsKeyArn)")
+        lc = c.get("LoggingConfig", {})
+        expect(lc.get("LogFormat") == "JSON" and lc.get("LogGroup") == f"/aws/lambda/{fn_name}", f"LoggingConfig {lc}")
+        conc = lam.get_function_concurrency(FunctionName=fn_name).get("ReservedConcurrentExecutions")
+        if conc is None:
+            # LocalStack 4.14's AWS::Lambda::Function provider drops this property.
+            expect(template_props("RefresherFunction").get("ReservedConcurrentExecutions") == 1,
+                   "template asks for no ReservedConcurrentExecutions 1")
+            conc = "1 (in the deployed template; LocalStack does not apply it)"
+        else:
+            expect(conc == 1, f"reserved concurrency {conc}")
+        return (f"{fn_name}: {c['Runtime']} {c['Architectures'][0]} {c['MemorySize']} MB {c['Timeout']} s, "
+                f"reserved concurrency {conc}, JSON logs to {lc['LogGroup']}, state {c.get('State')}")
+
+    check("function exists as configured", function)
+
+    def invoke_config():
+        cfg = lam.get_function_event_invoke_config(FunctionName=fn_name)
+        dest = cfg.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination", "")
+        queue_arn = sqs.get_queue_attributes(QueueUrl=resources["FailedInvocationsQueue"]["PhysicalResourceId"],
+                                             AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        expect(cfg.get("MaximumRetryAttempts") == 1 and cfg.get("MaximumEventAgeInSeconds") == 900, str(cfg))
+        expect(dest == queue_arn, f"on-failure destination {dest!r} != {queue_arn!r}")
+        return f"1 retry, max age 900 s, on failure -> {queue_arn}"
+
+    check("async invocation config with SQS on-failure destination", invoke_config)
+
+    fn_arn = fn.get("Configuration", {}).get("FunctionArn", "")
+    rules = {}
+
+    def rules_target_function():
+        names = events.list_rule_names_by_target(TargetArn=fn_arn)["RuleNames"]
+        for name in names:
+            rules[name] = events.describe_rule(Name=name)
+            targets = events.list_targets_by_rule(Rule=name)["Targets"]
+            expect([t["Arn"] for t in targets] == [fn_arn], f"{name} targets {targets}")
+        expect(len(names) == 2, f"rules targeting the function: {names}")
+        return ", ".join(sorted(names))
+
+    check("two EventBridge rules target the function", rules_target_function)
+
+    def schedule_rule():
+        sched = [r for r in rules.values() if r.get("ScheduleExpression")]
+        expect(len(sched) == 1, f"schedule rules: {sched}")
+        r = sched[0]
+        expect(r["ScheduleExpression"] == "rate(5 minutes)" and r["State"] == "ENABLED", str(r))
+        return f"{r['Name']}: {r['ScheduleExpression']}, {r['State']}"
+
+    check("schedule rule rate(5 minutes), enabled", schedule_rule)
+
+    def secret_rule():
+        pat = [r for r in rules.values() if r.get("EventPattern")]
+        expect(len(pat) == 1, f"pattern rules: {pat}")
+        pattern = pat[0]["EventPattern"]
+        verdicts = []
+        for file, secret, want in [
+            ("secret-changed.json", None, True),
+            ("secret-rotated.json", None, True),
+            ("secret-changed.json", "arn:aws:secretsmanager:us-east-1:ACCOUNT:secret:token-refresher/ecard", True),
+            ("secret-changed.json", "other-app/ecard", False),
+            ("secret-rotated.json", "arn:aws:secretsmanager:us-east-1:ACCOUNT:secret:other-app/x-AbCdEf", False),
+            ("scheduled.json", None, False),
+        ]:
+            text = (REPO / "events" / file).read_text().replace("123456789012", account)
+            ev = json.loads(text)
+            if secret:
+                secret = secret.replace("ACCOUNT", account)
+                if ev["detail"]["eventName"] == "RotationSucceeded":
+                    ev["detail"]["additionalEventData"]["SecretId"] = secret
+                else:
+                    ev["detail"]["requestParameters"]["secretId"] = secret
+            got = events.test_event_pattern(EventPattern=pattern, Event=json.dumps(ev))["Result"]
+            expect(got == want, f"{file} with secret {secret or 'as shipped'}: matched={got}, want {want}")
+            verdicts.append(f"{file}{' [' + secret.rsplit(':', 1)[-1] + ']' if secret else ''}={'match' if got else 'no'}")
+        return f"{pat[0]['Name']}: " + ", ".join(verdicts)
+
+    check("secret-change rule matches the sample events and only the prefix", secret_rule)
+
+    def role():
+        role_name = resources["RefresherFunctionRole"]["PhysicalResourceId"]
+        r = iam.get_role(RoleName=role_name)["Role"]
+        expect(fn.get("Configuration", {}).get("Role") == r["Arn"], "function does not use the role")
+        statements = []
+        for pname in iam.list_role_policies(RoleName=role_name)["PolicyNames"]:
+            doc = iam.get_role_policy(RoleName=role_name, PolicyName=pname)["PolicyDocument"]
+            doc = json.loads(doc) if isinstance(doc, str) else doc
+            statements += doc["Statement"]
+        star = [s for s in statements if s.get("Resource") == "*" or s.get("Resource") == ["*"]]
+        star_actions = sorted({a for s in star for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])})
+        expect(star_actions == ["secretsmanager:BatchGetSecretValue"], f"actions on '*': {star_actions}")
+        actions = sorted({a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])})
+        attached = [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]]
+        expect(not attached, f"managed policies attached: {attached}")
+        return f"{role_name}: {', '.join(actions)}; no managed policies"
+
+    check("IAM role exists, used by the function, '*' only for BatchGetSecretValue", role)
+
+    def log_group():
+        groups = logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{fn_name}")["logGroups"]
+        g = [g for g in groups if g["logGroupName"] == f"/aws/lambda/{fn_name}"]
+        expect(g, f"log groups: {groups}")
+        days = g[0].get("retentionInDays")
+        if days is None:
+            # LocalStack 4.14's AWS::Logs::LogGroup provider only creates the group.
+            expect(template_props("RefresherLogGroup").get("RetentionInDays") == {"Ref": "LogRetentionDays"}
+                   and params.get("LogRetentionDays") == "7", "template/parameter do not set the retention")
+            days = "7 (LogRetentionDays in the deployed template; LocalStack does not apply it)"
+        else:
+            expect(days == 7, f"retention {days}")
+        return f"{g[0]['logGroupName']}, retention {days} days"
+
+    check("log group with bounded retention", log_group)
+
+    def alarms():
+        names = [resources[k]["PhysicalResourceId"] for k in ("RefreshFailedAlarm", "FunctionErrorsAlarm", "TokenExpiryAlarm")]
+        found = {a["AlarmName"]: a for a in cw.describe_alarms(AlarmNames=names)["MetricAlarms"]}
+        expect(len(found) == 3, f"alarms found: {list(found)}")
+        return "; ".join(f"{a['MetricName']} {a['Statistic']} {a['ComparisonOperator']} {a['Threshold']:g}, "
+                         f"missing={a.get('TreatMissingData')}" for a in found.values())
+
+    check("three CloudWatch alarms", alarms)
+
+    def exports():
+        want = {"FunctionArn", "TokenReadersPolicyArn", "TokenParameterPrefix", "FailedInvocationsQueueUrl"}
+        expect(set(outputs) == want, f"outputs {set(outputs)}")
+        bad = [k for k, o in outputs.items() if o.get("ExportName") != f"{stack}-{k}"]
+        expect(not bad, f"export names {bad}")
+        expect(outputs["FunctionArn"]["OutputValue"] == fn_arn, "FunctionArn output")
+        policy = iam.get_policy(PolicyArn=outputs["TokenReadersPolicyArn"]["OutputValue"])["Policy"]
+        return f"{len(outputs)} exports; consumer policy {policy['PolicyName']}"
+
+    check("outputs exported; consumer managed policy exists", exports)
+
+    if FAILED:
+        print(f"{len(FAILED)} check(s) failed: {', '.join(FAILED)}")
+        sys.exit(1)
+    print("all checks passed")
+
+
+def main():
+    commands = {"bucket": cmd_bucket, "verify": cmd_verify, "events": cmd_events, "delete": cmd_delete,
+                "delete-prefix": cmd_delete_prefix}
+    if len(sys.argv) != 3 or sys.argv[1] not in commands:
+        sys.exit(__doc__)
+    commands[sys.argv[1]](sys.argv[2])
+
+
+if __name__ == "__main__":
+    main()
