@@ -18,11 +18,13 @@ import (
 // and the error. Neither a client secret nor an access token may appear in any.
 func TestHandlerNeverLeaks(t *testing.T) {
 	w := newWorld(t)
-	var out bytes.Buffer
+	// Logs and metrics go to separate buffers: each writer serialises its own
+	// writes, as both do on the one os.Stdout in Lambda.
+	var out, metrics bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	r := w.refresher()
 	r.Log = log
-	r.Metrics = NewMetrics(&out, "TokenRefresher", true)
+	r.Metrics = NewMetrics(&metrics, "TokenRefresher", true)
 	h := &Handler{Refresher: r, Log: log}
 
 	record := func(res Result, err error) {
@@ -39,7 +41,7 @@ func TestHandlerNeverLeaks(t *testing.T) {
 	record(h.Handle(context.Background(), json.RawMessage(`{"action":"rotate","providers":["*"]}`)))
 	record(h.Handle(context.Background(), json.RawMessage(`{"action":"nonsense"}`)))
 
-	text := out.String()
+	text := out.String() + metrics.String()
 	for id, s := range w.secrets.current {
 		if strings.Contains(text, s.ClientSecret) {
 			t.Errorf("output contains the client secret of %s", id)

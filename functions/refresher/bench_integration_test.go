@@ -1,0 +1,540 @@
+//go:build integration
+
+package main
+
+// The benchmark behind `make bench` (bench.mk, scripts/bench, docs/PERFORMANCE.md).
+// It runs the real handler (newHandler, as main wires it) against LocalStack and
+// fake token endpoints (pkg/oauthtest) that answer after a latency L, and measures:
+//
+//   - BenchmarkCycle/providers=N: the time of a cycle in which all N providers are
+//     due (a rotate ["*"] over N published tokens), against the bound
+//     L × ceil(N/C) + the unavoidable AWS calls, timed against LocalStack; the AWS
+//     and provider calls of that busy cycle; and of an idle cycle (nothing due), in
+//     a cold handler (empty secrets cache) and a warm one.
+//   - BenchmarkFootprint: the size of the Lambda binary, the peak RSS of one
+//     invocation at 1,000 providers (/usr/bin/time -v on the command, with the fake
+//     providers served from this process), and the time from exec to the handler.
+//
+// Settings: BENCH_LATENCY_MS (default 200), BENCH_PROVIDERS (default "10,100,1000"),
+// BENCH_FOOTPRINT_PROVIDERS (default 1000), MAX_CONCURRENCY (the function's own, default 8).
+// Every figure is printed as a "bench: ..." line and reported with b.ReportMetric.
+// AWS calls are counted in the SDK (awstest.Calls), provider calls by the fake server.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/aws/smithy-go/middleware"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/token-refresher/token-refresher/internal/awstest"
+	"github.com/token-refresher/token-refresher/pkg/oauthtest"
+	"github.com/token-refresher/token-refresher/pkg/refresher"
+)
+
+// benchSecretPrefix names the benchmark's secrets. They are fixed, so a LocalStack
+// that is still running from an earlier `make bench` is not seeded again.
+const benchSecretPrefix = "token-refresher-bench/"
+
+const (
+	opGetByPath = "SSM.GetParametersByPath"
+	opPut       = "SSM.PutParameter"
+	opBatchGet  = "Secrets Manager.BatchGetSecretValue"
+	opGet       = "Secrets Manager.GetSecretValue"
+)
+
+var (
+	rotateAll    = json.RawMessage(`{"action":"rotate","providers":["*"]}`)
+	refreshEvent = json.RawMessage(`{"action":"refresh"}`)
+)
+
+// bench is what every benchmark shares: one fake server hosting the largest N's
+// providers, their secrets in LocalStack, and the populated parameter prefixes.
+type bench struct {
+	cfg         aws.Config
+	srv         *oauthtest.Server
+	latency     time.Duration
+	concurrency int
+	urls        []string // token URL of provider i
+
+	mu       sync.Mutex
+	seeded   int            // providers 0..seeded-1 have their secret in LocalStack
+	prefixes map[int]string // N → a prefix where all N tokens are published
+}
+
+var (
+	benchOnce   sync.Once
+	sharedBench *bench
+)
+
+func setupBench(b *testing.B) *bench {
+	b.Helper()
+	benchOnce.Do(func() {
+		cfg := awstest.Config(b)
+		bn := &bench{cfg: cfg, srv: oauthtest.NewServer(), latency: time.Duration(envInt(b, "BENCH_LATENCY_MS", 200)) * time.Millisecond,
+			concurrency: envInt(b, "MAX_CONCURRENCY", refresher.DefaultMaxConcurrency), prefixes: map[int]string{}}
+		// Providers are added up to the largest N any benchmark asks for.
+		for i := range max(slices.Max(benchSizes(b)), envInt(b, "BENCH_FOOTPRINT_PROVIDERS", 1000)) {
+			name, d := benchName(i), oauthtest.Dialects()[i%len(oauthtest.Dialects())]
+			bn.urls = append(bn.urls, bn.srv.Add(oauthtest.Provider{Name: name, Dialect: d, ClientID: "bench-id-" + name, ClientSecret: "bench-secret-" + name}))
+		}
+		sharedBench = bn
+	})
+	if sharedBench == nil {
+		b.Fatal("benchmark setup failed earlier")
+	}
+	return sharedBench
+}
+
+func benchName(i int) string { return fmt.Sprintf("p%04d", i) }
+
+func benchSizes(b *testing.B) []int {
+	var out []int
+	for _, f := range strings.Split(envStr("BENCH_PROVIDERS", "10,100,1000"), ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 10000 {
+			b.Fatalf("BENCH_PROVIDERS=%q: want a comma-separated list of numbers from 1 to 10000", os.Getenv("BENCH_PROVIDERS"))
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// registry writes the registry of the first n providers and returns its path.
+func (bn *bench) registry(b *testing.B, n int) string {
+	b.Helper()
+	var reg strings.Builder
+	reg.WriteString("providers:\n")
+	for i := range n {
+		d := oauthtest.Dialects()[i%len(oauthtest.Dialects())]
+		reg.WriteString(oauthtest.RegistryEntry(benchName(i), bn.urls[i], benchSecretPrefix+benchName(i), d))
+	}
+	path := filepath.Join(b.TempDir(), "providers.yaml")
+	if err := os.WriteFile(path, []byte(reg.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return path
+}
+
+// seedSecrets makes sure the first n providers' secrets hold their credentials,
+// reading 20 at a time and writing only those missing or different.
+func (bn *bench) seedSecrets(b *testing.B, n int) {
+	b.Helper()
+	bn.mu.Lock()
+	defer bn.mu.Unlock()
+	if n <= bn.seeded {
+		return
+	}
+	ctx := context.Background()
+	sm := secretsmanager.NewFromConfig(bn.cfg)
+	start := time.Now()
+	var missing []int
+	for lo := bn.seeded; lo < n; lo += 20 {
+		hi := min(lo+20, n)
+		ids := make([]string, 0, hi-lo)
+		for i := lo; i < hi; i++ {
+			ids = append(ids, benchSecretPrefix+benchName(i))
+		}
+		ok := map[string]bool{}
+		if out, err := sm.BatchGetSecretValue(ctx, &secretsmanager.BatchGetSecretValueInput{SecretIdList: ids}); err == nil {
+			for _, v := range out.SecretValues {
+				name := strings.TrimPrefix(aws.ToString(v.Name), benchSecretPrefix)
+				var c struct {
+					ClientID     string `json:"client_id"`
+					ClientSecret string `json:"client_secret"`
+				}
+				_ = json.Unmarshal([]byte(aws.ToString(v.SecretString)), &c)
+				ok[name] = c.ClientID == "bench-id-"+name && c.ClientSecret == "bench-secret-"+name
+			}
+		}
+		for i := lo; i < hi; i++ {
+			if !ok[benchName(i)] {
+				missing = append(missing, i)
+			}
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for _, i := range missing {
+		g.Go(func() error {
+			name := benchName(i)
+			_, err := awstest.PutSecret(gctx, sm, benchSecretPrefix+name, "bench-id-"+name, "bench-secret-"+name)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
+	}
+	bn.seeded = n
+	b.Logf("secrets for %d providers ready in %s (%d written)", n, time.Since(start).Round(time.Millisecond), len(missing))
+}
+
+// handler returns the function as main wires it, for the first n providers under
+// prefix, with calls counting its AWS calls. Each call is a new, cold handler.
+func (bn *bench) handler(b *testing.B, regFile, prefix string, calls *awstest.Calls) *refresher.Handler {
+	b.Helper()
+	cfg := bn.cfg.Copy()
+	cfg.APIOptions = append(append([]func(*middleware.Stack) error{}, bn.cfg.APIOptions...), calls.Middleware)
+	vars := map[string]string{"PROVIDERS_FILE": regFile, "TOKEN_PARAMETER_PREFIX": prefix, "MAX_CONCURRENCY": os.Getenv("MAX_CONCURRENCY")}
+	e, err := loadEnv(func(k string) string { return vars[k] }, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Logs and EMF metrics are produced as in Lambda, and thrown away.
+	return newHandler(cfg, e, slog.New(slog.NewJSONHandler(io.Discard, nil)), io.Discard)
+}
+
+// populate publishes tokens for the first n providers under a new prefix, with no
+// provider latency, and returns the prefix.
+func (bn *bench) populate(b *testing.B, n int, regFile string) string {
+	b.Helper()
+	bn.mu.Lock()
+	prefix, ok := bn.prefixes[n]
+	bn.mu.Unlock()
+	if ok {
+		return prefix
+	}
+	bn.seedSecrets(b, n)
+	prefix = "/" + awstest.UniqueName("bench-") + fmt.Sprintf("/n%d/tokens", n)
+	bn.srv.SetLatency(0)
+	start := time.Now()
+	res, err := bn.handler(b, regFile, prefix, &awstest.Calls{}).Handle(context.Background(), refreshEvent)
+	if err != nil {
+		b.Fatalf("first publish: %v", err)
+	}
+	if c := res.Counts(); c[refresher.StatusRefreshed] != n {
+		b.Fatalf("first publish: %v", c)
+	}
+	b.Logf("%d tokens published under %s in %s", n, prefix, time.Since(start).Round(time.Millisecond))
+	bn.mu.Lock()
+	bn.prefixes[n] = prefix
+	bn.mu.Unlock()
+	return prefix
+}
+
+// awsLatency is the median time of one call of each kind the cycle cannot avoid,
+// measured one at a time against LocalStack.
+type awsLatency struct{ getByPath, batchGet, put time.Duration }
+
+func (bn *bench) measureAWS(b *testing.B, n int, prefix string) awsLatency {
+	b.Helper()
+	ctx := context.Background()
+	sc, sm := ssm.NewFromConfig(bn.cfg), secretsmanager.NewFromConfig(bn.cfg)
+	const samples = 10
+	var lat awsLatency
+
+	// GetParametersByPath: the pages of the populated prefix, ten to a page, decrypted.
+	var ds []time.Duration
+	pg := ssm.NewGetParametersByPathPaginator(sc, &ssm.GetParametersByPathInput{Path: aws.String(prefix), Recursive: aws.Bool(true),
+		WithDecryption: aws.Bool(true), MaxResults: aws.Int32(10)})
+	for pg.HasMorePages() && len(ds) < samples {
+		t := time.Now()
+		if _, err := pg.NextPage(ctx); err != nil {
+			b.Fatal(err)
+		}
+		ds = append(ds, time.Since(t))
+	}
+	lat.getByPath = median(ds)
+
+	// BatchGetSecretValue of 20 (or all n, when fewer) of the secrets.
+	ds = ds[:0]
+	ids := make([]string, 0, 20)
+	for i := range min(n, 20) {
+		ids = append(ids, benchSecretPrefix+benchName(i))
+	}
+	for range samples {
+		t := time.Now()
+		if _, err := sm.BatchGetSecretValue(ctx, &secretsmanager.BatchGetSecretValueInput{SecretIdList: ids}); err != nil {
+			b.Fatal(err)
+		}
+		ds = append(ds, time.Since(t))
+	}
+	lat.batchGet = median(ds)
+
+	// PutParameter: a SecureString of a published token's size, overwritten, outside
+	// the prefix so the cycles never read it.
+	cur, err := sc.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(prefix + "/" + benchName(0)), WithDecryption: aws.Bool(true)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	scratch := "/" + awstest.UniqueName("bench-scratch-") + "/token"
+	ds = ds[:0]
+	for range samples {
+		t := time.Now()
+		if _, err := sc.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(scratch), Value: cur.Parameter.Value,
+			Type: ssmtypes.ParameterTypeSecureString, Overwrite: aws.Bool(true), Tier: ssmtypes.ParameterTierStandard,
+			Description: aws.String("token-refresher benchmark: PutParameter latency")}); err != nil {
+			b.Fatal(err)
+		}
+		ds = append(ds, time.Since(t))
+	}
+	lat.put = median(ds)
+	_, _ = sc.DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(scratch)})
+	return lat
+}
+
+// BenchmarkCycle measures a busy cycle (all N due) against its bound, and counts the
+// calls of busy and idle cycles.
+func BenchmarkCycle(b *testing.B) {
+	bn := setupBench(b)
+	for _, n := range benchSizes(b) {
+		b.Run(fmt.Sprintf("providers=%d", n), func(b *testing.B) { bn.cycle(b, n) })
+	}
+}
+
+func (bn *bench) cycle(b *testing.B, n int) {
+	ctx := context.Background()
+	regFile := bn.registry(b, n)
+	prefix := bn.populate(b, n, regFile)
+	lat := bn.measureAWS(b, n, prefix)
+	c := bn.concurrency
+	slots := ceilDiv(n, c)
+	awsBound := time.Duration(ceilDiv(n, 10))*lat.getByPath + time.Duration(ceilDiv(n, 20))*lat.batchGet + time.Duration(slots)*lat.put
+	bound := time.Duration(slots)*bn.latency + awsBound
+
+	// Busy: every token published and all of them rotated, in one warm handler (a
+	// rotation drops the cached secrets, so they are read again as on a cold start).
+	var calls awstest.Calls
+	h := bn.handler(b, regFile, prefix, &calls)
+	bn.srv.SetLatency(bn.latency)
+	defer bn.srv.SetLatency(0)
+	var busy time.Duration
+	var busyCalls map[string]int
+	var busyProvider int
+	b.ResetTimer()
+	for range b.N {
+		calls.Reset()
+		before := bn.srv.TotalRequests()
+		start := time.Now()
+		res, err := h.Handle(ctx, rotateAll)
+		busy += time.Since(start)
+		if err != nil {
+			b.Fatalf("busy cycle: %v", err)
+		}
+		if got := res.Counts()[refresher.StatusRefreshed]; got != n {
+			b.Fatalf("busy cycle refreshed %d of %d", got, n)
+		}
+		busyCalls = snapshot(&calls)
+		busyProvider = bn.srv.TotalRequests() - before
+	}
+	b.StopTimer()
+	cycle := busy / time.Duration(b.N)
+
+	// Idle: nothing is due. Warm: the handler that just ran (secrets cached). Cold:
+	// a new handler, as in a new Lambda execution environment.
+	idle := func(h *refresher.Handler, calls *awstest.Calls) (map[string]int, int, time.Duration) {
+		calls.Reset()
+		before := bn.srv.TotalRequests()
+		start := time.Now()
+		res, err := h.Handle(ctx, refreshEvent)
+		d := time.Since(start)
+		if err != nil {
+			b.Fatalf("idle cycle: %v", err)
+		}
+		if got := res.Counts()[refresher.StatusSkipped]; got != n {
+			b.Fatalf("idle cycle skipped %d of %d", got, n)
+		}
+		return snapshot(calls), bn.srv.TotalRequests() - before, d
+	}
+	warmCalls, warmProvider, warmTime := idle(h, &calls)
+	var coldCounter awstest.Calls
+	coldCalls, coldProvider, coldTime := idle(bn.handler(b, regFile, prefix, &coldCounter), &coldCounter)
+
+	ratio := float64(cycle) / float64(bound)
+	fmt.Printf("\nbench: providers=%d latency_ms=%d cycle_ms=%d bound_ms=%d ratio=%.2f idle_aws_calls=%d idle_provider_calls=%d\n",
+		n, bn.latency.Milliseconds(), cycle.Milliseconds(), bound.Milliseconds(), ratio, total(coldCalls), coldProvider)
+	fmt.Printf("bench: providers=%d bound: max_concurrency=%d latency_ms=%d x %d slots + aws_ms=%d (%d GetParametersByPath x %.1f ms + %d BatchGetSecretValue x %.1f ms + %d PutParameter slots x %.1f ms)\n",
+		n, c, bn.latency.Milliseconds(), slots, awsBound.Milliseconds(), ceilDiv(n, 10), ms(lat.getByPath), ceilDiv(n, 20), ms(lat.batchGet), slots, ms(lat.put))
+	fmt.Printf("bench: providers=%d busy: %s provider_calls=%d\n", n, describe(busyCalls), busyProvider)
+	fmt.Printf("bench: providers=%d idle cold: %s provider_calls=%d idle_ms=%d\n", n, describe(coldCalls), coldProvider, coldTime.Milliseconds())
+	fmt.Printf("bench: providers=%d idle warm: %s provider_calls=%d idle_ms=%d\n", n, describe(warmCalls), warmProvider, warmTime.Milliseconds())
+
+	b.ReportMetric(float64(cycle.Milliseconds()), "cycle_ms")
+	b.ReportMetric(float64(bound.Milliseconds()), "bound_ms")
+	b.ReportMetric(ratio, "ratio")
+	b.ReportMetric(float64(total(coldCalls)), "idle_aws_calls")
+	b.ReportMetric(float64(coldProvider), "idle_provider_calls")
+	b.ReportMetric(float64(busyCalls[opBatchGet]), "busy_batchget_calls")
+	b.ReportMetric(float64(busyCalls[opPut]), "busy_put_calls")
+	b.ReportMetric(float64(busyProvider), "busy_provider_calls")
+	b.ReportMetric(0, "ns/op") // the cycle is in cycle_ms; ns/op would include nothing else
+}
+
+// BenchmarkFootprint measures the Lambda binary, the peak RSS of one invocation of
+// the command at BENCH_FOOTPRINT_PROVIDERS providers, and the time from exec to the
+// handler.
+func BenchmarkFootprint(b *testing.B) {
+	bn := setupBench(b)
+	n := envInt(b, "BENCH_FOOTPRINT_PROVIDERS", 1000)
+	dir := b.TempDir()
+
+	// The binary exactly as for Lambda (functions/refresher/Makefile), and the same
+	// for this machine, to run.
+	build := func(out string, env ...string) {
+		cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags=-s -w", "-o", out, ".")
+		cmd.Env = append(append(os.Environ(), "CGO_ENABLED=0"), env...)
+		if o, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("go build %v: %v\n%s", env, err, o)
+		}
+	}
+	lambdaBin, hostBin := filepath.Join(dir, "bootstrap"), filepath.Join(dir, "refresher")
+	build(lambdaBin, "GOOS=linux", "GOARCH=arm64")
+	build(hostBin)
+	st, err := os.Stat(lambdaBin)
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	timeBin, err := exec.LookPath("/usr/bin/time")
+	if err != nil {
+		b.Fatal("/usr/bin/time is missing: install the Debian package `time` (scripts/bench does)")
+	}
+	regFile := bn.registry(b, n)
+	prefix := bn.populate(b, n, regFile)
+	env := append(os.Environ(), "PROVIDERS_FILE="+regFile, "TOKEN_PARAMETER_PREFIX="+prefix)
+
+	// Init: from exec to the first line the handler logs, for an event it refuses at
+	// once ({"action":"rotate"} without providers), so nothing after the init is timed
+	// but the event's decoding. The median of 5 runs.
+	refused := filepath.Join(dir, "refused.json")
+	if err := os.WriteFile(refused, []byte(`{"action":"rotate"}`), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	initTime := func(env []string) time.Duration {
+		var ds []time.Duration
+		for range 5 {
+			cmd := exec.Command(hostBin, "-event", refused)
+			cmd.Env = env
+			stderr, err := cmd.StderrPipe()
+			if err != nil {
+				b.Fatal(err)
+			}
+			start := time.Now()
+			if err := cmd.Start(); err != nil {
+				b.Fatal(err)
+			}
+			first := make([]byte, 1)
+			if _, err := io.ReadFull(stderr, first); err != nil {
+				b.Fatal(err)
+			}
+			ds = append(ds, time.Since(start))
+			rest, _ := io.ReadAll(stderr)
+			_ = cmd.Wait()
+			if !strings.Contains(string(first)+string(rest), "event refused") {
+				b.Fatalf("expected the handler to refuse the event, got: %s%s", first, rest)
+			}
+		}
+		return median(ds)
+	}
+	initN := initTime(env)
+	initEmbedded := initTime(os.Environ()) // the 5 providers of the embedded providers.yaml
+
+	// Peak RSS: one invocation rotating all n providers, as a user runs it, with the
+	// fake providers answering after L from this process.
+	bn.srv.SetLatency(bn.latency)
+	defer bn.srv.SetLatency(0)
+	before := bn.srv.TotalRequests()
+	cmd := exec.Command(timeBin, "-v", hostBin, "-event", filepath.Join("..", "..", "events", "rotate-all.json"))
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	b.ResetTimer()
+	start := time.Now()
+	runErr := cmd.Run()
+	wall := time.Since(start)
+	b.StopTimer()
+	if runErr != nil {
+		b.Fatalf("refresher -event rotate-all.json: %v\n%s", runErr, tail(stderr.String(), 2000))
+	}
+	var res refresher.Result
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil || res.Counts()[refresher.StatusRefreshed] != n {
+		b.Fatalf("result %v (%v)", res.Counts(), err)
+	}
+	if got := bn.srv.TotalRequests() - before; got != n {
+		b.Fatalf("%d provider calls, want %d", got, n)
+	}
+	m := regexp.MustCompile(`Maximum resident set size \(kbytes\): (\d+)`).FindStringSubmatch(stderr.String())
+	if m == nil {
+		b.Fatalf("no peak RSS in the output of /usr/bin/time -v:\n%s", tail(stderr.String(), 2000))
+	}
+	rss, _ := strconv.Atoi(m[1])
+
+	fmt.Printf("\nbench: binary_bytes=%d peak_rss_kb=%d init_ms=%.1f providers=%d run_ms=%d init_ms_embedded_registry=%.1f\n",
+		st.Size(), rss, ms(initN), n, wall.Milliseconds(), ms(initEmbedded))
+	b.ReportMetric(float64(st.Size()), "binary_bytes")
+	b.ReportMetric(float64(rss), "peak_rss_kb")
+	b.ReportMetric(ms(initN), "init_ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+func snapshot(c *awstest.Calls) map[string]int {
+	m := map[string]int{}
+	for _, op := range []string{opGetByPath, opPut, opBatchGet, opGet} {
+		m[op] = c.Count(op)
+	}
+	m["other"] = c.Total() - m[opGetByPath] - m[opPut] - m[opBatchGet] - m[opGet]
+	return m
+}
+
+func total(m map[string]int) int {
+	t := 0
+	for _, v := range m {
+		t += v
+	}
+	return t
+}
+
+func describe(m map[string]int) string {
+	return fmt.Sprintf("aws_calls=%d ssm_get_parameters_by_path=%d ssm_put_parameter=%d sm_batch_get_secret_value=%d sm_get_secret_value=%d other_aws=%d",
+		total(m), m[opGetByPath], m[opPut], m[opBatchGet], m[opGet], m["other"])
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+func ms(d time.Duration) float64 { return math.Round(float64(d)/float64(time.Millisecond)*10) / 10 }
+
+func tail(s string, n int) string { return s[max(0, len(s)-n):] }
+
+func envStr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(b *testing.B, k string, def int) int {
+	v := os.Getenv(k)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		b.Fatalf("%s=%q: want a whole number", k, v)
+	}
+	return n
+}
