@@ -1,0 +1,74 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadEnv(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "providers.yaml")
+	reg := "providers:\n  - {name: one, token_url: 'https://one.example/token', secret_id: s/one}\n"
+	if err := os.WriteFile(file, []byte(reg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		vars    map[string]string
+		check   func(t *testing.T, e env)
+		wantErr string
+	}{
+		{"defaults and the embedded registry", nil, func(t *testing.T, e env) {
+			if e.ParameterPrefix != "/token-refresher/tokens" || e.MaxConcurrency != 8 || e.SchedulePeriod != 0 ||
+				!e.PerProviderMetrics || e.MetricsNamespace != "TokenRefresher" || e.KMSKeyID != "" {
+				t.Fatalf("%+v", e)
+			}
+			if n := len(e.Providers.Providers()); n != 5 {
+				t.Fatalf("embedded registry has %d providers", n)
+			}
+		}, ""},
+		{"everything set", map[string]string{
+			"PROVIDERS_FILE": file, "TOKEN_PARAMETER_PREFIX": "/x/y", "TOKEN_KMS_KEY_ID": "alias/k",
+			"MAX_CONCURRENCY": "32", "PER_PROVIDER_METRICS": "false", "METRICS_NAMESPACE": "NS",
+			"SCHEDULE_EXPRESSION": "rate(10 minutes)",
+		}, func(t *testing.T, e env) {
+			p, ok := e.Providers.Lookup("one")
+			if !ok || p.Parameter != "/x/y/one" || e.KMSKeyID != "alias/k" || e.MaxConcurrency != 32 ||
+				e.PerProviderMetrics || e.MetricsNamespace != "NS" || e.SchedulePeriod != 10*time.Minute {
+				t.Fatalf("%+v %+v", e, p)
+			}
+		}, ""},
+		{"rate in hours", map[string]string{"SCHEDULE_EXPRESSION": "rate(1 hour)"}, func(t *testing.T, e env) {
+			if e.SchedulePeriod != time.Hour {
+				t.Fatal(e.SchedulePeriod)
+			}
+		}, ""},
+		{"cron keeps the default period", map[string]string{"SCHEDULE_EXPRESSION": "cron(0/5 * * * ? *)"}, func(t *testing.T, e env) {
+			if e.SchedulePeriod != 0 {
+				t.Fatal(e.SchedulePeriod)
+			}
+		}, ""},
+		{"concurrency not a number", map[string]string{"MAX_CONCURRENCY": "many"}, nil, "MAX_CONCURRENCY"},
+		{"concurrency zero", map[string]string{"MAX_CONCURRENCY": "0"}, nil, "MAX_CONCURRENCY"},
+		{"metrics flag", map[string]string{"PER_PROVIDER_METRICS": "sometimes"}, nil, "PER_PROVIDER_METRICS"},
+		{"missing registry file", map[string]string{"PROVIDERS_FILE": "/nonexistent/providers.yaml"}, nil, "providers.yaml"},
+		{"registry outside the prefix", map[string]string{"PROVIDERS_FILE": file, "TOKEN_PARAMETER_PREFIX": "/"}, nil, "prefix"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := loadEnv(func(k string) string { return tt.vars[k] }, embeddedProviders)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, e)
+		})
+	}
+}
