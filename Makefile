@@ -45,3 +45,4 @@ demo: ## the main job on this machine: LocalStack, fake providers, refresher run
 	$(LAUNCHER) run -- $(GO) run ./cmd/demo
 
 include sam.mk
+include bench.mk

@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
@@ -190,10 +191,10 @@ func (bn *bench) seedSecrets(b *testing.B, n int) {
 
 // handler returns the function as main wires it, for the first n providers under
 // prefix, with calls counting its AWS calls. Each call is a new, cold handler.
-func (bn *bench) handler(b *testing.B, regFile, prefix string, calls *awstest.Calls) *refresher.Handler {
+func (bn *bench) handler(b *testing.B, regFile, prefix string, calls *awstest.Calls, more ...func(*middleware.Stack) error) *refresher.Handler {
 	b.Helper()
 	cfg := bn.cfg.Copy()
-	cfg.APIOptions = append(append([]func(*middleware.Stack) error{}, bn.cfg.APIOptions...), calls.Middleware)
+	cfg.APIOptions = append(append(append([]func(*middleware.Stack) error{}, bn.cfg.APIOptions...), calls.Middleware), more...)
 	vars := map[string]string{"PROVIDERS_FILE": regFile, "TOKEN_PARAMETER_PREFIX": prefix, "MAX_CONCURRENCY": os.Getenv("MAX_CONCURRENCY")}
 	e, err := loadEnv(func(k string) string { return vars[k] }, nil)
 	if err != nil {
@@ -314,7 +315,8 @@ func (bn *bench) cycle(b *testing.B, n int) {
 	// Busy: every token published and all of them rotated, in one warm handler (a
 	// rotation drops the cached secrets, so they are read again as on a cold start).
 	var calls awstest.Calls
-	h := bn.handler(b, regFile, prefix, &calls)
+	var times opTimes
+	h := bn.handler(b, regFile, prefix, &calls, times.middleware)
 	bn.srv.SetLatency(bn.latency)
 	defer bn.srv.SetLatency(0)
 	var busy time.Duration
@@ -323,6 +325,7 @@ func (bn *bench) cycle(b *testing.B, n int) {
 	b.ResetTimer()
 	for range b.N {
 		calls.Reset()
+		times.reset()
 		before := bn.srv.TotalRequests()
 		start := time.Now()
 		res, err := h.Handle(ctx, rotateAll)
@@ -338,6 +341,7 @@ func (bn *bench) cycle(b *testing.B, n int) {
 	}
 	b.StopTimer()
 	cycle := busy / time.Duration(b.N)
+	busyTimes := times.describe()
 
 	// Idle: nothing is due. Warm: the handler that just ran (secrets cached). Cold:
 	// a new handler, as in a new Lambda execution environment.
@@ -365,6 +369,7 @@ func (bn *bench) cycle(b *testing.B, n int) {
 	fmt.Printf("bench: providers=%d bound: max_concurrency=%d latency_ms=%d x %d slots + aws_ms=%d (%d GetParametersByPath x %.1f ms + %d BatchGetSecretValue x %.1f ms + %d PutParameter slots x %.1f ms)\n",
 		n, c, bn.latency.Milliseconds(), slots, awsBound.Milliseconds(), ceilDiv(n, 10), ms(lat.getByPath), ceilDiv(n, 20), ms(lat.batchGet), slots, ms(lat.put))
 	fmt.Printf("bench: providers=%d busy: %s provider_calls=%d\n", n, describe(busyCalls), busyProvider)
+	fmt.Printf("bench: providers=%d busy AWS latency in the cycle: %s\n", n, busyTimes)
 	fmt.Printf("bench: providers=%d idle cold: %s provider_calls=%d idle_ms=%d\n", n, describe(coldCalls), coldProvider, coldTime.Milliseconds())
 	fmt.Printf("bench: providers=%d idle warm: %s provider_calls=%d idle_ms=%d\n", n, describe(warmCalls), warmProvider, warmTime.Milliseconds())
 
@@ -484,6 +489,52 @@ func BenchmarkFootprint(b *testing.B) {
 	b.ReportMetric(float64(rss), "peak_rss_kb")
 	b.ReportMetric(ms(initN), "init_ms")
 	b.ReportMetric(0, "ns/op")
+}
+
+// opTimes records how long each AWS call of a cycle took, from the SDK's first
+// middleware to its answer (retries included), by "Service.Operation".
+type opTimes struct {
+	mu sync.Mutex
+	d  map[string][]time.Duration
+}
+
+func (o *opTimes) middleware(st *middleware.Stack) error {
+	return st.Initialize.Add(middleware.InitializeMiddlewareFunc("bench.opTimes",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			start := time.Now()
+			out, md, err := next.HandleInitialize(ctx, in)
+			key := awsmiddleware.GetServiceID(ctx) + "." + awsmiddleware.GetOperationName(ctx)
+			o.mu.Lock()
+			if o.d == nil {
+				o.d = map[string][]time.Duration{}
+			}
+			o.d[key] = append(o.d[key], time.Since(start))
+			o.mu.Unlock()
+			return out, md, err
+		}), middleware.Before)
+}
+
+func (o *opTimes) reset() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.d = nil
+}
+
+// describe gives the median and the sum of each operation's calls.
+func (o *opTimes) describe() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var parts []string
+	for _, op := range []string{opGetByPath, opBatchGet, opPut} {
+		if ds := o.d[op]; len(ds) > 0 {
+			var sum time.Duration
+			for _, d := range ds {
+				sum += d
+			}
+			parts = append(parts, fmt.Sprintf("%s median_ms=%.1f sum_ms=%d", strings.NewReplacer("SSM.", "", "Secrets Manager.", "").Replace(op), ms(median(ds)), sum.Milliseconds()))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func snapshot(c *awstest.Calls) map[string]int {

@@ -1,0 +1,17 @@
+# `make bench`: the performance benchmark (scripts/bench, docs/PERFORMANCE.md).
+# Included by the main Makefile; also works alone: `make -f bench.mk bench`.
+#
+# Variables (passed through to the benchmark):
+#   BENCH_LATENCY_MS=200        token-endpoint latency injected by the fake providers
+#   BENCH_PROVIDERS=10,100,1000 provider counts of the cycle benchmark
+#   BENCH_FOOTPRINT_PROVIDERS=1000  providers of the peak-RSS run
+#   MAX_CONCURRENCY=8           the function's own setting
+
+BENCH_LATENCY_MS          ?= 200
+BENCH_PROVIDERS           ?= 10,100,1000
+BENCH_FOOTPRINT_PROVIDERS ?= 1000
+
+.PHONY: bench
+bench: ## benchmark against LocalStack: cycle time vs. bound, idle/busy AWS calls, binary size, RSS, init (~2 min)
+	BENCH_LATENCY_MS=$(BENCH_LATENCY_MS) BENCH_PROVIDERS=$(BENCH_PROVIDERS) \
+	  BENCH_FOOTPRINT_PROVIDERS=$(BENCH_FOOTPRINT_PROVIDERS) GO=$(or $(GO),go) scripts/bench
