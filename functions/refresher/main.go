@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -81,7 +82,7 @@ func newHandler(awsCfg aws.Config, env env, log *slog.Logger, metricsOut io.Writ
 		Refresher: &refresher.Refresher{
 			Providers:      env.Providers,
 			Secrets:        secrets.NewSource(secretsmanager.NewFromConfig(awsCfg)),
-			Store:          store.New(ssm.NewFromConfig(awsCfg), env.ParameterPrefix, env.KMSKeyID, log),
+			Store:          store.New(ssm.NewFromConfig(awsCfg, throttleAware), env.ParameterPrefix, env.KMSKeyID, log),
 			Client:         &oauth.Client{UserAgent: "token-refresher"},
 			Policy:         refresher.Policy{Period: env.SchedulePeriod},
 			MaxConcurrency: env.MaxConcurrency,
@@ -89,6 +90,16 @@ func newHandler(awsCfg aws.Config, env env, log *slog.Logger, metricsOut io.Writ
 			Metrics:        refresher.NewMetrics(metricsOut, env.MetricsNamespace, env.PerProviderMetrics),
 		},
 	}
+}
+
+// throttleAware makes the SSM client back off as a whole once it is throttled:
+// writes come in bursts of MAX_CONCURRENCY and PutParameter's default quota is a few
+// per second. The SDK's adaptive mode rate-limits every call of the client after a
+// throttle, and more attempts let a burst drain within the run instead of failing.
+func throttleAware(o *ssm.Options) {
+	o.Retryer = retry.NewAdaptiveMode(func(ao *retry.AdaptiveModeOptions) {
+		ao.StandardOptions = append(ao.StandardOptions, func(so *retry.StandardOptions) { so.MaxAttempts = 8 })
+	})
 }
 
 // runOnce handles one event from a file as Lambda would and returns the exit code.
