@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -262,5 +265,36 @@ func TestClientRequestShape(t *testing.T) {
 	}
 	if got := req.Header.Get("Content-Type"); got != "application/json; charset=utf-8" {
 		t.Errorf("Content-Type = %q", got)
+	}
+}
+
+func TestClientRetriesNetworkErrors(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			// Drop the connection without an answer, as a failing load balancer does.
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"access_token":"after-retry","token_type":"Bearer","expires_in":60}`)
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL + "/token")
+	p := provider.Provider{Name: "flaky", TokenURL: u}
+	tok, err := fastClient().Token(context.Background(), p, oauth.Credentials{ClientID: "id", ClientSecret: secret})
+	if err != nil || tok.AccessToken != "after-retry" || calls.Load() != 2 {
+		t.Fatalf("token %v, err %v after %d calls", tok, err, calls.Load())
+	}
+
+	// Nothing listening: every attempt fails, and the error says it was the network.
+	srv.Close()
+	_, err = fastClient().Token(context.Background(), p, oauth.Credentials{ClientID: "id", ClientSecret: secret})
+	var e *oauth.Error
+	if err == nil || errors.As(err, &e) || !strings.Contains(err.Error(), "token request") {
+		t.Fatalf("err = %v", err)
 	}
 }
