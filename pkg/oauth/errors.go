@@ -41,6 +41,7 @@ type Error struct {
 	bodyStatus int
 }
 
+// Error says what the endpoint answered: status, code and reason.
 func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "token endpoint answered %d", e.StatusCode)

@@ -223,6 +223,7 @@ type numericDate struct {
 	fractional bool
 }
 
+// MarshalJSON writes seconds since the epoch, with a fraction when the dialect has one.
 func (d numericDate) MarshalJSON() ([]byte, error) {
 	if !d.fractional {
 		return strconv.AppendInt(nil, d.t.Unix(), 10), nil

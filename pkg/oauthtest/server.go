@@ -412,6 +412,7 @@ type apiError struct {
 	desc   string // human-readable detail; never contains a secret
 }
 
+// Error describes the refusal as the fake provider reports it.
 func (e *apiError) Error() string { return e.code + ": " + e.desc }
 
 var (

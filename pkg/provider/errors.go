@@ -97,7 +97,10 @@ type detailError struct {
 	kind error
 }
 
+// Error returns the detailed message.
 func (e *detailError) Error() string { return e.msg }
+
+// Unwrap returns the sentinel the detail belongs to, for errors.Is.
 func (e *detailError) Unwrap() error { return e.kind }
 
 func detail(kind error, format string, args ...any) error {
