@@ -11,6 +11,7 @@ package oauth
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -55,6 +56,19 @@ type Token struct {
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 }
+
+// String identifies t without revealing the access token: %v of a Token in a log
+// line or an error message shows the first 8 hex digits of its SHA-256 only.
+func (t *Token) String() string {
+	if t == nil {
+		return "<nil>"
+	}
+	sum := sha256.Sum256([]byte(t.AccessToken))
+	return fmt.Sprintf("token{type:%s fingerprint:%x expires_at:%s}", t.TokenType, sum[:4], t.ExpiresAt.UTC().Format(time.RFC3339))
+}
+
+// GoString does the same for %#v.
+func (t *Token) GoString() string { return t.String() }
 
 // Client requests tokens. Its zero value is ready to use.
 type Client struct {

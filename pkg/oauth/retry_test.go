@@ -1,7 +1,9 @@
 package oauth
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -28,5 +30,13 @@ func TestRetryAfter(t *testing.T) {
 		if got != tt.want || ok != tt.ok {
 			t.Errorf("retryAfter(%q) = %s, %v; want %s, %v", tt.header, got, ok, tt.want, tt.ok)
 		}
+	}
+}
+
+func TestTokenNeverFormatted(t *testing.T) {
+	tok := &Token{AccessToken: "sekrit-access-token", TokenType: "Bearer"}
+	out := fmt.Sprintf("%v %+v %#v %s", tok, tok, tok, tok)
+	if strings.Contains(out, "sekrit") {
+		t.Fatalf("formatted token: %s", out)
 	}
 }

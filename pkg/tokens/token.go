@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -100,4 +101,21 @@ func Fingerprint(accessToken string) string {
 	}
 	sum := sha256.Sum256([]byte(accessToken))
 	return hex.EncodeToString(sum[:4])
+}
+
+// String identifies t without revealing the access token, so a Token that ends up
+// in a log line or an error message (%v, %+v, %s) shows only its fingerprint.
+func (t Token) String() string {
+	return fmt.Sprintf("token{provider:%s type:%s fingerprint:%s issued_at:%s expires_at:%s}",
+		t.Provider, t.TokenType, Fingerprint(t.AccessToken),
+		t.IssuedAt.UTC().Format(time.RFC3339), t.ExpiresAt.UTC().Format(time.RFC3339))
+}
+
+// GoString does the same for %#v.
+func (t Token) GoString() string { return t.String() }
+
+// LogValue does the same for log/slog.
+func (t Token) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("provider", t.Provider), slog.String("fingerprint", Fingerprint(t.AccessToken)),
+		slog.Time("expires_at", t.ExpiresAt))
 }
