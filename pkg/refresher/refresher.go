@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -120,7 +119,6 @@ func (r *Refresher) Run(ctx context.Context, req Request) (Result, error) {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(1, orDefault(r.MaxConcurrency, DefaultMaxConcurrency)))
-	var mu sync.Mutex
 	for _, i := range due {
 		p := targets[i]
 		var cur *tokens.Token
@@ -131,9 +129,7 @@ func (r *Refresher) Run(ctx context.Context, req Request) (Result, error) {
 			start := time.Now()
 			o, tok := r.refresh(gctx, p, cur, creds[p.SecretID], credErrs[p.SecretID])
 			elapsed := time.Since(start)
-			mu.Lock()
-			outcomes[i] = o
-			mu.Unlock()
+			outcomes[i] = o // each goroutine owns one element; g.Wait publishes them
 			expiresAt := tok.ExpiresAt
 			if o.Status == StatusFailed && cur != nil {
 				expiresAt = cur.ExpiresAt // the token consumers still read
@@ -146,16 +142,37 @@ func (r *Refresher) Run(ctx context.Context, req Request) (Result, error) {
 	_ = g.Wait()
 
 	res := Result{Results: outcomes}
-	var failed []string
-	for _, o := range outcomes {
-		if o.Status == StatusFailed {
-			failed = append(failed, fmt.Sprintf("%s (%s)", o.Provider, o.Error))
-		}
-	}
-	if len(failed) > 0 {
-		return res, fmt.Errorf("%w: %d of %d providers: %s", ErrFailed, len(failed), len(outcomes), strings.Join(failed, "; "))
+	if err := failures(outcomes); err != nil {
+		return res, err
 	}
 	return res, nil
+}
+
+// maxNamedFailures bounds how many failures the invocation's error spells out: it
+// ends up in Lambda's error payload and on-failure records; the result and the logs
+// have every one.
+const maxNamedFailures = 10
+
+// failures summarises the failed outcomes as one error wrapping ErrFailed, or nil.
+func failures(outcomes []Outcome) error {
+	var named []string
+	n := 0
+	for _, o := range outcomes {
+		if o.Status != StatusFailed {
+			continue
+		}
+		n++
+		if len(named) < maxNamedFailures {
+			named = append(named, fmt.Sprintf("%s (%s)", o.Provider, o.Error))
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	if n > len(named) {
+		named = append(named, fmt.Sprintf("and %d more", n-len(named)))
+	}
+	return fmt.Errorf("%w: %d of %d providers: %s", ErrFailed, n, len(outcomes), strings.Join(named, "; "))
 }
 
 // targets resolves the providers a request is about.

@@ -311,3 +311,23 @@ func TestRunBoundsConcurrency(t *testing.T) {
 		t.Fatalf("%d writes", st.writes)
 	}
 }
+
+func TestFailuresSummary(t *testing.T) {
+	if err := failures([]Outcome{{Provider: "a", Status: StatusRefreshed}}); err != nil {
+		t.Fatalf("no failure: %v", err)
+	}
+	var many []Outcome
+	for i := range 25 {
+		many = append(many, Outcome{Provider: "p" + string(rune('a'+i)), Status: StatusFailed, Error: "token endpoint answered 503"})
+	}
+	many = append(many, Outcome{Provider: "ok", Status: StatusSkipped})
+	err := failures(many)
+	if !errors.Is(err, ErrFailed) {
+		t.Fatalf("err = %v", err)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "25 of 26 providers") || !strings.Contains(msg, "pa (token endpoint answered 503)") ||
+		!strings.Contains(msg, "and 15 more") || strings.Contains(msg, "pk (") {
+		t.Fatalf("summary: %s", msg)
+	}
+}
