@@ -11,13 +11,11 @@ package oauth
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -27,6 +25,7 @@ import (
 	"github.com/cenkalti/backoff/v5"
 
 	"github.com/token-refresher/token-refresher/pkg/provider"
+	"github.com/token-refresher/token-refresher/pkg/tokens"
 )
 
 // MaxResponseBytes caps how much of a token endpoint's answer is read.
@@ -58,13 +57,12 @@ type Token struct {
 }
 
 // String identifies t without revealing the access token: %v of a Token in a log
-// line or an error message shows the first 8 hex digits of its SHA-256 only.
+// line or an error message shows its fingerprint only, as the logs do.
 func (t *Token) String() string {
 	if t == nil {
 		return "<nil>"
 	}
-	sum := sha256.Sum256([]byte(t.AccessToken))
-	return fmt.Sprintf("token{type:%s fingerprint:%x expires_at:%s}", t.TokenType, sum[:4], t.ExpiresAt.UTC().Format(time.RFC3339))
+	return fmt.Sprintf("token{type:%s fingerprint:%s expires_at:%s}", t.TokenType, tokens.Fingerprint(t.AccessToken), t.ExpiresAt.UTC().Format(time.RFC3339))
 }
 
 // GoString does the same for %#v.
@@ -305,20 +303,11 @@ func checkURL(u *url.URL) error {
 	case "https":
 		return nil
 	case "http":
-		if IsLoopback(u.Hostname()) {
+		if provider.IsLoopback(u.Hostname()) {
 			return nil
 		}
 	}
 	return fmt.Errorf("%w: %s://%s: token requests need https (plain http only to a loopback host)", ErrInsecureURL, u.Scheme, u.Host)
-}
-
-// IsLoopback reports whether host names this machine.
-func IsLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // scrubURLError drops the request URL from a transport error. The URL holds no

@@ -45,7 +45,7 @@ func parseTokenURL(s string) (*url.URL, error) {
 	case u.Scheme == "https":
 		return u, nil
 	case u.Scheme == "http":
-		if isLoopback(u.Hostname()) {
+		if IsLoopback(u.Hostname()) {
 			return u, nil
 		}
 		return nil, detail(ErrInvalid, "http is allowed only for a loopback host (127.0.0.0/8, ::1, localhost), not %q; use https", u.Hostname())
@@ -54,9 +54,10 @@ func parseTokenURL(s string) (*url.URL, error) {
 	}
 }
 
-// isLoopback accepts only hosts that cannot leave the machine, so that plain HTTP is
-// possible for local tests and fakes and nothing else.
-func isLoopback(host string) bool {
+// IsLoopback reports whether host cannot leave the machine (localhost, 127.0.0.0/8,
+// ::1): the only hosts a token request may reach over plain HTTP, for local tests
+// and fakes. The registry and the token client both apply it.
+func IsLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
