@@ -27,8 +27,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
-	"github.com/token-refresher/token-refresher/internal/awstest"
-	"github.com/token-refresher/token-refresher/pkg/oauthtest"
+	"github.com/token-refresher/token-refresher/internal/localaws"
+	"github.com/token-refresher/token-refresher/internal/oauthtest"
+	"github.com/token-refresher/token-refresher/internal/registry"
 	"github.com/token-refresher/token-refresher/pkg/tokens"
 )
 
@@ -78,10 +79,10 @@ func run(ctx context.Context, out io.Writer) error {
 		name := string(dl)
 		id, secret := "demo-"+name, "demo-secret-"+name
 		u := d.srv.Add(oauthtest.Provider{Name: name, Dialect: dl, ClientID: id, ClientSecret: secret})
-		if _, err := awstest.PutSecret(ctx, sm, "token-refresher/"+name, id, secret); err != nil {
+		if _, err := localaws.PutSecret(ctx, sm, "token-refresher/"+name, id, secret); err != nil {
 			return err
 		}
-		reg.WriteString(oauthtest.RegistryEntry(name, u, "token-refresher/"+name, dl))
+		reg.WriteString(registry.EntryYAML(name, "token-refresher/"+name, dl.Endpoint(u)))
 		fmt.Fprintf(out, "  %-13s %s  secret token-refresher/%s\n", name, u, name)
 	}
 	if err := os.WriteFile(d.regFile, []byte(reg.String()), 0o600); err != nil {

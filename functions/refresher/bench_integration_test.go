@@ -18,7 +18,7 @@ package main
 // Settings: BENCH_LATENCY_MS (default 200), BENCH_PROVIDERS (default "10,100,1000"),
 // BENCH_FOOTPRINT_PROVIDERS (default 1000), MAX_CONCURRENCY (the function's own, default 8).
 // Every figure is printed as a "bench: ..." line and reported with b.ReportMetric.
-// AWS calls are counted in the SDK (awstest.Calls), provider calls by the fake server.
+// AWS calls are counted in the SDK (localaws.Calls), provider calls by the fake server.
 
 import (
 	"bytes"
@@ -48,8 +48,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/token-refresher/token-refresher/internal/awstest"
-	"github.com/token-refresher/token-refresher/pkg/oauthtest"
-	"github.com/token-refresher/token-refresher/pkg/refresher"
+	"github.com/token-refresher/token-refresher/internal/localaws"
+	"github.com/token-refresher/token-refresher/internal/oauthtest"
+	"github.com/token-refresher/token-refresher/internal/refresher"
+	"github.com/token-refresher/token-refresher/internal/registry"
 )
 
 // benchSecretPrefix names the benchmark's secrets. They are fixed, so a LocalStack
@@ -127,7 +129,7 @@ func (bn *bench) registry(b *testing.B, n int) string {
 	reg.WriteString("providers:\n")
 	for i := range n {
 		d := oauthtest.Dialects()[i%len(oauthtest.Dialects())]
-		reg.WriteString(oauthtest.RegistryEntry(benchName(i), bn.urls[i], benchSecretPrefix+benchName(i), d))
+		reg.WriteString(registry.EntryYAML(benchName(i), benchSecretPrefix+benchName(i), d.Endpoint(bn.urls[i])))
 	}
 	path := filepath.Join(b.TempDir(), "providers.yaml")
 	if err := os.WriteFile(path, []byte(reg.String()), 0o600); err != nil {
@@ -178,7 +180,7 @@ func (bn *bench) seedSecrets(b *testing.B, n int) {
 	for _, i := range missing {
 		g.Go(func() error {
 			name := benchName(i)
-			_, err := awstest.PutSecret(gctx, sm, benchSecretPrefix+name, "bench-id-"+name, "bench-secret-"+name)
+			_, err := localaws.PutSecret(gctx, sm, benchSecretPrefix+name, "bench-id-"+name, "bench-secret-"+name)
 			return err
 		})
 	}
@@ -191,7 +193,7 @@ func (bn *bench) seedSecrets(b *testing.B, n int) {
 
 // handler returns the function as main wires it, for the first n providers under
 // prefix, with calls counting its AWS calls. Each call is a new, cold handler.
-func (bn *bench) handler(b *testing.B, regFile, prefix string, calls *awstest.Calls, more ...func(*middleware.Stack) error) *refresher.Handler {
+func (bn *bench) handler(b *testing.B, regFile, prefix string, calls *localaws.Calls, more ...func(*middleware.Stack) error) *refresher.Handler {
 	b.Helper()
 	cfg := bn.cfg.Copy()
 	cfg.APIOptions = append(append(append([]func(*middleware.Stack) error{}, bn.cfg.APIOptions...), calls.Middleware), more...)
@@ -218,7 +220,7 @@ func (bn *bench) populate(b *testing.B, n int, regFile string) string {
 	prefix = "/" + awstest.UniqueName("bench-") + fmt.Sprintf("/n%d/tokens", n)
 	bn.srv.SetLatency(0)
 	start := time.Now()
-	res, err := bn.handler(b, regFile, prefix, &awstest.Calls{}).Handle(context.Background(), refreshEvent)
+	res, err := bn.handler(b, regFile, prefix, &localaws.Calls{}).Handle(context.Background(), refreshEvent)
 	if err != nil {
 		b.Fatalf("first publish: %v", err)
 	}
@@ -314,7 +316,7 @@ func (bn *bench) cycle(b *testing.B, n int) {
 
 	// Busy: every token published and all of them rotated, in one warm handler (a
 	// rotation drops the cached secrets, so they are read again as on a cold start).
-	var calls awstest.Calls
+	var calls localaws.Calls
 	var times opTimes
 	h := bn.handler(b, regFile, prefix, &calls, times.middleware)
 	bn.srv.SetLatency(bn.latency)
@@ -345,7 +347,7 @@ func (bn *bench) cycle(b *testing.B, n int) {
 
 	// Idle: nothing is due. Warm: the handler that just ran (secrets cached). Cold:
 	// a new handler, as in a new Lambda execution environment.
-	idle := func(h *refresher.Handler, calls *awstest.Calls) (map[string]int, int, time.Duration) {
+	idle := func(h *refresher.Handler, calls *localaws.Calls) (map[string]int, int, time.Duration) {
 		calls.Reset()
 		before := bn.srv.TotalRequests()
 		start := time.Now()
@@ -360,7 +362,7 @@ func (bn *bench) cycle(b *testing.B, n int) {
 		return snapshot(calls), bn.srv.TotalRequests() - before, d
 	}
 	warmCalls, warmProvider, warmTime := idle(h, &calls)
-	var coldCounter awstest.Calls
+	var coldCounter localaws.Calls
 	coldCalls, coldProvider, coldTime := idle(bn.handler(b, regFile, prefix, &coldCounter), &coldCounter)
 
 	ratio := float64(cycle) / float64(bound)
@@ -537,7 +539,7 @@ func (o *opTimes) describe() string {
 	return strings.Join(parts, ", ")
 }
 
-func snapshot(c *awstest.Calls) map[string]int {
+func snapshot(c *localaws.Calls) map[string]int {
 	m := map[string]int{}
 	for _, op := range []string{opGetByPath, opPut, opBatchGet, opGet} {
 		m[op] = c.Count(op)

@@ -7,14 +7,13 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/token-refresher/token-refresher/pkg/provider"
-	"github.com/token-refresher/token-refresher/pkg/refresher"
+	"github.com/token-refresher/token-refresher/internal/refresher"
+	"github.com/token-refresher/token-refresher/internal/registry"
 )
 
 // env is the function's configuration, read from its environment.
 type env struct {
-	Providers          *provider.Registry
-	ParameterPrefix    string
+	Providers          *registry.Registry
 	KMSKeyID           string
 	MaxConcurrency     int
 	SchedulePeriod     time.Duration
@@ -22,11 +21,8 @@ type env struct {
 	PerProviderMetrics bool
 }
 
-// Defaults of the environment variables documented in the README.
-const (
-	defaultPrefix    = "/token-refresher/tokens"
-	defaultNamespace = "TokenRefresher"
-)
+// defaultNamespace is METRICS_NAMESPACE's default; the template's alarms watch it.
+const defaultNamespace = "TokenRefresher"
 
 var rateExpr = regexp.MustCompile(`^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$`)
 
@@ -34,7 +30,6 @@ var rateExpr = regexp.MustCompile(`^rate\((\d+) (minute|minutes|hour|hours|day|d
 // error naming the variable, so a misconfigured function fails at start.
 func loadEnv(getenv func(string) string, embedded []byte) (env, error) {
 	e := env{
-		ParameterPrefix:    or(getenv("TOKEN_PARAMETER_PREFIX"), defaultPrefix),
 		KMSKeyID:           getenv("TOKEN_KMS_KEY_ID"),
 		MaxConcurrency:     refresher.DefaultMaxConcurrency,
 		MetricsNamespace:   or(getenv("METRICS_NAMESPACE"), defaultNamespace),
@@ -64,12 +59,14 @@ func loadEnv(getenv func(string) string, embedded []byte) (env, error) {
 			e.SchedulePeriod = time.Duration(n) * unit
 		}
 	}
-	opts := provider.Options{ParameterPrefix: e.ParameterPrefix}
+	// TOKEN_PARAMETER_PREFIX is the registry's: it checks every parameter against it
+	// and applies its default.
+	opts := registry.Options{ParameterPrefix: getenv("TOKEN_PARAMETER_PREFIX")}
 	var err error
 	if path := getenv("PROVIDERS_FILE"); path != "" {
-		e.Providers, err = provider.LoadFile(path, opts)
+		e.Providers, err = registry.LoadFile(path, opts)
 	} else {
-		e.Providers, err = provider.Load(bytes.NewReader(embedded), opts)
+		e.Providers, err = registry.Load(bytes.NewReader(embedded), opts)
 		if err != nil {
 			err = fmt.Errorf("embedded providers.yaml: %w", err)
 		}

@@ -21,7 +21,7 @@ func TestLoadEnv(t *testing.T) {
 		wantErr string
 	}{
 		{"defaults and the embedded registry", nil, func(t *testing.T, e env) {
-			if e.ParameterPrefix != "/token-refresher/tokens" || e.MaxConcurrency != 8 || e.SchedulePeriod != 0 ||
+			if e.Providers.ParameterPrefix() != "/token-refresher/tokens" || e.MaxConcurrency != 8 || e.SchedulePeriod != 0 ||
 				!e.PerProviderMetrics || e.MetricsNamespace != "TokenRefresher" || e.KMSKeyID != "" {
 				t.Fatalf("%+v", e)
 			}

@@ -28,10 +28,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
-	"github.com/token-refresher/token-refresher/pkg/oauth"
-	"github.com/token-refresher/token-refresher/pkg/refresher"
-	"github.com/token-refresher/token-refresher/pkg/secrets"
-	"github.com/token-refresher/token-refresher/pkg/store"
+	"github.com/token-refresher/token-refresher/internal/oauth"
+	"github.com/token-refresher/token-refresher/internal/refresher"
+	"github.com/token-refresher/token-refresher/internal/secrets"
+	"github.com/token-refresher/token-refresher/internal/store"
 )
 
 // embeddedProviders is the registry used when PROVIDERS_FILE is unset.
@@ -80,14 +80,19 @@ func newHandler(awsCfg aws.Config, env env, log *slog.Logger, metricsOut io.Writ
 	return &refresher.Handler{
 		Log: log,
 		Refresher: &refresher.Refresher{
-			Providers:      env.Providers,
-			Secrets:        secrets.NewSource(secretsmanager.NewFromConfig(awsCfg)),
-			Store:          store.New(ssm.NewFromConfig(awsCfg, throttleAware), env.ParameterPrefix, env.KMSKeyID, log),
+			Providers: env.Providers,
+			Secrets:   &secrets.Source{API: secretsmanager.NewFromConfig(awsCfg)},
+			Store: &store.Store{
+				API:      ssm.NewFromConfig(awsCfg, throttleAware),
+				Prefix:   env.Providers.ParameterPrefix(),
+				KMSKeyID: env.KMSKeyID,
+				Log:      log,
+			},
 			Client:         &oauth.Client{UserAgent: "token-refresher"},
 			Policy:         refresher.Policy{Period: env.SchedulePeriod},
 			MaxConcurrency: env.MaxConcurrency,
 			Log:            log,
-			Metrics:        refresher.NewMetrics(metricsOut, env.MetricsNamespace, env.PerProviderMetrics),
+			Metrics:        &refresher.Metrics{Out: metricsOut, Namespace: env.MetricsNamespace, PerProvider: env.PerProviderMetrics},
 		},
 	}
 }

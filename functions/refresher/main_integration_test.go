@@ -21,8 +21,10 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/token-refresher/token-refresher/internal/awstest"
-	"github.com/token-refresher/token-refresher/pkg/oauthtest"
-	"github.com/token-refresher/token-refresher/pkg/refresher"
+	"github.com/token-refresher/token-refresher/internal/localaws"
+	"github.com/token-refresher/token-refresher/internal/oauthtest"
+	"github.com/token-refresher/token-refresher/internal/refresher"
+	"github.com/token-refresher/token-refresher/internal/registry"
 	"github.com/token-refresher/token-refresher/pkg/tokens"
 )
 
@@ -57,7 +59,7 @@ func newStack(t *testing.T) *stack {
 		secretID := "token-refresher/" + name
 		u := s.srv.Add(oauthtest.Provider{Name: name, Dialect: d, ClientID: "id-" + name, ClientSecret: "secret+/=% " + name})
 		s.putSecret(secretID, "id-"+name, "secret+/=% "+name)
-		reg.WriteString(oauthtest.RegistryEntry(name, u, secretID, d))
+		reg.WriteString(registry.EntryYAML(name, secretID, d.Endpoint(u)))
 	}
 	s.regFile = filepath.Join(t.TempDir(), "providers.yaml")
 	if err := os.WriteFile(s.regFile, []byte(reg.String()), 0o600); err != nil {
@@ -80,7 +82,7 @@ func (s *stack) getenv(k string) string {
 // putSecret stores credentials as the secret id and returns the new version's id.
 func (s *stack) putSecret(id, clientID, clientSecret string) string {
 	s.t.Helper()
-	v, err := awstest.PutSecret(context.Background(), s.sm, id, clientID, clientSecret)
+	v, err := localaws.PutSecret(context.Background(), s.sm, id, clientID, clientSecret)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -149,7 +151,7 @@ func TestIntegrationRefresher(t *testing.T) {
 			if p.typ != ssmtypes.ParameterTypeSecureString || len(issued) != 1 || p.token.AccessToken != issued[0] {
 				t.Errorf("%s: published a %s holding another token than the one issued", name, p.typ)
 			}
-			if life := p.token.ExpiresAt.Sub(p.token.IssuedAt); life != d.Requirements().Lifetime || p.token.Provider != name || p.token.SecretVersion == "" {
+			if life := p.token.ExpiresAt.Sub(p.token.IssuedAt); life != d.Lifetime() || p.token.Provider != name || p.token.SecretVersion == "" {
 				t.Errorf("%s: published %+v (lifetime %s)", name, p.token, life)
 			}
 		}

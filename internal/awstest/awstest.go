@@ -1,16 +1,14 @@
-// Package awstest connects integration tests, and the demo, to the AWS emulator
-// (LocalStack) that `make test` and `make demo` start. Integration tests carry the build tag "integration" and fail,
+// Package awstest connects integration tests to the AWS emulator (LocalStack) that
+// `make test` starts. Integration tests carry the build tag "integration" and fail,
 // never skip, when the emulator is not reachable: a test run that silently checked
-// nothing against AWS would prove nothing.
+// nothing against AWS would prove nothing. What programs other than tests need of
+// the emulator is in package localaws.
 package awstest
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -18,8 +16,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
@@ -62,33 +58,4 @@ func envOr(key, fallback string) string {
 		return v
 	}
 	return fallback
-}
-
-// SecretWriter is the part of the Secrets Manager client PutSecret uses.
-type SecretWriter interface {
-	PutSecretValue(ctx context.Context, in *secretsmanager.PutSecretValueInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.PutSecretValueOutput, error)
-	CreateSecret(ctx context.Context, in *secretsmanager.CreateSecretInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.CreateSecretOutput, error)
-}
-
-// PutSecret stores client credentials as the secret id: it creates the secret, or
-// gives an existing one a new current version (the old one becomes AWSPREVIOUS).
-// It returns the new version's id.
-func PutSecret(ctx context.Context, sm SecretWriter, id, clientID, clientSecret string) (string, error) {
-	val, err := json.Marshal(map[string]string{"client_id": clientID, "client_secret": clientSecret})
-	if err != nil {
-		return "", err
-	}
-	out, err := sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(id), SecretString: aws.String(string(val))})
-	var nf *smtypes.ResourceNotFoundException
-	if errors.As(err, &nf) {
-		c, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(id), SecretString: aws.String(string(val))})
-		if err != nil {
-			return "", fmt.Errorf("create secret %s: %w", id, err)
-		}
-		return aws.ToString(c.VersionId), nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("put secret %s: %w", id, err)
-	}
-	return aws.ToString(out.VersionId), nil
 }

@@ -1,9 +1,12 @@
 package tokens
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
+
+	"golang.org/x/oauth2"
 )
 
 // drainLimit caps how much of a 401 body is read before a retry. Reading it to the
@@ -87,4 +90,23 @@ func (t *Transport) base() http.RoundTripper {
 		return t.Base
 	}
 	return http.DefaultTransport
+}
+
+// NewClient returns an HTTP client that authorizes every request with the token
+// from src, through a Transport, as oauth2.NewClient does for an
+// oauth2.TokenSource. Like oauth2.NewClient it builds on the *http.Client that ctx
+// carries under oauth2.HTTPClient, if any (its Transport, CheckRedirect, Jar and
+// Timeout), and otherwise on http.DefaultTransport. ctx is used only to find that
+// client; the returned client is used with each request's own context.
+func NewClient(ctx context.Context, src *Source) *http.Client {
+	base, _ := ctx.Value(oauth2.HTTPClient).(*http.Client)
+	if base == nil {
+		base = &http.Client{}
+	}
+	return &http.Client{
+		Transport:     &Transport{Source: src, Base: base.Transport},
+		CheckRedirect: base.CheckRedirect,
+		Jar:           base.Jar,
+		Timeout:       base.Timeout,
+	}
 }

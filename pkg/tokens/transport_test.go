@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"golang.org/x/oauth2"
 
 	"github.com/token-refresher/token-refresher/pkg/tokens"
 )
@@ -351,3 +353,39 @@ func TestTransportClosesRequestBodyOnError(t *testing.T) {
 		})
 	}
 }
+
+func TestNewClient(t *testing.T) {
+	t.Run("base client from the context", func(t *testing.T) {
+		src, _ := rotated(t) // cached tok-A, parameter holds tok-B
+		p := newPartner("tok-B")
+		jar := &recordingJar{}
+		base := &http.Client{Transport: p, Timeout: 7 * time.Second, Jar: jar}
+		c := tokens.NewClient(context.WithValue(context.Background(), oauth2.HTTPClient, base), src)
+		if c.Timeout != base.Timeout || c.Jar != jar {
+			t.Errorf("client %+v does not keep the base client's settings", c)
+		}
+		res, err := c.Get("https://partner.example/v1/things")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		// Through the base transport, with the 401 recovery of a Transport.
+		if got := p.seen(); res.StatusCode != http.StatusOK || len(got) != 2 || got[0] != "Bearer tok-A" || got[1] != "Bearer tok-B" {
+			t.Errorf("status %d, partner saw %q", res.StatusCode, got)
+		}
+	})
+	t.Run("default transport", func(t *testing.T) {
+		src, _ := rotated(t)
+		c := tokens.NewClient(context.Background(), src)
+		tr, ok := c.Transport.(*tokens.Transport)
+		if !ok || tr.Source != src || tr.Base != nil || c.Timeout != 0 {
+			t.Errorf("client %+v, transport %+v", c, c.Transport)
+		}
+	})
+}
+
+// recordingJar is a cookie jar that keeps nothing, to tell it apart from nil.
+type recordingJar struct{}
+
+func (*recordingJar) SetCookies(*url.URL, []*http.Cookie) {}
+func (*recordingJar) Cookies(*url.URL) []*http.Cookie     { return nil }

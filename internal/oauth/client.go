@@ -1,0 +1,316 @@
+// Package oauth obtains access tokens from OAuth 2.0 token endpoints with the
+// client-credentials grant (RFC 6749 §4.4), in whatever dialect a provider speaks:
+// form or JSON bodies, credentials in the body or in HTTP Basic, flat or JSON:API
+// answers, and the many ways providers say no.
+//
+// golang.org/x/oauth2/clientcredentials speaks the standard dialect well (it caps
+// the answer at 1 MiB and recognises an RFC 6749 error sent with HTTP 200), but it
+// cannot send a JSON body, read a JSON:API or relocated answer, recognise the
+// other error shapes providers use, or retry; so this package builds the request
+// and reads the answer itself. An Endpoint describes a provider's dialect, as
+// x/oauth2's Endpoint and AuthStyle do for the standard one. The package knows
+// nothing of AWS or of how endpoints are configured.
+package oauth
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/token-refresher/token-refresher/pkg/tokens"
+)
+
+// MaxResponseBytes caps how much of a token endpoint's answer is read.
+const MaxResponseBytes = 1 << 20
+
+// Defaults for a Client's zero fields.
+const (
+	DefaultRequestTimeout = 10 * time.Second
+	DefaultMaxAttempts    = 4
+	DefaultMaxRetryAfter  = 30 * time.Second
+)
+
+// Credentials are a client's identity at a token endpoint.
+type Credentials struct {
+	ClientID     string
+	ClientSecret string
+}
+
+// Client requests tokens. Its zero value is ready to use.
+type Client struct {
+	// HTTPClient sends the requests. When nil, a client that never follows redirects
+	// is used. A client given here has its CheckRedirect replaced for the same reason:
+	// a redirected token request could carry the client secret elsewhere.
+	HTTPClient *http.Client
+	// RequestTimeout bounds each attempt; DefaultRequestTimeout when zero.
+	RequestTimeout time.Duration
+	// MaxAttempts bounds the attempts for one token, the first included.
+	MaxAttempts int
+	// MaxRetryAfter caps the wait a Retry-After header can impose.
+	MaxRetryAfter time.Duration
+	// InitialBackoff is the first wait between attempts, before jitter; 500ms when zero.
+	InitialBackoff time.Duration
+	// Now returns the current time; time.Now when nil.
+	Now func() time.Time
+	// UserAgent is sent with every request.
+	UserAgent string
+}
+
+// Token obtains a new access token from e with cred. The token's lifetime is
+// counted from when its request was sent. Network errors, 429 and 5xx are retried
+// with exponential backoff and jitter, honouring Retry-After up to MaxRetryAfter,
+// within ctx's deadline; any other refusal is final.
+//
+// The returned token has no Provider or SecretVersion: those are the publisher's.
+// The error never contains the client secret or a token.
+func (c *Client) Token(ctx context.Context, e Endpoint, cred Credentials) (*tokens.Token, error) {
+	if err := CheckTokenURL(e.TokenURL); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInsecureURL, err)
+	}
+	if cred.ClientID == "" || cred.ClientSecret == "" {
+		return nil, errors.New("client_id or client_secret is empty")
+	}
+	body, contentType, err := requestBody(e, cred)
+	if err != nil {
+		return nil, err
+	}
+
+	var last error
+	attempt := func() (*tokens.Token, error) {
+		tok, err := c.attempt(ctx, e, cred, body, contentType)
+		if err != nil {
+			last = err
+		}
+		return tok, err
+	}
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = orDefault(c.InitialBackoff, 500*time.Millisecond)
+	bo.MaxInterval = 10 * time.Second
+	opts := []backoff.RetryOption{
+		backoff.WithBackOff(bo),
+		backoff.WithMaxTries(uint(max(1, orDefault(c.MaxAttempts, DefaultMaxAttempts)))),
+		backoff.WithMaxElapsedTime(0),
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		// Give up as soon as the next wait would pass the deadline, with the
+		// endpoint's own reason rather than "context deadline exceeded".
+		opts = append(opts, backoff.WithMaxElapsedTime(time.Until(deadline)))
+	}
+	tok, err := backoff.Retry(ctx, attempt, opts...)
+	if err != nil {
+		if ctx.Err() != nil && last != nil && !errors.Is(last, ctx.Err()) {
+			return nil, fmt.Errorf("%w (last attempt: %w)", ctx.Err(), last)
+		}
+		return nil, err
+	}
+	return tok, nil
+}
+
+// attempt sends one request. Errors worth retrying are returned as they are; final
+// ones wrapped in backoff.Permanent.
+func (c *Client) attempt(ctx context.Context, e Endpoint, cred Credentials, body []byte, contentType string) (*tokens.Token, error) {
+	ctx, cancel := context.WithTimeout(ctx, orDefault(c.RequestTimeout, DefaultRequestTimeout))
+	defer cancel()
+
+	req, err := c.newRequest(ctx, e, cred, body, contentType)
+	if err != nil {
+		return nil, backoff.Permanent(err)
+	}
+	sent := c.now()
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			return nil, backoff.Permanent(err)
+		}
+		return nil, fmt.Errorf("token request: %w", scrubURLError(err))
+	}
+	defer resp.Body.Close()
+	return c.readResponse(resp, e, cred, sent)
+}
+
+// newRequest builds the token request: the body in the endpoint's format, its
+// headers, and the client's authentication.
+func (c *Client) newRequest(ctx context.Context, e Endpoint, cred Credentials, body []byte, contentType string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.TokenURL.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("build token request: %w", err)
+	}
+	for k, v := range e.Headers {
+		req.Header.Set(k, v)
+	}
+	req.Header.Set("Content-Type", contentType)
+	if req.Header.Get("Accept") == "" {
+		req.Header.Set("Accept", "application/json")
+	}
+	if c.UserAgent != "" {
+		req.Header.Set("User-Agent", c.UserAgent)
+	}
+	if e.AuthMethod == ClientSecretBasic {
+		req.Header.Set("Authorization", "Basic "+basicCredentials(cred, e.BasicEncoding))
+	}
+	return req, nil
+}
+
+// readResponse reads at most MaxResponseBytes of the answer and turns it into a
+// token whose lifetime counts from sent, or into the error the endpoint stated.
+func (c *Client) readResponse(resp *http.Response, e Endpoint, cred Credentials, sent time.Time) (*tokens.Token, error) {
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read token response: %w", scrubURLError(err))
+	}
+	if len(data) > MaxResponseBytes {
+		return nil, backoff.Permanent(fmt.Errorf("%w: response body exceeds %d bytes", ErrBadResponse, MaxResponseBytes))
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return nil, backoff.Permanent(&Error{StatusCode: resp.StatusCode,
+			Description: "redirect to " + reason(redirectHost(resp)) + " not followed"})
+	}
+
+	r, err := ParseResponse(resp.StatusCode, data, e.Response)
+	if err != nil {
+		var oe *Error
+		if errors.As(err, &oe) {
+			oe.Code = reason(oe.Code, cred.ClientSecret)
+			oe.Description = reason(oe.Description, cred.ClientSecret)
+			if oe.Temporary() {
+				oe.RetryAfter = resp.Header.Get("Retry-After")
+				if wait, ok := c.retryAfter(oe.RetryAfter, sent); ok {
+					return nil, fmt.Errorf("%w (%w)", oe, &backoff.RetryAfterError{Duration: wait})
+				}
+				return nil, oe
+			}
+		}
+		return nil, backoff.Permanent(err)
+	}
+
+	tok := &tokens.Token{AccessToken: r.AccessToken, TokenType: r.TokenType, Scope: r.Scope, IssuedAt: sent.UTC()}
+	switch exp, isJWT := jwtExpiry(r.AccessToken); {
+	case r.ExpiresIn > 0:
+		tok.ExpiresAt = sent.Add(r.ExpiresIn).UTC()
+	case isJWT:
+		tok.ExpiresAt = exp
+	case e.DefaultLifetime > 0:
+		tok.ExpiresAt = sent.Add(e.DefaultLifetime).UTC()
+	default:
+		return nil, backoff.Permanent(fmt.Errorf("%w: no expires_in, the token is no JWT with exp, and no default_lifetime is configured", ErrNoExpiry))
+	}
+	if !tok.ExpiresAt.After(c.now()) {
+		return nil, backoff.Permanent(fmt.Errorf("%w: it expired at %s", ErrInvalidToken, tok.ExpiresAt.Format(time.RFC3339)))
+	}
+	return tok, nil
+}
+
+func (c *Client) httpClient() *http.Client {
+	hc := http.Client{Timeout: 0}
+	if c.HTTPClient != nil {
+		hc = *c.HTTPClient
+	}
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &hc
+}
+
+func (c *Client) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// retryAfter reads a Retry-After header (RFC 9110 §10.2.3: seconds or an HTTP date),
+// capped at MaxRetryAfter.
+func (c *Client) retryAfter(v string, now time.Time) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	var d time.Duration
+	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+		d = time.Duration(max(secs, 0)) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = max(t.Sub(now), 0)
+	} else {
+		return 0, false
+	}
+	return min(d, orDefault(c.MaxRetryAfter, DefaultMaxRetryAfter)), true
+}
+
+// requestBody encodes the grant request in the endpoint's format.
+func requestBody(e Endpoint, cred Credentials) ([]byte, string, error) {
+	fields := map[string]string{"grant_type": "client_credentials"}
+	if e.AuthMethod != ClientSecretBasic {
+		fields["client_id"] = cred.ClientID
+		fields["client_secret"] = cred.ClientSecret
+	}
+	if e.Scope != "" {
+		fields["scope"] = e.Scope
+	}
+	if e.Audience != "" {
+		fields["audience"] = e.Audience
+	}
+	for k, v := range e.ExtraParams {
+		if _, reserved := ReservedParam(k); !reserved {
+			fields[k] = v
+		}
+	}
+	if e.RequestFormat == JSONRequest {
+		b, err := json.Marshal(fields)
+		if err != nil {
+			return nil, "", fmt.Errorf("encode token request: %w", err)
+		}
+		// JSON is UTF-8 by definition (RFC 8259); the charset is stated because
+		// some providers (eCard) ask for exactly this header.
+		return b, "application/json; charset=utf-8", nil
+	}
+	form := url.Values{}
+	for k, v := range fields {
+		form.Set(k, v)
+	}
+	return []byte(form.Encode()), "application/x-www-form-urlencoded", nil
+}
+
+// basicCredentials builds the value of an HTTP Basic header. RFC 6749 §2.3.1 has
+// id and secret form-encoded before they are joined, so a ':' or '%' in a secret
+// survives; some servers only know plain RFC 7617 and want them as they are.
+func basicCredentials(cred Credentials, enc BasicEncoding) string {
+	id, secret := cred.ClientID, cred.ClientSecret
+	if enc != BasicRaw {
+		id, secret = url.QueryEscape(id), url.QueryEscape(secret)
+	}
+	return base64.StdEncoding.EncodeToString([]byte(id + ":" + secret))
+}
+
+// scrubURLError drops the request URL from a transport error. The URL holds no
+// secret here, but a provider may put an API key in a configured token_url's query.
+func scrubURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func redirectHost(resp *http.Response) string {
+	loc, err := resp.Location()
+	if err != nil {
+		return "an unknown location"
+	}
+	return loc.Host
+}
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}

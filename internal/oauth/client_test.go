@@ -1,0 +1,283 @@
+package oauth_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/token-refresher/token-refresher/internal/oauth"
+	"github.com/token-refresher/token-refresher/internal/oauthtest"
+	"github.com/token-refresher/token-refresher/pkg/tokens"
+)
+
+// fastClient retries without real waits, so fault tests take no time.
+func fastClient() *oauth.Client {
+	return &oauth.Client{InitialBackoff: time.Millisecond, MaxRetryAfter: time.Millisecond, RequestTimeout: 5 * time.Second}
+}
+
+const secret = "s3cr3t+/=% :with spaces"
+
+func TestClientSeedDialects(t *testing.T) {
+	srv := oauthtest.NewServer()
+	defer srv.Close()
+	for _, d := range oauthtest.Dialects() {
+		t.Run(string(d), func(t *testing.T) {
+			name := "seed-" + string(d)
+			u := srv.Add(oauthtest.Provider{Name: name, Dialect: d, ClientID: "id-" + name, ClientSecret: secret})
+			p := d.Endpoint(u)
+			before := time.Now()
+			tok, err := fastClient().Token(context.Background(), p, oauth.Credentials{ClientID: "id-" + name, ClientSecret: secret})
+			if err != nil {
+				t.Fatalf("Token: %v", err)
+			}
+			st := srv.Stats(name)
+			if len(st.Issued) != 1 || tok.AccessToken != st.Issued[0] {
+				t.Fatalf("got token %q, provider issued %q", tok.AccessToken, st.Issued)
+			}
+			if tok.TokenType != "Bearer" {
+				t.Errorf("token type %q", tok.TokenType)
+			}
+			life := d.Lifetime()
+			// Expiry is counted from when the request was sent.
+			if tok.IssuedAt.Before(before.Add(-time.Second)) || tok.ExpiresAt.Sub(tok.IssuedAt) != life {
+				t.Errorf("issued %s expires %s, want lifetime %s", tok.IssuedAt, tok.ExpiresAt, life)
+			}
+			if strings.Contains(st.LastRequest.Body, "client_secret") == (d == oauthtest.CheckIssuing) {
+				t.Errorf("client_secret in body = %v for %s: %s", !(d == oauthtest.CheckIssuing), d, st.LastRequest.Body)
+			}
+		})
+	}
+}
+
+func TestClientBasicEncoding(t *testing.T) {
+	// Secrets with every character that form encoding changes, both ways.
+	secrets := []string{secret, "a:b:c", "100%25", "p+l/u=s", "  ", "ümlaut"}
+	srv := oauthtest.NewServer()
+	defer srv.Close()
+	for i, sec := range secrets {
+		for _, enc := range []oauthtest.BasicEncoding{oauthtest.BasicForm, oauthtest.BasicRaw} {
+			name := fmt.Sprintf("basic-%s-%d", enc, i)
+			t.Run(name, func(t *testing.T) {
+				id := "client:" + name // a ':' in the id survives only form encoding
+				if enc == oauthtest.BasicRaw {
+					id = "client-" + name
+				}
+				u := srv.Add(oauthtest.Provider{Name: name, Dialect: oauthtest.CheckIssuing, ClientID: id, ClientSecret: sec, BasicEncoding: enc})
+				p := oauthtest.CheckIssuing.Endpoint(u)
+				p.BasicEncoding = oauth.BasicEncoding(enc)
+				if _, err := fastClient().Token(context.Background(), p, oauth.Credentials{ClientID: id, ClientSecret: sec}); err != nil {
+					t.Fatalf("Token: %v", err)
+				}
+				auth := srv.Stats(name).LastRequest.Header.Get("Authorization")
+				raw, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(auth, "Basic "))
+				want := id + ":" + sec
+				if enc == oauthtest.BasicForm {
+					want = url.QueryEscape(id) + ":" + url.QueryEscape(sec)
+				}
+				if string(raw) != want {
+					t.Fatalf("Basic credentials %q, want %q", raw, want)
+				}
+			})
+		}
+	}
+}
+
+func TestClientFaults(t *testing.T) {
+	type check func(t *testing.T, tok *tokens.Token, err error, st oauthtest.Stats)
+	failsWith := func(target error) check {
+		return func(t *testing.T, tok *tokens.Token, err error, st oauthtest.Stats) {
+			if !errors.Is(err, target) {
+				t.Fatalf("err = %v, want %v", err, target)
+			}
+		}
+	}
+	refused := func(status int, rejected bool) check {
+		return func(t *testing.T, tok *tokens.Token, err error, st oauthtest.Stats) {
+			var e *oauth.Error
+			if !errors.As(err, &e) || e.StatusCode != status || e.CredentialsRejected() != rejected {
+				t.Fatalf("err = %#v, want a %d refusal (credentials rejected: %v)", err, status, rejected)
+			}
+			if st.Requests != 1 {
+				t.Fatalf("%d requests: a final refusal must not be retried", st.Requests)
+			}
+		}
+	}
+	succeedsAfter := func(requests int) check {
+		return func(t *testing.T, tok *tokens.Token, err error, st oauthtest.Stats) {
+			if err != nil {
+				t.Fatalf("err = %v", err)
+			}
+			if st.Requests != requests || tok.AccessToken != st.Issued[len(st.Issued)-1] {
+				t.Fatalf("%d requests, token %q of %q", st.Requests, tok.AccessToken, st.Issued)
+			}
+		}
+	}
+	tests := []struct {
+		name    string
+		dialect oauthtest.Dialect
+		fault   oauthtest.Fault
+		defLife time.Duration // the endpoint's DefaultLifetime
+		client  *oauth.Client
+		check   check
+	}{
+		{"5xx then success", oauthtest.Cardlytics, oauthtest.Fault{Kind: oauthtest.ServerError, Times: 2, Status: 503}, 0, nil, succeedsAfter(3)},
+		{"429 with Retry-After then success", oauthtest.Booking, oauthtest.Fault{Kind: oauthtest.TooManyRequests, Times: 1, RetryAfter: "120"}, 0, nil, succeedsAfter(2)},
+		{"5xx every time gives up after MaxAttempts", oauthtest.Cardlytics, oauthtest.Fault{Kind: oauthtest.ServerError}, 0, nil,
+			func(t *testing.T, tok *tokens.Token, err error, st oauthtest.Stats) {
+				var e *oauth.Error
+				if !errors.As(err, &e) || e.StatusCode != 500 || st.Requests != oauth.DefaultMaxAttempts {
+					t.Fatalf("err = %v after %d requests", err, st.Requests)
+				}
+			}},
+		{"slow answer times out and is retried", oauthtest.Cardlytics, oauthtest.Fault{Kind: oauthtest.Slow, Times: 1}, 0,
+			&oauth.Client{InitialBackoff: time.Millisecond, RequestTimeout: 50 * time.Millisecond}, succeedsAfter(2)},
+		{"garbage", oauthtest.Cardlytics, oauthtest.Fault{Kind: oauthtest.Garbage}, 0, nil, failsWith(oauth.ErrBadResponse)},
+		{"oversized body", oauthtest.ECard, oauthtest.Fault{Kind: oauthtest.Oversized}, 0, nil, failsWith(oauth.ErrBadResponse)},
+		{"redirect not followed", oauthtest.Cardlytics, oauthtest.Fault{Kind: oauthtest.Redirect}, 0, nil, refused(307, false)},
+		{"checkissuing error with 200", oauthtest.CheckIssuing, oauthtest.Fault{Kind: oauthtest.ErrorWith200}, 0, nil, refused(200, true)},
+		{"RFC 6749 error with 200", oauthtest.Booking, oauthtest.Fault{Kind: oauthtest.ErrorWith200}, 0, nil, refused(200, true)},
+		{"JSON:API error with 200", oauthtest.ECard, oauthtest.Fault{Kind: oauthtest.ErrorWith200}, 0, nil, refused(200, true)},
+		{"wrong credentials", oauthtest.Booking, oauthtest.Fault{Kind: oauthtest.WrongCredentials}, 0, nil, refused(401, true)},
+		{"wrong credentials, JSON:API", oauthtest.ECard, oauthtest.Fault{Kind: oauthtest.WrongCredentials}, 0, nil, refused(401, true)},
+		{"wrong credentials, Access Denied", oauthtest.CheckIssuing, oauthtest.Fault{Kind: oauthtest.WrongCredentials}, 0, nil, refused(401, true)},
+		{"expired flat token", oauthtest.Cardlytics, oauthtest.Fault{Kind: oauthtest.Expired}, 0, nil, failsWith(oauth.ErrInvalidToken)},
+		{"expired JWT", oauthtest.ECard, oauthtest.Fault{Kind: oauthtest.Expired}, 0, nil, failsWith(oauth.ErrInvalidToken)},
+		{"empty token", oauthtest.OpenCard, oauthtest.Fault{Kind: oauthtest.EmptyToken}, 0, nil, failsWith(oauth.ErrInvalidToken)},
+		{"no expiry, opaque token, no default", oauthtest.Cardlytics, oauthtest.Fault{Kind: oauthtest.NoExpiry}, 0, nil, failsWith(oauth.ErrNoExpiry)},
+		{"no expiry, opaque token, default_lifetime", oauthtest.Cardlytics, oauthtest.Fault{Kind: oauthtest.NoExpiry}, 2 * time.Hour, nil,
+			func(t *testing.T, tok *tokens.Token, err error, st oauthtest.Stats) {
+				if err != nil || tok.ExpiresAt.Sub(tok.IssuedAt) != 2*time.Hour {
+					t.Fatalf("err = %v, token %+v", err, tok)
+				}
+			}},
+		{"no expiry, JWT exp used", oauthtest.Booking, oauthtest.Fault{Kind: oauthtest.NoExpiry}, 0, nil,
+			func(t *testing.T, tok *tokens.Token, err error, st oauthtest.Stats) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := tok.ExpiresAt.Sub(tok.IssuedAt); d < 59*time.Minute || d > 61*time.Minute {
+					t.Fatalf("JWT lifetime %s, want about 1h", d)
+				}
+			}},
+	}
+	srv := oauthtest.NewServer()
+	defer srv.Close()
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			name := fmt.Sprintf("fault-%d", i)
+			u := srv.Add(oauthtest.Provider{Name: name, Dialect: tt.dialect, ClientID: "id", ClientSecret: secret})
+			srv.SetFault(name, tt.fault)
+			p := tt.dialect.Endpoint(u)
+			p.DefaultLifetime = tt.defLife
+			c := tt.client
+			if c == nil {
+				c = fastClient()
+			}
+			tok, err := c.Token(context.Background(), p, oauth.Credentials{ClientID: "id", ClientSecret: secret})
+			if err != nil && strings.Contains(err.Error(), secret) {
+				t.Fatalf("error leaks the secret: %v", err)
+			}
+			tt.check(t, tok, err, srv.Stats(name))
+		})
+	}
+}
+
+func TestClientRespectsDeadline(t *testing.T) {
+	srv := oauthtest.NewServer()
+	defer srv.Close()
+	u := srv.Add(oauthtest.Provider{Name: "busy", Dialect: oauthtest.Cardlytics, ClientID: "id", ClientSecret: secret})
+	srv.SetFault("busy", oauthtest.Fault{Kind: oauthtest.TooManyRequests, RetryAfter: "3600"})
+	p := oauthtest.Cardlytics.Endpoint(u)
+	// A Retry-After beyond the caller's deadline ends the attempts at once, with the
+	// endpoint's reason rather than a bare deadline error.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := &oauth.Client{MaxRetryAfter: time.Hour}
+	_, err := c.Token(ctx, p, oauth.Credentials{ClientID: "id", ClientSecret: secret})
+	var e *oauth.Error
+	if !errors.As(err, &e) || e.StatusCode != 429 || e.RetryAfter != "3600" {
+		t.Fatalf("err = %v", err)
+	}
+	if n := srv.Stats("busy").Requests; n != 1 {
+		t.Fatalf("%d requests, want 1", n)
+	}
+}
+
+func TestClientRefusesInsecureURL(t *testing.T) {
+	for _, raw := range []string{"http://example.com/token", "ftp://127.0.0.1/token"} {
+		u, _ := url.Parse(raw)
+		p := oauth.Endpoint{TokenURL: u}
+		_, err := fastClient().Token(context.Background(), p, oauth.Credentials{ClientID: "a", ClientSecret: "b"})
+		if !errors.Is(err, oauth.ErrInsecureURL) {
+			t.Errorf("%s: err = %v", raw, err)
+		}
+	}
+}
+
+func TestClientRequestShape(t *testing.T) {
+	srv := oauthtest.NewServer()
+	defer srv.Close()
+	u := srv.Add(oauthtest.Provider{Name: "shape", Dialect: oauthtest.ECard, ClientID: "id", ClientSecret: secret})
+	p := oauthtest.ECard.Endpoint(u)
+	p.Audience, p.ExtraParams, p.Headers = "https://api.example", map[string]string{"resource": "reports"}, map[string]string{"X-Partner": "acme"}
+	if _, err := fastClient().Token(context.Background(), p, oauth.Credentials{ClientID: "id", ClientSecret: secret}); err != nil {
+		t.Fatal(err)
+	}
+	req := srv.Stats("shape").LastRequest
+	var body map[string]string
+	if err := json.Unmarshal([]byte(req.Body), &body); err != nil {
+		t.Fatalf("body %q: %v", req.Body, err)
+	}
+	want := map[string]string{"grant_type": "client_credentials", "client_id": "id", "client_secret": secret, "audience": "https://api.example", "resource": "reports"}
+	for k, v := range want {
+		if body[k] != v {
+			t.Errorf("body[%s] = %q, want %q", k, body[k], v)
+		}
+	}
+	if got := req.Header.Get("X-Partner"); got != "acme" {
+		t.Errorf("X-Partner = %q", got)
+	}
+	if got := req.Header.Get("Content-Type"); got != "application/json; charset=utf-8" {
+		t.Errorf("Content-Type = %q", got)
+	}
+}
+
+func TestClientRetriesNetworkErrors(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			// Drop the connection without an answer, as a failing load balancer does.
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"access_token":"after-retry","token_type":"Bearer","expires_in":60}`)
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL + "/token")
+	p := oauth.Endpoint{TokenURL: u}
+	tok, err := fastClient().Token(context.Background(), p, oauth.Credentials{ClientID: "id", ClientSecret: secret})
+	if err != nil || tok.AccessToken != "after-retry" || calls.Load() != 2 {
+		t.Fatalf("token %v, err %v after %d calls", tok, err, calls.Load())
+	}
+
+	// Nothing listening: every attempt fails, and the error says it was the network.
+	srv.Close()
+	_, err = fastClient().Token(context.Background(), p, oauth.Credentials{ClientID: "id", ClientSecret: secret})
+	var e *oauth.Error
+	if err == nil || errors.As(err, &e) || !strings.Contains(err.Error(), "token request") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -1,0 +1,164 @@
+package refresher
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+)
+
+// Action is what a request asks for.
+type Action string
+
+// Actions.
+const (
+	// ActionRefresh refreshes every provider that is due.
+	ActionRefresh Action = "refresh"
+	// ActionRotate obtains a new token now for the named providers.
+	ActionRotate Action = "rotate"
+)
+
+// Request is an invocation's intent, decoded from its event by ParseEvent.
+type Request struct {
+	Action Action
+	// Providers names the providers to rotate; ["*"] means all.
+	Providers []string
+	// Trigger says what asked, for the logs: "schedule", "manual", "secret change".
+	Trigger string
+}
+
+// Errors ParseEvent and Run return for requests they refuse. Nothing is changed.
+var (
+	ErrUnsupportedEvent = errors.New("unsupported event")
+	ErrUnknownProvider  = errors.New("unknown provider")
+)
+
+// SecretLookup finds the providers that use a secret, named by name or ARN.
+type SecretLookup func(secretID string) []string
+
+// ParseEvent decodes the events the function accepts:
+//   - an EventBridge schedule ("Scheduled Event" from aws.events or aws.scheduler),
+//     or {"action":"refresh"}: refresh what is due;
+//   - {"action":"rotate","providers":[...]}: a new token now, ["*"] for all;
+//   - a Secrets Manager change delivered through CloudTrail (PutSecretValue,
+//     UpdateSecret, RotateSecret, RotationSucceeded): rotate the providers using
+//     that secret, found with users.
+//
+// Anything else is refused with an error wrapping ErrUnsupportedEvent.
+func ParseEvent(raw []byte, users SecretLookup) (Request, error) {
+	var ev struct {
+		events.EventBridgeEvent
+		Action    *string   `json:"action"`
+		Providers *[]string `json:"providers"`
+	}
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		var typ *json.UnmarshalTypeError
+		if errors.As(err, &typ) && typ.Field != "" {
+			return Request{}, fmt.Errorf("%w: field %q is a JSON %s", ErrUnsupportedEvent, typ.Field, typ.Value)
+		}
+		if errors.As(err, new(*time.ParseError)) {
+			return Request{}, fmt.Errorf("%w: field \"time\" is not an RFC 3339 time", ErrUnsupportedEvent)
+		}
+		return Request{}, fmt.Errorf("%w: not a JSON object", ErrUnsupportedEvent)
+	}
+	switch {
+	case ev.Action != nil:
+		return manual(*ev.Action, ev.Providers, raw)
+	case ev.DetailType == "Scheduled Event" && (ev.Source == "aws.events" || ev.Source == "aws.scheduler"):
+		return Request{Action: ActionRefresh, Trigger: "schedule"}, nil
+	case ev.Source == "aws.secretsmanager" && len(ev.Detail) > 0:
+		return secretChange(ev.Detail, users)
+	case ev.Source != "" || ev.DetailType != "":
+		return Request{}, fmt.Errorf("%w: source %q, detail-type %q", ErrUnsupportedEvent, ev.Source, ev.DetailType)
+	}
+	return Request{}, fmt.Errorf(`%w: expected a schedule event, {"action":"refresh"}, {"action":"rotate","providers":[...]} or a Secrets Manager change event`, ErrUnsupportedEvent)
+}
+
+func manual(action string, providers *[]string, raw []byte) (Request, error) {
+	// Reject misspelt keys: a "provider" typo must not turn a rotation into nothing.
+	var strict struct {
+		Action    string   `json:"action"`
+		Providers []string `json:"providers"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&strict); err != nil {
+		return Request{}, fmt.Errorf("%w: %v", ErrUnsupportedEvent, err)
+	}
+	switch Action(action) {
+	case ActionRefresh:
+		if providers != nil {
+			return Request{}, fmt.Errorf(`%w: "refresh" takes no providers; use "rotate" to renew named providers now`, ErrUnsupportedEvent)
+		}
+		return Request{Action: ActionRefresh, Trigger: "manual"}, nil
+	case ActionRotate:
+		if providers == nil || len(*providers) == 0 {
+			return Request{}, fmt.Errorf(`%w: "rotate" needs "providers": a list of provider names, or ["*"] for all`, ErrUnsupportedEvent)
+		}
+		for _, p := range *providers {
+			if p == "*" && len(*providers) > 1 {
+				return Request{}, fmt.Errorf(`%w: "*" must stand alone in "providers"`, ErrUnsupportedEvent)
+			}
+			if strings.TrimSpace(p) == "" {
+				return Request{}, fmt.Errorf(`%w: empty provider name in "providers"`, ErrUnsupportedEvent)
+			}
+		}
+		return Request{Action: ActionRotate, Providers: *providers, Trigger: "manual"}, nil
+	}
+	return Request{}, fmt.Errorf(`%w: action %q (expected "refresh" or "rotate")`, ErrUnsupportedEvent, action)
+}
+
+// secretChange reads a CloudTrail record of a Secrets Manager call, as EventBridge
+// delivers it ("AWS API Call via CloudTrail", or "AWS Service Event via CloudTrail"
+// for RotationSucceeded).
+func secretChange(detail json.RawMessage, users SecretLookup) (Request, error) {
+	var d struct {
+		EventName         string `json:"eventName"`
+		ErrorCode         string `json:"errorCode"`
+		RequestParameters struct {
+			SecretID string `json:"secretId"`
+		} `json:"requestParameters"`
+		ResponseElements struct {
+			ARN string `json:"arn"`
+		} `json:"responseElements"`
+		AdditionalEventData struct {
+			SecretID string `json:"SecretId"`
+		} `json:"additionalEventData"`
+	}
+	if err := json.Unmarshal(detail, &d); err != nil {
+		return Request{}, fmt.Errorf("%w: Secrets Manager event with unreadable detail", ErrUnsupportedEvent)
+	}
+	switch d.EventName {
+	case "PutSecretValue", "UpdateSecret", "RotateSecret", "RotationSucceeded", "UpdateSecretVersionStage":
+	default:
+		return Request{}, fmt.Errorf("%w: Secrets Manager event %q", ErrUnsupportedEvent, d.EventName)
+	}
+	if d.ErrorCode != "" {
+		// A call that failed changed nothing.
+		return Request{Action: ActionRotate, Trigger: "secret change (failed call, ignored)"}, nil
+	}
+	var ids []string
+	for _, id := range []string{d.RequestParameters.SecretID, d.ResponseElements.ARN, d.AdditionalEventData.SecretID} {
+		if id != "" {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return Request{}, fmt.Errorf("%w: Secrets Manager event %q names no secret", ErrUnsupportedEvent, d.EventName)
+	}
+	seen := map[string]bool{}
+	req := Request{Action: ActionRotate, Providers: []string{}, Trigger: "secret change"}
+	for _, id := range ids {
+		for _, name := range users(id) {
+			if !seen[name] {
+				seen[name] = true
+				req.Providers = append(req.Providers, name)
+			}
+		}
+	}
+	return req, nil
+}

@@ -1,0 +1,156 @@
+package refresher
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/token-refresher/token-refresher/internal/oauthtest"
+	"github.com/token-refresher/token-refresher/internal/registry"
+	"github.com/token-refresher/token-refresher/internal/secrets"
+	"github.com/token-refresher/token-refresher/internal/store"
+	"github.com/token-refresher/token-refresher/pkg/tokens"
+)
+
+// fakeSecrets is an in-memory SecretSource.
+type fakeSecrets struct {
+	mu       sync.Mutex
+	current  map[string]secrets.Secret
+	previous map[string]secrets.Secret
+	errs     map[string]error
+	cache    map[string]secrets.Secret
+	reads    int
+}
+
+func newFakeSecrets() *fakeSecrets {
+	return &fakeSecrets{current: map[string]secrets.Secret{}, previous: map[string]secrets.Secret{},
+		errs: map[string]error{}, cache: map[string]secrets.Secret{}}
+}
+
+func (f *fakeSecrets) Current(_ context.Context, ids []string) (map[string]secrets.Secret, map[string]error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out, errs := map[string]secrets.Secret{}, map[string]error{}
+	for _, id := range ids {
+		if s, ok := f.cache[id]; ok {
+			out[id] = s
+			continue
+		}
+		f.reads++
+		if err := f.errs[id]; err != nil {
+			errs[id] = err
+			continue
+		}
+		out[id] = f.current[id]
+		f.cache[id] = f.current[id]
+	}
+	return out, errs
+}
+
+func (f *fakeSecrets) Fresh(_ context.Context, id string) (secrets.Secret, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reads++
+	f.cache[id] = f.current[id]
+	return f.current[id], f.errs[id]
+}
+
+func (f *fakeSecrets) Previous(_ context.Context, id string) (secrets.Secret, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reads++
+	s, ok := f.previous[id]
+	if !ok {
+		return secrets.Secret{}, secrets.ErrNotFound
+	}
+	return s, nil
+}
+
+func (f *fakeSecrets) Cached(id string) (secrets.Secret, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.cache[id]
+	return s, ok
+}
+
+func (f *fakeSecrets) Invalidate(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.cache, id)
+}
+
+// fakeStore is an in-memory TokenStore.
+type fakeStore struct {
+	mu         sync.Mutex
+	tokens     map[string]tokens.Token
+	malformed  map[string]error
+	writes     int
+	currentErr error
+	publishErr map[string]error
+}
+
+func newFakeStore() *fakeStore {
+	return &fakeStore{tokens: map[string]tokens.Token{}, malformed: map[string]error{}, publishErr: map[string]error{}}
+}
+
+func (f *fakeStore) Current(context.Context) (store.Published, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.currentErr != nil {
+		return store.Published{}, f.currentErr
+	}
+	p := store.Published{Tokens: map[string]tokens.Token{}, Malformed: map[string]error{}}
+	for k, v := range f.tokens {
+		p.Tokens[k] = v
+	}
+	for k, v := range f.malformed {
+		p.Malformed[k] = v
+	}
+	return p, nil
+}
+
+func (f *fakeStore) Publish(_ context.Context, name string, t tokens.Token) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.publishErr[name]; err != nil {
+		return err
+	}
+	f.writes++
+	f.tokens[name] = t
+	delete(f.malformed, name)
+	return nil
+}
+
+// world is a registry of fake providers, one per seed dialect, with their secrets.
+type world struct {
+	srv     *oauthtest.Server
+	reg     *registry.Registry
+	secrets *fakeSecrets
+	store   *fakeStore
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	w := &world{srv: oauthtest.NewServer(), secrets: newFakeSecrets(), store: newFakeStore()}
+	t.Cleanup(w.srv.Close)
+	var doc strings.Builder
+	doc.WriteString("providers:\n")
+	for _, d := range oauthtest.Dialects() {
+		name := string(d)
+		sec := secrets.Secret{ClientID: "id-" + name, ClientSecret: "secret+/=% " + name, VersionID: "v1"}
+		u := w.srv.Add(oauthtest.Provider{Name: name, Dialect: d, ClientID: sec.ClientID, ClientSecret: sec.ClientSecret})
+		w.secrets.current["token-refresher/"+name] = sec
+		doc.WriteString(registry.EntryYAML(name, "token-refresher/"+name, d.Endpoint(u)))
+	}
+	reg, err := registry.Load(strings.NewReader(doc.String()), registry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.reg = reg
+	return w
+}
+
+func (w *world) refresher() *Refresher {
+	return &Refresher{Providers: w.reg, Secrets: w.secrets, Store: w.store, Client: fastClient()}
+}

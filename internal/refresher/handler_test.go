@@ -1,0 +1,149 @@
+package refresher
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/token-refresher/token-refresher/internal/oauthtest"
+	"github.com/token-refresher/token-refresher/pkg/tokens"
+)
+
+// TestHandlerNeverLeaks runs full invocations, including failures, with known
+// client secrets and captures everything they print: logs, metrics, the result
+// and the error. Neither a client secret nor an access token may appear in any.
+func TestHandlerNeverLeaks(t *testing.T) {
+	w := newWorld(t)
+	// Logs and metrics go to separate buffers: each writer serialises its own
+	// writes, as both do on the one os.Stdout in Lambda.
+	var out, metrics bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r := w.refresher()
+	r.Log = log
+	r.Metrics = &Metrics{Out: &metrics, Namespace: "TokenRefresher", PerProvider: true}
+	h := &Handler{Refresher: r, Log: log}
+
+	record := func(res Result, err error) {
+		b, _ := json.Marshal(res)
+		out.Write(b)
+		if err != nil {
+			out.WriteString(err.Error())
+		}
+	}
+	record(h.Handle(context.Background(), json.RawMessage(`{"action":"refresh"}`)))
+	// A provider that echoes what it was sent, and one that refuses.
+	w.srv.SetFault("booking", oauthtest.Fault{Kind: oauthtest.WrongCredentials})
+	w.srv.SetFault("checkissuing", oauthtest.Fault{Kind: oauthtest.ErrorWith200})
+	record(h.Handle(context.Background(), json.RawMessage(`{"action":"rotate","providers":["*"]}`)))
+	record(h.Handle(context.Background(), json.RawMessage(`{"action":"nonsense"}`)))
+
+	text := out.String() + metrics.String()
+	for id, s := range w.secrets.current {
+		if strings.Contains(text, s.ClientSecret) {
+			t.Errorf("output contains the client secret of %s", id)
+		}
+	}
+	issued := 0
+	for _, d := range oauthtest.Dialects() {
+		for _, tok := range w.srv.Stats(string(d)).Issued {
+			issued++
+			if strings.Contains(text, tok) {
+				t.Errorf("output contains a token of %s", d)
+			}
+			if !strings.Contains(text, tokens.Fingerprint(tok)) {
+				t.Errorf("no fingerprint of the %s token in the logs", d)
+			}
+		}
+	}
+	if issued < 8 {
+		t.Fatalf("only %d tokens issued: the test checked too little", issued)
+	}
+}
+
+func TestHandlerResult(t *testing.T) {
+	w := newWorld(t)
+	h := &Handler{Refresher: w.refresher()}
+	w.srv.SetFault("cardlytics", oauthtest.Fault{Kind: oauthtest.WrongCredentials})
+	res, err := h.Handle(context.Background(), json.RawMessage(`{"detail-type":"Scheduled Event","source":"aws.events"}`))
+	if !errors.Is(err, ErrFailed) {
+		t.Fatalf("err = %v", err)
+	}
+	b, _ := json.Marshal(res)
+	var got struct {
+		Results []map[string]string `json:"results"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Results) != 5 {
+		t.Fatalf("%s", b)
+	}
+	for _, o := range got.Results {
+		switch o["status"] {
+		case "refreshed":
+			if o["expires_at"] == "" || o["error"] != "" {
+				t.Errorf("%v", o)
+			}
+		case "failed":
+			if o["provider"] != "cardlytics" || !strings.Contains(o["error"], "token endpoint answered 401") {
+				t.Errorf("%v", o)
+			}
+		default:
+			t.Errorf("%v", o)
+		}
+	}
+
+	// A refused event changes nothing and says why.
+	writes := w.store.writes
+	res, err = h.Handle(context.Background(), json.RawMessage(`{"action":"rotate"}`))
+	if !errors.Is(err, ErrUnsupportedEvent) || len(res.Results) != 0 || w.store.writes != writes {
+		t.Fatalf("%v %+v", err, res)
+	}
+}
+
+func TestMetricsLines(t *testing.T) {
+	var out bytes.Buffer
+	w := newWorld(t)
+	r := w.refresher()
+	r.Metrics = &Metrics{Out: &out, Namespace: "NS", PerProvider: true}
+	if _, err := r.Run(context.Background(), Request{Action: ActionRefresh}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("%d EMF lines", len(lines))
+	}
+	for _, l := range lines {
+		var m struct {
+			AWS struct {
+				Timestamp         int64
+				CloudWatchMetrics []struct {
+					Namespace  string
+					Dimensions [][]string
+					Metrics    []struct{ Name, Unit string }
+				}
+			} `json:"_aws"`
+			Provider        string
+			Refreshed       int
+			Failed          int
+			SecondsToExpiry int64
+		}
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatal(err)
+		}
+		cw := m.AWS.CloudWatchMetrics
+		if m.AWS.Timestamp == 0 || len(cw) != 1 || cw[0].Namespace != "NS" || len(cw[0].Metrics) != 4 {
+			t.Fatalf("bad EMF: %s", l)
+		}
+		if len(cw[0].Dimensions) != 2 || cw[0].Dimensions[0][0] != "Provider" || len(cw[0].Dimensions[1]) != 0 {
+			t.Fatalf("dimensions: %s", l)
+		}
+		if m.Provider == "" || m.Refreshed != 1 || m.Failed != 0 || m.SecondsToExpiry < 3000 {
+			t.Fatalf("values: %s", l)
+		}
+	}
+}

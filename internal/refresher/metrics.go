@@ -1,0 +1,95 @@
+package refresher
+
+import (
+	"encoding/json"
+	"io"
+	"sync"
+	"time"
+)
+
+// Metric names, as the alarms in template.yaml use them.
+const (
+	MetricRefreshed       = "Refreshed"
+	MetricFailed          = "Failed"
+	MetricRefreshLatency  = "RefreshLatency"
+	MetricSecondsToExpiry = "SecondsToExpiry"
+)
+
+// Metrics writes CloudWatch Embedded Metric Format lines: JSON log lines that
+// CloudWatch Logs turns into metrics, with no API call and no extra latency.
+// Each provider's line counts, with no dimension, towards the function-wide figures
+// the alarms watch and, with PerProvider, under the Provider dimension too. A nil
+// *Metrics writes nothing. Set Out and Namespace; it must not be copied once in use.
+type Metrics struct {
+	// Out receives the lines: in Lambda, the function's stdout.
+	Out io.Writer
+	// Namespace is the CloudWatch namespace the alarms watch.
+	Namespace string
+	// PerProvider adds the Provider dimension, which makes four custom metrics per
+	// provider (see docs/operations.md, costs).
+	PerProvider bool
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+
+	mu sync.Mutex
+}
+
+type emfMetric struct {
+	Name string `json:"Name"`
+	Unit string `json:"Unit"`
+}
+
+// observe writes one provider's figures. expiresAt is the expiry of the token now
+// published for it, zero when there is none.
+func (m *Metrics) observe(provider string, status Status, latency time.Duration, expiresAt time.Time) {
+	if m == nil {
+		return
+	}
+	now := time.Now()
+	if m.Now != nil {
+		now = m.Now()
+	}
+	values := map[string]any{"Provider": provider}
+	var defs []emfMetric
+	add := func(name, unit string, v any) {
+		defs = append(defs, emfMetric{Name: name, Unit: unit})
+		values[name] = v
+	}
+	if status != StatusSkipped {
+		add(MetricRefreshed, "Count", boolInt(status == StatusRefreshed))
+		add(MetricFailed, "Count", boolInt(status == StatusFailed))
+		add(MetricRefreshLatency, "Milliseconds", latency.Milliseconds())
+	}
+	if !expiresAt.IsZero() {
+		add(MetricSecondsToExpiry, "Seconds", int64(expiresAt.Sub(now).Seconds()))
+	}
+	if len(defs) == 0 {
+		return
+	}
+	dims := [][]string{{}}
+	if m.PerProvider {
+		dims = [][]string{{"Provider"}, {}}
+	}
+	values["_aws"] = map[string]any{
+		"Timestamp": now.UnixMilli(),
+		"CloudWatchMetrics": []any{map[string]any{
+			"Namespace":  m.Namespace,
+			"Dimensions": dims,
+			"Metrics":    defs,
+		}},
+	}
+	line, err := json.Marshal(values)
+	if err != nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, _ = m.Out.Write(append(line, '\n'))
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,108 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Sentinel errors. Every problem Load finds in well-formed YAML wraps exactly one of
+// them (I/O and YAML syntax errors do not), so callers and tests can tell the kinds
+// of problems apart with errors.Is instead of parsing messages.
+var (
+	// ErrNoProviders: the file has no providers at all. A refresher with nothing to do
+	// is almost certainly a packaging mistake (wrong file, empty file), so it is refused.
+	ErrNoProviders = errors.New("no providers")
+	// ErrUnknownField: a key the registry does not know, usually a typo that would
+	// otherwise silently leave a setting at its default.
+	ErrUnknownField = errors.New("unknown field")
+	// ErrDuplicateKey: the same key twice in one YAML mapping. YAML decoders disagree
+	// on which one wins, so neither is taken.
+	ErrDuplicateKey = errors.New("duplicate key")
+	// ErrRequired: a required field is missing or empty.
+	ErrRequired = errors.New("required")
+	// ErrDuplicate: a name or parameter already used by another provider; two providers
+	// would overwrite each other's token.
+	ErrDuplicate = errors.New("already used by another provider")
+	// ErrReserved: an extra parameter or header that the token client sets itself.
+	ErrReserved = errors.New("reserved")
+	// ErrOutsidePrefix: a parameter outside the parameter prefix, which the function's
+	// IAM policy and its batched reads of the prefix would not cover.
+	ErrOutsidePrefix = errors.New("outside the parameter prefix")
+	// ErrInvalid: any other malformed value (bad URL, duration, enum value, ...).
+	ErrInvalid = errors.New("invalid value")
+	// ErrInvalidPointer: a string that is not an RFC 6901 JSON pointer.
+	ErrInvalidPointer = errors.New("invalid JSON pointer")
+)
+
+// FieldError is one problem with one field of one provider. Load returns all of them
+// joined (errors.Join), so errors.As finds the first and a type switch over
+// Unwrap() []error finds them all.
+type FieldError struct {
+	// Provider is the provider's name as written in the file, or "" when the entry
+	// has no usable name; the message then says providers[Index].
+	Provider string
+	// Index is the entry's 0-based position in the providers list.
+	Index int
+	// Field is the YAML key, dotted for map entries ("headers.Authorization",
+	// "response.expires_in"); "" when the problem is the entry as a whole.
+	Field string
+	// Line is the 1-based line in the file, or 0 when unknown.
+	Line int
+	// Err wraps one of the sentinel errors of this package.
+	Err error
+
+	dupName bool // Provider is not unique, so the message adds Index
+}
+
+// Error names the provider first and the field second because that is how a reader
+// finds the spot in the file; the line number comes last as a hint.
+func (e *FieldError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.label())
+	b.WriteString(": ")
+	switch {
+	case e.Err == ErrUnknownField:
+		fmt.Fprintf(&b, "unknown field %q", e.Field)
+	case e.Field != "":
+		fmt.Fprintf(&b, "%s: %v", e.Field, e.Err)
+	default:
+		b.WriteString(e.Err.Error())
+	}
+	if e.Line > 0 {
+		fmt.Fprintf(&b, " (line %d)", e.Line)
+	}
+	return b.String()
+}
+
+func (e *FieldError) label() string {
+	switch {
+	case e.Provider == "":
+		return fmt.Sprintf("providers[%d]", e.Index)
+	case e.dupName:
+		return fmt.Sprintf("provider %q (providers[%d])", e.Provider, e.Index)
+	default:
+		return fmt.Sprintf("provider %q", e.Provider)
+	}
+}
+
+// Unwrap lets errors.Is match the sentinel.
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// detailError reads as its own message but is still errors.Is its sentinel, so that
+// messages say what is wrong in words ("must be positive") rather than repeating the
+// sentinel's text in front of every one.
+type detailError struct {
+	msg  string
+	kind error
+}
+
+// Error returns the detailed message.
+func (e *detailError) Error() string { return e.msg }
+
+// Unwrap returns the sentinel the detail belongs to, for errors.Is.
+func (e *detailError) Unwrap() error { return e.kind }
+
+func detail(kind error, format string, args ...any) error {
+	return &detailError{msg: fmt.Sprintf(format, args...), kind: kind}
+}

@@ -1,0 +1,53 @@
+package registry
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/token-refresher/token-refresher"
+
+// TestLayering proves the dependency rules the layout promises, with go list:
+// no package under internal/ that speaks HTTP (imports net/http itself) depends on
+// the registry, so a protocol package knows nothing of how it is configured; and
+// pkg/, what code outside this repository imports, depends on no internal package.
+func TestLayering(t *testing.T) {
+	imports := goList(t, "-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}", module+"/...")
+	var http []string
+	for _, line := range imports {
+		pkg, deps, _ := strings.Cut(line, " ")
+		if strings.HasPrefix(pkg, module+"/internal/") && slices.Contains(strings.Fields(deps), "net/http") {
+			http = append(http, pkg)
+		}
+	}
+	if !slices.Contains(http, module+"/internal/oauth") {
+		t.Fatalf("internal/oauth is not among the packages that speak HTTP (%v): the check is broken", http)
+	}
+	for _, pkg := range http {
+		if slices.Contains(goList(t, "-deps", pkg), module+"/internal/registry") {
+			t.Errorf("%s speaks HTTP and depends on internal/registry", pkg)
+		}
+	}
+	for _, pkg := range goList(t, module+"/pkg/...") {
+		for _, dep := range goList(t, "-deps", pkg) {
+			if strings.HasPrefix(dep, module+"/internal/") {
+				t.Errorf("%s, meant for outside code, depends on %s", pkg, dep)
+			}
+		}
+	}
+}
+
+func goList(t *testing.T, args ...string) []string {
+	t.Helper()
+	out, err := exec.Command("go", append([]string{"list"}, args...)...).Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("go list %v: %v\n%s", args, err, stderr)
+	}
+	return strings.Split(strings.TrimSpace(string(out)), "\n")
+}

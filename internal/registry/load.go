@@ -1,0 +1,172 @@
+package registry
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/token-refresher/token-refresher/internal/secretid"
+)
+
+// maxFileSize bounds what Load reads. A registry of a few hundred providers is
+// tens of kilobytes; anything near this is the wrong file, not a registry.
+const maxFileSize = 1 << 20
+
+// Options are the deployment's settings that the registry depends on.
+type Options struct {
+	// ParameterPrefix is the SSM path every token is published under; "" means
+	// DefaultParameterPrefix. Trailing slashes are ignored. It must be a valid SSM
+	// path below the root, because the function's IAM policy and its batched reads
+	// are scoped to it.
+	ParameterPrefix string
+}
+
+// LoadFile is Load on a file; errors are prefixed with the path so a deployment with
+// several registries says which one is wrong.
+func LoadFile(path string, opts Options) (*Registry, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	reg, err := Load(f, opts)
+	if err != nil {
+		if multi, ok := err.(interface{ Unwrap() []error }); ok && len(multi.Unwrap()) > 1 {
+			return nil, fmt.Errorf("%s: %d problems:\n%w", path, len(multi.Unwrap()), err)
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return reg, nil
+}
+
+// Load reads and validates a provider registry.
+//
+// It is strict, because a mistake here otherwise surfaces as a failed or, worse, a
+// silently misconfigured token request at 3 a.m.: unknown keys, duplicate keys,
+// duplicate names or parameters, bad URLs, durations, pointers, headers and
+// parameters are all rejected. Every problem is reported, not just the first, joined
+// with errors.Join; each per-provider problem is a *FieldError naming the provider,
+// the field and the line, and every one wraps a sentinel error of this package.
+//
+// Optional fields given as "" or null are treated as absent. Defaults applied:
+// auth_method client_secret_post, basic_auth_encoding form, request_format form,
+// parameter ParameterPrefix + "/" + name. Durations are Go durations ("15m", "12h")
+// or whole days ("30d"), and must be positive. YAML anchors and aliases work; merge
+// keys ("<<") do not, since they would hide which provider sets what.
+func Load(r io.Reader, opts Options) (*Registry, error) {
+	prefix, err := normalizePrefix(opts.ParameterPrefix)
+	if err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(r, maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read providers: %w", err)
+	}
+	if len(data) > maxFileSize {
+		return nil, detail(ErrInvalid, "providers file is larger than %d bytes", maxFileSize)
+	}
+	items, errs, err := parseRoot(data)
+	if err != nil {
+		return nil, err
+	}
+	l := &loader{prefix: prefix, errs: errs, names: map[string]int{}, params: map[string]string{}}
+	for i, item := range items {
+		l.provider(i, item)
+	}
+	if len(l.errs) > 0 {
+		return nil, errors.Join(l.errs...)
+	}
+	reg := &Registry{providers: l.providers, secrets: l.secrets, byName: map[string]int{}, prefix: prefix}
+	for i, p := range reg.providers {
+		reg.byName[p.Name] = i
+	}
+	return reg, nil
+}
+
+// parseRoot checks the document around the providers list and returns its entries.
+// A non-nil error means the file cannot be read as a registry at all; errs are
+// problems that still let the entries be checked, so they are reported together.
+func parseRoot(data []byte) (items []*yaml.Node, errs []error, err error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if err == io.EOF {
+			return nil, nil, detail(ErrNoProviders, "providers file is empty")
+		}
+		return nil, nil, fmt.Errorf("providers file is not valid YAML: %w", err)
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case err == nil:
+		return nil, nil, detail(ErrInvalid, "providers file has more than one YAML document (line %d); put all providers in one list", extra.Line)
+	case err != io.EOF:
+		return nil, nil, fmt.Errorf("providers file is not valid YAML: %w", err)
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = resolve(root.Content[0])
+	}
+	if isNull(root) {
+		return nil, nil, detail(ErrNoProviders, "providers file has no providers")
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, nil, detail(ErrInvalid, "providers file must be a mapping with a \"providers\" list, not %s (line %d)", kindName(root), root.Line)
+	}
+	var list *yaml.Node
+	seen := map[string]int{}
+	for k, v := range pairs(root) {
+		if first, dup := seen[k.Value]; dup {
+			errs = append(errs, detail(ErrDuplicateKey, "duplicate top-level key %q (line %d); first at line %d", k.Value, k.Line, first))
+			continue
+		}
+		seen[k.Value] = k.Line
+		if k.Kind != yaml.ScalarNode || k.Value != "providers" {
+			errs = append(errs, detail(ErrUnknownField, "unknown top-level field %q (line %d); only \"providers\" is allowed", k.Value, k.Line))
+			continue
+		}
+		list = v
+	}
+	switch {
+	case list == nil:
+		errs = append(errs, detail(ErrNoProviders, "providers file has no \"providers\" list"))
+	case isNull(list) || list.Kind == yaml.SequenceNode && len(list.Content) == 0:
+		errs = append(errs, detail(ErrNoProviders, "the \"providers\" list is empty (line %d)", list.Line))
+	case list.Kind != yaml.SequenceNode:
+		errs = append(errs, detail(ErrInvalid, "\"providers\" must be a list, not %s (line %d)", kindName(list), list.Line))
+	default:
+		items = list.Content
+	}
+	return items, errs, nil
+}
+
+// loader carries what checking one provider needs to know about the others.
+type loader struct {
+	prefix    string
+	errs      []error
+	providers []Provider
+	secrets   []secretid.ID
+	names     map[string]int    // name -> index of the first provider with it
+	params    map[string]string // parameter -> how the first provider with it is called
+}
+
+// provider checks one entry of the providers list and, when it has no problem,
+// adds it to the registry.
+func (l *loader) provider(idx int, n *yaml.Node) {
+	n = resolve(n)
+	e := newEntry(l, idx, n)
+	defer e.report()
+	if n.Kind != yaml.MappingNode {
+		e.fail("", n.Line, detail(ErrInvalid, "must be a mapping of fields, not %s", kindName(n)))
+		return
+	}
+	e.decode(n)
+	p, secret, ok := e.check()
+	if ok {
+		l.providers = append(l.providers, p)
+		l.secrets = append(l.secrets, secret)
+	}
+}

@@ -1,0 +1,107 @@
+// Package registry holds the providers the refresher keeps tokens for: for each
+// partner API, its token endpoint (an oauth.Endpoint, the dialect of the grant it
+// speaks), where its client credentials live, where its token is published and
+// when it is refreshed.
+//
+// The registry is plain configuration, loaded from YAML by Load; there is no code
+// per provider. It knows YAML and the refresher's settings; the token endpoint
+// client knows neither.
+package registry
+
+import (
+	"maps"
+	"time"
+
+	"github.com/token-refresher/token-refresher/internal/oauth"
+	"github.com/token-refresher/token-refresher/internal/secretid"
+)
+
+// DefaultParameterPrefix is where tokens are published when Options.ParameterPrefix
+// is empty, and the default of the function's TOKEN_PARAMETER_PREFIX.
+const DefaultParameterPrefix = "/token-refresher/tokens"
+
+// Provider is one partner API: its token endpoint and what the refresher needs
+// besides it.
+type Provider struct {
+	// Name is unique, matches [a-z0-9_-]+ and names the provider in results, logs and metrics.
+	Name string
+	// Endpoint is the token endpoint and its dialect. Load sets AuthMethod,
+	// BasicEncoding and RequestFormat explicitly, so a Provider reads as configured.
+	oauth.Endpoint
+	// SecretID is the Secrets Manager name or ARN of the client credentials.
+	SecretID string
+	// Parameter is the SSM parameter the token is published to.
+	Parameter string
+
+	// RefreshBefore, when set, refreshes a token once less than this is left of it.
+	// Zero means the refresh policy's default.
+	RefreshBefore time.Duration
+	// MaxAge, when set, refreshes a token older than this even if it is still valid.
+	MaxAge time.Duration
+}
+
+// clone returns a copy that shares no maps or URL with p, so the registry stays
+// immutable whatever a caller does with the Provider it was given.
+func (p Provider) clone() Provider {
+	if p.TokenURL != nil {
+		u := *p.TokenURL
+		p.TokenURL = &u
+	}
+	p.ExtraParams = maps.Clone(p.ExtraParams)
+	p.Headers = maps.Clone(p.Headers)
+	return p
+}
+
+// Registry is the validated, immutable set of providers. Methods return copies, so a
+// caller that modifies a Provider (its maps, its URL) cannot change the registry that
+// other callers, or later invocations of a warm Lambda, see.
+type Registry struct {
+	providers []Provider
+	secrets   []secretid.ID // parallel to providers, parsed once for BySecret
+	byName    map[string]int
+	prefix    string
+}
+
+// Providers returns every provider in file order, so results and logs come out in
+// the order the operator wrote them.
+func (r *Registry) Providers() []Provider {
+	out := make([]Provider, len(r.providers))
+	for i, p := range r.providers {
+		out[i] = p.clone()
+	}
+	return out
+}
+
+// Len is the number of providers.
+func (r *Registry) Len() int { return len(r.providers) }
+
+// Lookup finds a provider by name, for rotate events that name providers.
+func (r *Registry) Lookup(name string) (Provider, bool) {
+	i, ok := r.byName[name]
+	if !ok {
+		return Provider{}, false
+	}
+	return r.providers[i].clone(), true
+}
+
+// BySecret returns, in file order, the providers whose secret_id names the same
+// Secrets Manager secret as id (a name, a partial ARN or a full ARN, matched as
+// secretid.ID.Matches says), so that a secret-change event rotates exactly the
+// tokens minted with that secret. An unparsable id matches nothing.
+func (r *Registry) BySecret(id string) []Provider {
+	ref, err := secretid.Parse(id)
+	if err != nil {
+		return nil
+	}
+	var out []Provider
+	for i, s := range r.secrets {
+		if s.Matches(ref) {
+			out = append(out, r.providers[i].clone())
+		}
+	}
+	return out
+}
+
+// ParameterPrefix is the normalized prefix every Parameter is under (no trailing
+// slash), which the token store reads with GetParametersByPath.
+func (r *Registry) ParameterPrefix() string { return r.prefix }

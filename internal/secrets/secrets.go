@@ -1,0 +1,286 @@
+// Package secrets reads providers' client credentials from AWS Secrets Manager.
+//
+// Each secret is a JSON object {"client_id": "...", "client_secret": "..."}. A
+// Source keeps what it read across warm Lambda invocations, so a busy cycle reads
+// each secret at most once, and reads many secrets in one BatchGetSecretValue call.
+// It reads again when the version may have changed: after Invalidate (a change
+// event said so), when a cached entry is older than its TTL, and whenever a caller
+// asks for a fresh copy because the provider rejected the cached one.
+package secrets
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/token-refresher/token-refresher/internal/secretid"
+)
+
+// Version stages Secrets Manager keeps; a rotation moves AWSCURRENT to the new
+// version and AWSPREVIOUS to the one before.
+const (
+	StageCurrent  = "AWSCURRENT"
+	StagePrevious = "AWSPREVIOUS"
+)
+
+// batchSize is BatchGetSecretValue's limit of secrets per call.
+const batchSize = 20
+
+// DefaultTTL bounds how long a cached secret is trusted without a change event.
+const DefaultTTL = 15 * time.Minute
+
+// Errors for errors.Is.
+var (
+	// ErrMalformed means the secret is not a JSON object with a client_id and a client_secret.
+	ErrMalformed = errors.New("malformed client credentials secret")
+	// ErrNotFound means the secret, or the requested version of it, does not exist.
+	ErrNotFound = errors.New("secret not found")
+)
+
+// API is the part of the Secrets Manager client a Source uses.
+type API interface {
+	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
+	BatchGetSecretValue(ctx context.Context, in *secretsmanager.BatchGetSecretValueInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.BatchGetSecretValueOutput, error)
+}
+
+// Secret is one version of a provider's client credentials.
+type Secret struct {
+	ClientID     string
+	ClientSecret string
+	// VersionID is Secrets Manager's id of this version.
+	VersionID string
+}
+
+// String keeps the client secret out of anything that formats a Secret.
+func (s Secret) String() string {
+	return fmt.Sprintf("secret{client_id:%q version:%s client_secret:[redacted]}", s.ClientID, s.VersionID)
+}
+
+// GoString does the same for %#v.
+func (s Secret) GoString() string { return s.String() }
+
+// LogValue does the same for log/slog.
+func (s Secret) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("client_id", s.ClientID), slog.String("version", s.VersionID))
+}
+
+// Source reads and caches secrets. Set API; the other fields have usable zero
+// values. It is safe for concurrent use once in use, and must not be copied.
+type Source struct {
+	// API reads the secrets.
+	API API
+	// TTL bounds how long a cached secret is used without reading it again;
+	// DefaultTTL when zero.
+	TTL time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]entry
+}
+
+type entry struct {
+	secret Secret
+	read   time.Time
+}
+
+func (s *Source) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Source) ttl() time.Duration {
+	if s.TTL > 0 {
+		return s.TTL
+	}
+	return DefaultTTL
+}
+
+// Current returns the current version of each secret in ids, from the cache where
+// it is fresh and otherwise in as few BatchGetSecretValue calls as possible. Errors
+// are per secret: one unreadable secret does not hide the others.
+func (s *Source) Current(ctx context.Context, ids []string) (map[string]Secret, map[string]error) {
+	out := make(map[string]Secret, len(ids))
+	errs := map[string]error{}
+	var missing []string
+	seen := map[string]bool{}
+	s.mu.Lock()
+	for _, id := range ids {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		if e, ok := s.cache[id]; ok && s.now().Sub(e.read) < s.ttl() {
+			out[id] = e.secret
+			continue
+		}
+		missing = append(missing, id)
+	}
+	s.mu.Unlock()
+
+	for start := 0; start < len(missing); start += batchSize {
+		chunk := missing[start:min(start+batchSize, len(missing))]
+		if len(chunk) == 1 {
+			sec, err := s.Fresh(ctx, chunk[0])
+			if err != nil {
+				errs[chunk[0]] = err
+			} else {
+				out[chunk[0]] = sec
+			}
+			continue
+		}
+		s.batch(ctx, chunk, out, errs)
+	}
+	return out, errs
+}
+
+// batch reads up to batchSize secrets in one call.
+func (s *Source) batch(ctx context.Context, ids []string, out map[string]Secret, errs map[string]error) {
+	resp, err := s.API.BatchGetSecretValue(ctx, &secretsmanager.BatchGetSecretValueInput{SecretIdList: ids})
+	if err != nil {
+		for _, id := range ids {
+			errs[id] = fmt.Errorf("read secret %s: %w", id, classify(err))
+		}
+		return
+	}
+	// The answer names secrets by name and ARN, not necessarily as they were asked
+	// for; match each back to the id it was asked for.
+	found := map[string]bool{}
+	for _, v := range resp.SecretValues {
+		id := match(ids, aws.ToString(v.Name), aws.ToString(v.ARN))
+		if id == "" {
+			continue
+		}
+		found[id] = true
+		sec, err := decode(id, aws.ToString(v.SecretString), v.SecretBinary != nil, aws.ToString(v.VersionId))
+		if err != nil {
+			errs[id] = err
+			continue
+		}
+		s.store(id, sec)
+		out[id] = sec
+	}
+	for _, e := range resp.Errors {
+		id := match(ids, aws.ToString(e.SecretId), aws.ToString(e.SecretId))
+		if id == "" || found[id] {
+			continue
+		}
+		found[id] = true
+		cause := fmt.Errorf("%s: %s", aws.ToString(e.ErrorCode), aws.ToString(e.Message))
+		if aws.ToString(e.ErrorCode) == "ResourceNotFoundException" {
+			cause = fmt.Errorf("%w: %s", ErrNotFound, aws.ToString(e.Message))
+		}
+		errs[id] = fmt.Errorf("read secret %s: %w", id, cause)
+	}
+	for _, id := range ids {
+		if !found[id] {
+			errs[id] = fmt.Errorf("read secret %s: %w: not in the batch answer", id, ErrNotFound)
+		}
+	}
+}
+
+// Fresh reads the current version of id, bypassing the cache, and caches it.
+func (s *Source) Fresh(ctx context.Context, id string) (Secret, error) {
+	sec, err := s.read(ctx, id, StageCurrent)
+	if err != nil {
+		return Secret{}, err
+	}
+	s.store(id, sec)
+	return sec, nil
+}
+
+// Previous reads the AWSPREVIOUS version of id: the credentials that worked before
+// the last rotation. It returns an error wrapping ErrNotFound when there is none.
+func (s *Source) Previous(ctx context.Context, id string) (Secret, error) {
+	return s.read(ctx, id, StagePrevious)
+}
+
+// Invalidate forgets the cached copy of id, so the next read asks Secrets Manager.
+func (s *Source) Invalidate(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.cache, id)
+}
+
+// Cached returns the cached version of id without reading, if there is one.
+func (s *Source) Cached(id string) (Secret, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.cache[id]
+	return e.secret, ok
+}
+
+func (s *Source) read(ctx context.Context, id, stage string) (Secret, error) {
+	resp, err := s.API.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
+		SecretId:     aws.String(id),
+		VersionStage: aws.String(stage),
+	})
+	if err != nil {
+		return Secret{}, fmt.Errorf("read secret %s (%s): %w", id, stage, classify(err))
+	}
+	return decode(id, aws.ToString(resp.SecretString), resp.SecretBinary != nil, aws.ToString(resp.VersionId))
+}
+
+func (s *Source) store(id string, sec Secret) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cache == nil {
+		s.cache = map[string]entry{}
+	}
+	s.cache[id] = entry{secret: sec, read: s.now()}
+}
+
+// match returns the id in ids that names the secret with this name or ARN, or "".
+// BatchGetSecretValue answers with names and full ARNs, not necessarily as the
+// secrets were asked for.
+func match(ids []string, name, arn string) string {
+	for _, id := range ids {
+		if id == name || id == arn || secretid.Same(id, arn) || secretid.Same(id, name) {
+			return id
+		}
+	}
+	return ""
+}
+
+// decode parses a secret's value. Its errors describe the shape, never the content.
+func decode(id, value string, binary bool, version string) (Secret, error) {
+	if value == "" {
+		if binary {
+			return Secret{}, fmt.Errorf("secret %s: %w: it is binary; store a JSON string", id, ErrMalformed)
+		}
+		return Secret{}, fmt.Errorf("secret %s: %w: it is empty", id, ErrMalformed)
+	}
+	var v struct {
+		ClientID     *string `json:"client_id"`
+		ClientSecret *string `json:"client_secret"`
+	}
+	if err := json.Unmarshal([]byte(value), &v); err != nil {
+		return Secret{}, fmt.Errorf("secret %s: %w: not a JSON object with string fields client_id and client_secret", id, ErrMalformed)
+	}
+	switch {
+	case v.ClientID == nil || *v.ClientID == "":
+		return Secret{}, fmt.Errorf("secret %s: %w: client_id is missing or empty", id, ErrMalformed)
+	case v.ClientSecret == nil || *v.ClientSecret == "":
+		return Secret{}, fmt.Errorf("secret %s: %w: client_secret is missing or empty", id, ErrMalformed)
+	}
+	return Secret{ClientID: *v.ClientID, ClientSecret: *v.ClientSecret, VersionID: version}, nil
+}
+
+// classify maps Secrets Manager's not-found answer to ErrNotFound, keeping the original.
+func classify(err error) error {
+	var nf *types.ResourceNotFoundException
+	if errors.As(err, &nf) {
+		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	return err
+}

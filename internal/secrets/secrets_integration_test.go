@@ -1,0 +1,84 @@
+//go:build integration
+
+package secrets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/token-refresher/token-refresher/internal/awstest"
+	"github.com/token-refresher/token-refresher/internal/localaws"
+)
+
+func TestIntegrationSecrets(t *testing.T) {
+	cfg := awstest.Config(t)
+	ctx := context.Background()
+	var calls localaws.Calls
+	cfg.APIOptions = append(cfg.APIOptions, calls.Middleware)
+	sm := secretsmanager.NewFromConfig(cfg)
+	base := awstest.UniqueName("secrets-it-") + "/"
+
+	const n = 25
+	var ids []string
+	versions := map[string]string{}
+	for i := range n {
+		id := fmt.Sprintf("%sp%02d", base, i)
+		v, err := localaws.PutSecret(ctx, sm, id, "id", fmt.Sprintf("secret-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+		versions[id] = v
+	}
+	if _, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(base + "bad"), SecretString: aws.String(`{"client_id":"x"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	ids = append(ids, base+"bad", base+"missing")
+
+	src := &Source{API: sm}
+	calls.Reset()
+	got, errs := src.Current(ctx, ids)
+	if len(got) != n || len(errs) != 2 {
+		t.Fatalf("%d secrets, errors %v", len(got), errs)
+	}
+	if !errors.Is(errs[base+"bad"], ErrMalformed) || !errors.Is(errs[base+"missing"], ErrNotFound) {
+		t.Fatalf("errors %v", errs)
+	}
+	for i, id := range ids[:n] {
+		if s := got[id]; s.ClientSecret != fmt.Sprintf("secret-%d", i) || s.VersionID != versions[id] {
+			t.Fatalf("%s: %v", id, s)
+		}
+	}
+	if b := calls.Count("Secrets Manager.BatchGetSecretValue"); b != 2 {
+		t.Fatalf("%d BatchGetSecretValue calls for %d secrets, want 2", b, len(ids))
+	}
+
+	// Warm: no call at all.
+	calls.Reset()
+	src.Current(ctx, ids[:n])
+	if c := calls.Total(); c != 0 {
+		t.Fatalf("warm read made %d calls", c)
+	}
+
+	// A new version: Fresh reads it, Previous the one before.
+	v2, err := localaws.PutSecret(ctx, sm, ids[0], "id", "rotated")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := src.Fresh(ctx, ids[0])
+	if err != nil || fresh.ClientSecret != "rotated" || fresh.VersionID != v2 {
+		t.Fatalf("fresh %v, %v", fresh, err)
+	}
+	prev, err := src.Previous(ctx, ids[0])
+	if err != nil || prev.ClientSecret != "secret-0" || prev.VersionID != versions[ids[0]] {
+		t.Fatalf("previous %v, %v", prev, err)
+	}
+	if _, err := src.Previous(ctx, ids[1]); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a secret with one version has no previous: %v", err)
+	}
+}

@@ -1,0 +1,166 @@
+package secrets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+)
+
+const arnPrefix = "arn:aws:secretsmanager:us-east-1:123456789012:secret:"
+
+// fakeSM holds secrets by name, each with a current and maybe a previous version.
+type fakeSM struct {
+	values     map[string][2]string // name -> {current, previous}
+	getCalls   int
+	batchCalls int
+	batchSizes []int
+}
+
+func (f *fakeSM) version(name, stage string) (string, string, bool) {
+	v, ok := f.values[name]
+	if !ok {
+		return "", "", false
+	}
+	if stage == StagePrevious {
+		return v[1], "prev-" + name, v[1] != ""
+	}
+	return v[0], "cur-" + name, true
+}
+
+// resolve accepts a name or a full ARN, as Secrets Manager does.
+func resolve(id string) string {
+	if n, ok := strings.CutPrefix(id, arnPrefix); ok {
+		return n[:len(n)-7]
+	}
+	return id
+}
+
+func (f *fakeSM) GetSecretValue(_ context.Context, in *secretsmanager.GetSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
+	f.getCalls++
+	name := resolve(aws.ToString(in.SecretId))
+	val, ver, ok := f.version(name, aws.ToString(in.VersionStage))
+	if !ok {
+		return nil, &types.ResourceNotFoundException{Message: aws.String("Secrets Manager can't find the specified secret.")}
+	}
+	return &secretsmanager.GetSecretValueOutput{Name: aws.String(name), ARN: aws.String(arnPrefix + name + "-AbCdEf"),
+		SecretString: aws.String(val), VersionId: aws.String(ver)}, nil
+}
+
+func (f *fakeSM) BatchGetSecretValue(_ context.Context, in *secretsmanager.BatchGetSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.BatchGetSecretValueOutput, error) {
+	f.batchCalls++
+	f.batchSizes = append(f.batchSizes, len(in.SecretIdList))
+	if len(in.SecretIdList) > batchSize {
+		return nil, fmt.Errorf("too many ids: %d", len(in.SecretIdList))
+	}
+	out := &secretsmanager.BatchGetSecretValueOutput{}
+	for _, id := range in.SecretIdList {
+		name := resolve(id)
+		val, ver, ok := f.version(name, StageCurrent)
+		if !ok {
+			out.Errors = append(out.Errors, types.APIErrorType{SecretId: aws.String(id), ErrorCode: aws.String("ResourceNotFoundException"), Message: aws.String("not found")})
+			continue
+		}
+		out.SecretValues = append(out.SecretValues, types.SecretValueEntry{Name: aws.String(name), ARN: aws.String(arnPrefix + name + "-AbCdEf"),
+			SecretString: aws.String(val), VersionId: aws.String(ver)})
+	}
+	return out, nil
+}
+
+func cred(id, secret string) string {
+	return fmt.Sprintf(`{"client_id":%q,"client_secret":%q}`, id, secret)
+}
+
+func TestCurrentBatchesAndCaches(t *testing.T) {
+	api := &fakeSM{values: map[string][2]string{}}
+	var ids []string
+	for i := range 45 {
+		name := fmt.Sprintf("token-refresher/p%02d", i)
+		api.values[name] = [2]string{cred("id", "secret"), ""}
+		ids = append(ids, name)
+	}
+	ids[3] = arnPrefix + "token-refresher/p03-AbCdEf" // asked for by full ARN
+	ids = append(ids, "token-refresher/missing")
+	now := time.Now()
+	s := &Source{API: api, Now: func() time.Time { return now }, TTL: time.Minute}
+
+	got, errs := s.Current(context.Background(), ids)
+	if len(got) != 45 || len(errs) != 1 || !errors.Is(errs["token-refresher/missing"], ErrNotFound) {
+		t.Fatalf("%d secrets, errors %v", len(got), errs)
+	}
+	if got[ids[3]].VersionID != "cur-token-refresher/p03" {
+		t.Fatalf("ARN-named secret: %v", got[ids[3]])
+	}
+	if api.batchCalls != 3 || fmt.Sprint(api.batchSizes) != "[20 20 6]" {
+		t.Fatalf("%d batch calls of %v", api.batchCalls, api.batchSizes)
+	}
+
+	// Warm: nothing is read again until the TTL passes or a secret is invalidated.
+	s.Current(context.Background(), ids[:45])
+	if api.batchCalls != 3 || api.getCalls != 0 {
+		t.Fatalf("warm read called the API: %d batch, %d get", api.batchCalls, api.getCalls)
+	}
+	s.Invalidate(ids[0])
+	s.Current(context.Background(), ids[:45])
+	if api.getCalls != 1 {
+		t.Fatalf("invalidated secret read %d times", api.getCalls)
+	}
+	now = now.Add(time.Minute)
+	s.Current(context.Background(), ids[:45])
+	if api.batchCalls != 6 {
+		t.Fatalf("expired cache: %d batch calls", api.batchCalls)
+	}
+}
+
+func TestMalformedSecrets(t *testing.T) {
+	tests := map[string]string{
+		"not json":       "client_id=a&client_secret=hunter2",
+		"no secret":      `{"client_id":"a"}`,
+		"empty secret":   `{"client_id":"a","client_secret":""}`,
+		"no id":          `{"client_secret":"hunter2"}`,
+		"secret number":  `{"client_id":"a","client_secret":12345}`,
+		"array":          `["hunter2"]`,
+		"empty":          "",
+		"whitespace id":  `{"client_id":"","client_secret":"hunter2"}`,
+		"truncated json": `{"client_id":"a","client_secret":"hunter2`,
+	}
+	for name, value := range tests {
+		t.Run(name, func(t *testing.T) {
+			api := &fakeSM{values: map[string][2]string{"s": {value, ""}}}
+			_, err := (&Source{API: api}).Fresh(context.Background(), "s")
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("err = %v", err)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("error leaks the secret: %v", err)
+			}
+		})
+	}
+}
+
+func TestPrevious(t *testing.T) {
+	api := &fakeSM{values: map[string][2]string{"s": {cred("id", "new"), cred("id", "old")}, "t": {cred("id", "x"), ""}}}
+	s := &Source{API: api}
+	prev, err := s.Previous(context.Background(), "s")
+	if err != nil || prev.ClientSecret != "old" || prev.VersionID != "prev-s" {
+		t.Fatalf("%v %v", prev, err)
+	}
+	if _, err := s.Previous(context.Background(), "t"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("no previous version: err = %v", err)
+	}
+}
+
+func TestSecretNeverFormatted(t *testing.T) {
+	s := Secret{ClientID: "id", ClientSecret: "hunter2", VersionID: "v"}
+	for _, out := range []string{fmt.Sprint(s), fmt.Sprintf("%v %+v %#v %s", s, s, s, s), s.LogValue().String()} {
+		if strings.Contains(out, "hunter2") {
+			t.Fatalf("formatted secret: %s", out)
+		}
+	}
+}

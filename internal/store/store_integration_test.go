@@ -1,0 +1,122 @@
+//go:build integration
+
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/aws/smithy-go/middleware"
+
+	"github.com/token-refresher/token-refresher/internal/awstest"
+	"github.com/token-refresher/token-refresher/internal/localaws"
+	"github.com/token-refresher/token-refresher/pkg/tokens"
+)
+
+func TestIntegrationStore(t *testing.T) {
+	cfg := awstest.Config(t)
+	ctx := context.Background()
+	var calls localaws.Calls
+	// LocalStack neither enforces nor reports parameter tiers faithfully, so the tier
+	// is checked on the request the store sends and the value on what SSM returns.
+	var tiers []types.ParameterTier
+	cfg.APIOptions = append(cfg.APIOptions, calls.Middleware, func(st *middleware.Stack) error {
+		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("tier", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			if put, ok := in.Parameters.(*ssm.PutParameterInput); ok {
+				tiers = append(tiers, put.Tier)
+			}
+			return next.HandleInitialize(ctx, in)
+		}), middleware.After)
+	})
+	client := ssm.NewFromConfig(cfg)
+	prefix := "/" + awstest.UniqueName("store-") + "/tokens"
+	s := &Store{API: client, Prefix: prefix}
+
+	const n = 23
+	for i := range n {
+		if err := s.Publish(ctx, fmt.Sprintf("%s/p%02d", prefix, i), token(fmt.Sprintf("p%02d", i), 100+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	calls.Reset()
+	got, err := s.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Tokens) != n || len(got.Malformed) != 0 {
+		t.Fatalf("%d tokens, %d malformed", len(got.Tokens), len(got.Malformed))
+	}
+	if c := calls.Count("SSM.GetParametersByPath"); c != (n+9)/10 {
+		t.Fatalf("%d GetParametersByPath calls for %d parameters", c, n)
+	}
+	for i := range n {
+		tok := got.Tokens[fmt.Sprintf("%s/p%02d", prefix, i)]
+		if tok.AccessToken != strings.Repeat("a", 100+i) || !tok.ExpiresAt.Equal(t0.Add(3600e9)) {
+			t.Fatalf("p%02d read back as %+v", i, tok)
+		}
+	}
+
+	check := func(name string, size int, wantKey string) {
+		t.Helper()
+		out, err := client.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name), WithDecryption: aws.Bool(true)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Parameter.Type != types.ParameterTypeSecureString {
+			t.Fatalf("%s is a %s", name, out.Parameter.Type)
+		}
+		if tok, err := tokens.Parse([]byte(aws.ToString(out.Parameter.Value))); err != nil || len(tok.AccessToken) != size {
+			t.Fatalf("%s: %v, token of %d bytes, want %d", name, err, len(tok.AccessToken), size)
+		}
+		desc, err := client.DescribeParameters(ctx, &ssm.DescribeParametersInput{
+			ParameterFilters: []types.ParameterStringFilter{{Key: aws.String("Name"), Values: []string{name}}},
+		})
+		if err != nil || len(desc.Parameters) != 1 {
+			t.Fatalf("describe %s: %v", name, err)
+		}
+		meta := desc.Parameters[0]
+		if wantKey != "" && !strings.HasSuffix(aws.ToString(meta.KeyId), wantKey) {
+			t.Errorf("%s: key %s, want %s", name, aws.ToString(meta.KeyId), wantKey)
+		}
+	}
+
+	// A token too large for the Standard tier goes Advanced.
+	big := prefix + "/big"
+	tiers = nil
+	if err := s.Publish(ctx, big, token("big", 5000)); err != nil {
+		t.Fatal(err)
+	}
+	check(big, 5000, "")
+	if err := s.Publish(ctx, big, token("big", 10)); err != nil {
+		t.Fatal(err)
+	}
+	check(big, 10, "")
+	if len(tiers) < 2 || tiers[0] != types.ParameterTierAdvanced || tiers[1] != types.ParameterTierStandard {
+		t.Fatalf("tiers sent: %v", tiers)
+	}
+
+	// A customer managed key, as TOKEN_KMS_KEY_ID names it.
+	key, err := kms.NewFromConfig(cfg).CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("token-refresher store test")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyID := aws.ToString(key.KeyMetadata.KeyId)
+	withKey := &Store{API: client, Prefix: prefix, KMSKeyID: keyID}
+	if err := withKey.Publish(ctx, prefix+"/kms", token("kms", 50)); err != nil {
+		t.Fatal(err)
+	}
+	check(prefix+"/kms", 50, keyID)
+
+	// Overwriting many times never fails: no labels, no tags.
+	for range 5 {
+		if err := s.Publish(ctx, prefix+"/p00", token("p00", 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
