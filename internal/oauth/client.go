@@ -15,6 +15,8 @@ package oauth
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -50,8 +52,9 @@ type Credentials struct {
 // Client requests tokens. Its zero value is ready to use.
 type Client struct {
 	// HTTPClient sends the requests. When nil, a client that never follows redirects
-	// is used. A client given here has its CheckRedirect replaced for the same reason:
-	// a redirected token request could carry the client secret elsewhere.
+	// and reads at most MaxHeaderBytes of an answer's headers is used. A client given
+	// here has its CheckRedirect replaced for the same reason: a redirected token
+	// request could carry the client secret elsewhere.
 	HTTPClient *http.Client
 	// RequestTimeout bounds each attempt; DefaultRequestTimeout when zero.
 	RequestTimeout time.Duration
@@ -67,14 +70,51 @@ type Client struct {
 	UserAgent string
 }
 
+// MaxHeaderBytes bounds the status line and headers of an answer the default HTTP
+// client reads: net/http's own default is 10 MB, and its errors quote a malformed
+// status line whole.
+const MaxHeaderBytes = 64 << 10
+
+// jwtTolerance is how much earlier than expires_in says a JWT's exp may be before it
+// is taken instead: exp has whole seconds and the provider's clock its own skew.
+const jwtTolerance = time.Minute
+
+// maxScopeLen bounds the granted scope taken from an answer; it is published.
+const maxScopeLen = 1024
+
+// defaultTransport is http.DefaultTransport with a bound on answer headers. It is
+// read-only once made, and shared so that connections are reused.
+var defaultTransport = func() http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxResponseHeaderBytes = MaxHeaderBytes
+	return t
+}()
+
 // Token obtains a new access token from e with cred. The token's lifetime is
-// counted from when its request was sent. Network errors, 429 and 5xx are retried
-// with exponential backoff and jitter, honouring Retry-After up to MaxRetryAfter,
-// within ctx's deadline; any other refusal is final.
+// counted from when its request was sent, and is the shortest of what the answer
+// states (expires_in, and a JWT's exp). Network errors, 429 and 5xx are retried with
+// exponential backoff and jitter, honouring Retry-After up to MaxRetryAfter, within
+// ctx's deadline; any other refusal, and a failed TLS handshake, is final. When ctx
+// ends first, the error says what the endpoint last did, and errors.Is finds the
+// context's error.
 //
 // The returned token has no Provider or SecretVersion: those are the publisher's.
-// The error never contains the client secret or a token.
+// Every error passes through one step that removes the client secret in every form
+// the client sends or that can be derived from it, and then bounds the text to
+// MaxErrorLen; errors.Is and errors.As still find this package's sentinels, the
+// context's errors and *Error.
 func (c *Client) Token(ctx context.Context, e Endpoint, cred Credentials) (*tokens.Token, error) {
+	tok, err := c.token(ctx, e, cred)
+	if err != nil {
+		return nil, sanitize(err, cred)
+	}
+	if tok.Scope != "" {
+		tok.Scope = cut(newRedactor(cred).redact(tok.Scope), maxScopeLen)
+	}
+	return tok, nil
+}
+
+func (c *Client) token(ctx context.Context, e Endpoint, cred Credentials) (*tokens.Token, error) {
 	if err := CheckTokenURL(e.TokenURL); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInsecureURL, err)
 	}
@@ -86,8 +126,12 @@ func (c *Client) Token(ctx context.Context, e Endpoint, cred Credentials) (*toke
 		return nil, err
 	}
 
-	var last error
+	var last error // the last attempt's error
 	attempt := func() (*tokens.Token, error) {
+		if err := ctx.Err(); err != nil {
+			// No attempt starts once the caller's time is up.
+			return nil, backoff.Permanent(err)
+		}
 		tok, err := c.attempt(ctx, e, cred, body, contentType)
 		if err != nil {
 			last = err
@@ -108,35 +152,67 @@ func (c *Client) Token(ctx context.Context, e Endpoint, cred Credentials) (*toke
 		opts = append(opts, backoff.WithMaxElapsedTime(time.Until(deadline)))
 	}
 	tok, err := backoff.Retry(ctx, attempt, opts...)
-	if err != nil {
-		if ctx.Err() != nil && last != nil && !errors.Is(last, ctx.Err()) {
-			return nil, fmt.Errorf("%w (last attempt: %w)", ctx.Err(), last)
-		}
-		return nil, err
+	if err != nil && ctx.Err() != nil && last != nil && !errors.Is(last, ctx.Err()) {
+		// The time ran out while waiting to try again: the last real reason stands.
+		return nil, fmt.Errorf("%w; %w before another attempt", last, timeUp{ctx.Err()})
 	}
-	return tok, nil
+	return tok, err
 }
 
 // attempt sends one request. Errors worth retrying are returned as they are; final
 // ones wrapped in backoff.Permanent.
 func (c *Client) attempt(ctx context.Context, e Endpoint, cred Credentials, body []byte, contentType string) (*tokens.Token, error) {
-	ctx, cancel := context.WithTimeout(ctx, orDefault(c.RequestTimeout, DefaultRequestTimeout))
+	timeout := orDefault(c.RequestTimeout, DefaultRequestTimeout)
+	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	req, err := c.newRequest(ctx, e, cred, body, contentType)
+	req, err := c.newRequest(actx, e, cred, body, contentType)
 	if err != nil {
 		return nil, backoff.Permanent(err)
 	}
 	sent := c.now()
+	started := time.Now()
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
-		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-			return nil, backoff.Permanent(err)
+		err = scrubURLError(err)
+		switch {
+		case ctx.Err() != nil:
+			// The caller's time ran out with this request in flight: that the endpoint
+			// had not answered yet is the real reason, not the context's error.
+			return nil, backoff.Permanent(fmt.Errorf("%w: no answer %s after the request was sent; %w",
+				ErrUnreachable, time.Since(started).Round(time.Millisecond), timeUp{ctx.Err()}))
+		case actx.Err() != nil:
+			return nil, fmt.Errorf("%w: no answer within %s", ErrUnreachable, timeout)
+		case isTLSFailure(err):
+			// A certificate that does not verify will not verify on the next attempt.
+			return nil, backoff.Permanent(fmt.Errorf("%w: TLS: %v", ErrUnreachable, err))
 		}
-		return nil, fmt.Errorf("token request: %w", scrubURLError(err))
+		return nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
 	}
 	defer resp.Body.Close()
-	return c.readResponse(resp, e, cred, sent)
+	return c.readResponse(resp, e, sent)
+}
+
+// timeUp says that the caller's time ran out in words, keeping the context's error
+// for errors.Is: "context deadline exceeded" alone would hide what the endpoint did.
+type timeUp struct{ err error }
+
+func (e timeUp) Error() string { return "the time allowed ran out" }
+func (e timeUp) Unwrap() error { return e.err }
+
+// isTLSFailure recognises a failed handshake: a certificate that does not verify,
+// or a peer that does not speak TLS.
+func isTLSFailure(err error) bool {
+	var (
+		verify   *tls.CertificateVerificationError
+		record   tls.RecordHeaderError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		alert    tls.AlertError
+	)
+	return errors.As(err, &verify) || errors.As(err, &record) || errors.As(err, &unknown) ||
+		errors.As(err, &hostname) || errors.As(err, &invalid) || errors.As(err, &alert)
 }
 
 // newRequest builds the token request: the body in the endpoint's format, its
@@ -164,40 +240,43 @@ func (c *Client) newRequest(ctx context.Context, e Endpoint, cred Credentials, b
 
 // readResponse reads at most MaxResponseBytes of the answer and turns it into a
 // token whose lifetime counts from sent, or into the error the endpoint stated.
-func (c *Client) readResponse(resp *http.Response, e Endpoint, cred Credentials, sent time.Time) (*tokens.Token, error) {
+func (c *Client) readResponse(resp *http.Response, e Endpoint, sent time.Time) (*tokens.Token, error) {
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("read token response: %w", scrubURLError(err))
+		return nil, fmt.Errorf("%w: read token response: %v", ErrUnreachable, scrubURLError(err))
 	}
 	if len(data) > MaxResponseBytes {
 		return nil, backoff.Permanent(fmt.Errorf("%w: response body exceeds %d bytes", ErrBadResponse, MaxResponseBytes))
 	}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		return nil, backoff.Permanent(&Error{StatusCode: resp.StatusCode,
-			Description: "redirect to " + reason(redirectHost(resp)) + " not followed"})
+			Description: "redirect to " + redirectHost(resp) + " not followed"})
 	}
 
 	r, err := ParseResponse(resp.StatusCode, data, e.Response)
 	if err != nil {
 		var oe *Error
-		if errors.As(err, &oe) {
-			oe.Code = reason(oe.Code, cred.ClientSecret)
-			oe.Description = reason(oe.Description, cred.ClientSecret)
-			if oe.Temporary() {
-				oe.RetryAfter = resp.Header.Get("Retry-After")
-				if wait, ok := c.retryAfter(oe.RetryAfter, sent); ok {
-					return nil, fmt.Errorf("%w (%w)", oe, &backoff.RetryAfterError{Duration: wait})
-				}
-				return nil, oe
+		if errors.As(err, &oe) && oe.Temporary() {
+			oe.RetryAfter = resp.Header.Get("Retry-After")
+			if wait, ok := c.retryAfter(oe.RetryAfter, sent); ok {
+				return nil, fmt.Errorf("%w (%w)", oe, &backoff.RetryAfterError{Duration: wait})
 			}
+			return nil, oe
 		}
 		return nil, backoff.Permanent(err)
 	}
 
 	tok := &tokens.Token{AccessToken: r.AccessToken, TokenType: r.TokenType, Scope: r.Scope, IssuedAt: sent.UTC()}
-	switch exp, isJWT := jwtExpiry(r.AccessToken); {
+	exp, isJWT := jwtExpiry(r.AccessToken)
+	switch {
 	case r.ExpiresIn > 0:
 		tok.ExpiresAt = sent.Add(r.ExpiresIn).UTC()
+		if isJWT && exp.Before(tok.ExpiresAt.Add(-jwtTolerance)) {
+			// Two statements of one lifetime that disagree: the shorter wins, so a
+			// unit mistake in expires_in (milliseconds) cannot outlive the token's
+			// own exp claim.
+			tok.ExpiresAt = exp
+		}
 	case isJWT:
 		tok.ExpiresAt = exp
 	case e.DefaultLifetime > 0:
@@ -212,7 +291,7 @@ func (c *Client) readResponse(resp *http.Response, e Endpoint, cred Credentials,
 }
 
 func (c *Client) httpClient() *http.Client {
-	hc := http.Client{Timeout: 0}
+	hc := http.Client{Transport: defaultTransport}
 	if c.HTTPClient != nil {
 		hc = *c.HTTPClient
 	}
@@ -280,11 +359,12 @@ func requestBody(e Endpoint, cred Credentials) ([]byte, string, error) {
 
 // basicCredentials builds the value of an HTTP Basic header. RFC 6749 §2.3.1 has
 // id and secret form-encoded before they are joined, so a ':' or '%' in a secret
-// survives; some servers only know plain RFC 7617 and want them as they are.
+// survives (formEncode, with a space as %20, which both kinds of server decoder
+// read as a space); some servers only know plain RFC 7617 and want them as they are.
 func basicCredentials(cred Credentials, enc BasicEncoding) string {
 	id, secret := cred.ClientID, cred.ClientSecret
 	if enc != BasicRaw {
-		id, secret = url.QueryEscape(id), url.QueryEscape(secret)
+		id, secret = formEncode(id), formEncode(secret)
 	}
 	return base64.StdEncoding.EncodeToString([]byte(id + ":" + secret))
 }

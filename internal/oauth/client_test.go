@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -58,13 +59,17 @@ func TestClientSeedDialects(t *testing.T) {
 	}
 }
 
+// TestClientBasicEncoding: with basic_auth_encoding form, ids and secrets with
+// every character that form encoding changes, spaces included, authenticate against
+// both kinds of server decoder, the form decoder ('+' is a space) and the
+// percent-only one ('+' is a plus) that Authlib and others use; raw works against
+// plain RFC 7617 servers.
 func TestClientBasicEncoding(t *testing.T) {
-	// Secrets with every character that form encoding changes, both ways.
-	secrets := []string{secret, "a:b:c", "100%25", "p+l/u=s", "  ", "ümlaut"}
+	secrets := []string{secret, "a:b:c", "100%25", "p+l/u=s", "  ", "ümlaut", "with space+plus"}
 	srv := oauthtest.NewServer()
 	defer srv.Close()
 	for i, sec := range secrets {
-		for _, enc := range []oauthtest.BasicEncoding{oauthtest.BasicForm, oauthtest.BasicRaw} {
+		for _, enc := range []oauthtest.BasicEncoding{oauthtest.BasicForm, oauthtest.BasicPercent, oauthtest.BasicRaw} {
 			name := fmt.Sprintf("basic-%s-%d", enc, i)
 			t.Run(name, func(t *testing.T) {
 				id := "client:" + name // a ':' in the id survives only form encoding
@@ -73,15 +78,18 @@ func TestClientBasicEncoding(t *testing.T) {
 				}
 				u := srv.Add(oauthtest.Provider{Name: name, Dialect: oauthtest.CheckIssuing, ClientID: id, ClientSecret: sec, BasicEncoding: enc})
 				p := oauthtest.CheckIssuing.Endpoint(u)
-				p.BasicEncoding = oauth.BasicEncoding(enc)
+				if enc == oauthtest.BasicRaw {
+					p.BasicEncoding = oauth.BasicRaw
+				}
 				if _, err := fastClient().Token(context.Background(), p, oauth.Credentials{ClientID: id, ClientSecret: sec}); err != nil {
 					t.Fatalf("Token: %v", err)
 				}
 				auth := srv.Stats(name).LastRequest.Header.Get("Authorization")
 				raw, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(auth, "Basic "))
 				want := id + ":" + sec
-				if enc == oauthtest.BasicForm {
-					want = url.QueryEscape(id) + ":" + url.QueryEscape(sec)
+				if enc != oauthtest.BasicRaw {
+					esc := func(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }
+					want = esc(id) + ":" + esc(sec)
 				}
 				if string(raw) != want {
 					t.Fatalf("Basic credentials %q, want %q", raw, want)
@@ -277,7 +285,82 @@ func TestClientRetriesNetworkErrors(t *testing.T) {
 	srv.Close()
 	_, err = fastClient().Token(context.Background(), p, oauth.Credentials{ClientID: "id", ClientSecret: secret})
 	var e *oauth.Error
-	if err == nil || errors.As(err, &e) || !strings.Contains(err.Error(), "token request") {
+	if err == nil || errors.As(err, &e) || !errors.Is(err, oauth.ErrUnreachable) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestClientLifetimeShorterStatementWins: expires_in in milliseconds (a unit
+// mistake) does not outlive the token's own exp claim.
+func TestClientLifetimeShorterStatementWins(t *testing.T) {
+	exp := time.Now().Add(time.Hour).Unix()
+	claims := base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf(`{"exp":%d}`, exp)))
+	jwt := "eyJhbGciOiJub25lIn0." + claims + ".c2ln"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":%q,"token_type":"Bearer","expires_in":3600000}`, jwt)
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	tok, err := fastClient().Token(context.Background(), oauth.Endpoint{TokenURL: u}, oauth.Credentials{ClientID: "id", ClientSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.ExpiresAt.Unix() != exp {
+		t.Fatalf("expires at %s, want the JWT's exp %s", tok.ExpiresAt, time.Unix(exp, 0).UTC())
+	}
+}
+
+// TestClientTLSFailureIsFinal: a certificate that does not verify is not retried.
+func TestClientTLSFailureIsFinal(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.StartTLS() // a certificate no client trusts
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	_, err := fastClient().Token(context.Background(), oauth.Endpoint{TokenURL: u}, oauth.Credentials{ClientID: "id", ClientSecret: secret})
+	if !errors.Is(err, oauth.ErrUnreachable) || !strings.Contains(err.Error(), "TLS") {
+		t.Fatalf("err = %v", err)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections: a failed handshake was retried", n)
+	}
+}
+
+// TestClientDeadlineGivesTheRealReason: when the caller's time runs out, the error
+// says what the endpoint did (no answer; a 503 asking for a long wait), and
+// errors.Is still finds the context's error where the time ran out mid-request.
+func TestClientDeadlineGivesTheRealReason(t *testing.T) {
+	srv := oauthtest.NewServer()
+	defer srv.Close()
+	hang := srv.Add(oauthtest.Provider{Name: "hang", Dialect: oauthtest.Cardlytics, ClientID: "id", ClientSecret: secret})
+	srv.SetFault("hang", oauthtest.Fault{Kind: oauthtest.Slow})
+	busy := srv.Add(oauthtest.Provider{Name: "busy", Dialect: oauthtest.Cardlytics, ClientID: "id", ClientSecret: secret})
+	srv.SetFault("busy", oauthtest.Fault{Kind: oauthtest.ServerError, Status: 503, RetryAfter: "30"})
+	c := &oauth.Client{MaxRetryAfter: time.Minute}
+	cred := oauth.Credentials{ClientID: "id", ClientSecret: secret}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := c.Token(ctx, oauthtest.Cardlytics.Endpoint(hang), cred)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, oauth.ErrUnreachable) ||
+		!strings.Contains(err.Error(), "no answer") || strings.Contains(err.Error(), "context deadline exceeded") {
+		t.Errorf("hanging endpoint: %v", err)
+	}
+
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = c.Token(ctx, oauthtest.Cardlytics.Endpoint(busy), cred)
+	var oe *oauth.Error
+	if !errors.As(err, &oe) || oe.StatusCode != 503 || strings.Contains(err.Error(), "context deadline exceeded") {
+		t.Errorf("503 with a Retry-After past the deadline: %v", err)
+	}
+	if n := srv.Stats("busy").Requests; n != 1 {
+		t.Errorf("%d requests: a retry that would end past the deadline was started", n)
 	}
 }

@@ -1,10 +1,13 @@
 package oauth
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Errors a token request can end in, for errors.Is.
@@ -23,11 +26,19 @@ var (
 	ErrInsecureURL = errors.New("insecure token URL")
 	// ErrInvalidPointer means a response field's location is not an RFC 6901 JSON pointer.
 	ErrInvalidPointer = errors.New("invalid JSON pointer")
+	// ErrUnreachable means no answer came: the connection failed or broke, the TLS
+	// handshake failed, the answer was not HTTP, or the endpoint did not answer in time.
+	ErrUnreachable = errors.New("token endpoint unreachable")
 )
 
-// maxReasonLen bounds how much of a provider's error text reaches a message:
-// enough to diagnose, too little to flood a log line or an alarm.
-const maxReasonLen = 200
+// Bounds on text that comes from outside: enough to diagnose, too little to flood a
+// log line, a result, an alarm or a failure queue.
+const (
+	// maxReasonLen bounds a provider's stated reason (an Error's Code or Description).
+	maxReasonLen = 200
+	// MaxErrorLen bounds the text of every error the client returns.
+	MaxErrorLen = 512
+)
 
 // Error is a token endpoint's refusal: its HTTP status and its stated reason.
 type Error struct {
@@ -35,7 +46,8 @@ type Error struct {
 	StatusCode int
 	// Code is the machine-readable reason, such as RFC 6749's "invalid_client".
 	Code string
-	// Description is the human-readable reason, cut to a sane length.
+	// Description is the human-readable reason. In an error the client returns it
+	// is redacted and cut to a sane length.
 	Description string
 	// RetryAfter is the wait the endpoint asked for, if any.
 	RetryAfter string
@@ -78,14 +90,10 @@ func (e *Error) CredentialsRejected() bool {
 	return strings.EqualFold(e.Description, "access denied")
 }
 
-// reason makes provider-supplied text safe to show: printable, one line, bounded,
-// and without any of the given secrets in it (an endpoint may echo what it was sent).
-func reason(s string, secrets ...string) string {
-	for _, sec := range secrets {
-		if len(sec) >= 4 {
-			s = strings.ReplaceAll(s, sec, "[redacted]")
-		}
-	}
+// clean makes provider-supplied text fit for one line: printable, no line breaks,
+// trimmed. It does not cut: a secret must be redacted from the whole text before
+// any cut, or a cut could leave the start of it behind.
+func clean(s string) string {
 	s = strings.Map(func(r rune) rune {
 		switch {
 		case r == '\n' || r == '\r' || r == '\t':
@@ -95,15 +103,71 @@ func reason(s string, secrets ...string) string {
 		}
 		return r
 	}, s)
-	s = strings.TrimSpace(s)
-	if len(s) > maxReasonLen {
-		cut := maxReasonLen
-		for cut > 0 && !isRuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return s
+	return strings.TrimSpace(s)
 }
 
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+// cut bounds s to n bytes, at a character boundary, marking the cut.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
+}
+
+// cleanError is what every error the client returns becomes: its text redacted and
+// then bounded, keeping of the original only what callers may test (this package's
+// sentinels, the context's errors, and a redacted copy of the endpoint's *Error),
+// so that no unredacted text survives anywhere in its chain.
+type cleanError struct {
+	msg     string
+	matches []error
+	refusal *Error
+}
+
+// sentinels are the errors a caller may test a returned error against.
+var sentinels = []error{ErrInvalidToken, ErrNoExpiry, ErrBadResponse, ErrInsecureURL, ErrUnreachable,
+	context.Canceled, context.DeadlineExceeded}
+
+// Error returns the redacted, bounded text.
+func (e *cleanError) Error() string { return e.msg }
+
+// Is reports whether the original error matched target, one of the sentinels.
+func (e *cleanError) Is(target error) bool { return slices.Contains(e.matches, target) }
+
+// As finds the redacted copy of the endpoint's refusal.
+func (e *cleanError) As(target any) bool {
+	if p, ok := target.(**Error); ok && e.refusal != nil {
+		*p = e.refusal
+		return true
+	}
+	return false
+}
+
+// sanitize is the one step every error of the client passes through: the secret, in
+// every form the redactor knows, is removed from the whole text first, and only
+// then is the text bounded.
+func sanitize(err error, cred Credentials) error {
+	if err == nil {
+		return nil
+	}
+	r := newRedactor(cred)
+	out := &cleanError{msg: cut(clean(r.redact(err.Error())), MaxErrorLen)}
+	for _, s := range sentinels {
+		if errors.Is(err, s) {
+			out.matches = append(out.matches, s)
+		}
+	}
+	var oe *Error
+	if errors.As(err, &oe) {
+		c := *oe
+		c.Code = cut(clean(r.redact(oe.Code)), maxReasonLen)
+		c.Description = cut(clean(r.redact(oe.Description)), maxReasonLen)
+		c.RetryAfter = cut(clean(r.redact(oe.RetryAfter)), 64)
+		out.refusal = &c
+	}
+	return out
+}

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -22,8 +23,8 @@ func FuzzParseResponse(f *testing.F) {
 			if !errors.As(err, &e) && !errors.Is(err, ErrInvalidToken) && !errors.Is(err, ErrBadResponse) {
 				t.Fatalf("unclassified error: %v", err)
 			}
-			if e != nil && (len(e.Description) > maxReasonLen+len("…") || len(e.Code) > maxReasonLen+len("…")) {
-				t.Fatalf("reason not cut: %d bytes", len(e.Description))
+			if e != nil && (strings.ContainsAny(e.Description+e.Code, "\n\r") || e.Description != clean(e.Description)) {
+				t.Fatalf("reason not cleaned: %q", e.Description)
 			}
 			return
 		}

@@ -76,7 +76,7 @@ func ParseResponse(status int, body []byte, fields ResponseFields) (Response, er
 		r.TokenType = "Bearer"
 	default:
 		// RFC 6749 §7.1: a client must not use a token whose type it does not understand.
-		return Response{}, fmt.Errorf("%w: token_type %q is not Bearer", ErrInvalidToken, reason(r.TokenType))
+		return Response{}, fmt.Errorf("%w: token_type %q is not Bearer", ErrInvalidToken, clean(r.TokenType))
 	}
 	if r.Scope, err = scopeField(obj, fields.Scope); err != nil {
 		return Response{}, err
@@ -94,12 +94,12 @@ func refusal(status int, obj map[string]any) *Error {
 	}
 	if code, ok := obj["error"].(string); ok && code != "" {
 		desc, _ := obj["error_description"].(string)
-		return &Error{StatusCode: status, Code: reason(code), Description: reason(desc)}
+		return &Error{StatusCode: status, Code: clean(code), Description: clean(desc)}
 	}
 	list, ok := obj["errors"].([]any)
 	if !ok || len(list) == 0 {
 		if m, ok := obj["message"].(string); ok && (status < 200 || status > 299) {
-			return &Error{StatusCode: status, Description: reason(m)}
+			return &Error{StatusCode: status, Description: clean(m)}
 		}
 		return nil
 	}
@@ -111,7 +111,7 @@ func refusal(status int, obj map[string]any) *Error {
 			msgs = append(msgs, v)
 		case map[string]any: // JSON:API error object
 			if c, ok := v["code"].(string); ok && e.Code == "" {
-				e.Code = reason(c)
+				e.Code = clean(c)
 			}
 			if st, ok := v["status"].(string); ok && e.bodyStatus == 0 {
 				e.bodyStatus, _ = strconv.Atoi(st)
@@ -126,7 +126,7 @@ func refusal(status int, obj map[string]any) *Error {
 			}
 		}
 	}
-	e.Description = reason(strings.Join(msgs, "; "))
+	e.Description = clean(strings.Join(msgs, "; "))
 	if e.Code == "" && e.Description == "" {
 		e.Description = "unspecified error"
 	}
@@ -200,7 +200,7 @@ func scopeField(obj map[string]any, pointer string) (string, error) {
 	}
 	switch s := v.(type) {
 	case string:
-		return reason(s), nil
+		return clean(s), nil
 	case []any:
 		parts := make([]string, 0, len(s))
 		for _, p := range s {
@@ -208,7 +208,7 @@ func scopeField(obj map[string]any, pointer string) (string, error) {
 				parts = append(parts, ps)
 			}
 		}
-		return reason(strings.Join(parts, " ")), nil
+		return clean(strings.Join(parts, " ")), nil
 	}
 	return "", fmt.Errorf("%w: scope is neither a string nor a list", ErrBadResponse)
 }
@@ -233,13 +233,13 @@ func expiresIn(obj map[string]any, pointer string) (time.Duration, error) {
 	}
 	secs, err := strconv.ParseFloat(text, 64)
 	if err != nil || math.IsNaN(secs) || math.IsInf(secs, 0) {
-		return 0, fmt.Errorf("%w: expires_in %q is not a number", ErrBadResponse, reason(text))
+		return 0, fmt.Errorf("%w: expires_in %q is not a number", ErrBadResponse, clean(text))
 	}
 	if secs <= 0 {
-		return 0, fmt.Errorf("%w: expires_in %s: the token is already expired", ErrInvalidToken, reason(text))
+		return 0, fmt.Errorf("%w: expires_in %s: the token is already expired", ErrInvalidToken, clean(text))
 	}
 	if secs > maxLifetime.Seconds() {
-		return 0, fmt.Errorf("%w: expires_in %s is beyond any plausible lifetime", ErrBadResponse, reason(text))
+		return 0, fmt.Errorf("%w: expires_in %s is beyond any plausible lifetime", ErrBadResponse, clean(text))
 	}
 	return time.Duration(secs * float64(time.Second)), nil
 }
@@ -300,5 +300,5 @@ func bodyHint(body []byte) string {
 	if len(line) == 0 {
 		return ""
 	}
-	return reason(string(line))
+	return clean(string(line))
 }

@@ -45,6 +45,24 @@ const (
 	EmptyToken FaultKind = "empty_token"
 	// NoExpiry validates the request and answers without expires_in; a JWT still has exp.
 	NoExpiry FaultKind = "no_expiry"
+
+	// The echo faults quote the request back, as some providers do in their error
+	// text, so that tests can prove a client's errors never carry the secret. Each
+	// quotes the request body as received (form- or JSON-encoded), the Authorization
+	// header (base64 for Basic), and the credentials as the dialect decoded them.
+
+	// EchoError answers the dialect's 400 error with the request quoted in its
+	// description (or message).
+	EchoError FaultKind = "echo_error"
+	// EchoTokenType answers 200 with a token whose token_type is the quoted request.
+	EchoTokenType FaultKind = "echo_token_type"
+	// EchoExpiresIn answers 200 with a token whose expires_in is the quoted request.
+	EchoExpiresIn FaultKind = "echo_expires_in"
+	// EchoStatusLine answers with a malformed HTTP status line made of the request
+	// body, which Go's HTTP client quotes whole in its error.
+	EchoStatusLine FaultKind = "echo_status_line"
+	// HugeStatusLine answers with a status line of Fault.Size bytes (4 MiB when zero).
+	HugeStatusLine FaultKind = "huge_status_line"
 )
 
 // Fault is injected into a provider with Server.SetFault.
@@ -63,12 +81,15 @@ type Fault struct {
 	// Status, when not zero, overrides the HTTP status of the fault's answer.
 	// Slow ignores it.
 	Status int
+	// Size is the length of a HugeStatusLine; 4 MiB when zero.
+	Size int
 }
 
 func (f Fault) validate() error {
 	switch f.Kind {
 	case NoFault, ServerError, TooManyRequests, Slow, Garbage, Oversized, Redirect,
-		ErrorWith200, Expired, WrongCredentials, EmptyToken, NoExpiry:
+		ErrorWith200, Expired, WrongCredentials, EmptyToken, NoExpiry,
+		EchoError, EchoTokenType, EchoExpiresIn, EchoStatusLine, HugeStatusLine:
 	default:
 		return fmt.Errorf("unknown fault kind %q", string(f.Kind))
 	}
@@ -77,6 +98,8 @@ func (f Fault) validate() error {
 		return fmt.Errorf("fault Times %d is negative", f.Times)
 	case f.Delay < 0:
 		return fmt.Errorf("fault Delay %v is negative", f.Delay)
+	case f.Size < 0:
+		return fmt.Errorf("fault Size %d is negative", f.Size)
 	case f.Status != 0 && (f.Status < 100 || f.Status > 999):
 		return fmt.Errorf("fault Status %d is no HTTP status", f.Status)
 	case f.Kind == Redirect && f.Status != 0 && (f.Status < 300 || f.Status > 399):

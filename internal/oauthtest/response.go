@@ -304,3 +304,29 @@ func jsonParams(body []byte) (map[string]string, *apiError) {
 	}
 	return params, nil
 }
+
+// echo quotes the request back as an echoing provider does: the body as received,
+// the Authorization header, and the client credentials as the dialect decoded them.
+func (x *exchange) echo() string {
+	id, secret := "", ""
+	if params, e := x.params(); e == nil {
+		id, secret = params["client_id"], params["client_secret"]
+	}
+	if x.sp.basic {
+		id, secret, _ = decodeBasic(x.r.Header.Get("Authorization"), x.p.BasicEncoding)
+	}
+	return fmt.Sprintf("request %s with Authorization %q for client %s secret %s", x.body, x.r.Header.Get("Authorization"), id, secret)
+}
+
+// issueEcho answers 200 with a token whose token_type or expires_in is the echo.
+func (x *exchange) issueEcho(now time.Time, f Fault) {
+	token := x.newToken(now, now.Add(time.Hour), "")
+	echo := x.echo()
+	answer := map[string]any{"access_token": token, "token_type": "Bearer", "expires_in": 3600}
+	if f.Kind == EchoTokenType {
+		answer["token_type"] = echo
+	} else {
+		answer["expires_in"] = echo
+	}
+	x.writeJSON(f.status(http.StatusOK), answer)
+}

@@ -21,6 +21,7 @@
 package oauthtest
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/base64"
@@ -47,6 +48,9 @@ const (
 	// form-decodes (url.QueryUnescape: "%XX" and '+' for space) the client id and the
 	// secret, as RFC 6749 §2.3.1 requires. It is the default.
 	BasicForm BasicEncoding = "form"
+	// BasicPercent is BasicForm with percent-decoding only (url.PathUnescape: '+'
+	// stays a plus), as Authlib, authentik and django-oauth-toolkit decode.
+	BasicPercent BasicEncoding = "percent"
 	// BasicRaw base64-decodes the header and splits it at the first ':' with no
 	// further decoding, as plain RFC 7617 does.
 	BasicRaw BasicEncoding = "raw"
@@ -167,7 +171,7 @@ func (s *Server) Add(p Provider) (tokenURL string) {
 		p.BasicEncoding = BasicForm
 	}
 	switch {
-	case p.BasicEncoding != BasicForm && p.BasicEncoding != BasicRaw:
+	case p.BasicEncoding != BasicForm && p.BasicEncoding != BasicPercent && p.BasicEncoding != BasicRaw:
 		panic(fmt.Sprintf("oauthtest: provider %q: unknown BasicEncoding %q", p.Name, string(p.BasicEncoding)))
 	case p.Lifetime != 0 && p.Lifetime < time.Second:
 		panic(fmt.Sprintf("oauthtest: provider %q: Lifetime %v is under one second", p.Name, p.Lifetime))
@@ -384,6 +388,23 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, redirected b
 	case Slow:
 		s.pause(r.Context(), f.Delay, true)
 		f = Fault{}
+	case EchoError:
+		x.writeError(f.status(http.StatusBadRequest), badRequest("invalid_request", "could not process %s", x.echo()))
+		return
+	case EchoTokenType, EchoExpiresIn:
+		x.issueEcho(now(), f)
+		return
+	case EchoStatusLine, HugeStatusLine:
+		line := strings.NewReplacer(" ", "", "\r", "", "\n", "").Replace(x.echo())
+		if f.Kind == HugeStatusLine {
+			line = strings.Repeat("x", cmp.Or(f.Size, 4<<20))
+		}
+		if conn, buf, err := w.(http.Hijacker).Hijack(); err == nil {
+			fmt.Fprintf(buf, "HTTP/1.1 %s\r\nContent-Length: 0\r\n\r\n", line)
+			buf.Flush()
+			conn.Close()
+		}
+		return
 	}
 
 	g, e := x.validate()
@@ -545,7 +566,8 @@ func (x *exchange) grantScope(requested string) (string, *apiError) {
 }
 
 // decodeBasic decodes an HTTP Basic Authorization header: base64, split at the first
-// ':', and for BasicForm url.QueryUnescape of both parts (RFC 6749 §2.3.1).
+// ':', and for BasicForm url.QueryUnescape of both parts (RFC 6749 §2.3.1), for
+// BasicPercent url.PathUnescape.
 func decodeBasic(header string, enc BasicEncoding) (id, secret string, ok bool) {
 	scheme, cred, found := strings.Cut(header, " ")
 	if !found || !strings.EqualFold(scheme, "Basic") {
@@ -559,10 +581,14 @@ func decodeBasic(header string, enc BasicEncoding) (id, secret string, ok bool) 
 	if !found {
 		return "", "", false
 	}
-	if enc == BasicForm {
+	unescape := url.QueryUnescape
+	if enc == BasicPercent {
+		unescape = url.PathUnescape
+	}
+	if enc != BasicRaw {
 		var err1, err2 error
-		id, err1 = url.QueryUnescape(id)
-		secret, err2 = url.QueryUnescape(secret)
+		id, err1 = unescape(id)
+		secret, err2 = unescape(secret)
 		if err1 != nil || err2 != nil {
 			return "", "", false
 		}

@@ -1,0 +1,135 @@
+package oauth_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/token-refresher/token-refresher/internal/oauth"
+	"github.com/token-refresher/token-refresher/internal/oauthtest"
+)
+
+// hostileSecrets have every character that an encoding changes.
+var hostileSecrets = []string{
+	"s3cr3t+/=% :with spaces",
+	`quote"back\slash<&>'`,
+	"ümlaut-é-日本-😀-long-enough",
+	"plain0123456789abcdef",
+	"a:b:c",
+}
+
+func assertNoForm(t *testing.T, where, text, id, secret string) {
+	t.Helper()
+	for _, f := range oauthtest.SecretForms(id, secret) {
+		if strings.Contains(text, f) {
+			t.Errorf("%s holds the secret as %q:\n%s", where, f, text)
+		}
+	}
+}
+
+// TestRedactEveryForm: every form a secret can take in an echo is removed, mixed
+// into other text, at the start, at the end, and cut short.
+func TestRedactEveryForm(t *testing.T) {
+	for _, secret := range hostileSecrets {
+		cred := oauth.Credentials{ClientID: "client id:1", ClientSecret: secret}
+		for _, form := range oauthtest.SecretForms(cred.ClientID, secret) {
+			for _, text := range []string{
+				form,
+				"before " + form + " after",
+				"client_secret=" + form + "&grant_type=client_credentials",
+				strings.Repeat("x", 300) + form,
+			} {
+				got := oauth.Redact(cred, text)
+				assertNoForm(t, fmt.Sprintf("Redact(%.40q)", text), strings.ReplaceAll(got, "[redacted]", marker(secret)), cred.ClientID, secret)
+				if !strings.Contains(got, "[redacted]") {
+					t.Errorf("nothing redacted in %q", text)
+				}
+			}
+		}
+	}
+	// Ordinary text is left alone.
+	cred := oauth.Credentials{ClientID: "id", ClientSecret: "s3cr3t+/=% :with spaces"}
+	if got := oauth.Redact(cred, "invalid_client: Client authentication failed"); got != "invalid_client: Client authentication failed" {
+		t.Errorf("changed ordinary text: %q", got)
+	}
+}
+
+// TestClientErrorsNeverCarryTheSecret drives every error path of the client with a
+// provider that quotes the request back, in every dialect: the refusal's text, a
+// token_type and an expires_in that are not what they should be, a malformed status
+// line, which Go's HTTP client quotes in its error, and a 4 MiB status line. No form
+// of the secret survives, and every error is bounded.
+func TestClientErrorsNeverCarryTheSecret(t *testing.T) {
+	srv := oauthtest.NewServer()
+	defer srv.Close()
+	kinds := []oauthtest.FaultKind{oauthtest.EchoError, oauthtest.EchoTokenType, oauthtest.EchoExpiresIn,
+		oauthtest.EchoStatusLine, oauthtest.HugeStatusLine}
+	for si, secret := range hostileSecrets {
+		for _, d := range oauthtest.Dialects() {
+			for _, kind := range kinds {
+				name := fmt.Sprintf("%s-%s-%d", d, kind, si)
+				t.Run(name, func(t *testing.T) {
+					id := "client id:" + name
+					if d == oauthtest.CheckIssuing {
+						id = "client-id-" + name
+					}
+					u := srv.Add(oauthtest.Provider{Name: name, Dialect: d, ClientID: id, ClientSecret: secret})
+					srv.SetFault(name, oauthtest.Fault{Kind: kind})
+					_, err := fastClient().Token(context.Background(), d.Endpoint(u), oauth.Credentials{ClientID: id, ClientSecret: secret})
+					if err == nil {
+						t.Fatal("no error")
+					}
+					msg := err.Error()
+					assertNoForm(t, "error", msg, id, secret)
+					if len(msg) > oauth.MaxErrorLen+len("…") {
+						t.Errorf("error is %d bytes", len(msg))
+					}
+					var oe *oauth.Error
+					if errors.As(err, &oe) {
+						assertNoForm(t, "Error fields", oe.Code+" "+oe.Description+" "+oe.RetryAfter, id, secret)
+					}
+					if kind == oauthtest.EchoStatusLine || kind == oauthtest.HugeStatusLine {
+						if !errors.Is(err, oauth.ErrUnreachable) {
+							t.Errorf("errors.Is(ErrUnreachable) = false: %v", err)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// FuzzRedact: whatever the secret and the text around it, no form of the secret
+// survives redaction. Seed inputs are in testdata/fuzz/FuzzRedact.
+func FuzzRedact(f *testing.F) {
+	f.Add("s3cr3t+/=% :with spaces", "before ", " after", uint8(0))
+	f.Add(`quote"back\slash<&>'`, "", "", uint8(5))
+	f.Add("ümlaut-日本-😀", "x", "y", uint8(6))
+	f.Fuzz(func(t *testing.T, secret, before, after string, which uint8) {
+		if !utf8.ValidString(secret) || secret == "" || strings.ContainsAny(before+after, "\x00") {
+			t.Skip()
+		}
+		cred := oauth.Credentials{ClientID: "id", ClientSecret: secret}
+		forms := oauthtest.SecretForms(cred.ClientID, secret)
+		form := forms[int(which)%len(forms)]
+		got := oauth.Redact(cred, before+form+after)
+		// The marker itself may spell a short secret ("a"): look around it.
+		if strings.Contains(strings.ReplaceAll(got, "[redacted]", marker(form)), form) {
+			t.Fatalf("form %q of %q survived in %q", form, secret, got)
+		}
+	})
+}
+
+// marker stands in for "[redacted]" when a test looks for a form: a character the
+// form does not contain, so the marker cannot spell it.
+func marker(form string) string {
+	for _, m := range []string{"\x00", "\x01", "\uFFFE"} {
+		if !strings.Contains(form, m) {
+			return m
+		}
+	}
+	return "\uFFFF"
+}
