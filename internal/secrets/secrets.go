@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -154,39 +155,54 @@ func (s *Source) batch(ctx context.Context, ids []string, out map[string]Secret,
 		return
 	}
 	// The answer names secrets by name and ARN, not necessarily as they were asked
-	// for; match each back to the id it was asked for.
+	// for; match each back to every id that names it, since two providers may name
+	// one secret in two ways (a name and an ARN).
 	found := map[string]bool{}
 	for _, v := range resp.SecretValues {
-		id := match(ids, aws.ToString(v.Name), aws.ToString(v.ARN))
-		if id == "" {
-			continue
+		for _, id := range matching(ids, aws.ToString(v.Name), aws.ToString(v.ARN)) {
+			found[id] = true
+			sec, err := decode(id, aws.ToString(v.SecretString), v.SecretBinary != nil, aws.ToString(v.VersionId))
+			if err != nil {
+				errs[id] = err
+				continue
+			}
+			s.store(id, sec)
+			out[id] = sec
 		}
-		found[id] = true
-		sec, err := decode(id, aws.ToString(v.SecretString), v.SecretBinary != nil, aws.ToString(v.VersionId))
-		if err != nil {
-			errs[id] = err
-			continue
-		}
-		s.store(id, sec)
-		out[id] = sec
 	}
 	for _, e := range resp.Errors {
-		id := match(ids, aws.ToString(e.SecretId), aws.ToString(e.SecretId))
-		if id == "" || found[id] {
-			continue
+		for _, id := range matching(ids, aws.ToString(e.SecretId), aws.ToString(e.SecretId)) {
+			if found[id] {
+				continue
+			}
+			found[id] = true
+			msg := cut(aws.ToString(e.Message), maxMessageLen)
+			cause := fmt.Errorf("%s: %s", cut(aws.ToString(e.ErrorCode), 64), msg)
+			if aws.ToString(e.ErrorCode) == "ResourceNotFoundException" {
+				cause = fmt.Errorf("%w: %s", ErrNotFound, msg)
+			}
+			errs[id] = fmt.Errorf("read secret %s: %w", id, cause)
 		}
-		found[id] = true
-		cause := fmt.Errorf("%s: %s", aws.ToString(e.ErrorCode), aws.ToString(e.Message))
-		if aws.ToString(e.ErrorCode) == "ResourceNotFoundException" {
-			cause = fmt.Errorf("%w: %s", ErrNotFound, aws.ToString(e.Message))
-		}
-		errs[id] = fmt.Errorf("read secret %s: %w", id, cause)
 	}
 	for _, id := range ids {
 		if !found[id] {
 			errs[id] = fmt.Errorf("read secret %s: %w: not in the batch answer", id, ErrNotFound)
 		}
 	}
+}
+
+// maxMessageLen bounds a message Secrets Manager returns for one secret of a batch.
+const maxMessageLen = 200
+
+// cut bounds s to n bytes, at a character boundary.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // Fresh reads the current version of id, bypassing the cache, and caches it.
@@ -240,16 +256,17 @@ func (s *Source) store(id string, sec Secret) {
 	s.cache[id] = entry{secret: sec, read: s.now()}
 }
 
-// match returns the id in ids that names the secret with this name or ARN, or "".
+// matching returns the ids in ids that name the secret with this name or ARN.
 // BatchGetSecretValue answers with names and full ARNs, not necessarily as the
 // secrets were asked for.
-func match(ids []string, name, arn string) string {
+func matching(ids []string, name, arn string) []string {
+	var out []string
 	for _, id := range ids {
 		if id == name || id == arn || secretid.Same(id, arn) || secretid.Same(id, name) {
-			return id
+			out = append(out, id)
 		}
 	}
-	return ""
+	return out
 }
 
 // decode parses a secret's value. Its errors describe the shape, never the content.

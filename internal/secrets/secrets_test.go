@@ -34,10 +34,13 @@ func (f *fakeSM) version(name, stage string) (string, string, bool) {
 	return v[0], "cur-" + name, true
 }
 
-// resolve accepts a name or a full ARN, as Secrets Manager does.
+// resolve accepts a name, a full ARN or a partial ARN, as Secrets Manager does.
 func resolve(id string) string {
 	if n, ok := strings.CutPrefix(id, arnPrefix); ok {
-		return n[:len(n)-7]
+		if i := len(n) - 7; i > 0 && n[i] == '-' {
+			return n[:i]
+		}
+		return n
 	}
 	return id
 }
@@ -162,5 +165,31 @@ func TestSecretNeverFormatted(t *testing.T) {
 		if strings.Contains(out, "hunter2") {
 			t.Fatalf("formatted secret: %s", out)
 		}
+	}
+}
+
+// TestCurrentOneSecretNamedTwoWays: two providers naming one secret, one by name and
+// one by ARN (full or partial), both get it from the same batch.
+func TestCurrentOneSecretNamedTwoWays(t *testing.T) {
+	for _, arn := range []string{arnPrefix + "token-refresher/shared-AbCdEf", arnPrefix + "token-refresher/shared"} {
+		t.Run(arn, func(t *testing.T) {
+			api := &fakeSM{values: map[string][2]string{
+				"token-refresher/shared": {cred("id", "secret"), ""},
+				"token-refresher/other":  {cred("id2", "secret2"), ""},
+			}}
+			ids := []string{"token-refresher/shared", arn, "token-refresher/other"}
+			got, errs := (&Source{API: api}).Current(context.Background(), ids)
+			if len(errs) != 0 || len(got) != 3 {
+				t.Fatalf("secrets %v, errors %v", got, errs)
+			}
+			for _, id := range ids[:2] {
+				if got[id].ClientID != "id" || got[id].VersionID != "cur-token-refresher/shared" {
+					t.Errorf("%s: %v", id, got[id])
+				}
+			}
+			if api.batchCalls != 1 {
+				t.Errorf("%d batch calls", api.batchCalls)
+			}
+		})
 	}
 }
