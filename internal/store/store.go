@@ -6,6 +6,20 @@
 // versions: SSM keeps the last 100 versions of a parameter and deletes the oldest
 // on each write, unless that version has a label, in which case every further
 // write fails.
+//
+// # Overlapping writers
+//
+// Two runs that overlap (a manual run beside the schedule, a late retry, a sharded
+// deployment) may each decide to replace the same token, and SSM has no
+// conditional write. Publish makes them safe after the fact: the caller says which
+// version of the parameter its decision was based on; PutParameter returns the new
+// version, and when that is not the next one, another writer wrote in between.
+// Publish then reads the versions written since (GetParameterHistory) and, when a
+// valid token of the same provider that expires later than the one now published
+// is among them, writes that one back, and checks again. Every writer does this
+// after its own write, so the last writer of any set of overlapping writers has
+// seen all their tokens, and the longest-lived valid one stays published: two
+// overlapping runs never leave the shorter of two valid tokens published.
 package store
 
 import (
@@ -14,6 +28,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -36,6 +51,7 @@ const pageSize = 10
 type API interface {
 	GetParametersByPath(ctx context.Context, in *ssm.GetParametersByPathInput, optFns ...func(*ssm.Options)) (*ssm.GetParametersByPathOutput, error)
 	PutParameter(ctx context.Context, in *ssm.PutParameterInput, optFns ...func(*ssm.Options)) (*ssm.PutParameterOutput, error)
+	GetParameterHistory(ctx context.Context, in *ssm.GetParameterHistoryInput, optFns ...func(*ssm.Options)) (*ssm.GetParameterHistoryOutput, error)
 }
 
 // Store reads and writes the published tokens under one path prefix. Set API and
@@ -62,16 +78,18 @@ func (s *Store) log() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// Published is what Current found: tokens by parameter name, and the parameters
-// whose value could not be read as a token.
+// Published is what Current found: tokens by parameter name, the parameters whose
+// value could not be read as a token, and the version of every parameter read, for
+// Publish.
 type Published struct {
 	Tokens    map[string]tokens.Token
 	Malformed map[string]error
+	Versions  map[string]int64
 }
 
 // Current reads every published token under the prefix, ten to a call.
 func (s *Store) Current(ctx context.Context) (Published, error) {
-	out := Published{Tokens: map[string]tokens.Token{}, Malformed: map[string]error{}}
+	out := Published{Tokens: map[string]tokens.Token{}, Malformed: map[string]error{}, Versions: map[string]int64{}}
 	p := ssm.NewGetParametersByPathPaginator(s.API, &ssm.GetParametersByPathInput{
 		Path:           aws.String(s.prefix()),
 		Recursive:      aws.Bool(true),
@@ -85,6 +103,7 @@ func (s *Store) Current(ctx context.Context) (Published, error) {
 		}
 		for _, prm := range page.Parameters {
 			name := aws.ToString(prm.Name)
+			out.Versions[name] = prm.Version
 			t, err := tokens.Parse([]byte(aws.ToString(prm.Value)))
 			if err != nil {
 				out.Malformed[name] = fmt.Errorf("parameter %s: %w", name, err)
@@ -99,14 +118,85 @@ func (s *Store) Current(ctx context.Context) (Published, error) {
 // ErrTooLarge means a token cannot be published because its JSON exceeds what SSM stores.
 var ErrTooLarge = errors.New("token too large for SSM")
 
-// Publish writes t to the parameter name as a SecureString, replacing what is there.
-func (s *Store) Publish(ctx context.Context, name string, t tokens.Token) error {
+// maxRewrites bounds how often Publish writes back a longer-lived token after
+// finding that another writer overlapped; each round needs yet another writer.
+const maxRewrites = 3
+
+// Publish writes t to the parameter name as a SecureString and returns the token
+// published when it returns: t, or a valid token of the same provider that expires
+// later and that an overlapping writer published meanwhile (see "Overlapping
+// writers"). after is the version of the parameter the caller's decision was based
+// on, 0 when it had none.
+func (s *Store) Publish(ctx context.Context, name string, t tokens.Token, after int64) (tokens.Token, error) {
+	version, err := s.put(ctx, name, t)
+	if err != nil {
+		return tokens.Token{}, err
+	}
+	published := t
+	for range maxRewrites {
+		if version == after+1 {
+			return published, nil // nobody wrote in between
+		}
+		best, err := s.longestSince(ctx, name, after, published)
+		if err != nil {
+			return tokens.Token{}, fmt.Errorf("publish %s: check overlapping writes: %w", name, err)
+		}
+		if best.AccessToken == published.AccessToken {
+			return published, nil
+		}
+		s.log().WarnContext(ctx, "an overlapping run published a longer-lived token; publishing it again",
+			"parameter", name, "expires_at", best.ExpiresAt, "token_fingerprint", tokens.Fingerprint(best.AccessToken))
+		after = version
+		if version, err = s.put(ctx, name, best); err != nil {
+			return tokens.Token{}, err
+		}
+		published = best
+	}
+	return published, nil
+}
+
+// longestSince returns, among mine and the valid tokens of the same provider written
+// to name after version after, the one that expires last; mine when it ties.
+func (s *Store) longestSince(ctx context.Context, name string, after int64, mine tokens.Token) (tokens.Token, error) {
+	best := mine
+	now := time.Now()
+	p := ssm.NewGetParameterHistoryPaginator(s.API, &ssm.GetParameterHistoryInput{
+		Name:           aws.String(name),
+		WithDecryption: aws.Bool(true),
+		MaxResults:     aws.Int32(historyPageSize),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return tokens.Token{}, err
+		}
+		for _, h := range page.Parameters {
+			if h.Version <= after {
+				continue
+			}
+			t, err := tokens.Parse([]byte(aws.ToString(h.Value)))
+			if err != nil || t.Provider != mine.Provider || !t.Valid(now) {
+				continue
+			}
+			if t.ExpiresAt.After(best.ExpiresAt) {
+				best = t
+			}
+		}
+	}
+	return best, nil
+}
+
+// historyPageSize is GetParameterHistory's largest page.
+const historyPageSize = 50
+
+// put writes t to name and returns the parameter's new version.
+func (s *Store) put(ctx context.Context, name string, t tokens.Token) (int64, error) {
 	value, err := t.Marshal()
 	if err != nil {
-		return fmt.Errorf("encode token for %s: %w", name, err)
+		return 0, fmt.Errorf("encode token for %s: %w", name, err)
 	}
 	if len(value) > AdvancedLimit {
-		return fmt.Errorf("publish %s: %w: %d bytes, the limit is %d", name, ErrTooLarge, len(value), AdvancedLimit)
+		return 0, fmt.Errorf("publish %s: %w: %d bytes, the limit is %d", name, ErrTooLarge, len(value), AdvancedLimit)
 	}
 	tier := types.ParameterTierStandard
 	if len(value) > StandardLimit {
@@ -124,17 +214,17 @@ func (s *Store) Publish(ctx context.Context, name string, t tokens.Token) error 
 	if s.KMSKeyID != "" {
 		in.KeyId = aws.String(s.KMSKeyID)
 	}
-	_, err = s.API.PutParameter(ctx, in)
+	out, err := s.API.PutParameter(ctx, in)
 	if err != nil && tier == types.ParameterTierStandard && isTierDowngrade(err) {
 		// A parameter once Advanced can never be Standard again; keep it Advanced.
 		s.log().WarnContext(ctx, "parameter is already in the Advanced tier; writing it as Advanced", "parameter", name)
 		in.Tier = types.ParameterTierAdvanced
-		_, err = s.API.PutParameter(ctx, in)
+		out, err = s.API.PutParameter(ctx, in)
 	}
 	if err != nil {
-		return fmt.Errorf("publish %s: %w", name, err)
+		return 0, fmt.Errorf("publish %s: %w", name, err)
 	}
-	return nil
+	return out.Version, nil
 }
 
 // isTierDowngrade recognises SSM's refusal to move an Advanced parameter back to Standard.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -40,7 +41,7 @@ func TestIntegrationStore(t *testing.T) {
 
 	const n = 23
 	for i := range n {
-		if err := s.Publish(ctx, fmt.Sprintf("%s/p%02d", prefix, i), token(fmt.Sprintf("p%02d", i), 100+i)); err != nil {
+		if _, err := s.Publish(ctx, fmt.Sprintf("%s/p%02d", prefix, i), token(fmt.Sprintf("p%02d", i), 100+i), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -89,11 +90,11 @@ func TestIntegrationStore(t *testing.T) {
 	// A token too large for the Standard tier goes Advanced.
 	big := prefix + "/big"
 	tiers = nil
-	if err := s.Publish(ctx, big, token("big", 5000)); err != nil {
+	if _, err := s.Publish(ctx, big, token("big", 5000), 0); err != nil {
 		t.Fatal(err)
 	}
 	check(big, 5000, "")
-	if err := s.Publish(ctx, big, token("big", 10)); err != nil {
+	if _, err := s.Publish(ctx, big, token("big", 10), 1); err != nil {
 		t.Fatal(err)
 	}
 	check(big, 10, "")
@@ -108,15 +109,53 @@ func TestIntegrationStore(t *testing.T) {
 	}
 	keyID := aws.ToString(key.KeyMetadata.KeyId)
 	withKey := &Store{API: client, Prefix: prefix, KMSKeyID: keyID}
-	if err := withKey.Publish(ctx, prefix+"/kms", token("kms", 50)); err != nil {
+	if _, err := withKey.Publish(ctx, prefix+"/kms", token("kms", 50), 0); err != nil {
 		t.Fatal(err)
 	}
 	check(prefix+"/kms", 50, keyID)
 
 	// Overwriting many times never fails: no labels, no tags.
-	for range 5 {
-		if err := s.Publish(ctx, prefix+"/p00", token("p00", 100)); err != nil {
+	for i := range 5 {
+		if _, err := s.Publish(ctx, prefix+"/p00", token("p00", 100), int64(i+1)); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestIntegrationStoreOverlappingWriters: against SSM's own versions and history,
+// a run that publishes a shorter token just after an overlapping run published a
+// longer one puts the longer one back; the versions Current reports are what
+// PutParameter counts from.
+func TestIntegrationStoreOverlappingWriters(t *testing.T) {
+	cfg := awstest.Config(t)
+	ctx := context.Background()
+	client := ssm.NewFromConfig(cfg)
+	prefix := "/" + awstest.UniqueName("store-") + "/tokens"
+	s := &Store{API: client, Prefix: prefix}
+	name := prefix + "/x"
+	if _, err := s.Publish(ctx, name, live("x", "before", 30*time.Minute), 0); err != nil {
+		t.Fatal(err)
+	}
+	read, err := s.Current(ctx) // both runs read version 1
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := read.Versions[name]
+	if after != 1 {
+		t.Fatalf("version %d after one write", after)
+	}
+	if _, err := s.Publish(ctx, name, live("x", "long", 2*time.Hour), after); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Publish(ctx, name, live("x", "short", time.Hour), after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	final, err := s.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.AccessToken != "long" || final.Tokens[name].AccessToken != "long" || final.Versions[name] != 4 {
+		t.Fatalf("Publish returned %q; published %q at version %d", got.AccessToken, final.Tokens[name].AccessToken, final.Versions[name])
 	}
 }

@@ -18,16 +18,37 @@ import (
 	"github.com/token-refresher/token-refresher/pkg/tokens"
 )
 
-// fakeSSM keeps parameters in memory and pages GetParametersByPath like SSM.
+// fakeSSM keeps parameters in memory, with every version, and pages
+// GetParametersByPath like SSM. beforePut, when set, runs before each write, so a
+// test can slip in another writer's.
 type fakeSSM struct {
-	params   map[string]string
-	tiers    map[string]types.ParameterTier
-	puts     []*ssm.PutParameterInput
-	getCalls int
+	params       map[string]string
+	history      map[string][]string // every value written, version i+1 at index i
+	tiers        map[string]types.ParameterTier
+	puts         []*ssm.PutParameterInput
+	getCalls     int
+	historyCalls int
+	beforePut    func(name string)
 }
 
 func newFakeSSM() *fakeSSM {
-	return &fakeSSM{params: map[string]string{}, tiers: map[string]types.ParameterTier{}}
+	return &fakeSSM{params: map[string]string{}, history: map[string][]string{}, tiers: map[string]types.ParameterTier{}}
+}
+
+// write stores a value as SSM would, returning its version.
+func (f *fakeSSM) write(name, value string) int64 {
+	f.params[name] = value
+	f.history[name] = append(f.history[name], value)
+	return int64(len(f.history[name]))
+}
+
+func (f *fakeSSM) GetParameterHistory(_ context.Context, in *ssm.GetParameterHistoryInput, _ ...func(*ssm.Options)) (*ssm.GetParameterHistoryOutput, error) {
+	f.historyCalls++
+	out := &ssm.GetParameterHistoryOutput{}
+	for i, v := range f.history[aws.ToString(in.Name)] {
+		out.Parameters = append(out.Parameters, types.ParameterHistory{Name: in.Name, Value: aws.String(v), Version: int64(i + 1)})
+	}
+	return out, nil
 }
 
 func (f *fakeSSM) GetParametersByPath(_ context.Context, in *ssm.GetParametersByPathInput, _ ...func(*ssm.Options)) (*ssm.GetParametersByPathOutput, error) {
@@ -43,7 +64,8 @@ func (f *fakeSSM) GetParametersByPath(_ context.Context, in *ssm.GetParametersBy
 	size := int(aws.ToInt32(in.MaxResults))
 	out := &ssm.GetParametersByPathOutput{}
 	for _, n := range names[start:min(start+size, len(names))] {
-		out.Parameters = append(out.Parameters, types.Parameter{Name: aws.String(n), Value: aws.String(f.params[n])})
+		out.Parameters = append(out.Parameters, types.Parameter{Name: aws.String(n), Value: aws.String(f.params[n]),
+			Version: int64(len(f.history[n]))})
 	}
 	if start+size < len(names) {
 		out.NextToken = aws.String(strconv.Itoa(start + size))
@@ -52,15 +74,17 @@ func (f *fakeSSM) GetParametersByPath(_ context.Context, in *ssm.GetParametersBy
 }
 
 func (f *fakeSSM) PutParameter(_ context.Context, in *ssm.PutParameterInput, _ ...func(*ssm.Options)) (*ssm.PutParameterOutput, error) {
-	f.puts = append(f.puts, in)
 	name := aws.ToString(in.Name)
+	if f.beforePut != nil {
+		f.beforePut(name)
+	}
+	f.puts = append(f.puts, in)
 	if f.tiers[name] == types.ParameterTierAdvanced && in.Tier == types.ParameterTierStandard {
 		return nil, &smithy.GenericAPIError{Code: "ValidationException",
 			Message: "This parameter uses the advanced-parameter tier. You can't downgrade a parameter from the advanced-parameter tier to the standard-parameter tier."}
 	}
-	f.params[name] = aws.ToString(in.Value)
 	f.tiers[name] = in.Tier
-	return &ssm.PutParameterOutput{}, nil
+	return &ssm.PutParameterOutput{Version: f.write(name, aws.ToString(in.Value)), Tier: in.Tier}, nil
 }
 
 var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
@@ -76,12 +100,12 @@ func TestCurrentReadsTenPerCall(t *testing.T) {
 			api := newFakeSSM()
 			s := &Store{API: api, Prefix: "/token-refresher/tokens"}
 			for i := range n {
-				if err := s.Publish(context.Background(), fmt.Sprintf("/token-refresher/tokens/p%02d", i), token("p", 10)); err != nil {
+				if _, err := s.Publish(context.Background(), fmt.Sprintf("/token-refresher/tokens/p%02d", i), token("p", 10), 0); err != nil {
 					t.Fatal(err)
 				}
 			}
-			api.params["/token-refresher/tokens/broken"] = "{not json"
-			api.params["/elsewhere/x"] = "{}"
+			api.write("/token-refresher/tokens/broken", "{not json")
+			api.write("/elsewhere/x", "{}")
 			got, err := s.Current(context.Background())
 			if err != nil {
 				t.Fatal(err)
@@ -116,7 +140,7 @@ func TestPublish(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			api := newFakeSSM()
 			s := &Store{API: api, Prefix: "/p", KMSKeyID: tt.kms}
-			err := s.Publish(context.Background(), "/p/x", token("x", tt.size))
+			_, err := s.Publish(context.Background(), "/p/x", token("x", tt.size), 0)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
 			}
@@ -145,14 +169,74 @@ func TestPublishKeepsAdvancedTier(t *testing.T) {
 	api := newFakeSSM()
 	s := &Store{API: api, Prefix: "/p"}
 	ctx := context.Background()
-	if err := s.Publish(ctx, "/p/x", token("x", 5000)); err != nil {
+	if _, err := s.Publish(ctx, "/p/x", token("x", 5000), 0); err != nil {
 		t.Fatal(err)
 	}
 	// A small token for a parameter SSM already holds as Advanced.
-	if err := s.Publish(ctx, "/p/x", token("x", 10)); err != nil {
+	if _, err := s.Publish(ctx, "/p/x", token("x", 10), 1); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(api.puts); n != 3 || api.puts[2].Tier != types.ParameterTierAdvanced {
 		t.Fatalf("%d puts, last tier %s", n, api.puts[n-1].Tier)
 	}
+}
+
+// live returns a valid token of provider p named access that expires in d.
+func live(p, access string, d time.Duration) tokens.Token {
+	now := time.Now().UTC().Truncate(time.Second)
+	return tokens.Token{AccessToken: access, TokenType: "Bearer", Provider: p, IssuedAt: now, ExpiresAt: now.Add(d)}
+}
+
+// TestPublishOverlappingWriters: two runs that read the same version and overlap
+// never leave the shorter of their two valid tokens published, whichever writes
+// last; a writer that overlapped nobody reads no history.
+func TestPublishOverlappingWriters(t *testing.T) {
+	const name = "/p/x"
+	long, short := live("x", "long", 2*time.Hour), live("x", "short", time.Hour)
+	tests := []struct {
+		name        string
+		mine, other tokens.Token // other is written by another run just before mine
+		want        string
+	}{
+		{"the other run's token lives longer", short, long, "long"},
+		{"mine lives longer", long, short, "long"},
+		{"the other run's token is another provider's", short, live("y", "other-provider", 3*time.Hour), "short"},
+		{"the other run's token is expired", short, tokens.Token{AccessToken: "old", Provider: "x", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour)}, "short"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			api := newFakeSSM()
+			api.write(name, `{"access_token":"before","expires_at":"2026-01-01T00:00:00Z","provider":"x"}`) // version 1, read by both
+			s := &Store{API: api, Prefix: "/p"}
+			once := false
+			api.beforePut = func(string) {
+				if !once {
+					once = true
+					v, _ := tt.other.Marshal()
+					api.write(name, string(v))
+				}
+			}
+			got, err := s.Publish(context.Background(), name, tt.mine, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			now, _ := tokens.Parse([]byte(api.params[name]))
+			if now.AccessToken != tt.want || got.AccessToken != tt.want {
+				t.Fatalf("published %q, Publish returned %q, want %q", now.AccessToken, got.AccessToken, tt.want)
+			}
+		})
+	}
+	t.Run("no overlap, no history read", func(t *testing.T) {
+		api := newFakeSSM()
+		s := &Store{API: api, Prefix: "/p"}
+		if _, err := s.Publish(context.Background(), name, short, 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Publish(context.Background(), name, long, 1); err != nil {
+			t.Fatal(err)
+		}
+		if api.historyCalls != 0 || len(api.puts) != 2 {
+			t.Fatalf("%d history reads, %d writes", api.historyCalls, len(api.puts))
+		}
+	})
 }
