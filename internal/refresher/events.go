@@ -58,7 +58,7 @@ func ParseEvent(raw []byte, users SecretLookup) (Request, error) {
 	if err := json.Unmarshal(raw, &ev); err != nil {
 		var typ *json.UnmarshalTypeError
 		if errors.As(err, &typ) && typ.Field != "" {
-			return Request{}, fmt.Errorf("%w: field %q is a JSON %s", ErrUnsupportedEvent, typ.Field, typ.Value)
+			return Request{}, fmt.Errorf("%w: field %q is a JSON %s", ErrUnsupportedEvent, cut(typ.Field, maxName), typ.Value)
 		}
 		if errors.As(err, new(*time.ParseError)) {
 			return Request{}, fmt.Errorf("%w: field \"time\" is not an RFC 3339 time", ErrUnsupportedEvent)
@@ -73,7 +73,7 @@ func ParseEvent(raw []byte, users SecretLookup) (Request, error) {
 	case ev.Source == "aws.secretsmanager" && len(ev.Detail) > 0:
 		return secretChange(ev.Detail, users)
 	case ev.Source != "" || ev.DetailType != "":
-		return Request{}, fmt.Errorf("%w: source %q, detail-type %q", ErrUnsupportedEvent, ev.Source, ev.DetailType)
+		return Request{}, fmt.Errorf("%w: source %q, detail-type %q", ErrUnsupportedEvent, cut(ev.Source, maxName), cut(ev.DetailType, maxName))
 	}
 	return Request{}, fmt.Errorf(`%w: expected a schedule event, {"action":"refresh"}, {"action":"rotate","providers":[...]} or a Secrets Manager change event`, ErrUnsupportedEvent)
 }
@@ -87,7 +87,7 @@ func manual(action string, providers *[]string, raw []byte) (Request, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&strict); err != nil {
-		return Request{}, fmt.Errorf("%w: %v", ErrUnsupportedEvent, err)
+		return Request{}, fmt.Errorf("%w: %s", ErrUnsupportedEvent, cut(err.Error(), maxText))
 	}
 	switch Action(action) {
 	case ActionRefresh:
@@ -109,7 +109,7 @@ func manual(action string, providers *[]string, raw []byte) (Request, error) {
 		}
 		return Request{Action: ActionRotate, Providers: *providers, Trigger: "manual"}, nil
 	}
-	return Request{}, fmt.Errorf(`%w: action %q (expected "refresh" or "rotate")`, ErrUnsupportedEvent, action)
+	return Request{}, fmt.Errorf(`%w: action %q (expected "refresh" or "rotate")`, ErrUnsupportedEvent, cut(action, maxName))
 }
 
 // secretChange reads a CloudTrail record of a Secrets Manager call, as EventBridge
@@ -135,7 +135,7 @@ func secretChange(detail json.RawMessage, users SecretLookup) (Request, error) {
 	switch d.EventName {
 	case "PutSecretValue", "UpdateSecret", "RotateSecret", "RotationSucceeded", "UpdateSecretVersionStage":
 	default:
-		return Request{}, fmt.Errorf("%w: Secrets Manager event %q", ErrUnsupportedEvent, d.EventName)
+		return Request{}, fmt.Errorf("%w: Secrets Manager event %q", ErrUnsupportedEvent, cut(d.EventName, maxName))
 	}
 	if d.ErrorCode != "" {
 		// A call that failed changed nothing.
@@ -148,7 +148,7 @@ func secretChange(detail json.RawMessage, users SecretLookup) (Request, error) {
 		}
 	}
 	if len(ids) == 0 {
-		return Request{}, fmt.Errorf("%w: Secrets Manager event %q names no secret", ErrUnsupportedEvent, d.EventName)
+		return Request{}, fmt.Errorf("%w: Secrets Manager event %q names no secret", ErrUnsupportedEvent, cut(d.EventName, maxName))
 	}
 	seen := map[string]bool{}
 	req := Request{Action: ActionRotate, Providers: []string{}, Trigger: "secret change"}

@@ -2,6 +2,7 @@ package refresher
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -80,18 +81,22 @@ func (f *fakeSecrets) Invalidate(id string) {
 	delete(f.cache, id)
 }
 
-// fakeStore is an in-memory TokenStore.
+// fakeStore is an in-memory TokenStore. It counts versions as SSM does, and
+// records the version each Publish was based on.
 type fakeStore struct {
 	mu         sync.Mutex
 	tokens     map[string]tokens.Token
 	malformed  map[string]error
+	versions   map[string]int64
+	afters     map[string]int64 // the after of the latest Publish per parameter
 	writes     int
 	currentErr error
 	publishErr map[string]error
 }
 
 func newFakeStore() *fakeStore {
-	return &fakeStore{tokens: map[string]tokens.Token{}, malformed: map[string]error{}, publishErr: map[string]error{}}
+	return &fakeStore{tokens: map[string]tokens.Token{}, malformed: map[string]error{}, versions: map[string]int64{},
+		afters: map[string]int64{}, publishErr: map[string]error{}}
 }
 
 func (f *fakeStore) Current(context.Context) (store.Published, error) {
@@ -100,26 +105,21 @@ func (f *fakeStore) Current(context.Context) (store.Published, error) {
 	if f.currentErr != nil {
 		return store.Published{}, f.currentErr
 	}
-	p := store.Published{Tokens: map[string]tokens.Token{}, Malformed: map[string]error{}}
-	for k, v := range f.tokens {
-		p.Tokens[k] = v
-	}
-	for k, v := range f.malformed {
-		p.Malformed[k] = v
-	}
-	return p, nil
+	return store.Published{Tokens: maps.Clone(f.tokens), Malformed: maps.Clone(f.malformed), Versions: maps.Clone(f.versions)}, nil
 }
 
-func (f *fakeStore) Publish(_ context.Context, name string, t tokens.Token) error {
+func (f *fakeStore) Publish(_ context.Context, name string, t tokens.Token, after int64) (tokens.Token, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.publishErr[name]; err != nil {
-		return err
+		return tokens.Token{}, err
 	}
 	f.writes++
 	f.tokens[name] = t
+	f.versions[name]++
+	f.afters[name] = after
 	delete(f.malformed, name)
-	return nil
+	return t, nil
 }
 
 // world is a registry of fake providers, one per seed dialect, with their secrets.
@@ -130,7 +130,8 @@ type world struct {
 	store   *fakeStore
 }
 
-func newWorld(t *testing.T) *world {
+// newWorld builds the world; extra YAML lines are added to every provider's entry.
+func newWorld(t *testing.T, extra ...string) *world {
 	t.Helper()
 	w := &world{srv: oauthtest.NewServer(), secrets: newFakeSecrets(), store: newFakeStore()}
 	t.Cleanup(w.srv.Close)
@@ -142,6 +143,9 @@ func newWorld(t *testing.T) *world {
 		u := w.srv.Add(oauthtest.Provider{Name: name, Dialect: d, ClientID: sec.ClientID, ClientSecret: sec.ClientSecret})
 		w.secrets.current["token-refresher/"+name] = sec
 		doc.WriteString(registry.EntryYAML(name, "token-refresher/"+name, d.Endpoint(u)))
+		for _, e := range extra {
+			doc.WriteString("    " + e + "\n")
+		}
 	}
 	reg, err := registry.Load(strings.NewReader(doc.String()), registry.Options{})
 	if err != nil {

@@ -3,21 +3,37 @@ package refresher
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 )
 
 // Handler is the Lambda function: it turns an event into a request, runs it and
 // returns the result. Its Handle method is what lambda.Start is given.
 type Handler struct {
+	// Refresher does the work; it may be nil when Unconfigured is set.
 	Refresher *Refresher
+	// Unconfigured, when set, says why the deployment has no providers: every
+	// invocation then fails with ErrUnconfigured and this reason, rather than
+	// reporting providers as failed.
+	Unconfigured string
 	// Log receives one summary line per invocation; nothing when nil.
 	Log *slog.Logger
 }
 
+// ErrUnconfigured is returned for every event by a deployment without providers.
+var ErrUnconfigured = errors.New("unconfigured deployment")
+
 // Handle runs one invocation. It fails when the event is refused (nothing is then
 // changed) and, after every provider was tried, when any provider failed, so that
-// Lambda's error metric, retries and on-failure destination see it.
+// Lambda's error metric, retries and on-failure destination see it. When ctx has a
+// deadline, it returns before it (see Refresher.Reserve).
 func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (Result, error) {
+	if h.Unconfigured != "" {
+		err := fmt.Errorf("%w: %s", ErrUnconfigured, h.Unconfigured)
+		h.log(ctx, slog.LevelError, "unconfigured deployment", "error", err.Error())
+		return Result{Results: []Outcome{}}, err
+	}
 	req, err := ParseEvent(event, h.secretUsers)
 	if err != nil {
 		h.log(ctx, slog.LevelError, "event refused", "error", err.Error())

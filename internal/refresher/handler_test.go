@@ -15,7 +15,11 @@ import (
 
 // TestHandlerNeverLeaks runs full invocations, including failures, with known
 // client secrets and captures everything they print: logs, metrics, the result
-// and the error. Neither a client secret nor an access token may appear in any.
+// and the error. Neither a client secret, in any form a provider can echo it
+// (oauthtest.SecretForms), nor an access token may appear in any. Every error path
+// of the token client is driven by providers that quote the request back: in
+// their refusal, in token_type, in expires_in, in a malformed status line, and in
+// a status line of 4 MiB.
 func TestHandlerNeverLeaks(t *testing.T) {
 	w := newWorld(t)
 	// Logs and metrics go to separate buffers: each writer serialises its own
@@ -40,12 +44,28 @@ func TestHandlerNeverLeaks(t *testing.T) {
 	w.srv.SetFault("checkissuing", oauthtest.Fault{Kind: oauthtest.ErrorWith200})
 	record(h.Handle(context.Background(), json.RawMessage(`{"action":"rotate","providers":["*"]}`)))
 	record(h.Handle(context.Background(), json.RawMessage(`{"action":"nonsense"}`)))
+	for _, kind := range []oauthtest.FaultKind{oauthtest.EchoError, oauthtest.EchoTokenType, oauthtest.EchoExpiresIn,
+		oauthtest.EchoStatusLine, oauthtest.HugeStatusLine} {
+		for _, d := range oauthtest.Dialects() {
+			w.srv.SetFault(string(d), oauthtest.Fault{Kind: kind})
+		}
+		before := out.Len()
+		record(h.Handle(context.Background(), json.RawMessage(`{"action":"rotate","providers":["*"]}`)))
+		if n := strings.Count(out.String()[before:], `"msg":"token refresh failed"`); n != 5 {
+			t.Fatalf("%s: %d failed outcomes logged, want 5", kind, n)
+		}
+	}
 
 	text := out.String() + metrics.String()
 	for id, s := range w.secrets.current {
-		if strings.Contains(text, s.ClientSecret) {
-			t.Errorf("output contains the client secret of %s", id)
+		for _, form := range oauthtest.SecretForms(s.ClientID, s.ClientSecret) {
+			if strings.Contains(text, form) {
+				t.Errorf("output contains the client secret of %s as %q", id, form)
+			}
 		}
+	}
+	if len(text) > 1<<20 {
+		t.Errorf("%d bytes of output: text from outside is not bounded", len(text))
 	}
 	issued := 0
 	for _, d := range oauthtest.Dialects() {
@@ -136,7 +156,7 @@ func TestMetricsLines(t *testing.T) {
 			t.Fatal(err)
 		}
 		cw := m.AWS.CloudWatchMetrics
-		if m.AWS.Timestamp == 0 || len(cw) != 1 || cw[0].Namespace != "NS" || len(cw[0].Metrics) != 4 {
+		if m.AWS.Timestamp == 0 || len(cw) != 1 || cw[0].Namespace != "NS" || len(cw[0].Metrics) != 5 {
 			t.Fatalf("bad EMF: %s", l)
 		}
 		if len(cw[0].Dimensions) != 2 || cw[0].Dimensions[0][0] != "Provider" || len(cw[0].Dimensions[1]) != 0 {

@@ -13,6 +13,9 @@ const (
 	MetricFailed          = "Failed"
 	MetricRefreshLatency  = "RefreshLatency"
 	MetricSecondsToExpiry = "SecondsToExpiry"
+	// MetricDegraded is 1 for a provider whose published token was obtained with
+	// the previous client secret because the current one was refused.
+	MetricDegraded = "Degraded"
 )
 
 // Metrics writes CloudWatch Embedded Metric Format lines: JSON log lines that
@@ -40,8 +43,9 @@ type emfMetric struct {
 }
 
 // observe writes one provider's figures. expiresAt is the expiry of the token now
-// published for it, zero when there is none.
-func (m *Metrics) observe(provider string, status Status, latency time.Duration, expiresAt time.Time) {
+// published for it, zero when there is none; degraded says that token was obtained
+// with the previous client secret.
+func (m *Metrics) observe(provider string, status Status, latency time.Duration, expiresAt time.Time, degraded bool) {
 	if m == nil {
 		return
 	}
@@ -62,6 +66,7 @@ func (m *Metrics) observe(provider string, status Status, latency time.Duration,
 	}
 	if !expiresAt.IsZero() {
 		add(MetricSecondsToExpiry, "Seconds", int64(expiresAt.Sub(now).Seconds()))
+		add(MetricDegraded, "Count", boolInt(degraded))
 	}
 	if len(defs) == 0 {
 		return

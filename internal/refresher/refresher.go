@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -18,8 +17,14 @@ import (
 	"github.com/token-refresher/token-refresher/pkg/tokens"
 )
 
-// DefaultMaxConcurrency bounds how many providers are refreshed at once.
-const DefaultMaxConcurrency = 8
+// Defaults for a Refresher's zero fields.
+const (
+	// DefaultMaxConcurrency bounds how many providers are refreshed at once.
+	DefaultMaxConcurrency = 8
+	// DefaultReserve is how long before the invocation's deadline work stops, so
+	// that the result, the log lines and the metrics are always written in time.
+	DefaultReserve = 5 * time.Second
+)
 
 // SecretSource supplies client credentials; *secrets.Source is one.
 type SecretSource interface {
@@ -33,7 +38,10 @@ type SecretSource interface {
 // TokenStore reads and publishes tokens; *store.Store is one.
 type TokenStore interface {
 	Current(ctx context.Context) (store.Published, error)
-	Publish(ctx context.Context, parameter string, t tokens.Token) error
+	// Publish writes t and returns the token published when it returns, which an
+	// overlapping writer may have made a longer-lived one; after is the parameter's
+	// version the decision was based on.
+	Publish(ctx context.Context, parameter string, t tokens.Token, after int64) (tokens.Token, error)
 }
 
 // TokenClient obtains tokens from token endpoints; *oauth.Client is one.
@@ -51,6 +59,11 @@ type Refresher struct {
 	Policy    Policy
 	// MaxConcurrency bounds concurrent refreshes; DefaultMaxConcurrency when zero.
 	MaxConcurrency int
+	// Reserve is how long before ctx's deadline Run stops starting work: no token
+	// request, retry or secret read starts within it, a token already obtained may
+	// still be published in its first half, and every provider still unfinished is
+	// reported failed with its last reason. DefaultReserve when zero.
+	Reserve time.Duration
 	// Log receives one line per provider outcome; nothing when nil.
 	Log *slog.Logger
 	// Metrics receives the run's figures; nothing when nil.
@@ -67,14 +80,40 @@ var ErrFailed = errors.New("token refresh failed")
 // it considered. Every provider is tried; the error, wrapping ErrFailed, comes after
 // all of them when any failed. A request that names unknown providers changes
 // nothing and fails at once.
+//
+// When ctx has a deadline, Run returns before it: work stops Reserve earlier (see
+// Reserve).
 func (r *Refresher) Run(ctx context.Context, req Request) (Result, error) {
-	pl, err := r.plan(ctx, req)
+	d := r.deadlines(ctx)
+	defer d.cancel()
+	pl, err := r.plan(d.work, req)
 	if err != nil {
 		return Result{Results: []Outcome{}}, err
 	}
-	r.refreshDue(ctx, pl)
-	res := Result{Results: pl.outcomes}
-	return res, failures(pl.outcomes)
+	r.refreshDue(d, req, pl)
+	return Result{Results: pl.outcomes}, failures(pl.outcomes)
+}
+
+// deadlines are a run's contexts: work (token requests, reads) ends Reserve before
+// the caller's deadline, publish (writes of tokens already obtained) half a Reserve
+// before it.
+type deadlines struct {
+	work, publish context.Context
+	cancel        func()
+}
+
+func (r *Refresher) deadlines(ctx context.Context) deadlines {
+	end, ok := ctx.Deadline()
+	if !ok {
+		return deadlines{work: ctx, publish: ctx, cancel: func() {}}
+	}
+	reserve := r.Reserve
+	if reserve <= 0 {
+		reserve = DefaultReserve
+	}
+	work, cancelWork := context.WithDeadline(ctx, end.Add(-reserve))
+	publish, cancelPublish := context.WithDeadline(ctx, end.Add(-reserve/2))
+	return deadlines{work: work, publish: publish, cancel: func() { cancelWork(); cancelPublish() }}
 }
 
 // plan is a run's decision: an outcome for every provider considered, final for
@@ -84,15 +123,19 @@ type plan struct {
 	due      []job
 }
 
-// job is one due provider: its place in the outcomes and its published token.
+// job is one due provider: its place in the outcomes, its published token and the
+// version of the parameter that was read.
 type job struct {
-	i   int
-	p   registry.Provider
-	cur *tokens.Token // nil when none is published
+	i       int
+	p       registry.Provider
+	cur     *tokens.Token // nil when none is published
+	version int64
 }
 
 // plan resolves the request's providers, reads the published tokens and decides
-// which are due. The providers that are not due get their final outcome here.
+// which are due. The providers that are not due get their final outcome here; when
+// the published tokens cannot be read, every provider fails, since nothing can be
+// decided safely (a refresh could replace a newer token).
 func (r *Refresher) plan(ctx context.Context, req Request) (plan, error) {
 	targets, err := r.targets(req)
 	if err != nil {
@@ -110,13 +153,18 @@ func (r *Refresher) plan(ctx context.Context, req Request) (plan, error) {
 	}
 	published, err := r.Store.Current(ctx)
 	if err != nil {
-		// Without the current tokens nothing can be decided safely: a refresh could
-		// replace a newer token. Fail the run; the next one tries again.
-		return plan{}, fmt.Errorf("%w: %w", ErrFailed, err)
+		reason := "the published tokens could not be read: " + bound(err.Error())
+		if ctx.Err() != nil {
+			reason = "the published tokens could not be read before the run's time ran out"
+		}
+		for i, p := range targets {
+			pl.outcomes[i] = Outcome{Provider: p.Name, Status: StatusFailed, Error: reason}
+			r.report(ctx, pl.outcomes[i], nil, 0)
+		}
+		return pl, nil
 	}
 	now := r.now()
 	for i, p := range targets {
-		pl.outcomes[i] = Outcome{Provider: p.Name}
 		var cur *tokens.Token
 		if t, ok := published.Tokens[p.Parameter]; ok {
 			cur = &t
@@ -126,73 +174,68 @@ func (r *Refresher) plan(ctx context.Context, req Request) (plan, error) {
 			d = Decision{Due: true, Reason: merr.Error()}
 		}
 		if d.Due {
-			pl.due = append(pl.due, job{i: i, p: p, cur: cur})
+			pl.due = append(pl.due, job{i: i, p: p, cur: cur, version: published.Versions[p.Parameter]})
 			continue
 		}
-		pl.outcomes[i].Status = StatusSkipped
-		pl.outcomes[i].Reason = d.Reason
-		pl.outcomes[i].ExpiresAt = stamp(cur.ExpiresAt)
-		r.Metrics.observe(p.Name, StatusSkipped, 0, cur.ExpiresAt)
-		r.logOutcome(ctx, pl.outcomes[i], cur.AccessToken, 0)
+		pl.outcomes[i] = Outcome{Provider: p.Name, Status: StatusSkipped, Reason: d.Reason, ExpiresAt: stamp(cur.ExpiresAt)}
+		if cur.RefusedSecretVersion != "" {
+			pl.outcomes[i].Note = degradedNote(cur)
+		}
+		r.report(ctx, pl.outcomes[i], cur, 0)
 	}
 	return pl, nil
 }
 
 // refreshDue reads the due providers' secrets in batches and refreshes them, at
 // most MaxConcurrency at once, filling in their outcomes. One provider's failure
-// never stops the others.
-func (r *Refresher) refreshDue(ctx context.Context, pl plan) {
+// never stops the others; a provider not started when the run's time is up fails
+// with that reason.
+func (r *Refresher) refreshDue(d deadlines, req Request, pl plan) {
+	if len(pl.due) == 0 {
+		return
+	}
 	ids := make([]string, 0, len(pl.due))
 	for _, j := range pl.due {
 		ids = append(ids, j.p.SecretID)
 	}
-	creds, credErrs := r.Secrets.Current(ctx, ids)
+	creds, credErrs := r.Secrets.Current(d.work, ids)
 
 	var g errgroup.Group
 	g.SetLimit(max(1, orDefault(r.MaxConcurrency, DefaultMaxConcurrency)))
 	for _, j := range pl.due {
 		g.Go(func() error {
 			start := time.Now()
-			o, tok := r.refresh(ctx, j.p, j.cur, creds[j.p.SecretID], credErrs[j.p.SecretID])
-			elapsed := time.Since(start)
-			pl.outcomes[j.i] = o // each goroutine owns one element; g.Wait publishes them
-			expiresAt := tok.ExpiresAt
-			if o.Status == StatusFailed && j.cur != nil {
-				expiresAt = j.cur.ExpiresAt // the token consumers still read
+			var o Outcome
+			var tok tokens.Token
+			if d.work.Err() != nil {
+				o = Outcome{Provider: j.p.Name, Status: StatusFailed, Error: "not attempted: the run's time ran out first"}
+			} else {
+				o, tok = r.refresh(d, req, j, creds[j.p.SecretID], credErrs[j.p.SecretID])
 			}
-			r.Metrics.observe(j.p.Name, o.Status, elapsed, expiresAt)
-			r.logOutcome(ctx, o, tok.AccessToken, elapsed)
+			pl.outcomes[j.i] = o // each goroutine owns one element; g.Wait publishes them
+			shown := &tok
+			if o.Status == StatusFailed {
+				shown = j.cur // the token consumers still read
+			}
+			r.report(d.work, o, shown, time.Since(start))
 			return nil
 		})
 	}
 	_ = g.Wait() // no goroutine returns an error
 }
 
-// maxNamedFailures bounds how many failures the invocation's error spells out: it
-// ends up in Lambda's error payload and on-failure records; the result and the logs
-// have every one.
-const maxNamedFailures = 10
-
 // failures summarises the failed outcomes as one error wrapping ErrFailed, or nil.
 func failures(outcomes []Outcome) error {
-	var named []string
-	n := 0
+	var failed []string
 	for _, o := range outcomes {
-		if o.Status != StatusFailed {
-			continue
-		}
-		n++
-		if len(named) < maxNamedFailures {
-			named = append(named, fmt.Sprintf("%s (%s)", o.Provider, o.Error))
+		if o.Status == StatusFailed {
+			failed = append(failed, fmt.Sprintf("%s (%s)", o.Provider, o.Error))
 		}
 	}
-	if n == 0 {
+	if len(failed) == 0 {
 		return nil
 	}
-	if n > len(named) {
-		named = append(named, fmt.Sprintf("and %d more", n-len(named)))
-	}
-	return fmt.Errorf("%w: %d of %d providers: %s", ErrFailed, n, len(outcomes), strings.Join(named, "; "))
+	return fmt.Errorf("%w: %d of %d providers: %s", ErrFailed, len(failed), len(outcomes), list(failed, maxNamed, "; "))
 }
 
 // targets resolves the providers a request is about.
@@ -210,28 +253,35 @@ func (r *Refresher) targets(req Request) ([]registry.Provider, error) {
 		seen[name] = true
 		p, ok := r.Providers.Lookup(name)
 		if !ok {
-			unknown = append(unknown, fmt.Sprintf("%q", name))
+			unknown = append(unknown, fmt.Sprintf("%q", cut(name, maxName)))
 			continue
 		}
 		out = append(out, p)
 	}
 	if len(unknown) > 0 {
 		slices.Sort(unknown)
-		return nil, fmt.Errorf("%w: %s", ErrUnknownProvider, strings.Join(unknown, ", "))
+		return nil, fmt.Errorf("%w: %s", ErrUnknownProvider, list(unknown, maxNamed, ", "))
 	}
 	return out, nil
 }
 
-// decide applies the policy, a rotation request, and a known change of the secret.
+// decide applies the policy, a rotation request, a token that is not the
+// provider's, and a known change of the secret.
 func (r *Refresher) decide(now time.Time, p registry.Provider, cur *tokens.Token, req Request) Decision {
 	if req.Action == ActionRotate {
 		return Decision{Due: true, Reason: "rotation requested"}
 	}
+	if cur != nil && cur.Provider != p.Name {
+		return Decision{Due: true, Reason: fmt.Sprintf("the published token is provider %q's", cut(cur.Provider, maxName))}
+	}
 	if cur != nil && cur.SecretVersion != "" {
 		// Only a secret already in the cache is compared: reading secrets just to
 		// compare would cost Secrets Manager calls on every idle run. Change events
-		// cover the rest.
-		if sec, ok := r.Secrets.Cached(p.SecretID); ok && sec.VersionID != "" && sec.VersionID != cur.SecretVersion {
+		// cover the rest. A version the provider refused (the token was obtained with
+		// AWSPREVIOUS) is no change: trying it again before the token is due would
+		// only be refused again.
+		if sec, ok := r.Secrets.Cached(p.SecretID); ok && sec.VersionID != "" &&
+			sec.VersionID != cur.SecretVersion && sec.VersionID != cur.RefusedSecretVersion {
 			return Decision{Due: true, Reason: "client secret changed"}
 		}
 	}
@@ -239,38 +289,69 @@ func (r *Refresher) decide(now time.Time, p registry.Provider, cur *tokens.Token
 }
 
 // refresh obtains and publishes one provider's token. It returns the outcome and
-// the new token (zero when none was published).
-func (r *Refresher) refresh(ctx context.Context, p registry.Provider, cur *tokens.Token, sec secrets.Secret, secErr error) (Outcome, tokens.Token) {
+// the token published (zero when none was).
+func (r *Refresher) refresh(d deadlines, req Request, j job, sec secrets.Secret, secErr error) (Outcome, tokens.Token) {
+	p, cur := j.p, j.cur
 	o := Outcome{Provider: p.Name}
 	fail := func(err error) (Outcome, tokens.Token) {
 		o.Status = StatusFailed
-		o.Error = err.Error()
+		o.Error = bound(err.Error())
 		return o, tokens.Token{}
 	}
 	if secErr != nil {
+		if d.work.Err() != nil {
+			return fail(errors.New("the client credentials were not read before the run's time ran out"))
+		}
 		return fail(secErr)
 	}
-	tok, sec, note, err := r.obtain(ctx, p, sec)
+	got, err := r.obtain(d.work, p, sec)
 	if err != nil {
 		return fail(err)
 	}
 	now := r.now()
-	next := *tok
-	next.Provider, next.SecretVersion = p.Name, sec.VersionID
+	next := *got.tok
+	next.Provider, next.SecretVersion, next.RefusedSecretVersion = p.Name, got.used.VersionID, got.refused
+	var notes []string
+	if got.refused != "" {
+		notes = append(notes, degradedNote(&next))
+	}
+	if limit := p.MaxLifetime; limit > 0 && next.ExpiresAt.Sub(next.IssuedAt) > limit {
+		notes = append(notes, fmt.Sprintf("the endpoint stated a lifetime of %s, more than max_lifetime %s: published as %s",
+			next.ExpiresAt.Sub(next.IssuedAt).Round(time.Second), limit, limit))
+		next.ExpiresAt = next.IssuedAt.Add(limit)
+	}
 	if !next.Valid(now) {
 		return fail(fmt.Errorf("%w: the new token expired at %s; kept the published one", oauth.ErrInvalidToken, stamp(next.ExpiresAt)))
 	}
-	if cur != nil && cur.Valid(now) && !next.ExpiresAt.After(cur.ExpiresAt) {
+	// A scheduled refresh never shortens the published token; a rotation publishes
+	// the valid token it got whatever the old one claims, or a token claiming a far
+	// expiry could never be replaced.
+	if req.Action != ActionRotate && cur != nil && cur.Provider == p.Name && cur.Valid(now) && !next.ExpiresAt.After(cur.ExpiresAt) {
 		return fail(fmt.Errorf("%w: the new token expires at %s, no later than the published one (%s); kept the published one",
 			oauth.ErrInvalidToken, stamp(next.ExpiresAt), stamp(cur.ExpiresAt)))
 	}
-	if err := r.Store.Publish(ctx, p.Parameter, next); err != nil {
+	published, err := r.Store.Publish(d.publish, p.Parameter, next, j.version)
+	if err != nil {
+		if d.publish.Err() != nil {
+			return fail(errors.New("the new token was not published before the run's time ran out; kept the published one"))
+		}
 		return fail(err)
 	}
+	if published.AccessToken != next.AccessToken {
+		notes = append(notes, "an overlapping run published a token that expires later; kept it")
+	}
 	o.Status = StatusRefreshed
-	o.ExpiresAt = stamp(next.ExpiresAt)
-	o.Note = note
-	return o, next
+	o.ExpiresAt = stamp(published.ExpiresAt)
+	o.Note = bound(joinNotes(notes))
+	return o, published
+}
+
+// obtained is what obtain got: the token, the secret version it was obtained with,
+// and, when that is AWSPREVIOUS, the current version the provider refused.
+type obtained struct {
+	tok     *tokens.Token
+	used    secrets.Secret
+	refused string
 }
 
 // obtain asks the token endpoint with sec. When the endpoint rejects the
@@ -278,28 +359,34 @@ func (r *Refresher) refresh(ctx context.Context, p registry.Provider, cur *token
 // and, when that is no different, tries the AWSPREVIOUS version once: a secret
 // rotated in Secrets Manager before the provider accepts the new one must not
 // cause an outage.
-func (r *Refresher) obtain(ctx context.Context, p registry.Provider, sec secrets.Secret) (*tokens.Token, secrets.Secret, string, error) {
+func (r *Refresher) obtain(ctx context.Context, p registry.Provider, sec secrets.Secret) (obtained, error) {
 	tok, err := r.Client.Token(ctx, p.Endpoint, credentials(sec))
 	if err == nil || !rejected(err) {
-		return tok, sec, "", err
+		return obtained{tok: tok, used: sec}, err
 	}
 	fresh, ferr := r.Secrets.Fresh(ctx, p.SecretID)
 	if ferr == nil && fresh.VersionID != sec.VersionID {
 		tok, err2 := r.Client.Token(ctx, p.Endpoint, credentials(fresh))
 		if err2 == nil || !rejected(err2) {
-			return tok, fresh, "", err2
+			return obtained{tok: tok, used: fresh}, err2
 		}
 		sec, err = fresh, err2
 	}
 	prev, perr := r.Secrets.Previous(ctx, p.SecretID)
 	if perr != nil || prev.VersionID == sec.VersionID {
-		return nil, sec, "", err
+		return obtained{}, err
 	}
 	tok, perr = r.Client.Token(ctx, p.Endpoint, credentials(prev))
 	if perr != nil {
-		return nil, sec, "", fmt.Errorf("%w (the previous secret version was refused too: %v)", err, perr)
+		return obtained{}, fmt.Errorf("%w (the previous secret version was refused too: %v)", err, perr)
 	}
-	return tok, prev, "the current client secret was refused; used the previous version (AWSPREVIOUS): update the secret or the provider", nil
+	return obtained{tok: tok, used: prev, refused: sec.VersionID}, nil
+}
+
+// degradedNote says that t was obtained with the previous client secret.
+func degradedNote(t *tokens.Token) string {
+	return fmt.Sprintf("running on the previous client secret (AWSPREVIOUS) since %s: the current one was refused; update the secret or the provider",
+		stamp(t.IssuedAt))
 }
 
 func credentials(s secrets.Secret) oauth.Credentials {
@@ -318,8 +405,16 @@ func (r *Refresher) now() time.Time {
 	return time.Now()
 }
 
-// logOutcome writes one line per provider: never the token, only its fingerprint.
-func (r *Refresher) logOutcome(ctx context.Context, o Outcome, accessToken string, elapsed time.Duration) {
+// report writes one provider's log line and metrics. tok is the token consumers read
+// after the run, nil when there is none; it is logged by its fingerprint only.
+func (r *Refresher) report(ctx context.Context, o Outcome, tok *tokens.Token, elapsed time.Duration) {
+	var expiresAt time.Time
+	var fingerprint string
+	if tok != nil {
+		expiresAt, fingerprint = tok.ExpiresAt, tokens.Fingerprint(tok.AccessToken)
+	}
+	degraded := tok != nil && tok.RefusedSecretVersion != "" && tok.Valid(r.now())
+	r.Metrics.observe(o.Provider, o.Status, elapsed, expiresAt, degraded)
 	if r.Log == nil {
 		return
 	}
@@ -327,8 +422,8 @@ func (r *Refresher) logOutcome(ctx context.Context, o Outcome, accessToken strin
 	if o.ExpiresAt != "" {
 		attrs = append(attrs, "expires_at", o.ExpiresAt)
 	}
-	if fp := tokens.Fingerprint(accessToken); fp != "" {
-		attrs = append(attrs, "token_fingerprint", fp)
+	if fingerprint != "" {
+		attrs = append(attrs, "token_fingerprint", fingerprint)
 	}
 	if elapsed > 0 {
 		attrs = append(attrs, "duration_ms", elapsed.Milliseconds())
@@ -336,6 +431,8 @@ func (r *Refresher) logOutcome(ctx context.Context, o Outcome, accessToken strin
 	switch {
 	case o.Error != "":
 		r.Log.ErrorContext(ctx, "token refresh failed", append(attrs, "error", o.Error)...)
+	case o.Note != "" && o.Status == StatusSkipped:
+		r.Log.WarnContext(ctx, "token not due", append(attrs, "reason", o.Reason, "note", o.Note)...)
 	case o.Note != "":
 		r.Log.WarnContext(ctx, "token refreshed", append(attrs, "note", o.Note)...)
 	case o.Status == StatusSkipped:

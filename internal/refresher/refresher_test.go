@@ -1,8 +1,10 @@
 package refresher
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -202,27 +204,226 @@ func TestRunPicksUpRotatedSecret(t *testing.T) {
 	}
 }
 
-func TestRunKeepsNewerPublishedToken(t *testing.T) {
+// TestRunNeverShortensOnSchedule: a scheduled refresh keeps a published token that
+// expires later than the one the provider just issued.
+func TestRunNeverShortensOnSchedule(t *testing.T) {
 	w := newWorld(t)
-	// A published token that outlives anything the provider would issue now.
-	far := tokens.Token{AccessToken: "far", Provider: "cardlytics", IssuedAt: time.Now(), ExpiresAt: time.Now().Add(48 * time.Hour)}
-	w.store.tokens[param("cardlytics")] = far
-	res, err := w.refresher().Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"cardlytics"}})
-	if !errors.Is(err, ErrFailed) || !strings.Contains(res.Results[0].Error, "no later than") {
+	// A 48 h token in its refresh window (8 h left of 48): due, but it outlives the
+	// 1 h token the provider issues now.
+	now := time.Now()
+	long := tokens.Token{AccessToken: "long", TokenType: "Bearer", Provider: "cardlytics", IssuedAt: now.Add(-40 * time.Hour), ExpiresAt: now.Add(8 * time.Hour)}
+	w.store.tokens[param("cardlytics")] = long
+	res, err := w.refresher().Run(context.Background(), Request{Action: ActionRefresh})
+	if !errors.Is(err, ErrFailed) || !strings.Contains(outcome(res, "cardlytics").Error, "no later than") {
 		t.Fatalf("%v %+v", err, res)
 	}
-	if w.store.tokens[param("cardlytics")] != far {
+	if w.store.tokens[param("cardlytics")] != long {
 		t.Fatal("replaced a token that expires later")
 	}
+}
+
+// TestRotateAlwaysReplaces: a rotation publishes the valid token it got, whatever
+// the published one claims: a far expiry (a unit mistake, a JWT exp in year 9999)
+// must not make a token irreplaceable.
+func TestRotateAlwaysReplaces(t *testing.T) {
+	w := newWorld(t)
+	far := tokens.Token{AccessToken: "far", TokenType: "Bearer", Provider: "cardlytics", IssuedAt: time.Now(),
+		ExpiresAt: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)}
+	w.store.tokens[param("cardlytics")] = far
+	res, err := w.refresher().Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"cardlytics"}})
+	if err != nil || res.Results[0].Status != StatusRefreshed {
+		t.Fatalf("%v %+v", err, res)
+	}
+	pub := w.store.tokens[param("cardlytics")]
+	if st := w.srv.Stats("cardlytics"); pub.AccessToken != st.Issued[len(st.Issued)-1] || pub.ExpiresAt.Sub(pub.IssuedAt) != time.Hour {
+		t.Fatalf("published %v", pub)
+	}
+}
+
+// TestAnotherProvidersTokenIsDue: a parameter holding a token whose provider is
+// another provider's is refreshed, not skipped.
+func TestAnotherProvidersTokenIsDue(t *testing.T) {
+	w := newWorld(t)
+	now := time.Now()
+	w.store.tokens[param("ecard")] = tokens.Token{AccessToken: "x", TokenType: "Bearer", Provider: "booking",
+		IssuedAt: now, ExpiresAt: now.Add(24 * time.Hour)}
+	res, err := w.refresher().Run(context.Background(), Request{Action: ActionRefresh})
+	if err != nil || outcome(res, "ecard").Status != StatusRefreshed || w.store.tokens[param("ecard")].Provider != "ecard" {
+		t.Fatalf("%v %+v", err, res)
+	}
+}
+
+// TestMaxLifetimeCaps: an answer claiming a lifetime beyond max_lifetime is
+// published as living max_lifetime, with a note.
+func TestMaxLifetimeCaps(t *testing.T) {
+	w := newWorld(t, "max_lifetime: 30m")
+	res, err := w.refresher().Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"cardlytics"}})
+	if err != nil || !strings.Contains(res.Results[0].Note, "more than max_lifetime 30m0s") {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if pub := w.store.tokens[param("cardlytics")]; pub.ExpiresAt.Sub(pub.IssuedAt) != 30*time.Minute {
+		t.Fatalf("published lifetime %s", pub.ExpiresAt.Sub(pub.IssuedAt))
+	}
+}
+
+// TestFallbackDoesNotChurn: after a refresh that had to use AWSPREVIOUS, warm runs
+// neither refresh again nor read the secret again until the token is due or the
+// secret changes again, and every run reports the provider as degraded.
+func TestFallbackDoesNotChurn(t *testing.T) {
+	w := newWorld(t)
+	var metrics bytes.Buffer
+	r := w.refresher()
+	r.Metrics = &Metrics{Out: &metrics, Namespace: "NS"}
+	old := w.secrets.current["token-refresher/booking"]
+	w.secrets.previous["token-refresher/booking"] = old
+	w.secrets.current["token-refresher/booking"] = secrets.Secret{ClientID: old.ClientID, ClientSecret: "new", VersionID: "v2"}
+	if _, err := r.Run(context.Background(), Request{Action: ActionRefresh}); err != nil {
+		t.Fatal(err)
+	}
+	if pub := w.store.tokens[param("booking")]; pub.SecretVersion != "v1" || pub.RefusedSecretVersion != "v2" {
+		t.Fatalf("published %+v", pub)
+	}
+	requests, reads := w.srv.Stats("booking").Requests, w.secrets.reads
+	for run := range 3 { // warm runs: the cache holds the refused current version
+		metrics.Reset()
+		res, err := r.Run(context.Background(), Request{Action: ActionRefresh})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := outcome(res, "booking")
+		if o.Status != StatusSkipped || !strings.Contains(o.Note, "previous client secret") {
+			t.Fatalf("run %d: %+v", run, o)
+		}
+		if !strings.Contains(metrics.String(), `"Degraded":1`) {
+			t.Fatalf("run %d: no Degraded metric in\n%s", run, metrics.String())
+		}
+	}
+	if n := w.srv.Stats("booking").Requests; n != requests || w.secrets.reads != reads {
+		t.Fatalf("warm runs made %d token requests and %d secret reads", n-requests, w.secrets.reads-reads)
+	}
+	// The secret changes again: the next run refreshes with it, and is healthy again.
+	w.srv.SetCredentials("booking", old.ClientID, "newer")
+	w.secrets.cache["token-refresher/booking"] = secrets.Secret{ClientID: old.ClientID, ClientSecret: "newer", VersionID: "v3"}
+	res, err := r.Run(context.Background(), Request{Action: ActionRefresh})
+	if err != nil || outcome(res, "booking").Status != StatusRefreshed || outcome(res, "booking").Note != "" {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if pub := w.store.tokens[param("booking")]; pub.SecretVersion != "v3" || pub.RefusedSecretVersion != "" {
+		t.Fatalf("published %+v", pub)
+	}
+}
+
+// TestRunReturnsBeforeTheDeadline: with a provider that hangs and one that answers
+// 503 asking for a long wait, Run returns before its context's deadline, with every
+// provider in the result: the hanging and the throttled ones failed with their own
+// reason, the rest refreshed, and nothing started in the reserve.
+func TestRunReturnsBeforeTheDeadline(t *testing.T) {
+	w := newWorld(t)
+	w.srv.SetFault("booking", oauthtest.Fault{Kind: oauthtest.Slow})
+	w.srv.SetFault("cardlytics", oauthtest.Fault{Kind: oauthtest.ServerError, Status: 503, RetryAfter: "30"})
+	r := w.refresher()
+	r.Client = &oauth.Client{MaxRetryAfter: time.Minute, RequestTimeout: time.Minute}
+	r.Reserve = 300 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	res, err := r.Run(ctx, Request{Action: ActionRefresh})
+	if returned := time.Now(); !returned.Before(deadline) {
+		t.Fatalf("Run returned %s after its deadline", returned.Sub(deadline))
+	}
+	if !errors.Is(err, ErrFailed) || len(res.Results) != 5 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if o := outcome(res, "booking"); o.Status != StatusFailed || !strings.Contains(o.Error, "no answer") || strings.Contains(o.Error, "context deadline exceeded") {
+		t.Errorf("hanging provider: %+v", o)
+	}
+	if o := outcome(res, "cardlytics"); o.Status != StatusFailed || !strings.Contains(o.Error, "503") {
+		t.Errorf("throttled provider: %+v", o)
+	}
+	for _, name := range []string{"ecard", "opencard", "checkissuing"} {
+		if o := outcome(res, name); o.Status != StatusRefreshed {
+			t.Errorf("%s: %+v", name, o)
+		}
+	}
+}
+
+// TestRunReportsUnstartedProviders: providers still waiting for a slot when the
+// run's time is up fail with that reason, and no request is sent for them.
+func TestRunReportsUnstartedProviders(t *testing.T) {
+	w := newWorld(t)
+	for _, d := range oauthtest.Dialects() {
+		w.srv.SetFault(string(d), oauthtest.Fault{Kind: oauthtest.Slow})
+	}
+	r := w.refresher()
+	r.MaxConcurrency = 1
+	r.Reserve = 100 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	res, _ := r.Run(ctx, Request{Action: ActionRefresh})
+	var unstarted int
+	for _, o := range res.Results {
+		if o.Status != StatusFailed {
+			t.Errorf("%+v", o)
+		}
+		if strings.Contains(o.Error, "not attempted") {
+			unstarted++
+		}
+	}
+	if unstarted != 4 || w.srv.TotalRequests() != 1 {
+		t.Fatalf("%d not attempted, %d requests: %+v", unstarted, w.srv.TotalRequests(), res)
+	}
+}
+
+// TestTextFromOutsideIsBounded: a rotate naming many huge unknown providers, and a
+// provider whose error is huge, give bounded errors and outcomes.
+func TestTextFromOutsideIsBounded(t *testing.T) {
+	w := newWorld(t)
+	var names []string
+	for i := range 100 {
+		names = append(names, fmt.Sprintf("%03d", i)+strings.Repeat("x", 1<<16))
+	}
+	_, err := w.refresher().Run(context.Background(), Request{Action: ActionRotate, Providers: names})
+	if !errors.Is(err, ErrUnknownProvider) || len(err.Error()) > 2000 || !strings.Contains(err.Error(), "and 90 more") {
+		t.Fatalf("unknown providers: %d bytes: %.300s", len(err.Error()), err)
+	}
+	w.srv.SetFault("cardlytics", oauthtest.Fault{Kind: oauthtest.HugeStatusLine})
+	w.srv.SetFault("ecard", oauthtest.Fault{Kind: oauthtest.EchoError})
+	res, err := w.refresher().Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"*"}})
+	if len(err.Error()) > 2*maxNamed*maxText {
+		t.Fatalf("invocation error of %d bytes", len(err.Error()))
+	}
+	for _, o := range res.Results {
+		if len(o.Error) > maxText+len("…") {
+			t.Fatalf("%s: error of %d bytes", o.Provider, len(o.Error))
+		}
+	}
+}
+
+func outcome(res Result, provider string) Outcome {
+	for _, o := range res.Results {
+		if o.Provider == provider {
+			return o
+		}
+	}
+	return Outcome{}
 }
 
 func TestRunStoreAndSecretFailures(t *testing.T) {
 	t.Run("current tokens unreadable", func(t *testing.T) {
 		w := newWorld(t)
 		w.store.currentErr = errors.New("throttled")
-		_, err := w.refresher().Run(context.Background(), Request{Action: ActionRefresh})
+		res, err := w.refresher().Run(context.Background(), Request{Action: ActionRefresh})
 		if !errors.Is(err, ErrFailed) || w.srv.TotalRequests() != 0 || w.store.writes != 0 {
 			t.Fatalf("err = %v", err)
+		}
+		// Every provider is reported failed, so alarms and metrics see each.
+		for _, o := range res.Results {
+			if o.Status != StatusFailed || !strings.Contains(o.Error, "throttled") {
+				t.Errorf("%+v", o)
+			}
+		}
+		if len(res.Results) != 5 {
+			t.Errorf("%d outcomes", len(res.Results))
 		}
 	})
 	t.Run("malformed token is replaced", func(t *testing.T) {

@@ -39,7 +39,7 @@ type entry struct {
 var (
 	stringFields = []string{
 		"name", "token_url", "secret_id", "auth_method", "basic_auth_encoding", "request_format",
-		"scope", "audience", "refresh_before", "max_age", "default_lifetime", "parameter",
+		"scope", "audience", "refresh_before", "max_age", "max_lifetime", "default_lifetime", "parameter",
 	}
 	mapFields = []string{"extra_params", "headers", "response"}
 )
@@ -154,6 +154,7 @@ func (e *entry) check() (Provider, secretid.ID, bool) {
 	p.Response = e.response()
 	p.RefreshBefore = e.duration("refresh_before")
 	p.MaxAge = e.duration("max_age")
+	p.MaxLifetime = cmp.Or(e.duration("max_lifetime"), DefaultMaxLifetime)
 	p.DefaultLifetime = e.duration("default_lifetime")
 	p.Parameter = e.parameter(p.Name, nameOK)
 	return p, secret, len(e.errs) == 0

@@ -54,7 +54,7 @@ func LoadFile(path string, opts Options) (*Registry, error) {
 //
 // Optional fields given as "" or null are treated as absent. Defaults applied:
 // auth_method client_secret_post, basic_auth_encoding form, request_format form,
-// parameter ParameterPrefix + "/" + name. Durations are Go durations ("15m", "12h")
+// max_lifetime DefaultMaxLifetime, parameter ParameterPrefix + "/" + name. Durations are Go durations ("15m", "12h")
 // or whole days ("30d"), and must be positive. YAML anchors and aliases work; merge
 // keys ("<<") do not, since they would hide which provider sets what.
 func Load(r io.Reader, opts Options) (*Registry, error) {

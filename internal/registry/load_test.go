@@ -75,8 +75,9 @@ func TestLoadDefaults(t *testing.T) {
 			BasicEncoding: oauth.BasicForm,
 			RequestFormat: oauth.FormRequest,
 		},
-		SecretID:  "token-refresher/p",
-		Parameter: "/token-refresher/tokens/p",
+		SecretID:    "token-refresher/p",
+		Parameter:   "/token-refresher/tokens/p",
+		MaxLifetime: DefaultMaxLifetime,
 	}
 	if !reflect.DeepEqual(p, want) {
 		t.Errorf("got  %+v\nwant %+v", p, want)
@@ -108,6 +109,7 @@ func TestLoadAllFields(t *testing.T) {
       scope: /data/attributes/scope
     refresh_before: 15m
     max_age: 30d
+    max_lifetime: 400d
     default_lifetime: 1h30m
     parameter: /token-refresher/tokens/team-a/full
 `
@@ -137,6 +139,7 @@ func TestLoadAllFields(t *testing.T) {
 		SecretID:      "arn:aws:secretsmanager:eu-west-1:123456789012:secret:token-refresher/full-AbC123",
 		RefreshBefore: 15 * time.Minute,
 		MaxAge:        30 * 24 * time.Hour,
+		MaxLifetime:   400 * 24 * time.Hour,
 		Parameter:     "/token-refresher/tokens/team-a/full",
 	}
 	if !reflect.DeepEqual(p, want) {
@@ -263,6 +266,7 @@ func TestLoadFieldErrors(t *testing.T) {
 		{"max_age zero days", entryYAML("max_age: 0d"), "p", "max_age", ErrInvalid, "must be positive"},
 		{"max_age negative", entryYAML("max_age: -5m"), "p", "max_age", ErrInvalid, "must be positive"},
 		{"max_age days overflow", entryYAML("max_age: 999999999d"), "p", "max_age", ErrInvalid, "out of range"},
+		{"max_lifetime zero", entryYAML("max_lifetime: 0s"), "p", "max_lifetime", ErrInvalid, "must be positive"},
 		{"default_lifetime mixed days", entryYAML("default_lifetime: 1d12h"), "p", "default_lifetime", ErrInvalid, "invalid duration"},
 		// parameter
 		{"parameter relative", entryYAML("parameter: token-refresher/tokens/p"), "p", "parameter", ErrInvalid, `must start with "/"`},
@@ -471,8 +475,11 @@ func TestParameterPrefix(t *testing.T) {
 	}
 }
 
+// TestShippedRegistry: the example registry configures the five seed providers,
+// and the embedded default is empty, so a build without a registry is unconfigured
+// rather than a deployment of placeholder hosts that fail by design.
 func TestShippedRegistry(t *testing.T) {
-	reg, err := LoadFile(filepath.Join("..", "..", "functions", "refresher", "providers.yaml"), Options{})
+	reg, err := LoadFile(filepath.Join("..", "..", "functions", "refresher", "providers.example.yaml"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -526,6 +533,9 @@ func TestShippedRegistry(t *testing.T) {
 	}
 	if opencard.MaxAge != 30*24*time.Hour {
 		t.Errorf("opencard max_age %v", opencard.MaxAge)
+	}
+	if _, err := LoadFile(filepath.Join("..", "..", "functions", "refresher", "providers.yaml"), Options{}); !errors.Is(err, ErrNoProviders) {
+		t.Errorf("embedded default registry: %v, want ErrNoProviders", err)
 	}
 }
 

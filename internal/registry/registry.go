@@ -20,6 +20,11 @@ import (
 // is empty, and the default of the function's TOKEN_PARAMETER_PREFIX.
 const DefaultParameterPrefix = "/token-refresher/tokens"
 
+// DefaultMaxLifetime is a provider's max_lifetime when it sets none: a year and a
+// month, above the longest lifetime the seed providers document (one year), far
+// below what a unit mistake in expires_in or a JWT exp in year 9999 claims.
+const DefaultMaxLifetime = 395 * 24 * time.Hour
+
 // Provider is one partner API: its token endpoint and what the refresher needs
 // besides it.
 type Provider struct {
@@ -38,6 +43,10 @@ type Provider struct {
 	RefreshBefore time.Duration
 	// MaxAge, when set, refreshes a token older than this even if it is still valid.
 	MaxAge time.Duration
+	// MaxLifetime is the longest lifetime believed: a token whose answer claims more
+	// is published as living this long (the refresher notes it). Load sets
+	// DefaultMaxLifetime when unset.
+	MaxLifetime time.Duration
 }
 
 // clone returns a copy that shares no maps or URL with p, so the registry stays

@@ -41,6 +41,11 @@ type Token struct {
 	// SecretVersion is the Secrets Manager version id of the client credentials the
 	// token was obtained with, so a changed secret can be noticed. It is an id, not a secret.
 	SecretVersion string `json:"secret_version,omitempty"`
+	// RefusedSecretVersion, when set, is the current version of the client
+	// credentials that the provider refused, so the token was obtained with the
+	// previous one (AWSPREVIOUS). The refresher then does not retry that version
+	// before the token is due, and reports the provider as degraded.
+	RefusedSecretVersion string `json:"refused_secret_version,omitempty"`
 }
 
 // ErrMalformed is returned (wrapped) by Parse, and by Source, when a value is not a
