@@ -6,6 +6,8 @@
 #
 # Variables:
 #   ENV=dev|prod|default   samconfig.toml environment of deploy, invoke-remote, rotate, logs (default: dev)
+#   PROVIDERS=FILE         provider registry to embed in the function (build; required by deploy)
+#   ARCH=arm64|x86_64      the function's instruction set, for the template and the build (default arm64)
 #   EVENT=events/x.json    event for invoke / invoke-remote (default: events/scheduled.json)
 #   PROVIDER=name          provider to rotate, or '*' for all (rotate)
 
@@ -20,9 +22,14 @@ SAM_TEMPLATE      ?= template.yaml
 SAM_BUILD_DIR     := .aws-sam/build
 GO                ?= go
 
-ENV      ?= dev
-EVENT    ?= events/scheduled.json
-PROVIDER ?=
+ENV       ?= dev
+EVENT     ?= events/scheduled.json
+PROVIDER  ?=
+PROVIDERS ?=
+# The function runs arm64 on AWS; a local deployment runs on this host's instruction set.
+HOST_ARCH := $(patsubst aarch64,arm64,$(shell uname -m))
+ARCH      ?= $(if $(filter local,$(ENV)),$(HOST_ARCH),arm64)
+GOARCH_OF  = $(if $(filter x86_64,$(ARCH)),amd64,$(if $(filter arm64,$(ARCH)),arm64,$(error ARCH=$(ARCH): want arm64 or x86_64)))
 # The stack of each samconfig.toml environment: "default" is token-refresher,
 # any other token-refresher-<env>.
 STACK_NAME ?= $(if $(filter default,$(ENV)),token-refresher,token-refresher-$(ENV))
@@ -54,15 +61,23 @@ validate: $(TOOLS_STAMP) ## check template.yaml: sam validate --lint and cfn-lin
 	$(CFN_LINT) $(SAM_TEMPLATE)
 
 .PHONY: build
-build: $(TOOLS_STAMP) ## sam build: the arm64 bootstrap in .aws-sam/build
-	$(SAM) build --template-file $(SAM_TEMPLATE) --build-in-source --parallel
+build: $(TOOLS_STAMP) ## sam build: the bootstrap for ARCH in .aws-sam/build, embedding PROVIDERS when given
+	@if [ -n "$(PROVIDERS)" ]; then test -f "$(PROVIDERS)" || { echo "build: PROVIDERS=$(PROVIDERS) is not a file" >&2; exit 2; }; \
+	  else echo "build: no PROVIDERS=FILE given: the function is built unconfigured (fine for checks, not for a deploy)"; fi
+	TOKEN_REFRESHER_GOARCH=$(GOARCH_OF) TOKEN_REFRESHER_PROVIDERS=$(if $(PROVIDERS),$(abspath $(PROVIDERS))) \
+	  $(SAM) build --template-file $(SAM_TEMPLATE) --build-in-source --parallel --parameter-overrides Architecture=$(ARCH)
 
 .PHONY: sam-check
 sam-check: validate build ## what `make test` runs for SAM: validate, then build; fails on any error or warning
 
+.PHONY: need-providers
+need-providers:
+	@test -n "$(PROVIDERS)" || { echo "give PROVIDERS=FILE, the provider registry to deploy (see functions/refresher/providers.example.yaml)" >&2; exit 2; }
+
 .PHONY: deploy
-deploy: build ## deploy the stack of ENV (samconfig.toml): make deploy ENV=dev|prod
-	$(SAM) deploy --config-env $(ENV)
+deploy: need-providers build ## deploy the stack of ENV (samconfig.toml) with the registry FILE: make deploy ENV=dev|prod PROVIDERS=FILE
+	@# --parameter-overrides replaces the environment's own overrides: repeat them.
+	$(SAM) deploy --config-env $(ENV) --parameter-overrides "$$($(TOOLS_VENV)/bin/python scripts/sam-overrides $(ENV)) Architecture=$(ARCH)"
 
 .PHONY: invoke
 invoke: ## run one invocation locally with EVENT against the AWS the SDK settings name: make invoke EVENT=events/refresh.json

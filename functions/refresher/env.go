@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/token-refresher/token-refresher/internal/refresher"
@@ -13,7 +15,11 @@ import (
 
 // env is the function's configuration, read from its environment.
 type env struct {
-	Providers          *registry.Registry
+	// Providers is the registry; nil when Unconfigured.
+	Providers *registry.Registry
+	// Unconfigured, when set, says why the function has no providers: it was built
+	// without a registry and PROVIDERS_FILE is unset.
+	Unconfigured       string
 	KMSKeyID           string
 	MaxConcurrency     int
 	SchedulePeriod     time.Duration
@@ -24,7 +30,35 @@ type env struct {
 // defaultNamespace is METRICS_NAMESPACE's default; the template's alarms watch it.
 const defaultNamespace = "TokenRefresher"
 
-var rateExpr = regexp.MustCompile(`^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$`)
+// rateExpr and cronExpr are EventBridge's schedule expressions. A rate's unit is
+// singular for 1 and plural otherwise, as EventBridge requires.
+var (
+	rateExpr = regexp.MustCompile(`^rate\(([1-9][0-9]*) (minute|minutes|hour|hours|day|days)\)$`)
+	cronExpr = regexp.MustCompile(`^cron\(\S+( \S+){5}\)$`)
+)
+
+// schedulePeriod reads the period of the schedule that runs the function: the
+// refresh window must cover two periods. A cron expression has no single period:
+// the default window (for 5 minutes) then applies. Anything else is refused, so a
+// typo stops the function at start instead of silently assuming 5 minutes.
+func schedulePeriod(expr string) (time.Duration, error) {
+	if cronExpr.MatchString(expr) {
+		return 0, nil
+	}
+	m := rateExpr.FindStringSubmatch(expr)
+	if m == nil {
+		return 0, errors.New(`want rate(N minute|minutes|hour|hours|day|days), N at least 1, or cron(...) with six fields`)
+	}
+	n, err := strconv.Atoi(m[1])
+	if err != nil || n > 365*24*60 {
+		return 0, errors.New("the rate is out of range")
+	}
+	if plural := strings.HasSuffix(m[2], "s"); plural == (n == 1) {
+		return 0, errors.New("the unit must be singular for 1 and plural otherwise, as in rate(1 minute) and rate(5 minutes)")
+	}
+	unit := map[byte]time.Duration{'m': time.Minute, 'h': time.Hour, 'd': 24 * time.Hour}[m[2][0]]
+	return time.Duration(n) * unit, nil
+}
 
 // loadEnv reads the configuration. Every variable is optional; a bad value is an
 // error naming the variable, so a misconfigured function fails at start.
@@ -50,14 +84,11 @@ func loadEnv(getenv func(string) string, embedded []byte) (env, error) {
 		e.PerProviderMetrics = b
 	}
 	if v := getenv("SCHEDULE_EXPRESSION"); v != "" {
-		// The refresh window must cover two schedule periods; learn the period from
-		// the same expression the schedule uses. A cron expression has no single
-		// period: the default window (for 5 minutes) then applies.
-		if m := rateExpr.FindStringSubmatch(v); m != nil {
-			n, _ := strconv.Atoi(m[1])
-			unit := map[byte]time.Duration{'m': time.Minute, 'h': time.Hour, 'd': 24 * time.Hour}[m[2][0]]
-			e.SchedulePeriod = time.Duration(n) * unit
+		period, err := schedulePeriod(v)
+		if err != nil {
+			return env{}, fmt.Errorf("SCHEDULE_EXPRESSION=%q: %w", v, err)
 		}
+		e.SchedulePeriod = period
 	}
 	// TOKEN_PARAMETER_PREFIX is the registry's: it checks every parameter against it
 	// and applies its default.
@@ -67,6 +98,10 @@ func loadEnv(getenv func(string) string, embedded []byte) (env, error) {
 		e.Providers, err = registry.LoadFile(path, opts)
 	} else {
 		e.Providers, err = registry.Load(bytes.NewReader(embedded), opts)
+		if errors.Is(err, registry.ErrNoProviders) {
+			e.Unconfigured = "this deployment was built without a provider registry: deploy with `make deploy PROVIDERS=FILE` or set PROVIDERS_FILE"
+			return e, nil
+		}
 		if err != nil {
 			err = fmt.Errorf("embedded providers.yaml: %w", err)
 		}

@@ -20,13 +20,17 @@ func TestLoadEnv(t *testing.T) {
 		check   func(t *testing.T, e env)
 		wantErr string
 	}{
-		{"defaults and the embedded registry", nil, func(t *testing.T, e env) {
+		{"defaults", map[string]string{"PROVIDERS_FILE": file}, func(t *testing.T, e env) {
 			if e.Providers.ParameterPrefix() != "/token-refresher/tokens" || e.MaxConcurrency != 8 || e.SchedulePeriod != 0 ||
-				!e.PerProviderMetrics || e.MetricsNamespace != "TokenRefresher" || e.KMSKeyID != "" {
+				!e.PerProviderMetrics || e.MetricsNamespace != "TokenRefresher" || e.KMSKeyID != "" || e.Unconfigured != "" {
 				t.Fatalf("%+v", e)
 			}
-			if n := len(e.Providers.Providers()); n != 5 {
-				t.Fatalf("embedded registry has %d providers", n)
+		}, ""},
+		// A build without a registry is a deployment that says it is unconfigured,
+		// not one whose providers fail.
+		{"built without a registry", nil, func(t *testing.T, e env) {
+			if e.Providers != nil || !strings.Contains(e.Unconfigured, "PROVIDERS=FILE") {
+				t.Fatalf("%+v", e)
 			}
 		}, ""},
 		{"everything set", map[string]string{
@@ -50,6 +54,19 @@ func TestLoadEnv(t *testing.T) {
 				t.Fatal(e.SchedulePeriod)
 			}
 		}, ""},
+		{"rate(1 minute)", map[string]string{"SCHEDULE_EXPRESSION": "rate(1 minute)"}, func(t *testing.T, e env) {
+			if e.SchedulePeriod != time.Minute {
+				t.Fatal(e.SchedulePeriod)
+			}
+		}, ""},
+		// A typo stops the function instead of silently meaning 5 minutes.
+		{"abbreviated unit", map[string]string{"SCHEDULE_EXPRESSION": "rate(5 mins)"}, nil, "SCHEDULE_EXPRESSION"},
+		{"capitalised unit", map[string]string{"SCHEDULE_EXPRESSION": "rate(5 Minutes)"}, nil, "SCHEDULE_EXPRESSION"},
+		{"zero rate", map[string]string{"SCHEDULE_EXPRESSION": "rate(0 minutes)"}, nil, "SCHEDULE_EXPRESSION"},
+		{"plural for one", map[string]string{"SCHEDULE_EXPRESSION": "rate(1 minutes)"}, nil, "singular"},
+		{"singular for many", map[string]string{"SCHEDULE_EXPRESSION": "rate(5 minute)"}, nil, "plural"},
+		{"cron with too few fields", map[string]string{"SCHEDULE_EXPRESSION": "cron(0/5 * * *)"}, nil, "SCHEDULE_EXPRESSION"},
+		{"neither", map[string]string{"SCHEDULE_EXPRESSION": "every 5 minutes"}, nil, "SCHEDULE_EXPRESSION"},
 		{"concurrency not a number", map[string]string{"MAX_CONCURRENCY": "many"}, nil, "MAX_CONCURRENCY"},
 		{"concurrency zero", map[string]string{"MAX_CONCURRENCY": "0"}, nil, "MAX_CONCURRENCY"},
 		{"metrics flag", map[string]string{"PER_PROVIDER_METRICS": "sometimes"}, nil, "PER_PROVIDER_METRICS"},

@@ -34,7 +34,9 @@ import (
 	"github.com/token-refresher/token-refresher/internal/store"
 )
 
-// embeddedProviders is the registry used when PROVIDERS_FILE is unset.
+// embeddedProviders is the registry used when PROVIDERS_FILE is unset: the file
+// the build was given (make build PROVIDERS=FILE embeds it with go build
+// -overlay), or the empty providers.yaml, which leaves the function unconfigured.
 //
 //go:embed providers.yaml
 var embeddedProviders []byte
@@ -77,6 +79,9 @@ func main() {
 
 // newHandler builds the function from its configuration and AWS clients.
 func newHandler(awsCfg aws.Config, env env, log *slog.Logger, metricsOut io.Writer) *refresher.Handler {
+	if env.Unconfigured != "" {
+		return &refresher.Handler{Unconfigured: env.Unconfigured, Log: log}
+	}
 	return &refresher.Handler{
 		Log: log,
 		Refresher: &refresher.Refresher{
