@@ -147,3 +147,44 @@ func TestMetricsLines(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsReportEveryPublishedToken: every run reports SecondsToExpiry for every
+// provider that has a published token, skipped and failed ones included, which is
+// what lets the expiry alarm treat missing data as a refresher that stopped running.
+func TestMetricsReportEveryPublishedToken(t *testing.T) {
+	w := newWorld(t)
+	if _, err := w.refresher().Run(context.Background(), Request{Action: ActionRefresh}); err != nil {
+		t.Fatal(err)
+	}
+	published := w.store.tokens[param("cardlytics")]
+	w.srv.SetFault("cardlytics", oauthtest.Fault{Kind: oauthtest.WrongCredentials})
+	for _, req := range []Request{{Action: ActionRefresh}, {Action: ActionRotate, Providers: []string{"cardlytics"}}} {
+		var out bytes.Buffer
+		r := w.refresher()
+		r.Metrics = &Metrics{Out: &out, Namespace: "NS"}
+		res, _ := r.Run(context.Background(), req)
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		if len(lines) != len(res.Results) {
+			t.Fatalf("%s: %d EMF lines for %d providers", req.Action, len(lines), len(res.Results))
+		}
+		for _, l := range lines {
+			var m struct {
+				Provider        string
+				SecondsToExpiry *int64
+				Failed          *int
+			}
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatal(err)
+			}
+			if m.SecondsToExpiry == nil || *m.SecondsToExpiry < 60 {
+				t.Errorf("%s: no SecondsToExpiry for %s: %s", req.Action, m.Provider, l)
+			}
+			if failed := m.Failed != nil && *m.Failed == 1; failed != (req.Action == ActionRotate) {
+				t.Errorf("%s: %s", req.Action, l)
+			}
+		}
+	}
+	if w.store.tokens[param("cardlytics")] != published {
+		t.Fatal("the failed rotation replaced the token")
+	}
+}
