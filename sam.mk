@@ -5,9 +5,9 @@
 # .venv/tools; every target that needs them installs them first.
 #
 # Variables:
-#   ENV=dev|prod|default   samconfig.toml environment of deploy, invoke-remote, rotate, logs (default: dev)
-#   EVENT=events/x.json    event for invoke / invoke-remote (default: events/scheduled.json)
-#   PROVIDER=name          provider to rotate, or '*' for all (rotate)
+#   ENV=dev|prod|default      samconfig.toml environment of deploy, invoke-remote, rotate, logs (default: dev)
+#   EVENT=events/<name>.json  event for invoke / invoke-remote (default: events/scheduled.json)
+#   PROVIDER=name             provider to rotate, or '*' for all (rotate)
 
 SAM_MK            := $(lastword $(MAKEFILE_LIST))
 TOOLS_PYTHON      ?= python3
