@@ -77,13 +77,27 @@ var (
 	heading    = regexp.MustCompile(`^#{1,6}\s+(.*?)\s*#*\s*$`)
 )
 
-// links returns the targets of the Markdown links in a page, outside code, by line.
+// links returns the targets of the Markdown links in a page, outside code, by the
+// line they start on. A link's text may wrap onto the next line.
 func links(text string) map[int][]string {
+	lines := prose(text)
+	all := make([]string, strings.Count(text, "\n")+1)
+	for n, line := range lines {
+		all[n-1] = line
+	}
+	// Inline code is blanked out, not removed, so offsets still give line numbers.
+	blank := inlineCode.ReplaceAllStringFunc(strings.Join(all, "\n"), func(code string) string {
+		return strings.Map(func(r rune) rune {
+			if r == '\n' {
+				return r
+			}
+			return ' '
+		}, code)
+	})
 	out := map[int][]string{}
-	for n, line := range prose(text) {
-		for _, m := range mdLink.FindAllStringSubmatch(inlineCode.ReplaceAllString(line, ""), -1) {
-			out[n] = append(out[n], m[1])
-		}
+	for _, m := range mdLink.FindAllStringSubmatchIndex(blank, -1) {
+		n := strings.Count(blank[:m[0]], "\n") + 1
+		out[n] = append(out[n], blank[m[2]:m[3]])
 	}
 	return out
 }
