@@ -1,6 +1,7 @@
 # Every command a user or CI needs. `make demo` and `make test` set up what they
 # need themselves on a fresh machine: Go, Python 3.13 with venv, and network access to
-# the Go module proxy and PyPI are all they assume.
+# the Go module proxy and PyPI are all they assume; `make test` also runs the consumer
+# examples, so it needs Node.js 20 with npm and the npm registry too.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -35,8 +36,31 @@ unit: ## unit tests, with the race detector
 	$(GO) test -race $(GOTEST_FLAGS) ./...
 
 .PHONY: integration
-integration: build ## integration tests and a deploy of the built stack, against a LocalStack the launcher starts and stops
+integration: build examples-deps ## integration tests (consumer examples included) and a deploy of the built stack, against a LocalStack the launcher starts and stops
 	$(LAUNCHER) run -- bash -c '$(GO) test -tags integration $(GOTEST_FLAGS) -run Integration -p 1 ./... && scripts/sam-deploy-local'
+
+# The consumer examples' dependencies, pinned in their own files: Python's into a venv,
+# Node's with `npm ci` from the committed lock file. Each is installed again only when
+# its pins change.
+EXAMPLES_PYTHON   ?= python3
+EXAMPLES_VENV     := .venv/examples
+EXAMPLES_PY_STAMP := $(EXAMPLES_VENV)/.installed
+EXAMPLES_JS_STAMP := examples/node/node_modules/.installed
+
+$(EXAMPLES_PY_STAMP): examples/python/requirements.txt
+	@echo "examples-deps: installing the Python example's pinned dependencies into $(EXAMPLES_VENV)"
+	@test -x $(EXAMPLES_VENV)/bin/python || $(EXAMPLES_PYTHON) -m venv $(EXAMPLES_VENV)
+	@$(EXAMPLES_VENV)/bin/python -m pip install --disable-pip-version-check --progress-bar off -q -r examples/python/requirements.txt
+	@touch $@
+
+$(EXAMPLES_JS_STAMP): examples/node/package.json examples/node/package-lock.json
+	@echo "examples-deps: installing the Node.js example's locked dependencies (npm ci)"
+	@command -v npm >/dev/null || { echo "examples-deps: npm not found: the Node.js example needs Node.js 20 or later with npm" >&2; exit 1; }
+	cd examples/node && npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: examples-deps
+examples-deps: $(EXAMPLES_PY_STAMP) $(EXAMPLES_JS_STAMP) ## install the consumer examples' pinned dependencies (.venv/examples, examples/node/node_modules)
 
 ## ---- running it locally -----------------------------------------------------
 

@@ -1,4 +1,4 @@
-# `make bench`: the performance benchmark (scripts/bench, docs/PERFORMANCE.md).
+# `make bench`: the performance benchmark (scripts/bench, docs/performance.md).
 # Included by the main Makefile; also works alone: `make -f bench.mk bench`.
 #
 # Variables (passed through to the benchmark):

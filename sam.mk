@@ -8,7 +8,7 @@
 #   ENV=dev|prod|default   samconfig.toml environment of deploy, invoke-remote, rotate, logs (default: dev)
 #   PROVIDERS=FILE         provider registry to embed in the function (build; required by deploy)
 #   ARCH=arm64|x86_64      the function's instruction set, for the template and the build (default arm64)
-#   EVENT=events/x.json    event for invoke / invoke-remote (default: events/scheduled.json)
+#   EVENT=events/<name>.json  event for invoke / invoke-remote (default: events/scheduled.json)
 #   PROVIDER=name          provider to rotate, or '*' for all (rotate)
 
 SAM_MK            := $(lastword $(MAKEFILE_LIST))

@@ -2,9 +2,9 @@
 
 package main
 
-// The benchmark behind `make bench` (bench.mk, scripts/bench, docs/PERFORMANCE.md).
+// The benchmark behind `make bench` (bench.mk, scripts/bench, docs/performance.md).
 // It runs the real handler (newHandler, as main wires it) against LocalStack and
-// fake token endpoints (pkg/oauthtest) that answer after a latency L, and measures:
+// fake token endpoints (internal/oauthtest) that answer after a latency L, and measures:
 //
 //   - BenchmarkCycle/providers=N: the time of a cycle in which all N providers are
 //     due (a rotate ["*"] over N published tokens), against the bound

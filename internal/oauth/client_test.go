@@ -364,3 +364,32 @@ func TestClientDeadlineGivesTheRealReason(t *testing.T) {
 		t.Errorf("%d requests: a retry that would end past the deadline was started", n)
 	}
 }
+
+// TestClientZeroEndpointIsRFC6749: an Endpoint with nothing but its URL speaks the
+// grant as RFC 6749 writes it (a form body with the credentials in it, an
+// Accept: application/json header, a flat answer), which the strictest seed
+// dialect of that shape accepts.
+func TestClientZeroEndpointIsRFC6749(t *testing.T) {
+	srv := oauthtest.NewServer()
+	defer srv.Close()
+	u, _ := url.Parse(srv.Add(oauthtest.Provider{Name: "plain", Dialect: oauthtest.Cardlytics, ClientID: "id", ClientSecret: secret}))
+	tok, err := fastClient().Token(context.Background(), oauth.Endpoint{TokenURL: u}, oauth.Credentials{ClientID: "id", ClientSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := srv.Stats("plain")
+	if tok.AccessToken != st.Issued[0] {
+		t.Fatalf("token %v, issued %q", tok, st.Issued)
+	}
+	req := st.LastRequest
+	form, err := url.ParseQuery(req.Body)
+	if err != nil || form.Get("grant_type") != "client_credentials" || form.Get("client_id") != "id" || form.Get("client_secret") != secret {
+		t.Errorf("body %q", req.Body)
+	}
+	if ct, accept := req.Header.Get("Content-Type"), req.Header.Get("Accept"); ct != "application/x-www-form-urlencoded" || accept != "application/json" {
+		t.Errorf("Content-Type %q, Accept %q", ct, accept)
+	}
+	if req.Header.Get("Authorization") != "" {
+		t.Error("credentials sent in an Authorization header too")
+	}
+}

@@ -9,18 +9,19 @@ import (
 )
 
 // Dialect is one provider's variant of the OAuth 2.0 client-credentials grant, as
-// described by one of the provider documents in shared/seeds/. Each is served at
-// POST {Server.URL}/{name}/token exactly as its document shows:
+// described by the provider document of one of the five seed providers (seeds 000 to
+// 004, the partners the product was built for; docs/configuration.md lists them).
+// Each is served at POST {Server.URL}/{name}/token exactly as its document shows:
 //
-//	dialect       seed file (shared/seeds/)  client auth (registry)  request body                      required header
-//	ecard         000_62c02e3cdb7657f8.txt   client_secret_post      JSON {client_id,client_secret,    Content-Type: application/json
-//	                                                                 grant_type} (+ optional scope)    (charset=utf-8 optional)
-//	booking       001_ddb6af201d8eeddf.txt   client_secret_post      JSON, as ecard                    Accept: application/json too
-//	opencard      002_e883e9970aea2318.txt   client_secret_post      form; scope REQUIRED,             Content-Type:
-//	                                                                 space-separated                   application/x-www-form-urlencoded
-//	cardlytics    003_d52360da2910cb1c.txt   client_secret_post      form                              (same)
-//	checkissuing  004_d27c6eca1fa4b4dd.txt   client_secret_basic     form, grant_type only;            (same)
-//	                                         (form-encoded, §2.3.1)  client_id/secret in body: 400
+//	dialect       seed  client auth (registry)  request body                      required header
+//	ecard         000   client_secret_post      JSON {client_id,client_secret,    Content-Type: application/json
+//	                                            grant_type} (+ optional scope)    (charset=utf-8 optional)
+//	booking       001   client_secret_post      JSON, as ecard                    Accept: application/json too
+//	opencard      002   client_secret_post      form; scope REQUIRED,             Content-Type:
+//	                                            space-separated                   application/x-www-form-urlencoded
+//	cardlytics    003   client_secret_post      form                              (same)
+//	checkissuing  004   client_secret_basic     form, grant_type only;            (same)
+//	                    (form-encoded, §2.3.1)  client_id/secret in body: 400
 //
 //	dialect       success answer (key order as in the seed)                        expires_in  access_token
 //	ecard         {"data":{"type":"oauth-token","attributes":{"access_token",      86400       JWT {"alg":"RS256","typ":"JWT","kid"},

@@ -45,8 +45,9 @@ type SecretLookup func(secretID string) []string
 //     or {"action":"refresh"}: refresh what is due;
 //   - {"action":"rotate","providers":[...]}: a new token now, ["*"] for all;
 //   - a Secrets Manager change delivered through CloudTrail (PutSecretValue,
-//     UpdateSecret, RotateSecret, RotationSucceeded): rotate the providers using
-//     that secret, found with users.
+//     UpdateSecret, RotateSecret, UpdateSecretVersionStage, RotationSucceeded):
+//     rotate the providers using that secret, found with users. The record of a
+//     call that failed changes nothing and rotates nothing.
 //
 // Anything else is refused with an error wrapping ErrUnsupportedEvent.
 func ParseEvent(raw []byte, users SecretLookup) (Request, error) {

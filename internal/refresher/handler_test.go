@@ -167,3 +167,58 @@ func TestMetricsLines(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsReportEveryPublishedToken: every run reports SecondsToExpiry for every
+// provider that has a published token, skipped and failed ones included, which is
+// what lets the expiry alarm treat missing data as a refresher that stopped running.
+func TestMetricsReportEveryPublishedToken(t *testing.T) {
+	w := newWorld(t)
+	if _, err := w.refresher().Run(context.Background(), Request{Action: ActionRefresh}); err != nil {
+		t.Fatal(err)
+	}
+	published := w.store.tokens[param("cardlytics")]
+	w.srv.SetFault("cardlytics", oauthtest.Fault{Kind: oauthtest.WrongCredentials})
+	for _, req := range []Request{{Action: ActionRefresh}, {Action: ActionRotate, Providers: []string{"cardlytics"}}} {
+		var out bytes.Buffer
+		r := w.refresher()
+		r.Metrics = &Metrics{Out: &out, Namespace: "NS"}
+		res, _ := r.Run(context.Background(), req)
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		if len(lines) != len(res.Results) {
+			t.Fatalf("%s: %d EMF lines for %d providers", req.Action, len(lines), len(res.Results))
+		}
+		for _, l := range lines {
+			var m struct {
+				Provider        string
+				SecondsToExpiry *int64
+				Failed          *int
+			}
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatal(err)
+			}
+			if m.SecondsToExpiry == nil || *m.SecondsToExpiry < 60 {
+				t.Errorf("%s: no SecondsToExpiry for %s: %s", req.Action, m.Provider, l)
+			}
+			if failed := m.Failed != nil && *m.Failed == 1; failed != (req.Action == ActionRotate) {
+				t.Errorf("%s: %s", req.Action, l)
+			}
+		}
+	}
+	if w.store.tokens[param("cardlytics")] != published {
+		t.Fatal("the failed rotation replaced the token")
+	}
+}
+
+// TestHandlerUnconfigured: a deployment built without a registry fails every
+// invocation as unconfigured, saying so, with no provider in the result.
+func TestHandlerUnconfigured(t *testing.T) {
+	var out bytes.Buffer
+	h := &Handler{Unconfigured: "built without a provider registry", Log: slog.New(slog.NewJSONHandler(&out, nil))}
+	res, err := h.Handle(context.Background(), json.RawMessage(`{"action":"refresh"}`))
+	if !errors.Is(err, ErrUnconfigured) || !strings.Contains(err.Error(), "without a provider registry") || len(res.Results) != 0 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if !strings.Contains(out.String(), "unconfigured deployment") {
+		t.Fatalf("log: %s", out.String())
+	}
+}

@@ -9,7 +9,7 @@ import (
 	"github.com/token-refresher/token-refresher/pkg/tokens"
 )
 
-// Policy defaults. See the package documentation for why the window is this wide.
+// Policy defaults. Why the window is this wide: docs/design.md, "Why 15 minutes".
 const (
 	DefaultPeriod        = 5 * time.Minute
 	DefaultConsumerCache = 5 * time.Minute

@@ -68,6 +68,39 @@ func TestRunRefreshesAllThenNothing(t *testing.T) {
 	}
 }
 
+// TestRunIdleReadsOnlyTheTokens: when nothing is due, a run reads the published
+// tokens and nothing else (no secret, no token request, no write), both in a warm
+// function and in a new execution environment whose secret cache is empty.
+func TestRunIdleReadsOnlyTheTokens(t *testing.T) {
+	w := newWorld(t)
+	if _, err := w.refresher().Run(context.Background(), Request{Action: ActionRefresh}); err != nil {
+		t.Fatal(err)
+	}
+	cold := newFakeSecrets()
+	cold.current = w.secrets.current
+	for _, env := range []struct {
+		name    string
+		secrets *fakeSecrets
+	}{{"warm", w.secrets}, {"cold", cold}} {
+		t.Run(env.name, func(t *testing.T) {
+			reads, writes, calls := env.secrets.reads, w.store.writes, w.srv.TotalRequests()
+			r := w.refresher()
+			r.Secrets = env.secrets
+			res, err := r.Run(context.Background(), Request{Action: ActionRefresh})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := res.Counts(); c[StatusSkipped] != len(oauthtest.Dialects()) {
+				t.Fatalf("%+v", res)
+			}
+			if env.secrets.reads != reads || w.store.writes != writes || w.srv.TotalRequests() != calls {
+				t.Errorf("idle run: %d secret reads, %d writes, %d token requests",
+					env.secrets.reads-reads, w.store.writes-writes, w.srv.TotalRequests()-calls)
+			}
+		})
+	}
+}
+
 func TestRunOneFailureDoesNotStopOthers(t *testing.T) {
 	faults := []oauthtest.Fault{
 		{Kind: oauthtest.WrongCredentials},

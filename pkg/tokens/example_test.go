@@ -2,6 +2,7 @@ package tokens_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -134,4 +135,53 @@ func ExampleTransport() {
 	// partner saw: Bearer old-token
 	// partner saw: Bearer new-token
 	// status: 200
+}
+
+func ExampleNewClient() {
+	partner := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "partner saw: ", r.Header.Get("Authorization"))
+	}))
+	defer partner.Close()
+	params := &memoryParameters{}
+	params.publish("/token-refresher/tokens/ecard", "example-access-token")
+
+	src := tokens.NewSource(params, "/token-refresher/tokens/ecard")
+	client := tokens.NewClient(context.Background(), src)
+	res, err := client.Get(partner.URL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	fmt.Println(string(body))
+	// Output: partner saw: Bearer example-access-token
+}
+
+// Errors say what is wrong with the parameter, and errors.Is and errors.As tell the
+// cases apart.
+func ExampleSource_TokenContext_errors() {
+	params := &memoryParameters{values: map[string]string{}}
+	ctx := context.Background()
+
+	_, err := tokens.NewSource(params, "/token-refresher/tokens/nobody").TokenContext(ctx)
+	var notFound *types.ParameterNotFound
+	fmt.Println("not found:", errors.As(err, &notFound))
+
+	params.values["/token-refresher/tokens/broken"] = `{"access_token":"x"}`
+	_, err = tokens.NewSource(params, "/token-refresher/tokens/broken").TokenContext(ctx)
+	fmt.Println("malformed:", errors.Is(err, tokens.ErrMalformed))
+	// Output:
+	// not found: true
+	// malformed: true
+}
+
+// Log a token's fingerprint to tell tokens apart; a Token formats as it, too.
+func ExampleFingerprint() {
+	tok := tokens.Token{AccessToken: "example-access-token", TokenType: "Bearer", Provider: "ecard",
+		IssuedAt: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC), ExpiresAt: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
+	fmt.Println(tokens.Fingerprint(tok.AccessToken))
+	fmt.Println(tok)
+	// Output:
+	// 6753f72e
+	// token{provider:ecard type:Bearer fingerprint:6753f72e issued_at:2026-11-22T10:00:00Z expires_at:2026-11-23T10:00:00Z}
 }

@@ -26,8 +26,9 @@ var ErrExpired = errors.New("published token is expired")
 
 const (
 	// DefaultMargin is how long before expires_at a Source re-reads the parameter.
-	// The refresher replaces a token 10 to 15 minutes before it expires, so a minute
-	// is ample: the re-read nearly always finds the successor already published.
+	// The refresher replaces a token long before that (by default more than 10
+	// minutes before it expires, and more than 5 even when one scheduled run
+	// failed), so a minute is ample: the re-read finds the successor published.
 	DefaultMargin = time.Minute
 
 	// DefaultTimeout bounds one read of the parameter, SDK retries included, so a
@@ -87,8 +88,8 @@ func WithTimeout(d time.Duration) Option {
 //
 // oauth2.NewClient wraps any TokenSource in oauth2.ReuseTokenSource, which keeps
 // each token until 10 s before its expiry and never sees Invalidate. That works,
-// but use Transport instead to get the margin and recovery from a 401 after the
-// partner revoked a token early.
+// but use NewClient or Transport instead to get the margin and recovery from a 401
+// after the partner revoked a token early.
 type Source struct {
 	client  ParameterReader
 	name    string

@@ -1,23 +1,3 @@
-// Package tokens defines the token that the refresher publishes to SSM Parameter
-// Store and is the library other Go programs use to read it.
-//
-// A published token is one JSON object in one SecureString parameter, so that the
-// access token and its expiry are always written, and read, together:
-//
-//	{"access_token":"...","token_type":"Bearer","expires_at":"2026-11-23T10:00:00Z",
-//	 "issued_at":"2026-11-22T10:00:00Z","scope":"read:reports","provider":"ecard"}
-//
-// Fields may be added to this object, never removed. This package imports no other
-// package of the project, so consumers depend on nothing but the format.
-//
-// A consumer creates one Source per parameter when its process starts and either
-// asks it for tokens or, simpler, sends its requests through a Transport:
-//
-//	src := tokens.NewSource(ssm.NewFromConfig(cfg), "/token-refresher/tokens/ecard")
-//	client := &http.Client{Transport: &tokens.Transport{Source: src}}
-//
-// The Source keeps the token in memory and reads SSM again only shortly before
-// the token expires, or after the partner rejected it.
 package tokens
 
 import (

@@ -16,7 +16,7 @@ import (
 	"github.com/token-refresher/token-refresher/pkg/tokens"
 )
 
-// TestSourceAgainstSSM reads published tokens through the real SSM client, so the
+// TestIntegrationSourceAgainstSSM reads published tokens through the real SSM client, so the
 // SecureString round trip, WithDecryption and the SDK's error types are checked
 // against the emulator rather than against the fake's idea of them.
 func TestIntegrationSourceAgainstSSM(t *testing.T) {
