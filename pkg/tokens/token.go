@@ -64,6 +64,8 @@ func jsonError(err error) string {
 	switch {
 	case errors.As(err, &syntax):
 		return fmt.Sprintf("invalid JSON at byte %d", syntax.Offset)
+	case errors.As(err, &typ) && typ.Field == "":
+		return fmt.Sprintf("the value is a JSON %s, not an object", typ.Value)
 	case errors.As(err, &typ):
 		return fmt.Sprintf("field %q is a JSON %s", typ.Field, typ.Value)
 	case errors.As(err, new(*time.ParseError)):

@@ -1,0 +1,62 @@
+package registry
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/token-refresher/token-refresher/internal/oauth"
+)
+
+// FuzzLoad feeds arbitrary documents to the loader. Whatever it is given, it must
+// not panic; a registry it accepts holds only providers the function can use; every
+// problem it reports wraps one of the package's sentinels or says the YAML is
+// unreadable; and no header value, where API keys live, is echoed. Seed inputs are in
+// testdata/fuzz/FuzzLoad.
+func FuzzLoad(f *testing.F) {
+	f.Add([]byte("providers:\n  - {name: a, token_url: 'https://a.example/t', secret_id: a}\n"))
+	f.Add([]byte(entryYAML("headers: {X-Api-Key: \"k3y-v4lue\\n\"}")))
+	f.Add([]byte(entryYAML("response: {access_token: /a~1b}", "max_lifetime: 30d", "extra_params: {x: y}")))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		reg, err := Load(bytes.NewReader(doc), Options{})
+		if err == nil {
+			for _, p := range reg.Providers() {
+				if !validName(p.Name) || oauth.CheckTokenURL(p.TokenURL) != nil || p.SecretID == "" ||
+					!strings.HasPrefix(p.Parameter, DefaultParameterPrefix+"/") || p.MaxLifetime <= 0 {
+					t.Fatalf("accepted an unusable provider %+v", p)
+				}
+				for _, v := range p.Headers {
+					if hasControl(v) {
+						t.Fatalf("accepted a header value with a control character")
+					}
+				}
+			}
+			return
+		}
+		for _, e := range allErrors(err) {
+			if !knownProblem(e) && !strings.Contains(e.Error(), "not valid YAML") {
+				t.Fatalf("unclassified problem: %v", e)
+			}
+		}
+		// A header value is never echoed by the registry's own checks. (The YAML
+		// library's syntax errors quote what they could not parse, an alias name
+		// say; those are about text that is not a value at all.)
+		for _, e := range allErrors(err) {
+			var fe *FieldError
+			if errors.As(e, &fe) && strings.Contains(fe.Error(), "k3y-v4lue") {
+				t.Fatalf("echoed a header value: %v", fe)
+			}
+		}
+	})
+}
+
+func knownProblem(err error) bool {
+	for _, s := range []error{ErrNoProviders, ErrUnknownField, ErrDuplicateKey, ErrRequired, ErrDuplicate,
+		ErrReserved, ErrOutsidePrefix, ErrInvalid, ErrInvalidPointer} {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
+}
