@@ -295,15 +295,17 @@ def cmd_verify(stack):
     check("three CloudWatch alarms", alarms)
 
     def exports():
-        want = {"FunctionArn", "TokenReadersPolicyArn", "TokenParameterPrefix", "FailedInvocationsQueueUrl"}
+        want = {"FunctionArn", "TokenReadersPolicyArn", "TokenParameterPrefix", "FailedInvocationsQueueUrl",
+                "OperatorsPolicyArn", "StateParameterPrefix"}
         expect(set(outputs) == want, f"outputs {set(outputs)}")
         bad = [k for k, o in outputs.items() if o.get("ExportName") != f"{stack}-{k}"]
         expect(not bad, f"export names {bad}")
         expect(outputs["FunctionArn"]["OutputValue"] == fn_arn, "FunctionArn output")
         policy = iam.get_policy(PolicyArn=outputs["TokenReadersPolicyArn"]["OutputValue"])["Policy"]
-        return f"{len(outputs)} exports; consumer policy {policy['PolicyName']}"
+        operators = iam.get_policy(PolicyArn=outputs["OperatorsPolicyArn"]["OutputValue"])["Policy"]
+        return f"{len(outputs)} exports; consumer policy {policy['PolicyName']}, operators policy {operators['PolicyName']}"
 
-    check("outputs exported; consumer managed policy exists", exports)
+    check("outputs exported; consumer and operators managed policies exist", exports)
 
     if FAILED:
         print(f"{len(FAILED)} check(s) failed: {', '.join(FAILED)}")

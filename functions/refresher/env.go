@@ -11,6 +11,7 @@ import (
 
 	"github.com/token-refresher/token-refresher/internal/refresher"
 	"github.com/token-refresher/token-refresher/internal/registry"
+	"github.com/token-refresher/token-refresher/internal/state"
 )
 
 // env is the function's configuration, read from its environment.
@@ -21,6 +22,7 @@ type env struct {
 	// without a registry and PROVIDERS_FILE is unset.
 	Unconfigured       string
 	KMSKeyID           string
+	StatePrefix        string
 	MaxConcurrency     int
 	SchedulePeriod     time.Duration
 	MetricsNamespace   string
@@ -65,6 +67,7 @@ func schedulePeriod(expr string) (time.Duration, error) {
 func loadEnv(getenv func(string) string, embedded []byte) (env, error) {
 	e := env{
 		KMSKeyID:           getenv("TOKEN_KMS_KEY_ID"),
+		StatePrefix:        "/" + strings.Trim(or(getenv("STATE_PARAMETER_PREFIX"), state.DefaultPrefix), "/"),
 		MaxConcurrency:     refresher.DefaultMaxConcurrency,
 		MetricsNamespace:   or(getenv("METRICS_NAMESPACE"), defaultNamespace),
 		PerProviderMetrics: true,
@@ -108,6 +111,9 @@ func loadEnv(getenv func(string) string, embedded []byte) (env, error) {
 	}
 	if err != nil {
 		return env{}, err
+	}
+	if e.StatePrefix == "/" || strings.HasPrefix(e.StatePrefix+"/", e.Providers.ParameterPrefix()+"/") {
+		return env{}, fmt.Errorf("STATE_PARAMETER_PREFIX=%q: must be a path of its own, not under TOKEN_PARAMETER_PREFIX %s, so that readers of the tokens never meet the records", e.StatePrefix, e.Providers.ParameterPrefix())
 	}
 	return e, nil
 }

@@ -22,7 +22,8 @@ func TestLoadEnv(t *testing.T) {
 	}{
 		{"defaults", map[string]string{"PROVIDERS_FILE": file}, func(t *testing.T, e env) {
 			if e.Providers.ParameterPrefix() != "/token-refresher/tokens" || e.MaxConcurrency != 8 || e.SchedulePeriod != 0 ||
-				!e.PerProviderMetrics || e.MetricsNamespace != "TokenRefresher" || e.KMSKeyID != "" || e.Unconfigured != "" {
+				!e.PerProviderMetrics || e.MetricsNamespace != "TokenRefresher" || e.KMSKeyID != "" || e.Unconfigured != "" ||
+				e.StatePrefix != "/token-refresher/state" {
 				t.Fatalf("%+v", e)
 			}
 		}, ""},
@@ -72,6 +73,12 @@ func TestLoadEnv(t *testing.T) {
 		{"metrics flag", map[string]string{"PER_PROVIDER_METRICS": "sometimes"}, nil, "PER_PROVIDER_METRICS"},
 		{"missing registry file", map[string]string{"PROVIDERS_FILE": "/nonexistent/providers.yaml"}, nil, "providers.yaml"},
 		{"registry outside the prefix", map[string]string{"PROVIDERS_FILE": file, "TOKEN_PARAMETER_PREFIX": "/"}, nil, "prefix"},
+		{"state under the token prefix", map[string]string{"PROVIDERS_FILE": file, "STATE_PARAMETER_PREFIX": "/token-refresher/tokens/state"}, nil, "STATE_PARAMETER_PREFIX"},
+		{"state prefix", map[string]string{"PROVIDERS_FILE": file, "STATE_PARAMETER_PREFIX": "/acme/state/"}, func(t *testing.T, e env) {
+			if e.StatePrefix != "/acme/state" {
+				t.Fatal(e.StatePrefix)
+			}
+		}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -31,6 +31,7 @@ import (
 	"github.com/token-refresher/token-refresher/internal/oauth"
 	"github.com/token-refresher/token-refresher/internal/refresher"
 	"github.com/token-refresher/token-refresher/internal/secrets"
+	"github.com/token-refresher/token-refresher/internal/state"
 	"github.com/token-refresher/token-refresher/internal/store"
 )
 
@@ -93,6 +94,7 @@ func newHandler(awsCfg aws.Config, env env, log *slog.Logger, metricsOut io.Writ
 				KMSKeyID: env.KMSKeyID,
 				Log:      log,
 			},
+			State:          &state.Store{API: ssm.NewFromConfig(awsCfg, throttleAware), Prefix: env.StatePrefix},
 			Client:         &oauth.Client{UserAgent: "token-refresher"},
 			Policy:         refresher.Policy{Period: env.SchedulePeriod},
 			MaxConcurrency: env.MaxConcurrency,

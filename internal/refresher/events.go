@@ -22,12 +22,20 @@ const (
 	ActionRotate Action = "rotate"
 )
 
+// Triggers: what asked for a run, as Request.Trigger says.
+const (
+	TriggerSchedule     = "schedule"
+	TriggerManual       = "manual"
+	TriggerSecretChange = "secret change"
+)
+
 // Request is an invocation's intent, decoded from its event by ParseEvent.
 type Request struct {
 	Action Action
 	// Providers names the providers to rotate; ["*"] means all.
 	Providers []string
-	// Trigger says what asked, for the logs: "schedule", "manual", "secret change".
+	// Trigger says what asked: TriggerSchedule, TriggerManual, TriggerSecretChange,
+	// or a secret change that is ignored.
 	Trigger string
 }
 
@@ -70,7 +78,7 @@ func ParseEvent(raw []byte, users SecretLookup) (Request, error) {
 	case ev.Action != nil:
 		return manual(*ev.Action, ev.Providers, raw)
 	case ev.DetailType == "Scheduled Event" && (ev.Source == "aws.events" || ev.Source == "aws.scheduler"):
-		return Request{Action: ActionRefresh, Trigger: "schedule"}, nil
+		return Request{Action: ActionRefresh, Trigger: TriggerSchedule}, nil
 	case ev.Source == "aws.secretsmanager" && len(ev.Detail) > 0:
 		return secretChange(ev.Detail, users)
 	case ev.Source != "" || ev.DetailType != "":
@@ -95,7 +103,7 @@ func manual(action string, providers *[]string, raw []byte) (Request, error) {
 		if providers != nil {
 			return Request{}, fmt.Errorf(`%w: "refresh" takes no providers; use "rotate" to renew named providers now`, ErrUnsupportedEvent)
 		}
-		return Request{Action: ActionRefresh, Trigger: "manual"}, nil
+		return Request{Action: ActionRefresh, Trigger: TriggerManual}, nil
 	case ActionRotate:
 		if providers == nil || len(*providers) == 0 {
 			return Request{}, fmt.Errorf(`%w: "rotate" needs "providers": a list of provider names, or ["*"] for all`, ErrUnsupportedEvent)
@@ -108,7 +116,7 @@ func manual(action string, providers *[]string, raw []byte) (Request, error) {
 				return Request{}, fmt.Errorf(`%w: empty provider name in "providers"`, ErrUnsupportedEvent)
 			}
 		}
-		return Request{Action: ActionRotate, Providers: *providers, Trigger: "manual"}, nil
+		return Request{Action: ActionRotate, Providers: *providers, Trigger: TriggerManual}, nil
 	}
 	return Request{}, fmt.Errorf(`%w: action %q (expected "refresh" or "rotate")`, ErrUnsupportedEvent, cut(action, maxName))
 }
@@ -140,7 +148,7 @@ func secretChange(detail json.RawMessage, users SecretLookup) (Request, error) {
 	}
 	if d.ErrorCode != "" {
 		// A call that failed changed nothing.
-		return Request{Action: ActionRotate, Trigger: "secret change (failed call, ignored)"}, nil
+		return Request{Action: ActionRotate, Trigger: TriggerSecretChange + " (failed call, ignored)"}, nil
 	}
 	var ids []string
 	for _, id := range []string{d.RequestParameters.SecretID, d.ResponseElements.ARN, d.AdditionalEventData.SecretID} {
@@ -152,7 +160,7 @@ func secretChange(detail json.RawMessage, users SecretLookup) (Request, error) {
 		return Request{}, fmt.Errorf("%w: Secrets Manager event %q names no secret", ErrUnsupportedEvent, cut(d.EventName, maxName))
 	}
 	seen := map[string]bool{}
-	req := Request{Action: ActionRotate, Providers: []string{}, Trigger: "secret change"}
+	req := Request{Action: ActionRotate, Providers: []string{}, Trigger: TriggerSecretChange}
 	for _, id := range ids {
 		for _, name := range users(id) {
 			if !seen[name] {

@@ -10,6 +10,7 @@ import (
 	"github.com/token-refresher/token-refresher/internal/oauthtest"
 	"github.com/token-refresher/token-refresher/internal/registry"
 	"github.com/token-refresher/token-refresher/internal/secrets"
+	"github.com/token-refresher/token-refresher/internal/state"
 	"github.com/token-refresher/token-refresher/internal/store"
 	"github.com/token-refresher/token-refresher/pkg/tokens"
 )
@@ -90,6 +91,7 @@ type fakeStore struct {
 	versions   map[string]int64
 	afters     map[string]int64 // the after of the latest Publish per parameter
 	writes     int
+	currents   int // calls of Current
 	currentErr error
 	publishErr map[string]error
 }
@@ -102,15 +104,17 @@ func newFakeStore() *fakeStore {
 func (f *fakeStore) Current(context.Context) (store.Published, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.currents++
 	if f.currentErr != nil {
 		return store.Published{}, f.currentErr
 	}
 	return store.Published{Tokens: maps.Clone(f.tokens), Malformed: maps.Clone(f.malformed), Versions: maps.Clone(f.versions)}, nil
 }
 
-func (f *fakeStore) Publish(_ context.Context, name string, t tokens.Token, after int64) (tokens.Token, error) {
+func (f *fakeStore) Publish(_ context.Context, w store.Write) (tokens.Token, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	name, t, after := w.Parameter, w.Token, w.After
 	if err := f.publishErr[name]; err != nil {
 		return tokens.Token{}, err
 	}
@@ -122,18 +126,69 @@ func (f *fakeStore) Publish(_ context.Context, name string, t tokens.Token, afte
 	return t, nil
 }
 
+// fakeState is an in-memory StateStore that counts its calls.
+type fakeState struct {
+	mu                        sync.Mutex
+	health                    map[string]state.Health
+	run                       state.Run
+	runVersion                int64
+	healthReads, healthWrites int
+	runReads, runWrites       int
+	runErr                    error
+}
+
+func newFakeState() *fakeState { return &fakeState{health: map[string]state.Health{}} }
+
+func (f *fakeState) Health(_ context.Context, providers []string) (map[string]state.Health, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.healthReads++
+	out := map[string]state.Health{}
+	for _, p := range providers {
+		if h, ok := f.health[p]; ok {
+			out[p] = h
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeState) PutHealth(_ context.Context, h state.Health) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.healthWrites++
+	f.health[h.Provider] = h
+	return nil
+}
+
+func (f *fakeState) Run(context.Context) (state.Run, int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.runReads++
+	return f.run, f.runVersion, f.runErr
+}
+
+func (f *fakeState) PutRun(_ context.Context, r state.Run) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.runWrites++
+	f.run = r
+	f.runVersion++
+	return nil
+}
+
 // world is a registry of fake providers, one per seed dialect, with their secrets.
 type world struct {
 	srv     *oauthtest.Server
 	reg     *registry.Registry
 	secrets *fakeSecrets
 	store   *fakeStore
+	state   *fakeState
 }
 
 // newWorld builds the world; extra YAML lines are added to every provider's entry.
 func newWorld(t *testing.T, extra ...string) *world {
 	t.Helper()
-	w := &world{srv: oauthtest.NewServer(), secrets: newFakeSecrets(), store: newFakeStore()}
+	w := &world{srv: oauthtest.NewServer(), secrets: newFakeSecrets(), store: newFakeStore(), state: newFakeState()}
 	t.Cleanup(w.srv.Close)
 	var doc strings.Builder
 	doc.WriteString("providers:\n")
@@ -156,5 +211,5 @@ func newWorld(t *testing.T, extra ...string) *world {
 }
 
 func (w *world) refresher() *Refresher {
-	return &Refresher{Providers: w.reg, Secrets: w.secrets, Store: w.store, Client: fastClient()}
+	return &Refresher{Providers: w.reg, Secrets: w.secrets, Store: w.store, Client: fastClient(), State: w.state}
 }

@@ -49,10 +49,6 @@ func (m *Metrics) observe(provider string, status Status, latency time.Duration,
 	if m == nil {
 		return
 	}
-	now := time.Now()
-	if m.Now != nil {
-		now = m.Now()
-	}
 	values := map[string]any{"Provider": provider}
 	var defs []emfMetric
 	add := func(name, unit string, v any) {
@@ -65,7 +61,7 @@ func (m *Metrics) observe(provider string, status Status, latency time.Duration,
 		add(MetricRefreshLatency, "Milliseconds", latency.Milliseconds())
 	}
 	if !expiresAt.IsZero() {
-		add(MetricSecondsToExpiry, "Seconds", int64(expiresAt.Sub(now).Seconds()))
+		add(MetricSecondsToExpiry, "Seconds", int64(expiresAt.Sub(m.now()).Seconds()))
 		add(MetricDegraded, "Count", boolInt(degraded))
 	}
 	if len(defs) == 0 {
@@ -75,8 +71,13 @@ func (m *Metrics) observe(provider string, status Status, latency time.Duration,
 	if m.PerProvider {
 		dims = [][]string{{"Provider"}, {}}
 	}
+	m.write(values, defs, dims)
+}
+
+// write emits one EMF line of values, declaring defs under each dimension set.
+func (m *Metrics) write(values map[string]any, defs []emfMetric, dims [][]string) {
 	values["_aws"] = map[string]any{
-		"Timestamp": now.UnixMilli(),
+		"Timestamp": m.now().UnixMilli(),
 		"CloudWatchMetrics": []any{map[string]any{
 			"Namespace":  m.Namespace,
 			"Dimensions": dims,
@@ -90,6 +91,24 @@ func (m *Metrics) observe(provider string, status Status, latency time.Duration,
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	_, _ = m.Out.Write(append(line, '\n'))
+}
+
+func (m *Metrics) now() time.Time {
+	if m.Now != nil {
+		return m.Now()
+	}
+	return time.Now()
+}
+
+// observeSoonest writes, for a run that read no token, the seconds left of the
+// soonest-expiring one, with no dimension: what the expiry alarm watches, so that
+// idle runs keep it fed.
+func (m *Metrics) observeSoonest(expiresAt time.Time) {
+	if m == nil || expiresAt.IsZero() {
+		return
+	}
+	m.write(map[string]any{MetricSecondsToExpiry: int64(expiresAt.Sub(m.now()).Seconds())},
+		[]emfMetric{{Name: MetricSecondsToExpiry, Unit: "Seconds"}}, [][]string{{}})
 }
 
 func boolInt(b bool) int {

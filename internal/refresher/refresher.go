@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -13,6 +14,7 @@ import (
 	"github.com/token-refresher/token-refresher/internal/oauth"
 	"github.com/token-refresher/token-refresher/internal/registry"
 	"github.com/token-refresher/token-refresher/internal/secrets"
+	"github.com/token-refresher/token-refresher/internal/state"
 	"github.com/token-refresher/token-refresher/internal/store"
 	"github.com/token-refresher/token-refresher/pkg/tokens"
 )
@@ -24,6 +26,9 @@ const (
 	// DefaultReserve is how long before the invocation's deadline work stops, so
 	// that the result, the log lines and the metrics are always written in time.
 	DefaultReserve = 5 * time.Second
+	// DefaultReconcile bounds how long idle runs may rely on the run record: at
+	// least this often a scheduled run reads every published token.
+	DefaultReconcile = time.Hour
 )
 
 // SecretSource supplies client credentials; *secrets.Source is one.
@@ -38,10 +43,17 @@ type SecretSource interface {
 // TokenStore reads and publishes tokens; *store.Store is one.
 type TokenStore interface {
 	Current(ctx context.Context) (store.Published, error)
-	// Publish writes t and returns the token published when it returns, which an
-	// overlapping writer may have made a longer-lived one; after is the parameter's
-	// version the decision was based on.
-	Publish(ctx context.Context, parameter string, t tokens.Token, after int64) (tokens.Token, error)
+	// Publish writes a token and returns the token published when it returns,
+	// which an overlapping writer may have made a longer-lived one.
+	Publish(ctx context.Context, w store.Write) (tokens.Token, error)
+}
+
+// StateStore keeps the providers' health and the run record; *state.Store is one.
+type StateStore interface {
+	Health(ctx context.Context, providers []string) (map[string]state.Health, error)
+	PutHealth(ctx context.Context, h state.Health) error
+	Run(ctx context.Context) (state.Run, int64, error)
+	PutRun(ctx context.Context, r state.Run) error
 }
 
 // TokenClient obtains tokens from token endpoints; *oauth.Client is one.
@@ -57,6 +69,12 @@ type Refresher struct {
 	Store     TokenStore
 	Client    TokenClient
 	Policy    Policy
+	// State keeps each provider's health and the run record that lets idle
+	// scheduled runs end after one read; without it there is neither.
+	State StateStore
+	// Reconcile bounds how long idle runs rely on the run record before one reads
+	// every token again; DefaultReconcile when zero.
+	Reconcile time.Duration
 	// MaxConcurrency bounds concurrent refreshes; DefaultMaxConcurrency when zero.
 	MaxConcurrency int
 	// Reserve is how long before ctx's deadline Run stops starting work: no token
@@ -79,19 +97,27 @@ var ErrFailed = errors.New("token refresh failed")
 // refreshes the due ones, publishing the new tokens, and reports on every provider
 // it considered. Every provider is tried; the error, wrapping ErrFailed, comes after
 // all of them when any failed. A request that names unknown providers changes
-// nothing and fails at once.
+// nothing and fails at once. A scheduled run that the run record shows to have
+// nothing to do ends after reading it (see the package documentation).
 //
 // When ctx has a deadline, Run returns before it: work stops Reserve earlier (see
 // Reserve).
 func (r *Refresher) Run(ctx context.Context, req Request) (Result, error) {
 	d := r.deadlines(ctx)
 	defer d.cancel()
+	if res, ok := r.idle(d.work, req); ok {
+		return res, nil
+	}
 	pl, err := r.plan(d.work, req)
 	if err != nil {
 		return Result{Results: []Outcome{}}, err
 	}
 	r.refreshDue(d, req, pl)
-	return Result{Results: pl.outcomes}, failures(pl.outcomes)
+	res := Result{Results: pl.outcomes}
+	if pl.published != nil {
+		res.NextDue = r.record(d.publish, pl)
+	}
+	return res, failures(pl.outcomes)
 }
 
 // deadlines are a run's contexts: work (token requests, reads) ends Reserve before
@@ -117,10 +143,16 @@ func (r *Refresher) deadlines(ctx context.Context) deadlines {
 }
 
 // plan is a run's decision: an outcome for every provider considered, final for
-// those that are not due, and the due ones still to refresh.
+// those that are not due, and the due ones still to refresh; and what it read.
 type plan struct {
 	outcomes []Outcome
 	due      []job
+	// published holds the tokens read, by parameter, and the tokens the run
+	// published once it is done; nil when the tokens could not be read.
+	published map[string]tokens.Token
+	// started is when the tokens were read.
+	started time.Time
+	mu      sync.Mutex // guards published while due providers are refreshed
 }
 
 // job is one due provider: its place in the outcomes, its published token and the
@@ -136,10 +168,10 @@ type job struct {
 // which are due. The providers that are not due get their final outcome here; when
 // the published tokens cannot be read, every provider fails, since nothing can be
 // decided safely (a refresh could replace a newer token).
-func (r *Refresher) plan(ctx context.Context, req Request) (plan, error) {
+func (r *Refresher) plan(ctx context.Context, req Request) (*plan, error) {
 	targets, err := r.targets(req)
 	if err != nil {
-		return plan{}, err
+		return nil, err
 	}
 	if req.Action == ActionRotate {
 		// A rotation is often asked for because the credentials changed: read them anew.
@@ -147,7 +179,7 @@ func (r *Refresher) plan(ctx context.Context, req Request) (plan, error) {
 			r.Secrets.Invalidate(p.SecretID)
 		}
 	}
-	pl := plan{outcomes: make([]Outcome, len(targets))}
+	pl := &plan{outcomes: make([]Outcome, len(targets)), started: r.now()}
 	if len(targets) == 0 {
 		return pl, nil
 	}
@@ -163,6 +195,7 @@ func (r *Refresher) plan(ctx context.Context, req Request) (plan, error) {
 		}
 		return pl, nil
 	}
+	pl.published = published.Tokens
 	now := r.now()
 	for i, p := range targets {
 		var cur *tokens.Token
@@ -190,7 +223,7 @@ func (r *Refresher) plan(ctx context.Context, req Request) (plan, error) {
 // most MaxConcurrency at once, filling in their outcomes. One provider's failure
 // never stops the others; a provider not started when the run's time is up fails
 // with that reason.
-func (r *Refresher) refreshDue(d deadlines, req Request, pl plan) {
+func (r *Refresher) refreshDue(d deadlines, req Request, pl *plan) {
 	if len(pl.due) == 0 {
 		return
 	}
@@ -213,6 +246,11 @@ func (r *Refresher) refreshDue(d deadlines, req Request, pl plan) {
 				o, tok = r.refresh(d, req, j, creds[j.p.SecretID], credErrs[j.p.SecretID])
 			}
 			pl.outcomes[j.i] = o // each goroutine owns one element; g.Wait publishes them
+			if o.Status == StatusRefreshed {
+				pl.mu.Lock()
+				pl.published[j.p.Parameter] = tok
+				pl.mu.Unlock()
+			}
 			shown := &tok
 			if o.Status == StatusFailed {
 				shown = j.cur // the token consumers still read
@@ -330,7 +368,8 @@ func (r *Refresher) refresh(d deadlines, req Request, j job, sec secrets.Secret,
 		return fail(fmt.Errorf("%w: the new token expires at %s, no later than the published one (%s); kept the published one",
 			oauth.ErrInvalidToken, stamp(next.ExpiresAt), stamp(cur.ExpiresAt)))
 	}
-	published, err := r.Store.Publish(d.publish, p.Parameter, next, j.version)
+	published, err := r.Store.Publish(d.publish, store.Write{Parameter: p.Parameter, Token: next, After: j.version,
+		RefreshAt: func(t tokens.Token) time.Time { return r.Policy.Decide(t.IssuedAt, p, &t).RefreshAt }})
 	if err != nil {
 		if d.publish.Err() != nil {
 			return fail(errors.New("the new token was not published before the run's time ran out; kept the published one"))

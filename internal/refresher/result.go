@@ -14,6 +14,11 @@ const (
 // registry order. It never holds a secret or a token.
 type Result struct {
 	Results []Outcome `json:"results"`
+	// NextDue is when the next token becomes due, RFC 3339 UTC, when the run knows
+	// it: every provider has a valid token and none failed.
+	NextDue string `json:"next_due,omitempty"`
+	// Idle says the run read the run record only: nothing was due.
+	Idle bool `json:"idle,omitempty"`
 }
 
 // Outcome is one provider's part of a Result.

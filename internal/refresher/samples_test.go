@@ -15,13 +15,14 @@ func TestSampleEvents(t *testing.T) {
 	want := map[string]struct {
 		providers []string // the providers in the result
 		status    Status
+		idle      bool // ended after the run record: nothing is due
 	}{
-		"scheduled.json":      {[]string{"booking", "cardlytics", "checkissuing", "ecard", "opencard"}, StatusSkipped},
-		"refresh.json":        {[]string{"booking", "cardlytics", "checkissuing", "ecard", "opencard"}, StatusSkipped},
-		"rotate-one.json":     {[]string{"ecard"}, StatusRefreshed},
-		"rotate-all.json":     {[]string{"booking", "cardlytics", "checkissuing", "ecard", "opencard"}, StatusRefreshed},
-		"secret-changed.json": {[]string{"ecard"}, StatusRefreshed},
-		"secret-rotated.json": {[]string{"opencard"}, StatusRefreshed},
+		"scheduled.json":      {nil, "", true},
+		"refresh.json":        {[]string{"booking", "cardlytics", "checkissuing", "ecard", "opencard"}, StatusSkipped, false},
+		"rotate-one.json":     {[]string{"ecard"}, StatusRefreshed, false},
+		"rotate-all.json":     {[]string{"booking", "cardlytics", "checkissuing", "ecard", "opencard"}, StatusRefreshed, false},
+		"secret-changed.json": {[]string{"ecard"}, StatusRefreshed, false},
+		"secret-rotated.json": {[]string{"opencard"}, StatusRefreshed, false},
 	}
 	files, err := filepath.Glob(filepath.Join("..", "..", "events", "*.json"))
 	if err != nil || len(files) != len(want) {
@@ -47,6 +48,9 @@ func TestSampleEvents(t *testing.T) {
 			res, err := h.Handle(context.Background(), raw)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if res.Idle != w.idle || res.NextDue == "" {
+				t.Fatalf("idle %v, next due %q; want idle %v and a next due time", res.Idle, res.NextDue, w.idle)
 			}
 			var got []string
 			for _, o := range res.Results {

@@ -80,7 +80,8 @@ func Load(r io.Reader, opts Options) (*Registry, error) {
 	if len(l.errs) > 0 {
 		return nil, errors.Join(l.errs...)
 	}
-	reg := &Registry{providers: l.providers, secrets: l.secrets, byName: map[string]int{}, prefix: prefix}
+	reg := &Registry{providers: l.providers, secrets: l.secrets, byName: map[string]int{}, prefix: prefix,
+		fingerprint: fingerprint(l.providers, prefix)}
 	for i, p := range reg.providers {
 		reg.byName[p.Name] = i
 	}

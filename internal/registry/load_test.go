@@ -659,3 +659,33 @@ func TestBySecretAmbiguousPartialARN(t *testing.T) {
 		t.Errorf("got %d providers, want both", len(got))
 	}
 }
+
+// TestFingerprint: the same configuration, however spelled, has one fingerprint;
+// any change to a provider, or to the prefix, changes it.
+func TestFingerprint(t *testing.T) {
+	fp := func(doc string, opts Options) string { return mustLoad(t, doc, opts).Fingerprint() }
+	base := fp(entryYAML(), Options{})
+	if len(base) != 64 || fp(entryYAML("auth_method: client_secret_post", "request_format: form"), Options{}) != base {
+		t.Fatalf("defaults spelt out change the fingerprint")
+	}
+	for _, changed := range []string{
+		fp(entryYAML("refresh_before: 20m"), Options{}),
+		fp(entryYAML("scope: a"), Options{}),
+		fp(entryYAML("token_url: https://auth.example.com/oauth/token2"), Options{}),
+		fp(entryYAML("headers: {X-A: b}"), Options{}),
+		fp(entryYAML(), Options{ParameterPrefix: "/other/tokens"}),
+	} {
+		if changed == base {
+			t.Errorf("a change kept the fingerprint %s", base)
+		}
+	}
+}
+
+// TestHeaderValueNotEchoed: headers are where API keys end up, so a refused header
+// value is never quoted in the error.
+func TestHeaderValueNotEchoed(t *testing.T) {
+	_, err := load(t, entryYAML(`headers: {X-Api-Key: "k3y-v4lue-s3cr3t\n"}`), Options{})
+	if err == nil || strings.Contains(err.Error(), "k3y-v4lue") || !strings.Contains(err.Error(), "control character") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -9,6 +9,9 @@
 package registry
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"maps"
 	"time"
 
@@ -65,10 +68,11 @@ func (p Provider) clone() Provider {
 // caller that modifies a Provider (its maps, its URL) cannot change the registry that
 // other callers, or later invocations of a warm Lambda, see.
 type Registry struct {
-	providers []Provider
-	secrets   []secretid.ID // parallel to providers, parsed once for BySecret
-	byName    map[string]int
-	prefix    string
+	providers   []Provider
+	secrets     []secretid.ID // parallel to providers, parsed once for BySecret
+	byName      map[string]int
+	prefix      string
+	fingerprint string
 }
 
 // Providers returns every provider in file order, so results and logs come out in
@@ -111,6 +115,34 @@ func (r *Registry) BySecret(id string) []Provider {
 	return out
 }
 
+// Fingerprint identifies the registry's content: two registries with the same
+// providers, settings and prefix have the same fingerprint, and any change to one
+// of them changes it. The refresher records it with its run record, so a changed
+// registry is never taken for the one a record was made with.
+func (r *Registry) Fingerprint() string { return r.fingerprint }
+
 // ParameterPrefix is the normalized prefix every Parameter is under (no trailing
 // slash), which the token store reads with GetParametersByPath.
 func (r *Registry) ParameterPrefix() string { return r.prefix }
+
+// fingerprint hashes the providers as loaded (defaults applied, so two spellings of
+// one configuration agree) and the prefix.
+func fingerprint(providers []Provider, prefix string) string {
+	type canonical struct {
+		Provider
+		TokenURL string
+	}
+	list := make([]canonical, len(providers))
+	for i, p := range providers {
+		list[i] = canonical{Provider: p, TokenURL: p.TokenURL.String()}
+	}
+	b, err := json.Marshal(struct {
+		Prefix    string
+		Providers []canonical
+	}{prefix, list})
+	if err != nil {
+		panic(err) // plain data
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}

@@ -122,17 +122,32 @@ var ErrTooLarge = errors.New("token too large for SSM")
 // finding that another writer overlapped; each round needs yet another writer.
 const maxRewrites = 3
 
-// Publish writes t to the parameter name as a SecureString and returns the token
-// published when it returns: t, or a valid token of the same provider that expires
-// later and that an overlapping writer published meanwhile (see "Overlapping
-// writers"). after is the version of the parameter the caller's decision was based
-// on, 0 when it had none.
-func (s *Store) Publish(ctx context.Context, name string, t tokens.Token, after int64) (tokens.Token, error) {
-	version, err := s.put(ctx, name, t)
+// Write is one token to publish.
+type Write struct {
+	// Parameter is the SSM parameter.
+	Parameter string
+	// Token is the token to publish.
+	Token tokens.Token
+	// After is the version of the parameter the caller's decision was based on, 0
+	// when it had none.
+	After int64
+	// RefreshAt, when not nil, says when a token becomes due, for the parameter's
+	// description; it is asked of whichever token ends up written.
+	RefreshAt func(tokens.Token) time.Time
+}
+
+// Publish writes w.Token to w.Parameter as a SecureString and returns the token
+// published when it returns: w.Token, or a valid token of the same provider that
+// expires later and that an overlapping writer published meanwhile (see
+// "Overlapping writers"). The parameter's description carries the token's Info,
+// readable without decrypting it.
+func (s *Store) Publish(ctx context.Context, w Write) (tokens.Token, error) {
+	name, after := w.Parameter, w.After
+	version, err := s.put(ctx, name, w.Token, w.RefreshAt)
 	if err != nil {
 		return tokens.Token{}, err
 	}
-	published := t
+	published := w.Token
 	for range maxRewrites {
 		if version == after+1 {
 			return published, nil // nobody wrote in between
@@ -147,7 +162,7 @@ func (s *Store) Publish(ctx context.Context, name string, t tokens.Token, after 
 		s.log().WarnContext(ctx, "an overlapping run published a longer-lived token; publishing it again",
 			"parameter", name, "expires_at", best.ExpiresAt, "token_fingerprint", tokens.Fingerprint(best.AccessToken))
 		after = version
-		if version, err = s.put(ctx, name, best); err != nil {
+		if version, err = s.put(ctx, name, best, w.RefreshAt); err != nil {
 			return tokens.Token{}, err
 		}
 		published = best
@@ -190,7 +205,7 @@ func (s *Store) longestSince(ctx context.Context, name string, after int64, mine
 const historyPageSize = 50
 
 // put writes t to name and returns the parameter's new version.
-func (s *Store) put(ctx context.Context, name string, t tokens.Token) (int64, error) {
+func (s *Store) put(ctx context.Context, name string, t tokens.Token, refreshAt func(tokens.Token) time.Time) (int64, error) {
 	value, err := t.Marshal()
 	if err != nil {
 		return 0, fmt.Errorf("encode token for %s: %w", name, err)
@@ -209,7 +224,7 @@ func (s *Store) put(ctx context.Context, name string, t tokens.Token) (int64, er
 		Type:        types.ParameterTypeSecureString,
 		Overwrite:   aws.Bool(true),
 		Tier:        tier,
-		Description: aws.String("OAuth access token for " + t.Provider + ", published by token-refresher"),
+		Description: aws.String(describe(t, refreshAt)),
 	}
 	if s.KMSKeyID != "" {
 		in.KeyId = aws.String(s.KMSKeyID)

@@ -41,7 +41,7 @@ func TestIntegrationStore(t *testing.T) {
 
 	const n = 23
 	for i := range n {
-		if _, err := s.Publish(ctx, fmt.Sprintf("%s/p%02d", prefix, i), token(fmt.Sprintf("p%02d", i), 100+i), 0); err != nil {
+		if _, err := s.Publish(ctx, Write{Parameter: fmt.Sprintf("%s/p%02d", prefix, i), Token: token(fmt.Sprintf("p%02d", i), 100+i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -90,11 +90,11 @@ func TestIntegrationStore(t *testing.T) {
 	// A token too large for the Standard tier goes Advanced.
 	big := prefix + "/big"
 	tiers = nil
-	if _, err := s.Publish(ctx, big, token("big", 5000), 0); err != nil {
+	if _, err := s.Publish(ctx, Write{Parameter: big, Token: token("big", 5000)}); err != nil {
 		t.Fatal(err)
 	}
 	check(big, 5000, "")
-	if _, err := s.Publish(ctx, big, token("big", 10), 1); err != nil {
+	if _, err := s.Publish(ctx, Write{Parameter: big, Token: token("big", 10), After: 1}); err != nil {
 		t.Fatal(err)
 	}
 	check(big, 10, "")
@@ -109,14 +109,14 @@ func TestIntegrationStore(t *testing.T) {
 	}
 	keyID := aws.ToString(key.KeyMetadata.KeyId)
 	withKey := &Store{API: client, Prefix: prefix, KMSKeyID: keyID}
-	if _, err := withKey.Publish(ctx, prefix+"/kms", token("kms", 50), 0); err != nil {
+	if _, err := withKey.Publish(ctx, Write{Parameter: prefix + "/kms", Token: token("kms", 50)}); err != nil {
 		t.Fatal(err)
 	}
 	check(prefix+"/kms", 50, keyID)
 
 	// Overwriting many times never fails: no labels, no tags.
 	for i := range 5 {
-		if _, err := s.Publish(ctx, prefix+"/p00", token("p00", 100), int64(i+1)); err != nil {
+		if _, err := s.Publish(ctx, Write{Parameter: prefix + "/p00", Token: token("p00", 100), After: int64(i + 1)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -133,7 +133,7 @@ func TestIntegrationStoreOverlappingWriters(t *testing.T) {
 	prefix := "/" + awstest.UniqueName("store-") + "/tokens"
 	s := &Store{API: client, Prefix: prefix}
 	name := prefix + "/x"
-	if _, err := s.Publish(ctx, name, live("x", "before", 30*time.Minute), 0); err != nil {
+	if _, err := s.Publish(ctx, Write{Parameter: name, Token: live("x", "before", 30*time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
 	read, err := s.Current(ctx) // both runs read version 1
@@ -144,10 +144,10 @@ func TestIntegrationStoreOverlappingWriters(t *testing.T) {
 	if after != 1 {
 		t.Fatalf("version %d after one write", after)
 	}
-	if _, err := s.Publish(ctx, name, live("x", "long", 2*time.Hour), after); err != nil {
+	if _, err := s.Publish(ctx, Write{Parameter: name, Token: live("x", "long", 2*time.Hour), After: after}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Publish(ctx, name, live("x", "short", time.Hour), after)
+	got, err := s.Publish(ctx, Write{Parameter: name, Token: live("x", "short", time.Hour), After: after})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,5 +157,16 @@ func TestIntegrationStoreOverlappingWriters(t *testing.T) {
 	}
 	if got.AccessToken != "long" || final.Tokens[name].AccessToken != "long" || final.Versions[name] != 4 {
 		t.Fatalf("Publish returned %q; published %q at version %d", got.AccessToken, final.Tokens[name].AccessToken, final.Versions[name])
+	}
+	// The description follows the token that stayed, and says what status needs
+	// without decrypting anything.
+	infos, err := Describe(ctx, client, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := infos[name]
+	if info.Provider != "x" || info.Fingerprint != tokens.Fingerprint("long") || info.Version != 4 ||
+		!info.ExpiresAt.Equal(final.Tokens[name].ExpiresAt) {
+		t.Fatalf("Describe: %+v", info)
 	}
 }

@@ -100,7 +100,7 @@ func TestCurrentReadsTenPerCall(t *testing.T) {
 			api := newFakeSSM()
 			s := &Store{API: api, Prefix: "/token-refresher/tokens"}
 			for i := range n {
-				if _, err := s.Publish(context.Background(), fmt.Sprintf("/token-refresher/tokens/p%02d", i), token("p", 10), 0); err != nil {
+				if _, err := s.Publish(context.Background(), Write{Parameter: fmt.Sprintf("/token-refresher/tokens/p%02d", i), Token: token("p", 10)}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -140,7 +140,7 @@ func TestPublish(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			api := newFakeSSM()
 			s := &Store{API: api, Prefix: "/p", KMSKeyID: tt.kms}
-			_, err := s.Publish(context.Background(), "/p/x", token("x", tt.size), 0)
+			_, err := s.Publish(context.Background(), Write{Parameter: "/p/x", Token: token("x", tt.size)})
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
 			}
@@ -169,11 +169,11 @@ func TestPublishKeepsAdvancedTier(t *testing.T) {
 	api := newFakeSSM()
 	s := &Store{API: api, Prefix: "/p"}
 	ctx := context.Background()
-	if _, err := s.Publish(ctx, "/p/x", token("x", 5000), 0); err != nil {
+	if _, err := s.Publish(ctx, Write{Parameter: "/p/x", Token: token("x", 5000)}); err != nil {
 		t.Fatal(err)
 	}
 	// A small token for a parameter SSM already holds as Advanced.
-	if _, err := s.Publish(ctx, "/p/x", token("x", 10), 1); err != nil {
+	if _, err := s.Publish(ctx, Write{Parameter: "/p/x", Token: token("x", 10), After: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(api.puts); n != 3 || api.puts[2].Tier != types.ParameterTierAdvanced {
@@ -216,7 +216,7 @@ func TestPublishOverlappingWriters(t *testing.T) {
 					api.write(name, string(v))
 				}
 			}
-			got, err := s.Publish(context.Background(), name, tt.mine, 1)
+			got, err := s.Publish(context.Background(), Write{Parameter: name, Token: tt.mine, After: 1})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -229,14 +229,37 @@ func TestPublishOverlappingWriters(t *testing.T) {
 	t.Run("no overlap, no history read", func(t *testing.T) {
 		api := newFakeSSM()
 		s := &Store{API: api, Prefix: "/p"}
-		if _, err := s.Publish(context.Background(), name, short, 0); err != nil {
+		if _, err := s.Publish(context.Background(), Write{Parameter: name, Token: short}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Publish(context.Background(), name, long, 1); err != nil {
+		if _, err := s.Publish(context.Background(), Write{Parameter: name, Token: long, After: 1}); err != nil {
 			t.Fatal(err)
 		}
 		if api.historyCalls != 0 || len(api.puts) != 2 {
 			t.Fatalf("%d history reads, %d writes", api.historyCalls, len(api.puts))
 		}
 	})
+}
+
+// TestDescription: a token parameter's description carries the token's Info and
+// nothing of the token but its fingerprint.
+func TestDescription(t *testing.T) {
+	tok := live("ecard", "sekrit-token-value", time.Hour)
+	tok.RefusedSecretVersion = "v2"
+	due := tok.ExpiresAt.Add(-15 * time.Minute)
+	desc := describe(tok, func(tokens.Token) time.Time { return due })
+	if strings.Contains(desc, "sekrit") || len(desc) > 1024 {
+		t.Fatalf("description %q", desc)
+	}
+	info, ok := parseInfo(desc)
+	want := Info{Provider: "ecard", IssuedAt: tok.IssuedAt, ExpiresAt: tok.ExpiresAt, RefreshAt: due,
+		Fingerprint: tokens.Fingerprint(tok.AccessToken), PreviousSecret: true}
+	if !ok || info != want {
+		t.Fatalf("parseInfo(%q) = %+v, %v; want %+v", desc, info, ok, want)
+	}
+	for _, other := range []string{"", "OAuth access token for ecard, published by token-refresher", "token-refresher: provider=x"} {
+		if _, ok := parseInfo(other); ok {
+			t.Errorf("parseInfo(%q) accepted it", other)
+		}
+	}
 }

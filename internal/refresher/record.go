@@ -1,0 +1,141 @@
+package refresher
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/token-refresher/token-refresher/internal/state"
+)
+
+// idle ends a scheduled run that the run record shows to have nothing to do: the
+// record was made with this registry and these settings, nothing is due before it
+// says, and its full read is less than Reconcile old. Anything else (no record, an
+// unreadable one, a rotation, a secret change, a manual refresh) reads every
+// token. An idle run still reports the soonest expiry, which the expiry alarm
+// watches.
+func (r *Refresher) idle(ctx context.Context, req Request) (Result, bool) {
+	if r.State == nil || req.Action != ActionRefresh || req.Trigger != TriggerSchedule {
+		return Result{}, false
+	}
+	rec, _, err := r.State.Run(ctx)
+	if err != nil {
+		r.logWarn(ctx, "run record unreadable; reading every token", "error", bound(err.Error()))
+		return Result{}, false
+	}
+	now := r.now()
+	if !rec.Current(now, r.fingerprint(), r.reconcile()) {
+		return Result{}, false
+	}
+	r.Metrics.observeSoonest(rec.MinExpiry)
+	return Result{Results: []Outcome{}, NextDue: stamp(rec.NextDue), Idle: true}, true
+}
+
+// record writes what the run learnt: the health of every provider it tried, when
+// it changed, and the run record, so that idle runs can end early until the next
+// token is due. It returns when the next token is due, or "" when the next run
+// must read every token (something failed or has no token). Failures here are
+// logged, not fatal: the tokens are what matter, and the next run reads everything
+// when the record is missing.
+func (r *Refresher) record(ctx context.Context, pl *plan) string {
+	if r.State == nil {
+		return ""
+	}
+	r.recordHealth(ctx, pl)
+	now := r.now()
+	rec := state.Run{Registry: r.fingerprint(), FullRead: pl.started}
+	due := time.Time{}
+	for i, p := range r.Providers.Providers() {
+		cur, ok := pl.published[p.Parameter]
+		if !ok || !cur.Valid(now) {
+			return r.putRun(ctx, rec)
+		}
+		if rec.MinExpiry.IsZero() || cur.ExpiresAt.Before(rec.MinExpiry) {
+			rec.MinExpiry = cur.ExpiresAt
+		}
+		d := r.decide(now, p, &cur, Request{Action: ActionRefresh})
+		if d.Due {
+			return r.putRun(ctx, rec)
+		}
+		if i == 0 || d.RefreshAt.Before(due) {
+			due = d.RefreshAt
+		}
+	}
+	for _, o := range pl.outcomes {
+		if o.Status == StatusFailed {
+			return r.putRun(ctx, rec)
+		}
+	}
+	rec.NextDue = due
+	return r.putRun(ctx, rec)
+}
+
+func (r *Refresher) putRun(ctx context.Context, rec state.Run) string {
+	if err := r.State.PutRun(ctx, rec); err != nil {
+		r.logWarn(ctx, "run record not written; the next run reads every token", "error", bound(err.Error()))
+		return ""
+	}
+	if rec.NextDue.IsZero() {
+		return ""
+	}
+	return stamp(rec.NextDue)
+}
+
+// recordHealth brings the health record of every provider the run tried up to
+// date, writing only those that changed.
+func (r *Refresher) recordHealth(ctx context.Context, pl *plan) {
+	var tried []string
+	for _, j := range pl.due {
+		tried = append(tried, j.p.Name)
+	}
+	if len(tried) == 0 {
+		return
+	}
+	prev, err := r.State.Health(ctx, tried)
+	if err != nil {
+		r.logWarn(ctx, "health records unreadable; not updated", "error", bound(err.Error()))
+		return
+	}
+	now := r.now()
+	for _, j := range pl.due {
+		o := pl.outcomes[j.i]
+		cur, ok := pl.published[j.p.Parameter]
+		a := state.Attempt{At: now, Published: o.Status == StatusRefreshed, Valid: ok && cur.Valid(now), Error: o.Error}
+		a.Degraded = a.Published && cur.RefusedSecretVersion != ""
+		next, changed := state.Next(prev[j.p.Name], j.p.Name, a)
+		if !changed {
+			continue
+		}
+		if err := r.State.PutHealth(ctx, next); err != nil {
+			r.logWarn(ctx, "health record not written", "provider", j.p.Name, "error", bound(err.Error()))
+			continue
+		}
+		if r.Log != nil && next.State != prev[j.p.Name].State {
+			r.Log.InfoContext(ctx, "provider health changed", "provider", j.p.Name, "state", next.State,
+				"was", cmp.Or(prev[j.p.Name].State, state.Healthy), "reason", next.Reason)
+		}
+	}
+}
+
+// fingerprint identifies the registry and the settings decisions depend on.
+func (r *Refresher) fingerprint() string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%s|%s", r.Providers.Fingerprint(),
+		r.Policy.MinWindow(), r.Policy.ConsumerCache, r.reconcile()))
+	return hex.EncodeToString(sum[:])
+}
+
+func (r *Refresher) reconcile() time.Duration {
+	if r.Reconcile > 0 {
+		return r.Reconcile
+	}
+	return DefaultReconcile
+}
+
+func (r *Refresher) logWarn(ctx context.Context, msg string, attrs ...any) {
+	if r.Log != nil {
+		r.Log.WarnContext(ctx, msg, attrs...)
+	}
+}

@@ -1,0 +1,81 @@
+//go:build integration
+
+package state
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/token-refresher/token-refresher/internal/awstest"
+)
+
+// TestIntegrationState: health records and the run record against SSM's own
+// versions, batched reads and paths.
+func TestIntegrationState(t *testing.T) {
+	cfg := awstest.Config(t)
+	ctx := context.Background()
+	s := &Store{API: ssm.NewFromConfig(cfg), Prefix: "/" + awstest.UniqueName("state-") + "/state"}
+	t0 := time.Now().UTC().Truncate(time.Second)
+
+	var names []string
+	for i := range 12 { // two GetParameters calls
+		name := string(rune('a'+i)) + "-provider"
+		names = append(names, name)
+		if i%2 == 0 {
+			if err := s.PutHealth(ctx, Health{Provider: name, State: Failing, Since: t0, ConsecutiveFailures: i}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	got, err := s.Health(ctx, names)
+	if err != nil || len(got) != 6 || got["c-provider"].ConsecutiveFailures != 2 || got["c-provider"].State != Failing {
+		t.Fatalf("Health: %v %+v", err, got)
+	}
+	all, err := s.AllHealth(ctx)
+	if err != nil || len(all) != 6 {
+		t.Fatalf("AllHealth: %v %d records", err, len(all))
+	}
+
+	if r, v, err := s.Run(ctx); err != nil || v != 0 || r != (Run{}) {
+		t.Fatalf("missing record: %+v %d %v", r, v, err)
+	}
+	first := Run{Registry: "fp", NextDue: t0.Add(time.Hour), MinExpiry: t0.Add(2 * time.Hour), FullRead: t0}
+	if err := s.PutRun(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if r, v, err := s.Run(ctx); err != nil || v != 1 || r != first {
+		t.Fatalf("first record: %+v %d %v", r, v, err)
+	}
+	// Another run writes between this run's read and its write (slipped in through
+	// a store that writes on every read): the earlier due time survives.
+	other := Run{Registry: "fp", NextDue: t0.Add(10 * time.Minute), MinExpiry: t0.Add(3 * time.Hour), FullRead: t0.Add(time.Second)}
+	late := Run{Registry: "fp", NextDue: t0.Add(time.Hour), MinExpiry: t0.Add(2 * time.Hour), FullRead: t0.Add(2 * time.Second)}
+	racing := &Store{API: &writeOnRead{API: s.API, write: func() { _ = (&Store{API: s.API, Prefix: s.Prefix}).PutRun(ctx, other) }}, Prefix: s.Prefix}
+	if err := racing.PutRun(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := s.Run(ctx)
+	if err != nil || !r.NextDue.Equal(other.NextDue) || !r.MinExpiry.Equal(late.MinExpiry) || !r.FullRead.Equal(other.FullRead) {
+		t.Fatalf("run record %+v, %v", r, err)
+	}
+}
+
+// writeOnRead runs write once, after the first GetParameter it serves: another
+// run's write between this run's read and its own.
+type writeOnRead struct {
+	API
+	write func()
+	done  bool
+}
+
+func (w *writeOnRead) GetParameter(ctx context.Context, in *ssm.GetParameterInput, optFns ...func(*ssm.Options)) (*ssm.GetParameterOutput, error) {
+	out, err := w.API.GetParameter(ctx, in, optFns...)
+	if !w.done {
+		w.done = true
+		w.write()
+	}
+	return out, err
+}

@@ -1,0 +1,85 @@
+package state
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestNext(t *testing.T) {
+	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	ok := Attempt{At: t0, Published: true, Valid: true}
+	fallback := Attempt{At: t0, Published: true, Degraded: true, Valid: true}
+	failedValid := Attempt{At: t0, Valid: true, Error: "token endpoint answered 503"}
+	failedNone := Attempt{At: t0, Error: "token endpoint answered 401"}
+	tests := []struct {
+		name      string
+		prev      Health
+		a         Attempt
+		want      Condition
+		failures  int
+		wantWrite bool
+	}{
+		{"never failed, success: no record", Health{}, ok, Healthy, 0, false},
+		{"first failure, token still valid", Health{}, failedValid, Degraded, 1, true},
+		{"first failure, no token", Health{}, failedNone, Failing, 1, true},
+		{"previous secret used", Health{}, fallback, Degraded, 0, true},
+		{"failing again counts", Health{State: Failing, ConsecutiveFailures: 3, LastError: "x"}, failedNone, Failing, 4, true},
+		{"recovery", Health{State: Failing, ConsecutiveFailures: 4}, ok, Healthy, 0, true},
+		{"healthy stays healthy", Health{State: Healthy, Since: t0.Add(-time.Hour)}, ok, Healthy, 0, false},
+		{"degraded on the previous secret stays", Health{State: Degraded, Reason: "running on the previous client secret (AWSPREVIOUS): the current one was refused"}, fallback, Degraded, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, write := Next(tt.prev, "p", tt.a)
+			if got.State != tt.want || got.ConsecutiveFailures != tt.failures || write != tt.wantWrite || got.Provider != "p" {
+				t.Fatalf("Next = %+v, write %v", got, write)
+			}
+			if got.State != tt.prev.State && !got.Since.Equal(t0) {
+				t.Errorf("state changed but Since = %s", got.Since)
+			}
+			if tt.a.Error != "" && (got.LastError != tt.a.Error || !got.LastFailure.Equal(t0)) {
+				t.Errorf("failure not recorded: %+v", got)
+			}
+		})
+	}
+	long, _ := Next(Health{}, "p", Attempt{At: t0, Error: strings.Repeat("é", 1000)})
+	if len(long.LastError) > maxErrorLen+len("…") {
+		t.Fatalf("reason of %d bytes", len(long.LastError))
+	}
+}
+
+func TestRunCurrent(t *testing.T) {
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	r := Run{Registry: "fp", NextDue: now.Add(time.Minute), FullRead: now.Add(-30 * time.Minute)}
+	if !r.Current(now, "fp", time.Hour) {
+		t.Fatal("a current record is not current")
+	}
+	for name, bad := range map[string]Run{
+		"other registry":  {Registry: "other", NextDue: r.NextDue, FullRead: r.FullRead},
+		"due":             {Registry: "fp", NextDue: now, FullRead: r.FullRead},
+		"no due time":     {Registry: "fp", FullRead: r.FullRead},
+		"stale":           {Registry: "fp", NextDue: r.NextDue, FullRead: now.Add(-time.Hour)},
+		"from the future": {Registry: "fp", NextDue: r.NextDue, FullRead: now.Add(time.Minute)},
+	} {
+		if bad.Current(now, "fp", time.Hour) {
+			t.Errorf("%s: taken as current", name)
+		}
+	}
+}
+
+func TestMergeKeepsTheEarlier(t *testing.T) {
+	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	a := Run{Registry: "fp", NextDue: t0.Add(time.Hour), MinExpiry: t0.Add(2 * time.Hour), FullRead: t0}
+	b := Run{Registry: "fp", NextDue: t0.Add(30 * time.Minute), MinExpiry: t0.Add(3 * time.Hour), FullRead: t0.Add(time.Minute)}
+	m := merge(a, b)
+	if !m.NextDue.Equal(b.NextDue) || !m.MinExpiry.Equal(a.MinExpiry) || !m.FullRead.Equal(a.FullRead) || m.Registry != "fp" {
+		t.Fatalf("merge = %+v", m)
+	}
+	if m := merge(a, Run{Registry: "fp", FullRead: t0}); !m.NextDue.IsZero() {
+		t.Fatalf("a record that says read everything was lost: %+v", m)
+	}
+	if m := merge(a, Run{Registry: "other", NextDue: a.NextDue, FullRead: t0}); m.Registry != "" {
+		t.Fatalf("records of two registries merged into a current one: %+v", m)
+	}
+}
