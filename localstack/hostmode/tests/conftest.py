@@ -94,6 +94,10 @@ def logs() -> Any:
     return _client("logs")
 
 
+# Every function process an invocation reported, to check that none outlives the tests.
+SEEN_PIDS: set[int] = set()
+
+
 def invoke(lam: Any, name: str, event: object = None, **kwargs: Any) -> Result:
     r = lam.invoke(FunctionName=name, Payload=json.dumps(event or {}), LogType="Tail", **kwargs)
     raw = r["Payload"].read()
@@ -101,6 +105,8 @@ def invoke(lam: Any, name: str, event: object = None, **kwargs: Any) -> Result:
         payload = json.loads(raw) if raw else None
     except ValueError:
         payload = raw
+    if isinstance(payload, dict) and isinstance(payload.get("pid"), int):
+        SEEN_PIDS.add(payload["pid"])
     tail = base64.b64decode(r.get("LogResult", "")).decode(errors="replace")
     return Result(r.get("FunctionError"), payload, tail)
 
@@ -136,6 +142,15 @@ def create_function(lam: Any) -> Iterator[Callable[..., str]]:
             lam.delete_function(FunctionName=name)
         except lam.exceptions.ResourceNotFoundException:
             pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_outlives_its_function() -> Iterator[None]:
+    """Every test deletes its functions, so at the end every process they ran is gone.
+    Waiting for that also lets LocalStack finish stopping them (about a second per
+    function) before the launcher stops LocalStack."""
+    yield
+    wait_until(lambda: not any(alive(p) for p in SEEN_PIDS), 30, "function processes gone after their functions")
 
 
 def alive(pid: int) -> bool:
