@@ -19,7 +19,10 @@ def main() -> int:
         return 2
     killed = kill_leftovers(Path(sys.argv[1]))
     if killed:
-        print(f"localstack: killed {len(killed)} leftover function process(es): {' '.join(map(str, killed))}", file=sys.stderr)
+        print(
+            f"localstack: killed {len(killed)} leftover function process(es): {' '.join(map(str, killed))}",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -35,8 +35,7 @@ def elf_architecture(path: Path) -> str | None:
         head = f.read(20)
     if len(head) < 20 or head[:4] != b"\x7fELF":
         return None
-    order = "big" if head[5] == 2 else "little"
-    machine = int.from_bytes(head[18:20], order)
+    machine = int.from_bytes(head[18:20], "big" if head[5] == 2 else "little")
     return _MACHINES.get(machine, f"machine-{machine}")
 
 

@@ -246,17 +246,19 @@ class Sandbox:
         if is_error:
             payload, kind = error_payload(req.body, req.header("Lambda-Runtime-Function-Error-Type"))
             event = Answered(request_id, payload, kind)
-        elif kind := req.trailers.get("lambda-runtime-function-error-type"):
+        elif trailer_type := req.trailers.get("lambda-runtime-function-error-type"):
             # aws-lambda-go met an error while streaming the response: its trailers carry it.
             body = req.trailers.get("lambda-runtime-function-error-body", "")
             try:
                 payload = base64.b64decode(body, validate=True) if body else b""
             except ValueError:
                 payload = b""
-            event = Answered(request_id, error_payload(payload, kind)[0], kind)
+            event = Answered(request_id, error_payload(payload, trailer_type)[0], trailer_type)
         elif len(req.body) > MAX_RESPONSE_BYTES:
             message = f"Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."
-            event = Answered(request_id, platform_error("Function.ResponseSizeTooLarge", message), "Function.ResponseSizeTooLarge")
+            event = Answered(
+                request_id, platform_error("Function.ResponseSizeTooLarge", message), "Function.ResponseSizeTooLarge"
+            )
             reply = Reply.json(413, {"errorType": "RequestEntityTooLarge", "errorMessage": message})
         else:
             event = Answered(request_id, req.body, None)
@@ -279,7 +281,11 @@ class Sandbox:
         ext_id = str(uuid.uuid4())
         with self._lock:
             self._extensions[ext_id] = events
-        body = {"functionName": self.spec.function_name, "functionVersion": self.spec.version, "handler": self.spec.handler}
+        body = {
+            "functionName": self.spec.function_name,
+            "functionVersion": self.spec.version,
+            "handler": self.spec.handler,
+        }
         return Reply.json(200, body, {"Lambda-Extension-Identifier": ext_id})
 
     def _extension_next(self, req: Request) -> Reply | None:
@@ -287,12 +293,16 @@ class Sandbox:
         which are refused; aws-lambda-go's internal one subscribes to nothing)."""
         events = self._extensions.get(req.header("Lambda-Extension-Identifier") or "")
         if events is None:
-            return Reply.json(403, {"errorType": "Extension.InvalidExtensionIdentifier", "errorMessage": "unknown extension"})
+            return Reply.json(
+                403, {"errorType": "Extension.InvalidExtensionIdentifier", "errorMessage": "unknown extension"}
+            )
         self._closed.wait()
         if "SHUTDOWN" not in events:
             return None
         deadline = int((time.time() + SHUTDOWN_GRACE_S) * 1000)
-        return Reply.json(200, {"eventType": "SHUTDOWN", "shutdownReason": self._shutdown_reason, "deadlineMs": deadline})
+        return Reply.json(
+            200, {"eventType": "SHUTDOWN", "shutdownReason": self._shutdown_reason, "deadlineMs": deadline}
+        )
 
 
 ## ---- LocalStack's side ------------------------------------------------------
@@ -352,6 +362,18 @@ class InitError:
     @classmethod
     def platform(cls, error_type: str, message: str) -> InitError:
         return cls(error_type, message, platform_error(error_type, message))
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How an invocation ended, for its result and REPORT line."""
+
+    status: str  # "success" (a response or the function's own error), "error", "timeout"
+    error_type: str | None  # of a platform error, for REPORT
+    payload: bytes
+    is_error: bool
+    at: float  # monotonic
+    extra: list[str] = field(default_factory=list)  # lines the platform adds to the logs
 
 
 class HostInit:
@@ -457,7 +479,11 @@ class HostInit:
 
     @staticmethod
     def _exit_message(code: int) -> str:
-        return "Runtime exited without providing a reason" if code == 0 else f"Runtime exited with error: {exit_description(code)}"
+        return (
+            "Runtime exited without providing a reason"
+            if code == 0
+            else f"Runtime exited with error: {exit_description(code)}"
+        )
 
     def _retire(self, sb: Sandbox) -> None:
         """End a sandbox for good; what it wrote and nobody took goes to the next logs."""
@@ -496,18 +522,13 @@ class HostInit:
                 self._finish(invocation, "", platform_error("Runtime.Unknown", f"host-mode executor: {e}"), True)
 
     def _run(self, invocation: Invocation, arrived: float, deadline: float) -> None:
-        rid = invocation.request_id
         sb = self._sandbox
         if sb is None or sb.exited.is_set():
             # Lambda's suppressed init: after a timeout or crash, the next invoke starts afresh.
             if sb is not None:
                 self._retire(sb)
-            error = self._init(deadline)
-            if error is not None:
-                report = self._report(rid, time.monotonic() - arrived, None, init_ms=None)
-                report.status, report.error_type = ("timeout", None) if error.timed_out else ("error", error.error_type)
-                extra = [timeout_line(rid, self.spec.timeout_s)] if error.timed_out else [f"RequestId: {rid} Error: {error.message}", error.error_type]
-                self._finish(invocation, self.take_output() + invocation_logs("", report, json_format=self.spec.json_logs, extra=extra), error.payload, True)
+            if error := self._init(deadline):
+                self._fail_init(invocation, arrived, error)
                 return
             sb = self._sandbox
             assert sb is not None
@@ -515,39 +536,46 @@ class HostInit:
         init_ms, self._init_ms = self._init_ms, None
         sb.deliver(invocation)
 
-        outcome = self._await(sb, rid, deadline)
+        outcome = self._await(sb, invocation.request_id, deadline)
         memory = sb.sample_memory()
-        extra: list[str] = []
-        if isinstance(outcome, Answered):
-            output = sb.logs.take()
-            end, payload, is_error = outcome.at, outcome.payload, outcome.error_type is not None
-            status, error_type = "success", None
-        else:
-            if outcome is None:  # timed out: Lambda kills the runtime and resets the sandbox
-                signal_group(sb.proc, signal.SIGKILL)
-                end = deadline
-                status, error_type = "timeout", None
-                message = f"Task timed out after {self.spec.timeout_s:.2f} seconds"
-                payload = platform_error("Sandbox.Timedout", f"RequestId: {rid} Error: {message}")
-                extra = [timeout_line(rid, self.spec.timeout_s)]
-            else:
-                end = outcome.at
-                status, error_type = "error", "Runtime.ExitError"
-                message = self._exit_message(outcome.returncode)
-                payload = platform_error("Runtime.ExitError", f"RequestId: {rid} Error: {message}")
-                extra = [f"RequestId: {rid} Error: {message}", "Runtime.ExitError"]
-            is_error = True
+        ending = self._ending(sb, invocation.request_id, outcome, deadline)
+        if ending.status != "success":  # the process is gone or going: collect all it wrote
             sb.exited.wait(5)
             sb.logs.wait_closed(OUTPUT_CLOSE_WAIT_S)
-            output = sb.logs.take()
+        output = sb.logs.take()
+        if ending.status != "success":
             self._retire(sb)
         if self._stopped.is_set():
             return  # LocalStack stopped the environment and has given up on this invocation
-        started = invocation.dispatched or arrived
-        report = self._report(rid, max(0.0, end - started), memory, init_ms)
-        report.status, report.error_type = status, error_type
-        logs = before + invocation_logs(output, report, json_format=self.spec.json_logs, extra=extra)
-        self._finish(invocation, logs, payload, is_error)
+        report = self._report(invocation.request_id, ending.at - (invocation.dispatched or arrived), memory, init_ms)
+        report.status, report.error_type = ending.status, ending.error_type
+        logs = before + invocation_logs(output, report, json_format=self.spec.json_logs, extra=ending.extra)
+        self._finish(invocation, logs, ending.payload, ending.is_error)
+
+    def _ending(self, sb: Sandbox, rid: str, outcome: Answered | Exited | None, deadline: float) -> Ending:
+        if isinstance(outcome, Answered):
+            return Ending("success", None, outcome.payload, outcome.error_type is not None, outcome.at)
+        if outcome is None:  # timed out: Lambda kills the runtime and resets the sandbox
+            signal_group(sb.proc, signal.SIGKILL)
+            message = f"Task timed out after {self.spec.timeout_s:.2f} seconds"
+            payload = platform_error("Sandbox.Timedout", f"RequestId: {rid} Error: {message}")
+            return Ending("timeout", None, payload, True, deadline, [timeout_line(rid, self.spec.timeout_s)])
+        message = f"RequestId: {rid} Error: {self._exit_message(outcome.returncode)}"
+        payload = platform_error("Runtime.ExitError", message)
+        return Ending("error", "Runtime.ExitError", payload, True, outcome.at, [message, "Runtime.ExitError"])
+
+    def _fail_init(self, invocation: Invocation, arrived: float, error: InitError) -> None:
+        """An invocation whose process could not be started: Lambda reports the init's
+        error (or its timeout) as the invocation's, with what the process wrote."""
+        rid = invocation.request_id
+        report = self._report(rid, time.monotonic() - arrived, None, init_ms=None)
+        if error.timed_out:
+            report.status, extra = "timeout", [timeout_line(rid, self.spec.timeout_s)]
+        else:
+            report.status, report.error_type = "error", error.error_type
+            extra = [f"RequestId: {rid} Error: {error.message}", error.error_type]
+        logs = self.take_output() + invocation_logs("", report, json_format=self.spec.json_logs, extra=extra)
+        self._finish(invocation, logs, error.payload, True)
 
     def _await(self, sb: Sandbox, request_id: str, deadline: float) -> Answered | Exited | None:
         """The runtime's answer, its exit, or None when the function's time is up."""

@@ -36,14 +36,20 @@ def unsupported(function_version: FunctionVersion) -> str | None:
     cfg = function_version.config
     name = function_version.id.function_name
     if cfg.package_type != PackageType.Zip or not cfg.code:
-        return f"function {name}: container images cannot run in LocalStack host mode (no Docker); use a zip with a bootstrap"
+        return (
+            f"function {name}: container images cannot run in LocalStack host mode (no Docker): "
+            "use a zip with a bootstrap"
+        )
     if cfg.runtime not in SUPPORTED_RUNTIMES:
         return (
             f"function {name}: runtime {cfg.runtime} cannot run in LocalStack host mode (no Docker): "
             f"only {', '.join(SUPPORTED_RUNTIMES[:2])} (a bootstrap executable) run as host processes"
         )
     if cfg.layers:
-        return f"function {name}: layers are not supported in LocalStack host mode (it would need /opt); bundle them into the zip"
+        return (
+            f"function {name}: layers are not supported in LocalStack host mode (they would need /opt): "
+            "bundle them into the zip"
+        )
     return None
 
 
@@ -84,7 +90,9 @@ class HostModeRuntimeExecutor(RuntimeExecutor):
             ignore_declared_architecture=bool(config.LAMBDA_IGNORE_ARCHITECTURE),
             json_logs=(cfg.logging_config or {}).get("LogFormat") == "JSON",
         )
-        callbacks = LocalStackCallbacks(str(env_vars["LOCALSTACK_RUNTIME_ENDPOINT"]), str(env_vars["LOCALSTACK_RUNTIME_ID"]))
+        callbacks = LocalStackCallbacks(
+            str(env_vars["LOCALSTACK_RUNTIME_ENDPOINT"]), str(env_vars["LOCALSTACK_RUNTIME_ID"])
+        )
         self.host_init = HostInit(spec, callbacks)
         self.executor_endpoint.container_port = self.host_init.port
         self.host_init.boot()

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import BinaryIO
+from typing import Protocol
 
 LOG = logging.getLogger(__name__)
 
@@ -51,7 +51,12 @@ class Reply:
 Handler = Callable[[Request], Reply | None]  # None: drop the connection without a reply
 
 
-def read_chunked(rfile: BinaryIO) -> tuple[bytes, dict[str, str]]:
+class Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+    def readline(self, size: int, /) -> bytes: ...
+
+
+def read_chunked(rfile: Readable) -> tuple[bytes, dict[str, str]]:
     """A chunked body (RFC 9112 section 7.1) and its trailer fields."""
     data = bytearray()
     while True:

@@ -54,7 +54,8 @@ def post_with_trailers(path: str, body: bytes, trailers: dict[str, str]) -> None
     """http.client cannot send trailers: write the request by hand on its own socket."""
     host, port = API.split(":")
     with socket.create_connection((host, int(port))) as s:
-        head = f"POST {path} HTTP/1.1\r\nHost: {API}\r\nTransfer-Encoding: chunked\r\nTrailer: {', '.join(trailers)}\r\n\r\n"
+        head = f"POST {path} HTTP/1.1\r\nHost: {API}\r\nTransfer-Encoding: chunked\r\n"
+        head += f"Trailer: {', '.join(trailers)}\r\n\r\n"
         tail = "".join(f"{k}: {v}\r\n" for k, v in trailers.items())
         s.sendall(head.encode() + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n" + tail.encode() + b"\r\n")
         s.recv(4096)

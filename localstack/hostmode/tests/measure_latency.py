@@ -35,7 +35,9 @@ def go_bootstrap() -> bytes | None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bootstrap"
         env = dict(os.environ, CGO_ENABLED="0", GOARCH=GOARCH[host_architecture()], GOWORK="off")
-        subprocess.run(["go", "build", "-trimpath", "-o", str(out), "."], cwd=HERE / "testdata" / "gofn", env=env, check=True)
+        subprocess.run(
+            ["go", "build", "-trimpath", "-o", str(out), "."], cwd=HERE / "testdata" / "gofn", env=env, check=True
+        )
         return out.read_bytes()
 
 

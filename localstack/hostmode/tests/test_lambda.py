@@ -28,7 +28,8 @@ from conftest import (
 )
 
 REPORT = re.compile(
-    r"REPORT RequestId: \S+\tDuration: [\d.]+ ms\tBilled Duration: \d+ ms\tMemory Size: (\d+) MB\tMax Memory Used: \d+ MB\t"
+    r"REPORT RequestId: \S+\tDuration: [\d.]+ ms\tBilled Duration: \d+ ms\t"
+    r"Memory Size: (\d+) MB\tMax Memory Used: \d+ MB\t"
 )
 
 
@@ -206,8 +207,9 @@ def test_bootstrap_whose_architecture_differs_from_the_declared_one_is_refused(l
     name = create_function(code=zip_of({"bootstrap": elf_header(host)}), Architectures=[other_architecture()])
     r = invoke(lam, name)
     assert r.function_error == "Unhandled"
-    assert f"bootstrap is an {host} ELF binary but the function declares Architectures [{other_architecture()}]" in (
-        r.payload["errorMessage"]
+    assert (
+        f"bootstrap is an {host} ELF binary but the function declares Architectures [{other_architecture()}]"
+        in (r.payload["errorMessage"])
     )
 
 
@@ -220,7 +222,9 @@ def test_missing_bootstrap_is_an_init_error(lam: Any, create_function: Any) -> N
 
 
 def test_other_runtimes_are_refused(lam: Any, create_function: Any) -> None:
-    name = create_function(Runtime="python3.12", Handler="index.handler", code=zip_of({"index.py": b"def handler(e, c): pass\n"}))
+    name = create_function(
+        Runtime="python3.12", Handler="index.handler", code=zip_of({"index.py": b"def handler(e, c): pass\n"})
+    )
     with pytest.raises(ClientError) as e:
         invoke(lam, name)
     assert "runtime python3.12 cannot run in LocalStack host mode" in str(e.value)
@@ -253,7 +257,9 @@ def test_logs_reach_cloudwatch_logs(lam: Any, logs: Any, create_function: Any) -
 def test_event_invocation_runs_and_logs(lam: Any, logs: Any, create_function: Any) -> None:
     name = create_function()
     marker = uuid.uuid4().hex
-    resp = lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"action": "print", "lines": [marker]}))
+    resp = lam.invoke(
+        FunctionName=name, InvocationType="Event", Payload=json.dumps({"action": "print", "lines": [marker]})
+    )
     assert resp["StatusCode"] == 202
     assert find_log_lines(logs, f"/aws/lambda/{name}", marker) == [f"{marker}\n"]
 

@@ -64,7 +64,9 @@ def test_function_environment_has_only_lambdas_variables(monkeypatch: pytest.Mon
     assert not any(k.startswith("LOCALSTACK_RUNTIME") or k == "LOCALSTACK_MAX_PAYLOAD_SIZE" for k in env)
     assert env["PATH"] == "/usr/local/bin:/usr/bin:/bin"
     # A function may set a variable that is otherwise the init's own.
-    env = function_environment({"LOCALSTACK_RUNTIME_ID": "mine"}, task_root="/code", user_env={"LOCALSTACK_RUNTIME_ID": "mine"})
+    env = function_environment(
+        {"LOCALSTACK_RUNTIME_ID": "mine"}, task_root="/code", user_env={"LOCALSTACK_RUNTIME_ID": "mine"}
+    )
     assert env["LOCALSTACK_RUNTIME_ID"] == "mine"
 
 
