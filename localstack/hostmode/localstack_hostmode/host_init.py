@@ -35,7 +35,7 @@ from typing import Protocol
 import requests
 
 from .elf import architecture_refusal, elf_architecture, host_architecture
-from .logs import LogCollector, Report, invocation_logs, timeout_line
+from .logs import LogCollector, Report, init_failure_logs, invocation_logs, timeout_line
 from .loopback import LoopbackServer, Reply, Request
 from .process import SPAWNER, Spawner, exit_description, max_rss_mb, signal_group
 
@@ -391,6 +391,7 @@ class HostInit:
         self._carry = ""  # output not yet part of an invocation's logs (init, a process that died idle)
         self._init_ms: float | None = None  # of the last init, reported with the next invocation
         self._tail = ""
+        self._boot: tuple[float, InitError | None] = (0.0, None)
         self._control = LoopbackServer(self._handle_control, name=f"hostmode-invoke-{spec.function_name}")
         self.port = self._control.port
 
@@ -404,19 +405,30 @@ class HostInit:
         return sb.logs.tail() if sb else self._tail
 
     def take_output(self) -> str:
-        """Output not handed to LocalStack with an invocation (after a failed boot)."""
         carry, self._carry = self._carry, ""
         return carry
 
     def boot(self) -> None:
         """The first init, as LocalStack starts the environment; reports ready or error."""
+        started = time.monotonic()
         error = self._init(deadline=None)
+        self._boot = ((time.monotonic() - started) * 1000, error)
         if self._stopped.is_set():
             return
         if error is None:
             self._callbacks.ready()
         else:
             self._callbacks.startup_error(error.payload)
+
+    def boot_failure_logs(self) -> str:
+        """The log of a boot that failed: LocalStack keeps no logs of an environment that
+        did not start, so the executor stores these itself. A boot that LocalStack's
+        startup timer stopped counts as a timeout."""
+        duration_ms, error = self._boot
+        if self._stopped.is_set() or error is None:
+            return init_failure_logs(self.take_output(), duration_ms, "timeout", None, self.spec.json_logs)
+        detail = (error.message, error.error_type)
+        return init_failure_logs(self.take_output(), duration_ms, "error", detail, self.spec.json_logs)
 
     def shutdown(self) -> None:
         self._stopped.set()

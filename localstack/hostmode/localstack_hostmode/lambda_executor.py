@@ -13,15 +13,18 @@ ExecutorEndpoint (ready, error, logs, response), which HostInit calls as the ini
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 from localstack import config
+from localstack.aws.connect import connect_to
 from localstack.aws.api.lambda_ import PackageType
 from localstack.services.lambda_.invocation.executor_endpoint import ExecutorEndpoint
 from localstack.services.lambda_.invocation.lambda_models import FunctionVersion, InvocationResult
 from localstack.services.lambda_.invocation.plugins import RuntimeExecutorPlugin
 from localstack.services.lambda_.invocation.runtime_executor import LambdaRuntimeException, RuntimeExecutor
+from localstack.utils.aws.client_types import ServicePrincipal
 
 from .environment import function_environment
 from .host_init import FunctionSpec, HostInit, LocalStackCallbacks
@@ -99,9 +102,33 @@ class HostModeRuntimeExecutor(RuntimeExecutor):
         try:
             self.executor_endpoint.wait_for_startup()
         except Exception:
-            if output := self.host_init.take_output():
-                LOG.info("hostmode: output of %s before its init failed:\n%s", spec.function_name, output.rstrip())
+            self._store_init_logs(env_vars, self.host_init.boot_failure_logs())
             raise
+
+    def _store_init_logs(self, env_vars: dict[str, Any], text: str) -> None:
+        """Put a failed init's log in the function's log stream, as Lambda does, with
+        LocalStack's own client for function logs (LocalStack drops them otherwise)."""
+        fv = self.function_version
+        group, stream = str(env_vars["AWS_LAMBDA_LOG_GROUP_NAME"]), str(env_vars["AWS_LAMBDA_LOG_STREAM_NAME"])
+        now = int(time.time() * 1000)
+        events = [{"timestamp": now, "message": line + "\n"} for line in text.splitlines() if line]
+        try:
+            logs = connect_to.with_assumed_role(
+                region_name=fv.id.region,
+                role_arn=fv.config.role,
+                service_principal=ServicePrincipal.lambda_,  # type: ignore[arg-type]
+            ).logs
+            try:
+                logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
+            except logs.exceptions.ResourceNotFoundException:
+                try:
+                    logs.create_log_group(logGroupName=group)
+                except logs.exceptions.ResourceAlreadyExistsException:
+                    pass
+                logs.create_log_stream(logGroupName=group, logStreamName=stream)
+                logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
+        except Exception as e:
+            LOG.warning("hostmode: could not store the init log of %s (%s):\n%s", fv.id.function_name, e, text.rstrip())
 
     def stop(self) -> None:
         if self.host_init:

@@ -172,5 +172,31 @@ def _record(kind: str, record: dict[str, object]) -> str:
     return json.dumps({"time": _now(), "type": kind, "record": record}, separators=(",", ":"))
 
 
+def init_failure_logs(
+    output: str, duration_ms: float, status: str, error: tuple[str, str] | None, json_format: bool
+) -> str:
+    """The log of an init that failed (status "error" or "timeout"): its output, the
+    error (message, type) and INIT_REPORT, as Lambda writes them before any START."""
+    lines = [output.rstrip("\n")] if output else []
+    if error:
+        lines += [f"Error: {error[0]}", error[1]]
+    if json_format:
+        record: dict[str, object] = {
+            "initializationType": "on-demand",
+            "phase": "init",
+            "status": status,
+            "metrics": {"durationMs": round(duration_ms, 3)},
+        }
+        if error:
+            record["errorType"] = error[1]
+        lines.append(_record("platform.initReport", record))
+    else:
+        fields = [f"INIT_REPORT Init Duration: {duration_ms:.2f} ms", "Phase: init", f"Status: {status}"]
+        if error:
+            fields.append(f"Error Type: {error[1]}")
+        lines.append("\t".join(fields))
+    return "\n".join(lines) + "\n"
+
+
 def timeout_line(request_id: str, timeout_s: int) -> str:
     return f"{_now()} {request_id} Task timed out after {timeout_s:.2f} seconds"

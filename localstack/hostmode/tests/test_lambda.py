@@ -122,11 +122,16 @@ def test_init_error_posted_by_the_runtime(lam: Any, create_function: Any) -> Non
     assert r.payload == {"errorType": "Fake.InitFailed", "errorMessage": "fake init failed on purpose"}
 
 
-def test_runtime_exiting_before_ready_is_an_init_error(lam: Any, create_function: Any) -> None:
+def test_runtime_exiting_before_ready_is_an_init_error(lam: Any, logs: Any, create_function: Any) -> None:
     name = create_function(Environment={"Variables": {"FAKE_INIT": "exit:3"}})
     r = invoke(lam, name)
     assert r.function_error == "Unhandled"
     assert r.payload == {"errorType": "Runtime.ExitError", "errorMessage": "Runtime exited with error: exit status 3"}
+    # What it wrote reaches its log group, as on Lambda (LocalStack itself drops it).
+    group = f"/aws/lambda/{name}"
+    assert find_log_lines(logs, group, "fake: exiting during init")
+    report = find_log_lines(logs, group, "INIT_REPORT")[0]
+    assert "Phase: init\tStatus: error\tError Type: Runtime.ExitError" in report
 
 
 def test_delete_stops_the_runtime(lam: Any, create_function: Any) -> None:

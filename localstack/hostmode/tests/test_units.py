@@ -20,7 +20,7 @@ from conftest import alive, elf_header, fake_bootstrap, wait_until
 from localstack_hostmode.elf import architecture_refusal, elf_architecture
 from localstack_hostmode.environment import function_environment
 from localstack_hostmode.host_init import MAX_RESPONSE_BYTES, FunctionSpec, HostInit, error_payload
-from localstack_hostmode.logs import Report, invocation_logs
+from localstack_hostmode.logs import Report, init_failure_logs, invocation_logs
 from localstack_hostmode.loopback import read_chunked
 from localstack_hostmode.process import exit_description, find_leftovers, kill_leftovers
 
@@ -94,6 +94,20 @@ def test_invocation_logs_text_and_json() -> None:
     start, *_, last = invocation_logs("out\n", report, json_format=True).splitlines()
     assert json.loads(start)["type"] == "platform.start"
     assert json.loads(last)["record"]["status"] == "timeout"
+
+
+def test_init_failure_logs() -> None:
+    text = init_failure_logs(
+        "booting\n", 12.5, "error", ("Runtime exited with error: exit status 2", "Runtime.ExitError"), False
+    )
+    assert text.splitlines() == [
+        "booting",
+        "Error: Runtime exited with error: exit status 2",
+        "Runtime.ExitError",
+        "INIT_REPORT Init Duration: 12.50 ms\tPhase: init\tStatus: error\tError Type: Runtime.ExitError",
+    ]
+    record = json.loads(init_failure_logs("", 3.0, "timeout", None, True))
+    assert record["type"] == "platform.initReport" and record["record"]["status"] == "timeout"
 
 
 def test_error_payload() -> None:
