@@ -86,7 +86,30 @@ def _client(service: str) -> Any:
 def lam() -> Any:
     if not ENDPOINT:
         pytest.skip("AWS_ENDPOINT_URL is not set: run these through `localstack/launcher test`")
-    return _client("lambda")
+    client = _client("lambda")
+    _require_hostmode(client)
+    return client
+
+
+def _require_hostmode(lam: Any) -> None:
+    """Stop at once, saying why, when the LocalStack found runs functions some other way
+    (one another checkout started, with an older launcher or in Docker)."""
+    name = f"hostmode-probe-{uuid.uuid4().hex[:8]}"
+    lam.create_function(
+        FunctionName=name, Runtime="provided.al2023", Handler="bootstrap", Role=ROLE,
+        Code={"ZipFile": zip_of({"bootstrap": fake_bootstrap()})}, Architectures=[host_architecture()], Timeout=30,
+    )  # fmt: skip
+    try:
+        lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.5, "MaxAttempts": 60})
+        r = lam.invoke(FunctionName=name, Payload=b"{}")
+        ok = "FunctionError" not in r
+    except Exception as e:  # noqa: BLE001 - any failure means the same here
+        ok, r = False, e
+    finally:
+        lam.delete_function(FunctionName=name)
+    if not ok:
+        pytest.exit(f"the LocalStack at {ENDPOINT} does not run functions with the hostmode executor ({r}); "
+                    "stop it, or use another LOCALSTACK_PORT", returncode=1)  # fmt: skip
 
 
 @pytest.fixture(scope="session")

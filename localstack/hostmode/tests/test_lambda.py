@@ -186,7 +186,7 @@ def test_environment_is_lambdas_and_the_functions_own(lam: Any, create_function:
 
 
 def test_function_reaches_localstack_with_its_own_credentials(lam: Any, create_function: Any) -> None:
-    name = create_function()
+    name = create_function(Timeout=60)  # importing boto3 and making a client take seconds on a busy machine
     r = invoke(lam, name, {"action": "whoami"})
     assert r.function_error is None, r.payload
     assert r.payload["arn"].startswith("arn:aws:sts::000000000000:assumed-role/hostmode-test/")
