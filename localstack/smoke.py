@@ -2,8 +2,8 @@
 
 Run it with `localstack/launcher smoke` (against the running instance) or
 `localstack/launcher run -- .venv/localstack/bin/python localstack/smoke.py`.
-Prints one line per check and exits non-zero when any check fails. In host mode the
-Lambda function deploys through the "nodocker" executor (hostmode/), but cannot run.
+Prints one line per check and exits non-zero when any check fails. Here the Lambda
+function is only deployed; hostmode/tests runs functions (`localstack/launcher test`).
 """
 
 import io

@@ -1,1 +1,2 @@
-"""LocalStack plugins for running it in host mode, without Docker (see ../pyproject.toml)."""
+"""LocalStack in host mode, without Docker: a Lambda runtime executor that runs functions
+as host processes (see ../README.md)."""
