@@ -19,7 +19,7 @@ help: ## list the targets
 ## ---- checks -----------------------------------------------------------------
 
 .PHONY: test
-test: lint unit sam-check integration ## everything CI runs: lint, unit, SAM checks, integration against LocalStack
+test: lint unit sam-check integration ## everything CI runs: lint, unit, SAM checks, integration and end-to-end against LocalStack
 
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck
@@ -36,8 +36,9 @@ unit: ## unit tests, with the race detector
 	$(GO) test -race $(GOTEST_FLAGS) ./...
 
 .PHONY: integration
-integration: build examples-deps ## integration tests (consumer examples included) and a deploy of the built stack, against a LocalStack the launcher starts and stops
-	$(LAUNCHER) run -- bash -c '$(GO) test -tags integration $(GOTEST_FLAGS) -run Integration -p 1 ./... && scripts/sam-deploy-local'
+integration: build examples-deps ## integration and end-to-end tests, the host-mode executor's tests and a deploy of the built stack, against a LocalStack the launcher starts and stops
+	$(LAUNCHER) run -- bash -c '$(GO) test -tags integration $(GOTEST_FLAGS) -run Integration -p 1 -timeout 30m ./... && scripts/sam-deploy-local'
+	$(LAUNCHER) test
 
 # The consumer examples' dependencies, pinned in their own files: Python's into a venv,
 # Node's with `npm ci` from the committed lock file. Each is installed again only when

@@ -19,7 +19,7 @@ TOOLS_STAMP       := $(TOOLS_VENV)/.installed
 SAM               := $(TOOLS_VENV)/bin/sam
 CFN_LINT          := $(TOOLS_VENV)/bin/cfn-lint
 SAM_TEMPLATE      ?= template.yaml
-SAM_BUILD_DIR     := .aws-sam/build
+SAM_BUILD_DIR     ?= .aws-sam/build
 GO                ?= go
 
 ENV       ?= dev
@@ -33,6 +33,23 @@ GOARCH_OF  = $(if $(filter x86_64,$(ARCH)),amd64,$(if $(filter arm64,$(ARCH)),ar
 # The stack of each samconfig.toml environment: "default" is token-refresher,
 # any other token-refresher-<env>.
 STACK_NAME ?= $(if $(filter default,$(ENV)),token-refresher,token-refresher-$(ENV))
+
+# ENV=local is the stack in LocalStack: the commands below then talk to it, started
+# by the launcher if it is not running (`localstack/launcher stop` stops it).
+LAUNCHER        ?= localstack/launcher
+LOCALSTACK_PORT ?= 4566
+ifeq ($(ENV),local)
+AWS_TARGET := env -u AWS_PROFILE -u AWS_SESSION_TOKEN AWS_ENDPOINT_URL=http://127.0.0.1:$(LOCALSTACK_PORT) \
+  AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+LOCAL_UP   := $(LAUNCHER) start
+else
+AWS_TARGET :=
+LOCAL_UP   := true
+endif
+# PARAMS: more template parameters for a deploy, e.g. PARAMS='ScheduleExpression="rate(1 minute)"'.
+# Exported, so the recipes read it from the environment and its quotes stay its own.
+PARAMS ?=
+export PARAMS
 
 # No usage reports from SAM CLI (this also keeps it off the network when it is offline).
 export SAM_CLI_TELEMETRY ?= 0
@@ -65,7 +82,7 @@ build: $(TOOLS_STAMP) ## sam build: the bootstrap for ARCH in .aws-sam/build, em
 	@if [ -n "$(PROVIDERS)" ]; then test -f "$(PROVIDERS)" || { echo "build: PROVIDERS=$(PROVIDERS) is not a file" >&2; exit 2; }; \
 	  else echo "build: no PROVIDERS=FILE given: the function is built unconfigured (fine for checks, not for a deploy)"; fi
 	TOKEN_REFRESHER_GOARCH=$(GOARCH_OF) TOKEN_REFRESHER_PROVIDERS=$(if $(PROVIDERS),$(abspath $(PROVIDERS))) \
-	  $(SAM) build --template-file $(SAM_TEMPLATE) --build-in-source --parallel --parameter-overrides Architecture=$(ARCH)
+	  $(SAM) build --template-file $(SAM_TEMPLATE) --build-dir $(SAM_BUILD_DIR) --build-in-source --parallel --parameter-overrides Architecture=$(ARCH)
 
 .PHONY: sam-check
 sam-check: validate build ## what `make test` runs for SAM: validate, then build; fails on any error or warning
@@ -75,9 +92,19 @@ need-providers:
 	@test -n "$(PROVIDERS)" || { echo "give PROVIDERS=FILE, the provider registry to deploy (see functions/refresher/providers.example.yaml)" >&2; exit 2; }
 
 .PHONY: deploy
-deploy: need-providers build ## deploy the stack of ENV (samconfig.toml) with the registry FILE: make deploy ENV=dev|prod PROVIDERS=FILE
+deploy: need-providers build ## deploy the stack of ENV (samconfig.toml) with the registry FILE: make deploy ENV=local|dev|prod PROVIDERS=FILE
 	@# --parameter-overrides replaces the environment's own overrides: repeat them.
-	$(SAM) deploy --config-env $(ENV) --parameter-overrides "$$($(TOOLS_VENV)/bin/python scripts/sam-overrides $(ENV)) Architecture=$(ARCH)"
+ifeq ($(ENV),local)
+	$(LOCAL_UP)
+	$(AWS_TARGET) scripts/deploy-local $(STACK_NAME) $(SAM_BUILD_DIR)/template.yaml \
+	  "$$($(TOOLS_VENV)/bin/python scripts/sam-overrides $(ENV)) Architecture=$(ARCH) $$PARAMS"
+else
+	$(SAM) deploy --config-env $(ENV) --parameter-overrides "$$($(TOOLS_VENV)/bin/python scripts/sam-overrides $(ENV)) Architecture=$(ARCH) $$PARAMS"
+endif
+
+.PHONY: delete
+delete: $(TOOLS_STAMP) ## delete the stack of ENV: make delete ENV=local
+	$(AWS_TARGET) $(SAM) delete --config-env $(ENV) --stack-name $(STACK_NAME) --no-prompts --region us-east-1
 
 .PHONY: invoke
 invoke: ## run one invocation locally with EVENT against the AWS the SDK settings name: make invoke EVENT=events/refresh.json
@@ -85,7 +112,7 @@ invoke: ## run one invocation locally with EVENT against the AWS the SDK setting
 
 .PHONY: invoke-remote
 invoke-remote: $(TOOLS_STAMP) ## invoke the deployed function with EVENT: make invoke-remote EVENT=events/refresh.json ENV=dev
-	$(SAM) remote invoke RefresherFunction --config-env $(ENV) --stack-name $(STACK_NAME) --event-file $(EVENT)
+	$(AWS_TARGET) $(SAM) remote invoke RefresherFunction --config-env $(ENV) --stack-name $(STACK_NAME) --event-file $(EVENT)
 
 .PHONY: rotate
 rotate: export PROVIDER := $(PROVIDER)
@@ -95,12 +122,16 @@ rotate: $(TOOLS_STAMP) ## get a new token now for one provider ('*' for all): ma
 	  '*') ;; \
 	  *[!a-z0-9_-]*) echo "rotate: PROVIDER=$$PROVIDER is not a provider name ([a-z0-9_-]+)" >&2; exit 2 ;; \
 	esac
-	$(SAM) remote invoke RefresherFunction --config-env $(ENV) --stack-name $(STACK_NAME) \
+	$(AWS_TARGET) $(SAM) remote invoke RefresherFunction --config-env $(ENV) --stack-name $(STACK_NAME) \
 	  --event "{\"action\":\"rotate\",\"providers\":[\"$$PROVIDER\"]}"
 
 .PHONY: logs
-logs: $(TOOLS_STAMP) ## follow the function's logs: make logs ENV=prod
+logs: $(TOOLS_STAMP) ## follow the function's logs: make logs ENV=prod (ENV=local: the last hour, once)
+ifeq ($(ENV),local)
+	$(AWS_TARGET) $(SAM) logs --config-env $(ENV) --stack-name $(STACK_NAME) --name RefresherFunction --start-time '1 hour ago'
+else
 	$(SAM) logs --config-env $(ENV) --stack-name $(STACK_NAME) --name RefresherFunction --tail
+endif
 
 .PHONY: sam-deploy-local
 sam-deploy-local: build ## deploy the built stack to the running LocalStack, check it, delete it (smoke test)

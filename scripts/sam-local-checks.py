@@ -1,6 +1,6 @@
 """Checks of the SAM stack deployed to LocalStack, for scripts/sam-deploy-local.
 
-usage: sam-local-checks.py bucket NAME | verify STACK | events STACK | delete STACK | delete-prefix PREFIX
+usage: sam-local-checks.py bucket NAME | verify STACK | events STACK | outputs STACK | delete STACK | delete-prefix PREFIX
 
 Runs with the tools venv's Python (boto3 comes with aws-sam-cli) and the AWS_*
 settings the calling script exports (LocalStack endpoint, test credentials).
@@ -121,6 +121,12 @@ def cmd_delete(stack):
         cmd_events(stack)
         sys.exit(f"stack {stack} not deleted: {status}")
     print(f"PASS stack {stack} deleted", file=sys.stderr)
+
+
+def cmd_outputs(stack):
+    """Print the stack's outputs as "output KEY=VALUE" lines, for scripts and tests."""
+    for o in client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", []):
+        print(f"output {o['OutputKey']}={o['OutputValue']}")
 
 
 def cmd_delete_prefix(prefix):
@@ -315,7 +321,7 @@ def cmd_verify(stack):
 
 def main():
     commands = {"bucket": cmd_bucket, "verify": cmd_verify, "events": cmd_events, "delete": cmd_delete,
-                "delete-prefix": cmd_delete_prefix}
+                "delete-prefix": cmd_delete_prefix, "outputs": cmd_outputs}
     if len(sys.argv) != 3 or sys.argv[1] not in commands:
         sys.exit(__doc__)
     commands[sys.argv[1]](sys.argv[2])

@@ -98,6 +98,9 @@ type Stats struct {
 	Issued []string
 	// LastRequest is the most recent request; its Method is empty when there was none.
 	LastRequest Request
+	// APIRequests counts the requests to the provider's partner API (APIURL), and
+	// APIAccepted those it answered with 200.
+	APIRequests, APIAccepted int
 }
 
 // Server hosts fake providers. Create it with NewServer and Close it when done.
@@ -122,6 +125,8 @@ type fake struct {
 	requests  int
 	issued    []string
 	last      Request
+
+	apiRequests, apiAccepted int
 }
 
 // NewServer starts a server with no providers on a loopback address.
@@ -139,6 +144,7 @@ func NewServer() *Server {
 	mux.HandleFunc("/{name}/token/redirected", func(w http.ResponseWriter, r *http.Request) {
 		s.serveToken(w, r, true)
 	})
+	mux.HandleFunc("/{name}/api/{path...}", s.serveAPI)
 	s.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.total++
@@ -236,6 +242,45 @@ func (s *Server) SetClock(now func() time.Time) {
 	s.now = now
 }
 
+// APIURL returns the base URL of the provider's partner API, {URL}/{name}/api. It
+// answers any method and path below it with 200 and a small JSON body when the
+// request carries "Authorization: Bearer T" with T the token the provider issued
+// last, as a partner that revokes a token when it issues the next one; with 401 and
+// WWW-Authenticate otherwise. Stats.APIRequests and Stats.APIAccepted count them.
+func (s *Server) APIURL(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.provider(name)
+	return s.ts.URL + "/" + name + "/api"
+}
+
+// serveAPI answers a request to a provider's partner API.
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxRequestBody))
+	s.mu.Lock()
+	fp, ok := s.providers[r.PathValue("name")]
+	if !ok {
+		s.mu.Unlock()
+		http.NotFound(w, r)
+		return
+	}
+	fp.apiRequests++
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	accepted := strings.EqualFold(scheme, "Bearer") && len(fp.issued) > 0 && token == fp.issued[len(fp.issued)-1]
+	if accepted {
+		fp.apiAccepted++
+	}
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if !accepted {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, `{"error":"invalid_token"}`)
+		return
+	}
+	fmt.Fprintf(w, `{"provider":%q,"path":%q}`, fp.p.Name, "/"+r.PathValue("path"))
+}
+
 // Stats returns a copy of what the provider has seen and done so far.
 func (s *Server) Stats(name string) Stats {
 	s.mu.Lock()
@@ -245,6 +290,8 @@ func (s *Server) Stats(name string) Stats {
 		Requests:    fp.requests,
 		Issued:      append([]string(nil), fp.issued...),
 		LastRequest: fp.last,
+		APIRequests: fp.apiRequests,
+		APIAccepted: fp.apiAccepted,
 	}
 	st.LastRequest.Header = fp.last.Header.Clone()
 	return st

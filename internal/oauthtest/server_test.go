@@ -163,3 +163,37 @@ func TestCloseTwice(t *testing.T) {
 	s.Close()
 	s.Close()
 }
+
+// TestPartnerAPI: the partner API accepts only the token the provider issued last.
+func TestPartnerAPI(t *testing.T) {
+	s := newServer(t)
+	p := testProvider(Cardlytics)
+	s.Add(p)
+	get := func(token string) int {
+		req, _ := http.NewRequest(http.MethodGet, s.APIURL(p.Name)+"/v1/reports", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get(""); code != http.StatusUnauthorized {
+		t.Fatalf("no token: %d", code)
+	}
+	goodCall(s, p, "").send(t)
+	first := s.Stats(p.Name).Issued[0]
+	if code := get(first); code != http.StatusOK {
+		t.Fatalf("the issued token: %d", code)
+	}
+	goodCall(s, p, "").send(t)
+	if code := get(first); code != http.StatusUnauthorized {
+		t.Fatalf("a token replaced by a newer one: %d", code)
+	}
+	if st := s.Stats(p.Name); st.APIRequests != 3 || st.APIAccepted != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}

@@ -1,0 +1,6 @@
+// Package e2e holds the end-to-end tests of the event-driven path as deployed: the
+// refresher's stack in LocalStack, its function run by the host-process executor
+// (localstack/hostmode), triggered by its own EventBridge rules and by invokes, and
+// an example consumer Lambda reading what it publishes, all through AWS APIs. The
+// tests carry the build tag "integration" and run in make test.
+package e2e
