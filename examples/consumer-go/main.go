@@ -82,4 +82,3 @@ func main() {
 	c := &consumer{source: src, client: tokens.NewClient(context.Background(), src), partner: partner}
 	lambda.Start(c.handle)
 }
-
