@@ -92,7 +92,7 @@ need-providers:
 	@test -n "$(PROVIDERS)" || { echo "give PROVIDERS=FILE, the provider registry to deploy (see functions/refresher/providers.example.yaml)" >&2; exit 2; }
 
 .PHONY: deploy
-deploy: need-providers build ## deploy the stack of ENV (samconfig.toml) with the registry FILE: make deploy ENV=local|dev|prod PROVIDERS=FILE
+deploy: need-providers check build ## deploy the stack of ENV (samconfig.toml) with the registry FILE: make deploy ENV=local|dev|prod PROVIDERS=FILE
 	@# --parameter-overrides replaces the environment's own overrides: repeat them.
 ifeq ($(ENV),local)
 	$(LOCAL_UP)
@@ -132,6 +132,16 @@ ifeq ($(ENV),local)
 else
 	$(SAM) logs --config-env $(ENV) --stack-name $(STACK_NAME) --name RefresherFunction --tail
 endif
+
+.PHONY: status
+status: ## each provider's health, token expiry and last failure; exit 1 when one is failing: make status ENV=prod [PROVIDERS=FILE]
+	@$(LOCAL_UP) >/dev/null 2>&1 || true
+	$(AWS_TARGET) $(GO) run ./cmd/tokenctl status $(if $(PROVIDERS),-providers $(PROVIDERS)) \
+	  $(if $(TOKEN_PREFIX),-token-prefix $(TOKEN_PREFIX)) $(if $(STATE_PREFIX),-state-prefix $(STATE_PREFIX))
+
+.PHONY: check
+check: need-providers ## validate a registry offline; PROBE=1 also requests a token from each provider, publishing nothing: make check PROVIDERS=FILE [PROBE=1 ENV=dev]
+	$(if $(PROBE),$(AWS_TARGET)) $(GO) run ./cmd/tokenctl check $(if $(PROBE),-probe) $(PROVIDERS)
 
 .PHONY: sam-deploy-local
 sam-deploy-local: build ## deploy the built stack to the running LocalStack, check it, delete it (smoke test)

@@ -177,6 +177,7 @@ def cmd_verify(stack):
         expect(got == want, f"{got} != {want}")
         env = c.get("Environment", {}).get("Variables", {})
         want_env = {"SCHEDULE_EXPRESSION": "rate(5 minutes)", "TOKEN_PARAMETER_PREFIX": "/token-refresher/tokens",
+                    "STATE_PARAMETER_PREFIX": "/token-refresher/state",
                     "MAX_CONCURRENCY": "8", "METRICS_NAMESPACE": "TokenRefresher", "PER_PROVIDER_METRICS": "true"}
         expect(env == want_env, f"environment {env} != {want_env} (no TOKEN_KMS_KEY_ID without KmsKeyArn)")
         lc = c.get("LoggingConfig", {})
@@ -292,19 +293,38 @@ def cmd_verify(stack):
     check("log group with bounded retention", log_group)
 
     def alarms():
-        names = [resources[k]["PhysicalResourceId"] for k in ("RefreshFailedAlarm", "FunctionErrorsAlarm", "TokenExpiryAlarm")]
+        logical = ("RefreshFailedAlarm", "FunctionErrorsAlarm", "TokenExpiryAlarm", "ProviderDegradedAlarm")
+        names = [resources[k]["PhysicalResourceId"] for k in logical]
         found = {a["AlarmName"]: a for a in cw.describe_alarms(AlarmNames=names)["MetricAlarms"]}
-        expect(len(found) == 3, f"alarms found: {list(found)}")
+        expect(len(found) == len(logical), f"alarms found: {list(found)}")
+        for key, name in zip(logical, names):
+            anchor = "#" + key.lower()
+            expect(anchor in found[name].get("AlarmDescription", ""), f"{key} does not link to its runbook entry {anchor}")
+            runbook = (REPO / "docs" / "operations.md").read_text()
+            expect(f"### {key}" in runbook, f"docs/operations.md has no heading {key} for {anchor}")
         return "; ".join(f"{a['MetricName']} {a['Statistic']} {a['ComparisonOperator']} {a['Threshold']:g}, "
                          f"missing={a.get('TreatMissingData')}" for a in found.values())
 
-    check("three CloudWatch alarms", alarms)
+    check("four CloudWatch alarms, each linking to its runbook entry", alarms)
+
+    def dashboard():
+        # LocalStack reports no physical id for a dashboard: use the name the template gives.
+        name = f"{stack}-tokens"
+        body = json.loads(cw.get_dashboard(DashboardName=name)["DashboardBody"])
+        titles = [w["properties"]["title"] for w in body["widgets"]]
+        metrics = json.dumps(body)
+        for want in ("SecondsToExpiry", "Refreshed", "Failed", "Degraded", "AWS/Lambda", "Errors", "Duration",
+                     "ApproximateNumberOfMessagesVisible", fn_name):
+            expect(want in metrics, f"the dashboard shows no {want}")
+        return f"{name}: {len(titles)} widgets: " + "; ".join(titles)
+
+    check("dashboard of expiry, refreshes, failures, function errors and duration, failure queue", dashboard)
 
     def exports():
         want = {"FunctionArn", "TokenReadersPolicyArn", "TokenParameterPrefix", "FailedInvocationsQueueUrl",
-                "OperatorsPolicyArn", "StateParameterPrefix"}
+                "OperatorsPolicyArn", "StateParameterPrefix", "DashboardName"}
         expect(set(outputs) == want, f"outputs {set(outputs)}")
-        bad = [k for k, o in outputs.items() if o.get("ExportName") != f"{stack}-{k}"]
+        bad = [k for k, o in outputs.items() if k != "DashboardName" and o.get("ExportName") != f"{stack}-{k}"]
         expect(not bad, f"export names {bad}")
         expect(outputs["FunctionArn"]["OutputValue"] == fn_arn, "FunctionArn output")
         policy = iam.get_policy(PolicyArn=outputs["TokenReadersPolicyArn"]["OutputValue"])["Policy"]

@@ -393,3 +393,42 @@ func TestClientZeroEndpointIsRFC6749(t *testing.T) {
 		t.Error("credentials sent in an Authorization header too")
 	}
 }
+
+// TestVerify: a check passes on an expected status, fails with the status on any
+// other, and its error never holds the token, even from a partner that echoes it.
+func TestVerify(t *testing.T) {
+	srv := oauthtest.NewServer()
+	defer srv.Close()
+	u := srv.Add(oauthtest.Provider{Name: "partner", Dialect: oauthtest.Cardlytics, ClientID: "id", ClientSecret: secret})
+	tok, err := fastClient().Token(context.Background(), oauthtest.Cardlytics.Endpoint(u), oauth.Credentials{ClientID: "id", ClientSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, _ := url.Parse(srv.APIURL("partner") + "/v1/ping")
+	if err := fastClient().Verify(context.Background(), oauth.Check{URL: api}, tok); err != nil {
+		t.Fatalf("the token the provider issued: %v", err)
+	}
+	stale := *tok
+	stale.AccessToken = "stale-token-value"
+	err = fastClient().Verify(context.Background(), oauth.Check{URL: api, Expect: []int{200, 204}}, &stale)
+	if !errors.Is(err, oauth.ErrVerification) || !strings.Contains(err.Error(), "answered 401, want 200 or 204") {
+		t.Fatalf("a token the partner refuses: %v", err)
+	}
+
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, _ := w.(http.Hijacker).Hijack()
+		fmt.Fprintf(buf, "HTTP/1.1 %s\r\n\r\n", strings.ReplaceAll(r.Header.Get("Authorization"), " ", ""))
+		buf.Flush()
+		conn.Close()
+	}))
+	defer echo.Close()
+	eu, _ := url.Parse(echo.URL)
+	err = fastClient().Verify(context.Background(), oauth.Check{URL: eu}, tok)
+	if !errors.Is(err, oauth.ErrVerification) || strings.Contains(err.Error(), tok.AccessToken) || strings.Contains(err.Error(), tok.AccessToken[:8]) {
+		t.Fatalf("an echoing partner: %v", err)
+	}
+	insecure, _ := url.Parse("http://partner.example.com/ping")
+	if err := fastClient().Verify(context.Background(), oauth.Check{URL: insecure}, tok); !errors.Is(err, oauth.ErrInsecureURL) {
+		t.Fatalf("plain http elsewhere: %v", err)
+	}
+}

@@ -129,7 +129,7 @@ type cleanError struct {
 }
 
 // sentinels are the errors a caller may test a returned error against.
-var sentinels = []error{ErrInvalidToken, ErrNoExpiry, ErrBadResponse, ErrInsecureURL, ErrUnreachable,
+var sentinels = []error{ErrInvalidToken, ErrNoExpiry, ErrBadResponse, ErrInsecureURL, ErrUnreachable, ErrVerification,
 	context.Canceled, context.DeadlineExceeded}
 
 // Error returns the redacted, bounded text.

@@ -269,29 +269,56 @@ func checkToken(tok string) error {
 	return nil
 }
 
-// jwtExpiry returns the exp claim of a JWT, when tok is one. The token is not
-// verified: the refresher is not its audience, it only needs to know when to renew it.
-func jwtExpiry(tok string) (time.Time, bool) {
+// Claims are the claims of a JWT access token that an operator checks before a
+// provider goes live: when it expires, whom it is for, who issued it. They are read,
+// not verified: the refresher is not the token's audience.
+type Claims struct {
+	// Exp is the exp claim; zero when absent or implausible.
+	Exp time.Time
+	// Audience is the aud claim: a string, or a list of them.
+	Audience []string
+	// Issuer is the iss claim.
+	Issuer string
+}
+
+// JWTClaims returns the claims of tok when it is a JWT (three base64url parts whose
+// second is a JSON object).
+func JWTClaims(tok string) (Claims, bool) {
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 {
-		return time.Time{}, false
+		return Claims{}, false
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
 	if err != nil {
-		return time.Time{}, false
+		return Claims{}, false
 	}
-	var claims struct {
-		Exp json.Number `json:"exp"`
+	var raw struct {
+		Exp json.Number     `json:"exp"`
+		Aud json.RawMessage `json:"aud"`
+		Iss string          `json:"iss"`
 	}
-	if err := json.Unmarshal(payload, &claims); err != nil || claims.Exp == "" {
-		return time.Time{}, false
+	if err := json.Unmarshal(payload, &raw); err != nil {
+		return Claims{}, false
 	}
-	secs, err := claims.Exp.Float64()
-	if err != nil || secs <= 0 || secs > maxUnixTime {
-		return time.Time{}, false
+	c := Claims{Issuer: raw.Iss}
+	if secs, err := raw.Exp.Float64(); err == nil && secs > 0 && secs <= maxUnixTime {
+		whole, frac := math.Modf(secs)
+		c.Exp = time.Unix(int64(whole), int64(frac*1e9)).UTC()
 	}
-	whole, frac := math.Modf(secs)
-	return time.Unix(int64(whole), int64(frac*1e9)).UTC(), true
+	var one string
+	if json.Unmarshal(raw.Aud, &one) == nil && one != "" {
+		c.Audience = []string{one}
+	} else {
+		_ = json.Unmarshal(raw.Aud, &c.Audience)
+	}
+	return c, true
+}
+
+// jwtExpiry returns the exp claim of a JWT, when tok is one with a plausible exp.
+// The token is not verified: the refresher only needs to know when to renew it.
+func jwtExpiry(tok string) (time.Time, bool) {
+	c, ok := JWTClaims(tok)
+	return c.Exp, ok && !c.Exp.IsZero()
 }
 
 // bodyHint describes a non-JSON error body: its first line, made safe.

@@ -3,6 +3,7 @@ package oauth
 import (
 	"encoding/base64"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -221,3 +222,25 @@ func TestCutKeepsRunesWhole(t *testing.T) {
 }
 
 func isValidUTF8(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
+
+func TestJWTClaims(t *testing.T) {
+	seg := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	hdr := seg(`{"alg":"RS256"}`)
+	for _, tc := range []struct {
+		claims string
+		want   Claims
+	}{
+		{`{"exp":1795341690,"aud":"partner-api","iss":"https://auth.example.com"}`,
+			Claims{Exp: time.Unix(1795341690, 0).UTC(), Audience: []string{"partner-api"}, Issuer: "https://auth.example.com"}},
+		{`{"aud":["a","b"]}`, Claims{Audience: []string{"a", "b"}}},
+		{`{"exp":1e300}`, Claims{}},
+	} {
+		got, ok := JWTClaims(hdr + "." + seg(tc.claims) + ".sig")
+		if !ok || !got.Exp.Equal(tc.want.Exp) || got.Issuer != tc.want.Issuer || !reflect.DeepEqual(got.Audience, tc.want.Audience) {
+			t.Errorf("JWTClaims(%s) = %+v, %v", tc.claims, got, ok)
+		}
+	}
+	if _, ok := JWTClaims("opaque-token"); ok {
+		t.Error("an opaque token has claims")
+	}
+}

@@ -37,6 +37,9 @@ type Request struct {
 	// Trigger says what asked: TriggerSchedule, TriggerManual, TriggerSecretChange,
 	// or a secret change that is ignored.
 	Trigger string
+	// DryRun, for a rotation: obtain (and verify) the tokens and report them, publish
+	// nothing, record nothing.
+	DryRun bool
 }
 
 // Errors ParseEvent and Run return for requests they refuse. Nothing is changed.
@@ -51,7 +54,8 @@ type SecretLookup func(secretID string) []string
 // ParseEvent decodes the events the function accepts:
 //   - an EventBridge schedule ("Scheduled Event" from aws.events or aws.scheduler),
 //     or {"action":"refresh"}: refresh what is due;
-//   - {"action":"rotate","providers":[...]}: a new token now, ["*"] for all;
+//   - {"action":"rotate","providers":[...]}: a new token now, ["*"] for all; with
+//     "dry_run":true, obtain and report the tokens without publishing them;
 //   - a Secrets Manager change delivered through CloudTrail (PutSecretValue,
 //     UpdateSecret, RotateSecret, UpdateSecretVersionStage, RotationSucceeded):
 //     rotate the providers using that secret, found with users. The record of a
@@ -63,6 +67,7 @@ func ParseEvent(raw []byte, users SecretLookup) (Request, error) {
 		events.EventBridgeEvent
 		Action    *string   `json:"action"`
 		Providers *[]string `json:"providers"`
+		DryRun    bool      `json:"dry_run"`
 	}
 	if err := json.Unmarshal(raw, &ev); err != nil {
 		var typ *json.UnmarshalTypeError
@@ -76,7 +81,7 @@ func ParseEvent(raw []byte, users SecretLookup) (Request, error) {
 	}
 	switch {
 	case ev.Action != nil:
-		return manual(*ev.Action, ev.Providers, raw)
+		return manual(*ev.Action, ev.Providers, ev.DryRun, raw)
 	case ev.DetailType == "Scheduled Event" && (ev.Source == "aws.events" || ev.Source == "aws.scheduler"):
 		return Request{Action: ActionRefresh, Trigger: TriggerSchedule}, nil
 	case ev.Source == "aws.secretsmanager" && len(ev.Detail) > 0:
@@ -87,11 +92,12 @@ func ParseEvent(raw []byte, users SecretLookup) (Request, error) {
 	return Request{}, fmt.Errorf(`%w: expected a schedule event, {"action":"refresh"}, {"action":"rotate","providers":[...]} or a Secrets Manager change event`, ErrUnsupportedEvent)
 }
 
-func manual(action string, providers *[]string, raw []byte) (Request, error) {
+func manual(action string, providers *[]string, dryRun bool, raw []byte) (Request, error) {
 	// Reject misspelt keys: a "provider" typo must not turn a rotation into nothing.
 	var strict struct {
 		Action    string   `json:"action"`
 		Providers []string `json:"providers"`
+		DryRun    bool     `json:"dry_run"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
@@ -102,6 +108,9 @@ func manual(action string, providers *[]string, raw []byte) (Request, error) {
 	case ActionRefresh:
 		if providers != nil {
 			return Request{}, fmt.Errorf(`%w: "refresh" takes no providers; use "rotate" to renew named providers now`, ErrUnsupportedEvent)
+		}
+		if dryRun {
+			return Request{}, fmt.Errorf(`%w: "dry_run" goes with "rotate"`, ErrUnsupportedEvent)
 		}
 		return Request{Action: ActionRefresh, Trigger: TriggerManual}, nil
 	case ActionRotate:
@@ -116,7 +125,7 @@ func manual(action string, providers *[]string, raw []byte) (Request, error) {
 				return Request{}, fmt.Errorf(`%w: empty provider name in "providers"`, ErrUnsupportedEvent)
 			}
 		}
-		return Request{Action: ActionRotate, Providers: *providers, Trigger: TriggerManual}, nil
+		return Request{Action: ActionRotate, Providers: *providers, Trigger: TriggerManual, DryRun: dryRun}, nil
 	}
 	return Request{}, fmt.Errorf(`%w: action %q (expected "refresh" or "rotate")`, ErrUnsupportedEvent, cut(action, maxName))
 }

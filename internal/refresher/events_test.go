@@ -27,6 +27,8 @@ func TestParseEvent(t *testing.T) {
 		{"refresh", `{"action":"refresh"}`, Request{Action: ActionRefresh, Trigger: "manual"}, nil},
 		{"rotate one", `{"action":"rotate","providers":["ecard"]}`, Request{Action: ActionRotate, Providers: []string{"ecard"}, Trigger: "manual"}, nil},
 		{"rotate all", `{"action":"rotate","providers":["*"]}`, Request{Action: ActionRotate, Providers: []string{"*"}, Trigger: "manual"}, nil},
+		{"dry-run rotate", `{"action":"rotate","providers":["ecard"],"dry_run":true}`, Request{Action: ActionRotate, Providers: []string{"ecard"}, Trigger: "manual", DryRun: true}, nil},
+		{"dry-run refresh", `{"action":"refresh","dry_run":true}`, Request{}, ErrUnsupportedEvent},
 		{"rotate without providers", `{"action":"rotate"}`, Request{}, ErrUnsupportedEvent},
 		{"rotate with empty providers", `{"action":"rotate","providers":[]}`, Request{}, ErrUnsupportedEvent},
 		{"rotate with star and more", `{"action":"rotate","providers":["*","ecard"]}`, Request{}, ErrUnsupportedEvent},

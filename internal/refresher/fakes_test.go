@@ -178,6 +178,7 @@ func (f *fakeState) PutRun(_ context.Context, r state.Run) error {
 
 // world is a registry of fake providers, one per seed dialect, with their secrets.
 type world struct {
+	urls    map[string]string // token URL by provider
 	srv     *oauthtest.Server
 	reg     *registry.Registry
 	secrets *fakeSecrets
@@ -188,7 +189,7 @@ type world struct {
 // newWorld builds the world; extra YAML lines are added to every provider's entry.
 func newWorld(t *testing.T, extra ...string) *world {
 	t.Helper()
-	w := &world{srv: oauthtest.NewServer(), secrets: newFakeSecrets(), store: newFakeStore(), state: newFakeState()}
+	w := &world{srv: oauthtest.NewServer(), secrets: newFakeSecrets(), store: newFakeStore(), state: newFakeState(), urls: map[string]string{}}
 	t.Cleanup(w.srv.Close)
 	var doc strings.Builder
 	doc.WriteString("providers:\n")
@@ -196,6 +197,7 @@ func newWorld(t *testing.T, extra ...string) *world {
 		name := string(d)
 		sec := secrets.Secret{ClientID: "id-" + name, ClientSecret: "secret+/=% " + name, VersionID: "v1"}
 		u := w.srv.Add(oauthtest.Provider{Name: name, Dialect: d, ClientID: sec.ClientID, ClientSecret: sec.ClientSecret})
+		w.urls[name] = u
 		w.secrets.current["token-refresher/"+name] = sec
 		doc.WriteString(registry.EntryYAML(name, "token-refresher/"+name, d.Endpoint(u)))
 		for _, e := range extra {
@@ -208,6 +210,19 @@ func newWorld(t *testing.T, extra ...string) *world {
 	}
 	w.reg = reg
 	return w
+}
+
+// registryYAML is the world's registry again, with extra lines in every entry.
+func (w *world) registryYAML(extra ...string) string {
+	var doc strings.Builder
+	doc.WriteString("providers:\n")
+	for _, d := range oauthtest.Dialects() {
+		doc.WriteString(registry.EntryYAML(string(d), "token-refresher/"+string(d), d.Endpoint(w.urls[string(d)])))
+		for _, e := range extra {
+			doc.WriteString("    " + e + "\n")
+		}
+	}
+	return doc.String()
 }
 
 func (w *world) refresher() *Refresher {

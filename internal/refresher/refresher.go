@@ -56,9 +56,11 @@ type StateStore interface {
 	PutRun(ctx context.Context, r state.Run) error
 }
 
-// TokenClient obtains tokens from token endpoints; *oauth.Client is one.
+// TokenClient obtains tokens from token endpoints and checks them against a
+// partner's API; *oauth.Client is one.
 type TokenClient interface {
 	Token(ctx context.Context, e oauth.Endpoint, cred oauth.Credentials) (*tokens.Token, error)
+	Verify(ctx context.Context, chk oauth.Check, tok *tokens.Token) error
 }
 
 // Refresher keeps every provider's published token fresh. Set Providers, Secrets,
@@ -114,7 +116,7 @@ func (r *Refresher) Run(ctx context.Context, req Request) (Result, error) {
 	}
 	r.refreshDue(d, req, pl)
 	res := Result{Results: pl.outcomes}
-	if pl.published != nil {
+	if pl.published != nil && !req.DryRun {
 		res.NextDue = r.record(d.publish, pl)
 	}
 	return res, failures(pl.outcomes)
@@ -173,7 +175,7 @@ func (r *Refresher) plan(ctx context.Context, req Request) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if req.Action == ActionRotate {
+	if req.Action == ActionRotate && !req.DryRun {
 		// A rotation is often asked for because the credentials changed: read them anew.
 		for _, p := range targets {
 			r.Secrets.Invalidate(p.SecretID)
@@ -246,13 +248,13 @@ func (r *Refresher) refreshDue(d deadlines, req Request, pl *plan) {
 				o, tok = r.refresh(d, req, j, creds[j.p.SecretID], credErrs[j.p.SecretID])
 			}
 			pl.outcomes[j.i] = o // each goroutine owns one element; g.Wait publishes them
-			if o.Status == StatusRefreshed {
+			if o.Status == StatusRefreshed && !req.DryRun {
 				pl.mu.Lock()
 				pl.published[j.p.Parameter] = tok
 				pl.mu.Unlock()
 			}
 			shown := &tok
-			if o.Status == StatusFailed {
+			if o.Status != StatusRefreshed {
 				shown = j.cur // the token consumers still read
 			}
 			r.report(d.work, o, shown, time.Since(start))
@@ -360,6 +362,18 @@ func (r *Refresher) refresh(d deadlines, req Request, j job, sec secrets.Secret,
 	}
 	if !next.Valid(now) {
 		return fail(fmt.Errorf("%w: the new token expired at %s; kept the published one", oauth.ErrInvalidToken, stamp(next.ExpiresAt)))
+	}
+	if p.Verify != nil {
+		if err := r.Client.Verify(d.work, *p.Verify, &next); err != nil {
+			return fail(fmt.Errorf("%w; kept the published token", err))
+		}
+	}
+	if req.DryRun {
+		o.Status = StatusChecked
+		o.ExpiresAt = stamp(next.ExpiresAt)
+		o.Probe = probe(&next)
+		o.Note = bound(joinNotes(notes))
+		return o, tokens.Token{}
 	}
 	// A scheduled refresh never shortens the published token; a rotation publishes
 	// the valid token it got whatever the old one claims, or a token claiming a far

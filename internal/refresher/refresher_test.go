@@ -3,6 +3,7 @@ package refresher
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -510,6 +511,8 @@ func (c *countingClient) Token(ctx context.Context, e oauth.Endpoint, _ oauth.Cr
 	return &tokens.Token{AccessToken: "t" + strings.ReplaceAll(e.TokenURL.Path, "/", "-"), TokenType: "Bearer", IssuedAt: now, ExpiresAt: now.Add(time.Hour)}, nil
 }
 
+func (c *countingClient) Verify(context.Context, oauth.Check, *tokens.Token) error { return nil }
+
 func TestRunBoundsConcurrency(t *testing.T) {
 	var doc strings.Builder
 	doc.WriteString("providers:\n")
@@ -563,5 +566,71 @@ func TestFailuresSummary(t *testing.T) {
 	if !strings.Contains(msg, "25 of 26 providers") || !strings.Contains(msg, "pa (token endpoint answered 503)") ||
 		!strings.Contains(msg, "and 15 more") || strings.Contains(msg, "pk (") {
 		t.Fatalf("summary: %s", msg)
+	}
+}
+
+// TestDryRunPublishesNothing: a dry-run rotation obtains a token from each named
+// provider and reports it (type, lifetime, scope, JWT claims, fingerprint) without
+// publishing it, recording anything, or putting the token in the result.
+func TestDryRunPublishesNothing(t *testing.T) {
+	w := newWorld(t)
+	r := w.refresher()
+	res, err := r.Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"ecard", "cardlytics"}, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.store.writes != 0 || w.state.runWrites != 0 || w.state.healthWrites != 0 {
+		t.Fatalf("a dry run wrote %d tokens, %d run records, %d health records", w.store.writes, w.state.runWrites, w.state.healthWrites)
+	}
+	b, _ := json.Marshal(res)
+	for _, name := range []string{"ecard", "cardlytics"} {
+		o := outcome(res, name)
+		issued := w.srv.Stats(name).Issued
+		if o.Status != StatusChecked || o.Probe == nil || len(issued) != 1 || o.Probe.Fingerprint != tokens.Fingerprint(issued[0]) {
+			t.Fatalf("%s: %+v", name, o)
+		}
+		if strings.Contains(string(b), issued[0]) {
+			t.Fatalf("the result holds %s's token", name)
+		}
+	}
+	ecard := outcome(res, "ecard").Probe
+	if ecard.Lifetime != 86400 || ecard.JWT == nil || ecard.JWT.Exp == "" || ecard.JWT.Issuer == "" || ecard.Scope == "" {
+		t.Fatalf("ecard probe %+v %+v", ecard, ecard.JWT)
+	}
+	if p := outcome(res, "cardlytics").Probe; p.JWT != nil || p.Lifetime != 3600 {
+		t.Fatalf("cardlytics probe %+v", p)
+	}
+}
+
+// TestVerifyBeforePublish: with a verify setting, a token is published only when
+// the partner's API accepts it; a refused one keeps the old token and fails the
+// provider with the answer's status.
+func TestVerifyBeforePublish(t *testing.T) {
+	w := newWorld(t)
+	api := w.srv.APIURL("cardlytics") + "/v1/ping"
+	r := w.refresher()
+	if _, err := r.Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"*"}}); err != nil {
+		t.Fatal(err)
+	}
+	// Verify every provider against cardlytics' partner API, which accepts only
+	// cardlytics' latest token: cardlytics passes, the others are refused.
+	reg, err := registry.Load(strings.NewReader(w.registryYAML("verify: {url: '"+api+"', expect: [200, 204]}")), registry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Providers = reg
+	before := w.store.tokens[param("ecard")]
+	res, err := r.Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"cardlytics", "ecard"}})
+	if !errors.Is(err, ErrFailed) {
+		t.Fatalf("err = %v", err)
+	}
+	if o := outcome(res, "cardlytics"); o.Status != StatusRefreshed {
+		t.Fatalf("accepted: %+v", o)
+	}
+	if o := outcome(res, "ecard"); o.Status != StatusFailed || !strings.Contains(o.Error, "answered 401, want 200 or 204") {
+		t.Fatalf("refused: %+v", o)
+	}
+	if w.store.tokens[param("ecard")] != before {
+		t.Fatal("a token the partner refused was published")
 	}
 }

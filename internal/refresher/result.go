@@ -1,5 +1,10 @@
 package refresher
 
+import (
+	"github.com/token-refresher/token-refresher/internal/oauth"
+	"github.com/token-refresher/token-refresher/pkg/tokens"
+)
+
 // Status is a provider's outcome in a run.
 type Status string
 
@@ -8,6 +13,9 @@ const (
 	StatusRefreshed Status = "refreshed"
 	StatusSkipped   Status = "skipped"
 	StatusFailed    Status = "failed"
+	// StatusChecked is a dry run's: a token was obtained (and verified, when the
+	// provider says how) but not published.
+	StatusChecked Status = "checked"
 )
 
 // Result is what an invocation returns: one outcome per provider considered, in
@@ -33,6 +41,38 @@ type Outcome struct {
 	Error string `json:"error,omitempty"`
 	// Note flags something an operator should act on although the refresh worked.
 	Note string `json:"note,omitempty"`
+	// Probe describes the token a dry run obtained; never the token itself.
+	Probe *Probe `json:"probe,omitempty"`
+}
+
+// Probe is what a dry run reports of a token it obtained and did not publish.
+type Probe struct {
+	TokenType string `json:"token_type"`
+	// Lifetime is the lifetime in seconds, as it would be published.
+	Lifetime    int64  `json:"lifetime_seconds"`
+	Scope       string `json:"scope,omitempty"`
+	Fingerprint string `json:"fingerprint"`
+	// JWT holds the claims that matter when the token is a JWT, read not verified.
+	JWT *JWT `json:"jwt,omitempty"`
+}
+
+// JWT are the claims of a JWT access token an operator checks.
+type JWT struct {
+	Exp      string   `json:"exp,omitempty"`
+	Audience []string `json:"aud,omitempty"`
+	Issuer   string   `json:"iss,omitempty"`
+}
+
+func probe(t *tokens.Token) *Probe {
+	p := &Probe{TokenType: t.TokenType, Lifetime: int64(t.ExpiresAt.Sub(t.IssuedAt).Seconds()), Scope: t.Scope,
+		Fingerprint: tokens.Fingerprint(t.AccessToken)}
+	if c, ok := oauth.JWTClaims(t.AccessToken); ok {
+		p.JWT = &JWT{Audience: c.Audience, Issuer: cut(c.Issuer, maxName)}
+		if !c.Exp.IsZero() {
+			p.JWT.Exp = stamp(c.Exp)
+		}
+	}
+	return p
 }
 
 // Counts tallies the outcomes by status.

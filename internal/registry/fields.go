@@ -41,7 +41,7 @@ var (
 		"name", "token_url", "secret_id", "auth_method", "basic_auth_encoding", "request_format",
 		"scope", "audience", "refresh_before", "max_age", "max_lifetime", "default_lifetime", "parameter",
 	}
-	mapFields = []string{"extra_params", "headers", "response"}
+	mapFields = []string{"extra_params", "headers", "response", "verify"}
 )
 
 func newEntry(l *loader, idx int, n *yaml.Node) *entry {
@@ -157,6 +157,7 @@ func (e *entry) check() (Provider, secretid.ID, bool) {
 	p.MaxLifetime = cmp.Or(e.duration("max_lifetime"), DefaultMaxLifetime)
 	p.DefaultLifetime = e.duration("default_lifetime")
 	p.Parameter = e.parameter(p.Name, nameOK)
+	p.Verify = e.verify()
 	return p, secret, len(e.errs) == 0
 }
 
@@ -330,6 +331,74 @@ func (e *entry) response() oauth.ResponseFields {
 		*target = kv.value
 	}
 	return rf
+}
+
+// verify reads the verify mapping: url (required), method and expect.
+func (e *entry) verify() *oauth.Check {
+	v, set := e.maps["verify"]
+	if !set {
+		return nil
+	}
+	if v.Kind != yaml.MappingNode {
+		e.fail("verify", v.Line, detail(ErrInvalid, "must be a mapping with url, and optionally method and expect, not %s", kindName(v)))
+		return nil
+	}
+	chk := &oauth.Check{}
+	seen := map[string]int{}
+	ok := true
+	for k, val := range pairs(v) {
+		field := "verify." + k.Value
+		if first, dup := seen[k.Value]; dup {
+			e.fail(field, k.Line, detail(ErrDuplicateKey, "duplicate key; first at line %d", first))
+			ok = false
+			continue
+		}
+		seen[k.Value] = k.Line
+		switch k.Value {
+		case "url":
+			var s string
+			if val.Kind != yaml.ScalarNode || val.Decode(&s) != nil || s == "" {
+				e.fail(field, val.Line, detail(ErrInvalid, "must be a URL"))
+				ok = false
+				continue
+			}
+			u, err := parseTokenURL(s)
+			if err != nil {
+				e.fail(field, val.Line, err)
+				ok = false
+				continue
+			}
+			chk.URL = u
+		case "method":
+			var s string
+			if val.Kind != yaml.ScalarNode || val.Decode(&s) != nil || !validToken(s) || strings.ToUpper(s) != s {
+				e.fail(field, val.Line, detail(ErrInvalid, "must be an HTTP method in capitals, such as GET or HEAD"))
+				ok = false
+				continue
+			}
+			chk.Method = s
+		case "expect":
+			var codes []int
+			if val.Kind != yaml.SequenceNode || val.Decode(&codes) != nil || len(codes) == 0 ||
+				slices.ContainsFunc(codes, func(c int) bool { return c < 100 || c > 599 }) {
+				e.fail(field, val.Line, detail(ErrInvalid, "must be a list of HTTP statuses, such as [200, 204]"))
+				ok = false
+				continue
+			}
+			chk.Expect = codes
+		default:
+			e.fail(field, k.Line, ErrUnknownField)
+			ok = false
+		}
+	}
+	if _, hasURL := seen["url"]; !hasURL {
+		e.fail("verify.url", v.Line, ErrRequired)
+		return nil
+	}
+	if !ok {
+		return nil
+	}
+	return chk
 }
 
 func (e *entry) duration(field string) time.Duration {

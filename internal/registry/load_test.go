@@ -689,3 +689,30 @@ func TestHeaderValueNotEchoed(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestLoadVerify(t *testing.T) {
+	reg := mustLoad(t, entryYAML("verify: {url: 'https://api.example.com/v1/ping', method: HEAD, expect: [200, 204]}"), Options{})
+	p, _ := reg.Lookup("p")
+	if p.Verify == nil || p.Verify.URL.String() != "https://api.example.com/v1/ping" || p.Verify.Method != "HEAD" ||
+		!reflect.DeepEqual(p.Verify.Expect, []int{200, 204}) {
+		t.Fatalf("verify %+v", p.Verify)
+	}
+	if p := mustLoad(t, entryYAML("verify: {url: 'http://127.0.0.1:9/ping'}"), Options{}).Providers()[0]; p.Verify.Method != "" || p.Verify.Expect != nil {
+		t.Fatalf("defaults: %+v", p.Verify)
+	}
+	for _, tc := range []struct{ line, field, msg string }{
+		{"verify: https://x", "verify", "must be a mapping"},
+		{"verify: {method: GET}", "verify.url", "required"},
+		{"verify: {url: 'http://api.example.com/ping'}", "verify.url", "loopback"},
+		{"verify: {url: 'https://a.example/p', method: get}", "verify.method", "capitals"},
+		{"verify: {url: 'https://a.example/p', expect: [200, 999]}", "verify.expect", "HTTP statuses"},
+		{"verify: {url: 'https://a.example/p', expect: 200}", "verify.expect", "HTTP statuses"},
+		{"verify: {url: 'https://a.example/p', headers: {}}", "verify.headers", "unknown field"},
+	} {
+		_, err := load(t, entryYAML(tc.line), Options{})
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != tc.field || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: %v", tc.line, err)
+		}
+	}
+}

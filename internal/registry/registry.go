@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/token-refresher/token-refresher/internal/oauth"
@@ -50,6 +51,9 @@ type Provider struct {
 	// is published as living this long (the refresher notes it). Load sets
 	// DefaultMaxLifetime when unset.
 	MaxLifetime time.Duration
+	// Verify, when set, is a call to the partner's API that a new token must pass
+	// before it is published.
+	Verify *oauth.Check
 }
 
 // clone returns a copy that shares no maps or URL with p, so the registry stays
@@ -61,6 +65,12 @@ func (p Provider) clone() Provider {
 	}
 	p.ExtraParams = maps.Clone(p.ExtraParams)
 	p.Headers = maps.Clone(p.Headers)
+	if p.Verify != nil {
+		v := *p.Verify
+		u := *v.URL
+		v.URL, v.Expect = &u, slices.Clone(v.Expect)
+		p.Verify = &v
+	}
 	return p
 }
 
@@ -130,11 +140,15 @@ func (r *Registry) ParameterPrefix() string { return r.prefix }
 func fingerprint(providers []Provider, prefix string) string {
 	type canonical struct {
 		Provider
-		TokenURL string
+		TokenURL  string
+		VerifyURL string
 	}
 	list := make([]canonical, len(providers))
 	for i, p := range providers {
 		list[i] = canonical{Provider: p, TokenURL: p.TokenURL.String()}
+		if p.Verify != nil {
+			list[i].VerifyURL = p.Verify.URL.String()
+		}
 	}
 	b, err := json.Marshal(struct {
 		Prefix    string

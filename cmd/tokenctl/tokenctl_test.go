@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/token-refresher/token-refresher/internal/registry"
+	"github.com/token-refresher/token-refresher/internal/state"
+	"github.com/token-refresher/token-refresher/internal/store"
+)
+
+func TestRows(t *testing.T) {
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	info := func(p string, left time.Duration) store.Info {
+		return store.Info{Provider: p, IssuedAt: now.Add(-time.Hour), ExpiresAt: now.Add(left), RefreshAt: now.Add(left - 15*time.Minute), Fingerprint: "abcd1234"}
+	}
+	infos := map[string]store.Info{
+		"/t/healthy":  info("healthy", time.Hour),
+		"/t/expired":  info("expired", -time.Minute),
+		"/t/retrying": info("retrying", 10*time.Minute),
+		"/t/previous": func() store.Info { i := info("previous", time.Hour); i.PreviousSecret = true; return i }(),
+		"/t/revived":  info("revived", time.Hour),
+	}
+	health := map[string]state.Health{
+		"retrying":  {Provider: "retrying", State: state.Degraded, Reason: "the last refresh failed; the published token is still valid", ConsecutiveFailures: 2, LastError: "503"},
+		"expired":   {Provider: "expired", State: state.Failing, ConsecutiveFailures: 9, LastError: "401"},
+		"revived":   {Provider: "revived", State: state.Failing, ConsecutiveFailures: 1},
+		"untokened": {Provider: "untokened", State: state.Failing, ConsecutiveFailures: 3},
+	}
+	want := map[string]state.Condition{
+		"healthy": state.Healthy, "expired": state.Failing, "retrying": state.Degraded, "previous": state.Degraded,
+		"revived": state.Degraded, "untokened": state.Failing,
+	}
+	got := rows(now, nil, infos, health)
+	if len(got) != len(want) {
+		t.Fatalf("%d rows: %+v", len(got), got)
+	}
+	for _, r := range got {
+		if r.State != want[r.Provider] {
+			t.Errorf("%s: %s (%s), want %s", r.Provider, r.State, r.Reason, want[r.Provider])
+		}
+	}
+	healthy := got[slicesIndex(got, "healthy")]
+	if healthy.SecondsLeft != 3600 || healthy.AgeSeconds != 3600 || healthy.Fingerprint != "abcd1234" || healthy.NextRefresh.IsZero() {
+		t.Errorf("healthy row %+v", healthy)
+	}
+
+	// With a registry, its providers are listed, one without a token as failing.
+	dir := t.TempDir()
+	file := filepath.Join(dir, "providers.yaml")
+	os.WriteFile(file, []byte("providers:\n  - {name: healthy, token_url: 'https://a.example/t', secret_id: a}\n  - {name: fresh, token_url: 'https://a.example/t', secret_id: b}\n"), 0o600)
+	reg, err := registry.LoadFile(file, registry.Options{ParameterPrefix: "/t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = rows(now, reg, infos, health)
+	if len(got) != 2 || got[0].Provider != "healthy" || got[1].Provider != "fresh" || got[1].State != state.Failing || got[1].Reason != "no token is published" {
+		t.Fatalf("with a registry: %+v", got)
+	}
+}
+
+func slicesIndex(rs []Row, name string) int {
+	for i, r := range rs {
+		if r.Provider == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestHuman(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		30 * time.Second: "30s", 47 * time.Minute: "47m", 23*time.Hour + 12*time.Minute: "23h12m",
+		364 * 24 * time.Hour: "364d", -5 * time.Minute: "-5m",
+	} {
+		if got := human(d); got != want {
+			t.Errorf("human(%s) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+// TestCheckOffline: check reports every problem of a broken registry at once,
+// naming the file, the provider, the field and the line, and exits 1; a sound one
+// exits 0.
+func TestCheckOffline(t *testing.T) {
+	dir := t.TempDir()
+	broken := filepath.Join(dir, "broken.yaml")
+	os.WriteFile(broken, []byte(`providers:
+  - name: ecard
+    token_url: http://platform.example.com/token
+    secret_id: token-refresher/ecard
+    refresh_before: 15x
+  - name: Bad
+    secret_id: x
+`), 0o600)
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"check", broken}, &out, &errOut); code != exitProblem {
+		t.Fatalf("exit %d: %s %s", code, out.String(), errOut.String())
+	}
+	for _, want := range []string{broken + ": 4 problems", `provider "ecard": token_url:`, `provider "ecard": refresh_before: invalid duration "15x"`, "(line 5)",
+		`provider "Bad": name:`, `provider "Bad": token_url: required (line 6)`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"check", filepath.Join("..", "..", "functions", "refresher", "providers.example.yaml")}, &out, &errOut); code != exitOK ||
+		!strings.Contains(out.String(), "5 providers, no problems") || !strings.Contains(out.String(), "checkissuing") {
+		t.Fatalf("exit %d: %s", code, out.String())
+	}
+	if code := run(context.Background(), []string{"nonsense"}, &out, &errOut); code != exitUsage {
+		t.Fatalf("unknown command: exit %d", code)
+	}
+}
