@@ -1,9 +1,12 @@
-// Command demo shows the refresher's main job on this machine, with no AWS account:
-// against the LocalStack that `make demo` starts, it serves fake token endpoints
-// speaking the five seed dialects, stores their client credentials in Secrets
-// Manager, runs the refresher command as a user would (`refresher -event FILE`),
-// runs it again to show nothing is due, rotates one token, and reads a token back
-// through pkg/tokens the way a consumer Lambda does.
+// Command demo shows the refresher's main job on this machine, with no AWS account
+// and no Docker, the way it runs in AWS: against the LocalStack that `make demo`
+// starts, it serves fake token endpoints speaking the five seed dialects, stores
+// their client credentials in Secrets Manager, checks the registry and probes every
+// provider, deploys the refresher's stack, lets the stack's own EventBridge rules run
+// the function (the schedule, then a secret change) and reads those runs back from
+// CloudWatch Logs, rotates a token by hand, deploys a consumer Lambda that calls a
+// partner API with the published token, makes a provider fail, and ends with the
+// operator's status table. It deletes what it deployed unless DEMO_KEEP=1.
 package main
 
 import (
@@ -13,8 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +25,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
@@ -33,21 +38,41 @@ import (
 	"github.com/token-refresher/token-refresher/pkg/tokens"
 )
 
-const prefix = "/token-refresher-demo/tokens"
-
 func main() {
-	if err := run(context.Background(), os.Stdout); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if err := run(ctx, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "demo failed:", err)
 		os.Exit(1)
 	}
 }
 
+// demo holds what the steps share.
 type demo struct {
-	out     io.Writer
-	aws     aws.Config
-	srv     *oauthtest.Server
-	bin     string
-	regFile string
+	out          io.Writer
+	repo         string
+	id           string
+	srv          *oauthtest.Server
+	regFile      string
+	tokenctl     string
+	stack        string
+	function     string
+	prefix       string
+	statePrefix  string
+	secretPrefix string
+	sm           *secretsmanager.Client
+	ssm          *ssm.Client
+	lam          *lambda.Client
+	eb           *eventbridge.Client
+	logs         *cloudwatchlogs.Client
+	timings      []timing
+	stepStart    time.Time
+	stepName     string
+}
+
+type timing struct {
+	step string
+	took time.Duration
 }
 
 func run(ctx context.Context, out io.Writer) error {
@@ -58,129 +83,330 @@ func run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("AWS configuration: %w", err)
 	}
+	repo, err := os.Getwd()
+	if err != nil {
+		return err
+	}
 	tmp, err := os.MkdirTemp("", "token-refresher-demo-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	d := &demo{out: out, aws: cfg, srv: oauthtest.NewServer(), bin: filepath.Join(tmp, "refresher"), regFile: filepath.Join(tmp, "providers.yaml")}
+	id := fmt.Sprintf("%x", time.Now().UnixNano())[:8]
+	d := &demo{out: out, repo: repo, id: id, srv: oauthtest.NewServer(), regFile: filepath.Join(tmp, "providers.yaml"),
+		tokenctl: filepath.Join(tmp, "tokenctl"), stack: "token-refresher-demo-" + id,
+		prefix: "/token-refresher-demo-" + id + "/tokens", statePrefix: "/token-refresher-demo-" + id + "/state",
+		secretPrefix: "token-refresher-demo-" + id + "/",
+		sm:           secretsmanager.NewFromConfig(cfg), ssm: ssm.NewFromConfig(cfg), lam: lambda.NewFromConfig(cfg),
+		eb: eventbridge.NewFromConfig(cfg), logs: cloudwatchlogs.NewFromConfig(cfg)}
+	d.function = d.stack + "-refresher"
 	defer d.srv.Close()
+	defer d.cleanup()
 
-	d.step("Building the refresher (go build ./functions/refresher)")
-	if b, err := exec.CommandContext(ctx, "go", "build", "-o", d.bin, "./functions/refresher").CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %w\n%s", err, b)
+	steps := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"Fake providers of the five seed dialects, their secrets in Secrets Manager, a registry", d.providers},
+		{"Check the registry, and probe every provider (a dry run: nothing is published)", d.check},
+		{"Deploy the refresher's stack to LocalStack: make deploy ENV=local PROVIDERS=FILE", d.deploy},
+		{"The stack's schedule rule runs the function: every token is published, nobody invoked it", d.schedule},
+		{"A secret changes: CloudTrail's event reaches the stack's rule, which rotates that provider", d.secretChange},
+		{"A manual rotation: make rotate ENV=local PROVIDER=cardlytics", d.rotate},
+		{"A consumer Lambda reads the published token and calls the partner's API, before and after a rotation", d.consumer},
+		{"A provider fails: the status table an operator reads (tokenctl status)", d.status},
 	}
-
-	d.step("Fake providers on %s, one per seed dialect; client credentials into Secrets Manager", d.srv.URL())
-	var reg strings.Builder
-	reg.WriteString("providers:\n")
-	sm := secretsmanager.NewFromConfig(cfg)
-	for _, dl := range oauthtest.Dialects() {
-		name := string(dl)
-		id, secret := "demo-"+name, "demo-secret-"+name
-		u := d.srv.Add(oauthtest.Provider{Name: name, Dialect: dl, ClientID: id, ClientSecret: secret})
-		if _, err := localaws.PutSecret(ctx, sm, "token-refresher/"+name, id, secret); err != nil {
+	for _, s := range steps {
+		d.step(s.name)
+		if err := s.fn(ctx); err != nil {
 			return err
 		}
-		reg.WriteString(registry.EntryYAML(name, "token-refresher/"+name, dl.Endpoint(u)))
-		fmt.Fprintf(out, "  %-13s %s  secret token-refresher/%s\n", name, u, name)
+	}
+	d.done()
+	fmt.Fprintln(out, "\nWhere the time went:")
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	var total time.Duration
+	for _, t := range d.timings {
+		total += t.took
+		fmt.Fprintf(tw, "  %s\t%s\n", t.took.Round(100*time.Millisecond), t.step)
+	}
+	fmt.Fprintf(tw, "  %s\ttotal\n", total.Round(time.Second))
+	tw.Flush()
+	fmt.Fprintln(out, "\nDemo complete: the real path ran in LocalStack, triggered by EventBridge, read by a consumer Lambda.")
+	return nil
+}
+
+func (d *demo) step(name string) {
+	d.done()
+	d.stepName, d.stepStart = name, time.Now()
+	fmt.Fprintf(d.out, "\n==> %s\n", name)
+}
+
+func (d *demo) done() {
+	if d.stepName != "" {
+		d.timings = append(d.timings, timing{d.stepName, time.Since(d.stepStart)})
+		d.stepName = ""
+	}
+}
+
+func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.out, "  "+format+"\n", args...) }
+
+func (d *demo) providers(ctx context.Context) error {
+	var reg strings.Builder
+	reg.WriteString("providers:\n")
+	for _, dl := range oauthtest.Dialects() {
+		name := string(dl)
+		u := d.srv.Add(oauthtest.Provider{Name: name, Dialect: dl, ClientID: "demo-" + name, ClientSecret: "demo secret " + name})
+		if _, err := localaws.PutSecret(ctx, d.sm, d.secretPrefix+name, "demo-"+name, "demo secret "+name); err != nil {
+			return err
+		}
+		reg.WriteString(registry.EntryYAML(name, d.secretPrefix+name, dl.Endpoint(u)))
+		d.say("%-13s %s  secret %s", name, u, d.secretPrefix+name)
 	}
 	if err := os.WriteFile(d.regFile, []byte(reg.String()), 0o600); err != nil {
 		return err
 	}
-
-	d.step("Run 1, the schedule's event (events/scheduled.json): every token is due")
-	if err := d.invoke(ctx, "events/scheduled.json"); err != nil {
-		return err
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", d.tokenctl, "./cmd/tokenctl").CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/tokenctl: %w\n%s", err, out)
 	}
-	d.step("Run 2, the same event again: nothing is due, no provider is asked")
-	before := d.srv.TotalRequests()
-	if err := d.invoke(ctx, "events/scheduled.json"); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "  provider requests during run 2: %d\n", d.srv.TotalRequests()-before)
-
-	d.step("Run 3, a manual rotation of one provider (events/rotate-one.json)")
-	if err := d.invoke(ctx, "events/rotate-one.json"); err != nil {
-		return err
-	}
-	return d.consume(ctx)
+	return nil
 }
 
-func (d *demo) step(format string, args ...any) {
-	fmt.Fprintf(d.out, "\n==> "+format+"\n", args...)
+func (d *demo) check(ctx context.Context) error {
+	if err := d.tokenctlRun(ctx, "check", "-token-prefix", d.prefix, d.regFile); err != nil {
+		return err
+	}
+	return d.tokenctlRun(ctx, "check", "-probe", "-token-prefix", d.prefix, d.regFile)
 }
 
-// invoke runs the refresher command with an event and prints its result as a table.
-func (d *demo) invoke(ctx context.Context, event string) error {
-	cmd := exec.CommandContext(ctx, d.bin, "-event", event)
-	cmd.Env = append(os.Environ(), "PROVIDERS_FILE="+d.regFile, "TOKEN_PARAMETER_PREFIX="+prefix)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	runErr := cmd.Run()
-	var res struct {
-		Results []struct {
-			Provider, Status, Reason, Error string
-			ExpiresAt                       string `json:"expires_at"`
-		} `json:"results"`
+// tokenctlRun runs the operator's tool as an operator does and shows its output.
+func (d *demo) tokenctlRun(ctx context.Context, args ...string) error {
+	shown := append([]string{"tokenctl"}, args...)
+	for i, a := range shown {
+		if a == d.regFile {
+			shown[i] = "providers.yaml"
+		}
 	}
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		return fmt.Errorf("refresher %s: %v\n%s", event, runErr, lastLines(stderr.String(), 10))
+	d.say("$ %s", strings.Join(shown, " "))
+	cmd := exec.CommandContext(ctx, d.tokenctl, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	for _, line := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
+		d.say("%s", strings.ReplaceAll(line, d.regFile, "providers.yaml"))
 	}
-	reader := ssm.NewFromConfig(d.aws)
-	tw := tabwriter.NewWriter(d.out, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  PROVIDER\tSTATUS\tEXPIRES AT\tTOKEN\tPARAMETER\tDETAIL")
-	for _, r := range res.Results {
-		param := prefix + "/" + r.Provider
-		fp := "-"
-		if out, err := reader.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(param), WithDecryption: aws.Bool(true)}); err == nil {
-			if t, err := tokens.Parse([]byte(aws.ToString(out.Parameter.Value))); err == nil {
-				fp = tokens.Fingerprint(t.AccessToken)
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		d.say("(exit status %d)", exit.ExitCode())
+		return nil
+	}
+	return err
+}
+
+func (d *demo) deploy(ctx context.Context) error {
+	log, err := os.CreateTemp("", "token-refresher-demo-deploy-*.log")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(log.Name())
+	defer log.Close()
+	out, err := localaws.Refresher{Repo: d.repo, Stack: d.stack, Providers: d.regFile, Log: log,
+		BuildDir: filepath.Join(d.repo, ".aws-sam", "demo-"+d.id),
+		Params: fmt.Sprintf(`ScheduleExpression="rate(1 minute)" TokenParameterPrefix=%s StateParameterPrefix=%s SecretNamePrefix=%s`,
+			d.prefix, d.statePrefix, d.secretPrefix)}.Deploy(ctx)
+	if err != nil {
+		b, _ := os.ReadFile(log.Name())
+		return fmt.Errorf("%w\n%s", err, lastLines(string(b), 30))
+	}
+	d.say("stack %s: function %s, schedule rate(1 minute), dashboard %s", d.stack, d.function, out["DashboardName"])
+	return nil
+}
+
+func (d *demo) schedule(ctx context.Context) error {
+	d.say("waiting for the first scheduled run (rate(1 minute)) ...")
+	if err := d.until(ctx, 3*time.Minute, func() bool {
+		for _, dl := range oauthtest.Dialects() {
+			if !d.token(ctx, string(dl)).Valid(time.Now()) {
+				return false
 			}
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", r.Provider, r.Status, r.ExpiresAt, fp, param, r.Reason+r.Error)
+		return true
+	}); err != nil {
+		return fmt.Errorf("tokens published by the schedule: %w", err)
 	}
-	tw.Flush()
-	if runErr != nil {
-		return fmt.Errorf("refresher %s: %w\n%s", event, runErr, lastLines(stderr.String(), 10))
+	d.tokens(ctx)
+	return d.showLogs(ctx, `"trigger":"schedule"`)
+}
+
+func (d *demo) secretChange(ctx context.Context) error {
+	d.srv.SetCredentials("opencard", "demo-opencard", "a new secret")
+	version, err := localaws.PutSecret(ctx, d.sm, d.secretPrefix+"opencard", "demo-opencard", "a new secret")
+	if err != nil {
+		return err
+	}
+	detail, _ := json.Marshal(map[string]any{"eventSource": "secretsmanager.amazonaws.com", "eventName": "PutSecretValue",
+		"requestParameters": map[string]string{"secretId": d.secretPrefix + "opencard"}})
+	if _, err := d.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []ebtypes.PutEventsRequestEntry{{
+		Source: aws.String("aws.secretsmanager"), DetailType: aws.String("AWS API Call via CloudTrail"), Detail: aws.String(string(detail)),
+	}}}); err != nil {
+		return err
+	}
+	d.say("PutSecretValue %sopencard; CloudTrail's record put on the default event bus", d.secretPrefix)
+	if err := d.until(ctx, time.Minute, func() bool { return d.token(ctx, "opencard").SecretVersion == version }); err != nil {
+		return fmt.Errorf("opencard rotated after its secret changed: %w", err)
+	}
+	return d.showLogs(ctx, `"trigger":"secret change"`)
+}
+
+func (d *demo) rotate(ctx context.Context) error {
+	cmd := exec.CommandContext(ctx, "make", "-s", "rotate", "ENV=local", "PROVIDER=cardlytics", "STACK_NAME="+d.stack)
+	cmd.Dir = d.repo
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("make rotate: %w\n%s", err, lastLines(stderr.String(), 10))
+	}
+	var res struct {
+		Results []struct{ Provider, Status, ExpiresAt string } `json:"results"`
+	}
+	text := strings.TrimSpace(stdout.String())
+	if i := strings.LastIndex(text, `{"results"`); i >= 0 {
+		text = text[i:]
+	}
+	if err := json.Unmarshal([]byte(text), &res); err != nil {
+		return fmt.Errorf("make rotate printed %q", lastLines(stdout.String(), 5))
+	}
+	for _, r := range res.Results {
+		d.say("%s: %s, token %s", r.Provider, r.Status, tokens.Fingerprint(d.token(ctx, r.Provider).AccessToken))
 	}
 	return nil
 }
 
-// consume reads a token as a consumer Lambda does and calls a partner API with it.
-func (d *demo) consume(ctx context.Context) error {
-	d.step("A consumer reads the ecard token through pkg/tokens and calls the partner API")
-	param := prefix + "/ecard"
-	src := tokens.NewSource(ssm.NewFromConfig(d.aws), param)
-	tok, err := src.TokenContext(ctx)
+func (d *demo) consumer(ctx context.Context) error {
+	stack := "token-refresher-demo-consumer-" + d.id
+	out, err := localaws.Consumer{Repo: d.repo, Stack: stack, RefresherStack: d.stack, TokenParameter: d.prefix + "/ecard",
+		PartnerURL: d.srv.APIURL("ecard"), BuildDir: filepath.Join(d.repo, ".aws-sam", "demo-consumer-"+d.id), Log: devNull()}.Deploy(ctx)
 	if err != nil {
-		return fmt.Errorf("consumer: %w", err)
+		return err
 	}
-	fmt.Fprintf(d.out, "  read %s: token %s, expires %s\n", param, tokens.Fingerprint(tok.AccessToken), tok.Expiry.UTC().Format(time.RFC3339))
-
-	issued := d.srv.Stats("ecard").Issued
-	latest := issued[len(issued)-1]
-	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer "+latest {
-			http.Error(w, "invalid token", http.StatusUnauthorized)
-			return
+	fn := out["ConsumerFunctionName"]
+	call := func(when string) error {
+		res, err := d.lam.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(fn), Payload: []byte(`{"path":"/v1/reports"}`)})
+		if err != nil {
+			return err
 		}
-		fmt.Fprint(w, `{"reports":3}`)
-	}))
-	defer api.Close()
-	client := &http.Client{Transport: &tokens.Transport{Source: src}}
-	resp, err := client.Get(api.URL + "/api/transaction/v1/reports")
+		var r struct {
+			Status           int    `json:"status"`
+			Body             string `json:"body"`
+			TokenFingerprint string `json:"token_fingerprint"`
+		}
+		if res.FunctionError != nil || json.Unmarshal(res.Payload, &r) != nil {
+			return fmt.Errorf("consumer: %s", res.Payload)
+		}
+		d.say("%s: partner answered %d %s, with token %s (published: %s)", when, r.Status, r.Body, r.TokenFingerprint,
+			tokens.Fingerprint(d.token(ctx, "ecard").AccessToken))
+		return nil
+	}
+	if err := call("consumer " + fn); err != nil {
+		return err
+	}
+	if _, err := d.lam.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(d.function), Payload: []byte(`{"action":"rotate","providers":["ecard"]}`)}); err != nil {
+		return err
+	}
+	d.say("ecard rotated: the partner now refuses the old token")
+	return call("consumer again (its cached token earns a 401; it reads SSM again and retries)")
+}
+
+func (d *demo) status(ctx context.Context) error {
+	d.srv.SetFault("checkissuing", oauthtest.Fault{Kind: oauthtest.WrongCredentials})
+	res, err := d.lam.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(d.function), Payload: []byte(`{"action":"rotate","providers":["checkissuing"]}`)})
 	if err != nil {
-		return fmt.Errorf("partner API call: %w", err)
+		return err
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	fmt.Fprintf(d.out, "  GET %s/api/transaction/v1/reports -> %s %s\n", api.URL, resp.Status, body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("the partner API refused the published token: %s", resp.Status)
+	d.say("checkissuing now refuses its credentials; a rotation fails: %s", lastLines(string(res.Payload), 1))
+	return d.tokenctlRun(ctx, "status", "-providers", d.regFile, "-token-prefix", d.prefix, "-state-prefix", d.statePrefix)
+}
+
+// tokens shows the published tokens as a consumer's SDK reads them: by fingerprint.
+func (d *demo) tokens(ctx context.Context) {
+	tw := tabwriter.NewWriter(d.out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  PROVIDER\tTOKEN\tEXPIRES AT\tPARAMETER")
+	for _, dl := range oauthtest.Dialects() {
+		t := d.token(ctx, string(dl))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", dl, tokens.Fingerprint(t.AccessToken), t.ExpiresAt.UTC().Format(time.RFC3339), d.prefix+"/"+string(dl))
 	}
-	fmt.Fprintln(d.out, "\nDemo complete: five dialects published, skipped when fresh, one rotated, read by a consumer.")
+	tw.Flush()
+}
+
+// showLogs prints the function's summary lines that contain text, from CloudWatch Logs.
+func (d *demo) showLogs(ctx context.Context, text string) error {
+	var lines []string
+	err := d.until(ctx, time.Minute, func() bool {
+		out, err := d.logs.FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String("/aws/lambda/" + d.function)})
+		if err != nil {
+			return false
+		}
+		lines = lines[:0]
+		for _, e := range out.Events {
+			if m := aws.ToString(e.Message); strings.Contains(m, text) && strings.Contains(m, `"run finished`) {
+				lines = append(lines, m)
+			}
+		}
+		return len(lines) > 0
+	})
+	if err != nil {
+		return fmt.Errorf("a run with %s in the function's logs: %w", text, err)
+	}
+	d.say("from CloudWatch Logs, /aws/lambda/%s:", d.function)
+	for _, l := range lines {
+		d.say("  %s", strings.TrimSpace(l))
+	}
 	return nil
+}
+
+func (d *demo) token(ctx context.Context, name string) tokens.Token {
+	out, err := d.ssm.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(d.prefix + "/" + name), WithDecryption: aws.Bool(true)})
+	if err != nil {
+		return tokens.Token{}
+	}
+	t, _ := tokens.Parse([]byte(aws.ToString(out.Parameter.Value)))
+	return t
+}
+
+func (d *demo) until(ctx context.Context, limit time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not within %s", limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
+}
+
+// cleanup deletes the stacks and build directories the demo made, unless DEMO_KEEP=1.
+func (d *demo) cleanup() {
+	if os.Getenv("DEMO_KEEP") == "1" {
+		fmt.Fprintf(d.out, "\nDEMO_KEEP=1: stacks %s and its consumer left in LocalStack\n", d.stack)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	for _, s := range []string{"token-refresher-demo-consumer-" + d.id, d.stack} {
+		_ = localaws.DeleteStack(ctx, d.repo, s, devNull())
+	}
+	for _, dir := range []string{"demo-" + d.id, "demo-consumer-" + d.id} {
+		os.RemoveAll(filepath.Join(d.repo, ".aws-sam", dir))
+	}
+}
+
+func devNull() *os.File {
+	f, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	return f
 }
 
 func lastLines(s string, n int) string {
