@@ -28,12 +28,15 @@ lint: ## gofmt, go vet and staticcheck
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...
+	$(GO) vet -tags lambda.norpc ./functions/refresher
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags integration ./...
+	$(GO) run $(STATICCHECK) -tags lambda.norpc ./functions/refresher
 
 .PHONY: unit
-unit: ## unit tests, with the race detector
+unit: ## unit tests, with the race detector; the function also as built for Lambda (tag lambda.norpc)
 	$(GO) test -race $(GOTEST_FLAGS) ./...
+	$(GO) test -race $(GOTEST_FLAGS) -tags lambda.norpc ./functions/refresher
 
 .PHONY: integration
 integration: build examples-deps ## integration and end-to-end tests, the host-mode executor's tests and a deploy of the built stack, against a LocalStack the launcher starts and stops

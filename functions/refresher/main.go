@@ -24,7 +24,6 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
@@ -61,7 +60,7 @@ func main() {
 		log.Error("configuration refused", "error", err.Error())
 		os.Exit(2)
 	}
-	awsCfg, err := config.LoadDefaultConfig(context.Background())
+	awsCfg, err := loadAWSConfig(context.Background())
 	if err != nil {
 		log.Error("AWS configuration", "error", err.Error())
 		os.Exit(2)
