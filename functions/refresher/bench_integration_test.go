@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -63,12 +64,21 @@ const (
 	opPut       = "SSM.PutParameter"
 	opBatchGet  = "Secrets Manager.BatchGetSecretValue"
 	opGet       = "Secrets Manager.GetSecretValue"
+	opGetOne    = "SSM.GetParameter"
+	opGetMany   = "SSM.GetParameters"
 )
 
 var (
 	rotateAll    = json.RawMessage(`{"action":"rotate","providers":["*"]}`)
 	refreshEvent = json.RawMessage(`{"action":"refresh"}`)
+	// scheduleEvent is what the schedule rule sends: the run that may end after the
+	// run record when nothing is due.
+	scheduleEvent = json.RawMessage(`{"version":"0","detail-type":"Scheduled Event","source":"aws.events","detail":{}}`)
 )
+
+// reconcileEvery is how many scheduled runs of 5 minutes share one full read: the
+// refresher reads every token at least hourly (refresher.DefaultReconcile).
+const reconcileEvery = int(refresher.DefaultReconcile / (5 * time.Minute))
 
 // bench is what every benchmark shares: one fake server hosting the largest N's
 // providers, their secrets in LocalStack, and the populated parameter prefixes.
@@ -197,7 +207,8 @@ func (bn *bench) handler(b *testing.B, regFile, prefix string, calls *localaws.C
 	b.Helper()
 	cfg := bn.cfg.Copy()
 	cfg.APIOptions = append(append(append([]func(*middleware.Stack) error{}, bn.cfg.APIOptions...), calls.Middleware), more...)
-	vars := map[string]string{"PROVIDERS_FILE": regFile, "TOKEN_PARAMETER_PREFIX": prefix, "MAX_CONCURRENCY": os.Getenv("MAX_CONCURRENCY")}
+	vars := map[string]string{"PROVIDERS_FILE": regFile, "TOKEN_PARAMETER_PREFIX": prefix, "MAX_CONCURRENCY": os.Getenv("MAX_CONCURRENCY"),
+		"STATE_PARAMETER_PREFIX": strings.TrimSuffix(prefix, "/tokens") + "/state"}
 	e, err := loadEnv(func(k string) string { return vars[k] }, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -345,40 +356,52 @@ func (bn *bench) cycle(b *testing.B, n int) {
 	cycle := busy / time.Duration(b.N)
 	busyTimes := times.describe()
 
-	// Idle: nothing is due. Warm: the handler that just ran (secrets cached). Cold:
-	// a new handler, as in a new Lambda execution environment.
-	idle := func(h *refresher.Handler, calls *localaws.Calls) (map[string]int, int, time.Duration) {
+	// Idle: nothing is due. A scheduled run finds the run record current and ends
+	// after reading it; a full reconcile (a manual refresh, or the scheduled run once
+	// the last full read is an hour old) reads every token. Warm: the handler that
+	// just ran (secrets cached). Cold: a new handler, as in a new execution environment.
+	idle := func(h *refresher.Handler, calls *localaws.Calls, event json.RawMessage, wantIdle bool) (map[string]int, int, time.Duration) {
 		calls.Reset()
 		before := bn.srv.TotalRequests()
 		start := time.Now()
-		res, err := h.Handle(ctx, refreshEvent)
+		res, err := h.Handle(ctx, event)
 		d := time.Since(start)
 		if err != nil {
 			b.Fatalf("idle cycle: %v", err)
 		}
-		if got := res.Counts()[refresher.StatusSkipped]; got != n {
-			b.Fatalf("idle cycle skipped %d of %d", got, n)
+		if res.Idle != wantIdle || !wantIdle && res.Counts()[refresher.StatusSkipped] != n {
+			b.Fatalf("idle cycle: idle %v, %v", res.Idle, res.Counts())
 		}
 		return snapshot(calls), bn.srv.TotalRequests() - before, d
 	}
-	warmCalls, warmProvider, warmTime := idle(h, &calls)
+	warmCalls, warmProvider, warmTime := idle(h, &calls, scheduleEvent, true)
 	var coldCounter localaws.Calls
-	coldCalls, coldProvider, coldTime := idle(bn.handler(b, regFile, prefix, &coldCounter), &coldCounter)
+	cold := bn.handler(b, regFile, prefix, &coldCounter)
+	coldCalls, coldProvider, coldTime := idle(cold, &coldCounter, scheduleEvent, true)
+	fullCalls, fullProvider, fullTime := idle(cold, &coldCounter, refreshEvent, false)
+	amortised := float64(total(fullCalls)+(reconcileEvery-1)*total(coldCalls)) / float64(reconcileEvery)
 
 	ratio := float64(cycle) / float64(bound)
+	writeRate := float64(busyCalls[opPut]) / cycle.Seconds()
 	fmt.Printf("\nbench: providers=%d latency_ms=%d cycle_ms=%d bound_ms=%d ratio=%.2f idle_aws_calls=%d idle_provider_calls=%d\n",
 		n, bn.latency.Milliseconds(), cycle.Milliseconds(), bound.Milliseconds(), ratio, total(coldCalls), coldProvider)
 	fmt.Printf("bench: providers=%d bound: max_concurrency=%d latency_ms=%d x %d slots + aws_ms=%d (%d GetParametersByPath x %.1f ms + %d BatchGetSecretValue x %.1f ms + %d PutParameter slots x %.1f ms)\n",
 		n, c, bn.latency.Milliseconds(), slots, awsBound.Milliseconds(), ceilDiv(n, 10), ms(lat.getByPath), ceilDiv(n, 20), ms(lat.batchGet), slots, ms(lat.put))
-	fmt.Printf("bench: providers=%d busy: %s provider_calls=%d\n", n, describe(busyCalls), busyProvider)
+	fmt.Printf("bench: providers=%d busy: %s provider_calls=%d put_per_s=%.1f\n", n, describe(busyCalls), busyProvider, writeRate)
 	fmt.Printf("bench: providers=%d busy AWS latency in the cycle: %s\n", n, busyTimes)
-	fmt.Printf("bench: providers=%d idle cold: %s provider_calls=%d idle_ms=%d\n", n, describe(coldCalls), coldProvider, coldTime.Milliseconds())
-	fmt.Printf("bench: providers=%d idle warm: %s provider_calls=%d idle_ms=%d\n", n, describe(warmCalls), warmProvider, warmTime.Milliseconds())
+	fmt.Printf("bench: providers=%d idle scheduled, cold: %s provider_calls=%d idle_ms=%d\n", n, describe(coldCalls), coldProvider, coldTime.Milliseconds())
+	fmt.Printf("bench: providers=%d idle scheduled, warm: %s provider_calls=%d idle_ms=%d\n", n, describe(warmCalls), warmProvider, warmTime.Milliseconds())
+	fmt.Printf("bench: providers=%d full reconcile: %s provider_calls=%d full_ms=%d\n", n, describe(fullCalls), fullProvider, fullTime.Milliseconds())
+	fmt.Printf("bench: providers=%d amortised idle: %.1f aws_calls per scheduled run (one full reconcile and %d idle runs an hour)\n",
+		n, amortised, reconcileEvery-1)
+	quotaLines(n, cycle)
 
 	b.ReportMetric(float64(cycle.Milliseconds()), "cycle_ms")
 	b.ReportMetric(float64(bound.Milliseconds()), "bound_ms")
 	b.ReportMetric(ratio, "ratio")
 	b.ReportMetric(float64(total(coldCalls)), "idle_aws_calls")
+	b.ReportMetric(amortised, "amortised_idle_aws_calls")
+	b.ReportMetric(writeRate, "busy_put_per_s")
 	b.ReportMetric(float64(coldProvider), "idle_provider_calls")
 	b.ReportMetric(float64(busyCalls[opBatchGet]), "busy_batchget_calls")
 	b.ReportMetric(float64(busyCalls[opPut]), "busy_put_calls")
@@ -487,6 +510,7 @@ func BenchmarkFootprint(b *testing.B) {
 
 	fmt.Printf("\nbench: binary_bytes=%d peak_rss_kb=%d init_ms=%.1f providers=%d run_ms=%d init_ms_embedded_registry=%.1f\n",
 		st.Size(), rss, ms(initN), n, wall.Milliseconds(), ms(initEmbedded))
+	breakdown(b, dir)
 	b.ReportMetric(float64(st.Size()), "binary_bytes")
 	b.ReportMetric(float64(rss), "peak_rss_kb")
 	b.ReportMetric(ms(initN), "init_ms")
@@ -541,11 +565,29 @@ func (o *opTimes) describe() string {
 
 func snapshot(c *localaws.Calls) map[string]int {
 	m := map[string]int{}
-	for _, op := range []string{opGetByPath, opPut, opBatchGet, opGet} {
+	for _, op := range []string{opGetByPath, opPut, opBatchGet, opGet, opGetOne, opGetMany} {
 		m[op] = c.Count(op)
 	}
-	m["other"] = c.Total() - m[opGetByPath] - m[opPut] - m[opBatchGet] - m[opGet]
+	m["other"] = c.Total() - m[opGetByPath] - m[opPut] - m[opBatchGet] - m[opGet] - m[opGetOne] - m[opGetMany]
 	return m
+}
+
+// quotaLines print what a busy cycle's writes mean against SSM's PutParameter
+// quota, and, for tokens of 1 h under the default policy (refreshed on average
+// 44.5 minutes after issue, docs/performance.md), the largest N one invocation
+// serves within its timeout at that quota: its due tokens (N × 5 / 44.5 a run) must
+// be written within the timeout, and N / (44.5 × 60) writes a second must stay
+// under the quota.
+func quotaLines(n int, cycle time.Duration) {
+	const interval = 44.5 * 60 // seconds between refreshes of a 1 h token
+	for _, q := range []float64{3, 10, 40} {
+		for _, timeout := range []float64{120, 900} {
+			perRun := q * timeout * interval / 300
+			sustained := q * interval
+			fmt.Printf("bench: providers=%d quota put_tps=%g timeout_s=%g busy_cycle_at_quota_s=%.0f largest_n=%.0f (per run %.0f, sustained %.0f)\n",
+				n, q, timeout, math.Max(cycle.Seconds(), float64(n)/q), math.Min(perRun, sustained), perRun, sustained)
+		}
+	}
 }
 
 func total(m map[string]int) int {
@@ -557,8 +599,8 @@ func total(m map[string]int) int {
 }
 
 func describe(m map[string]int) string {
-	return fmt.Sprintf("aws_calls=%d ssm_get_parameters_by_path=%d ssm_put_parameter=%d sm_batch_get_secret_value=%d sm_get_secret_value=%d other_aws=%d",
-		total(m), m[opGetByPath], m[opPut], m[opBatchGet], m[opGet], m["other"])
+	return fmt.Sprintf("aws_calls=%d ssm_get_parameters_by_path=%d ssm_get_parameter=%d ssm_get_parameters=%d ssm_put_parameter=%d sm_batch_get_secret_value=%d sm_get_secret_value=%d other_aws=%d",
+		total(m), m[opGetByPath], m[opGetOne], m[opGetMany], m[opPut], m[opBatchGet], m[opGet], m["other"])
 }
 
 func median(ds []time.Duration) time.Duration {
@@ -590,4 +632,65 @@ func envInt(b *testing.B, k string, def int) int {
 		b.Fatalf("%s=%q: want a whole number", k, v)
 	}
 	return n
+}
+
+// breakdown prints where the Lambda binary's bytes go, by module (the standard
+// library as one, the project's packages each): the sizes of the code and data
+// symbols of the same build with its symbol table kept, as go tool nm reports them.
+func breakdown(b *testing.B, dir string) {
+	bin := filepath.Join(dir, "bootstrap-symbols")
+	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command("go", "tool", "nm", "-size", bin).Output()
+	if err != nil {
+		b.Fatal(err)
+	}
+	sizes := map[string]int{}
+	total := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 || f[2] == "B" || f[2] == "b" { // bss takes no room in the file
+			continue
+		}
+		size, err := strconv.Atoi(f[1])
+		if err != nil {
+			continue
+		}
+		sizes[module(strings.Join(f[3:], " "))] += size
+		total += size
+	}
+	keys := slices.SortedFunc(maps.Keys(sizes), func(a, b string) int { return sizes[b] - sizes[a] })
+	var parts []string
+	for _, k := range keys[:min(len(keys), 14)] {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, sizes[k]))
+	}
+	fmt.Printf("bench: binary symbols_bytes=%d by module: %s\n", total, strings.Join(parts, " "))
+}
+
+// module names what a symbol belongs to: the project's package, a dependency's
+// module (github.com/aws/aws-sdk-go-v2/service/ssm...), or "stdlib".
+func module(symbol string) string {
+	symbol = strings.TrimPrefix(strings.TrimPrefix(symbol, "type:"), "go:")
+	symbol = strings.TrimLeft(symbol, "*.")
+	slash := strings.LastIndex(symbol, "/")
+	path := symbol
+	if i := strings.Index(symbol[slash+1:], "."); i >= 0 {
+		path = symbol[:slash+1+i]
+	}
+	switch {
+	case strings.HasPrefix(path, "github.com/token-refresher/token-refresher/"):
+		return strings.TrimPrefix(path, "github.com/token-refresher/token-refresher/")
+	case strings.HasPrefix(path, "github.com/aws/aws-sdk-go-v2/service/"):
+		return "aws-sdk:" + strings.SplitN(strings.TrimPrefix(path, "github.com/aws/aws-sdk-go-v2/service/"), "/", 2)[0]
+	case strings.HasPrefix(path, "github.com/aws/aws-sdk-go-v2"), strings.HasPrefix(path, "github.com/aws/smithy-go"):
+		return "aws-sdk:core"
+	case strings.Contains(path, "."):
+		parts := strings.Split(path, "/")
+		return strings.Join(parts[:min(len(parts), 3)], "/")
+	default:
+		return "stdlib"
+	}
 }

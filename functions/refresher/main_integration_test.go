@@ -76,7 +76,8 @@ func newStack(t *testing.T) *stack {
 }
 
 func (s *stack) getenv(k string) string {
-	return map[string]string{"PROVIDERS_FILE": s.regFile, "TOKEN_PARAMETER_PREFIX": s.prefix}[k]
+	return map[string]string{"PROVIDERS_FILE": s.regFile, "TOKEN_PARAMETER_PREFIX": s.prefix,
+		"STATE_PARAMETER_PREFIX": strings.TrimSuffix(s.prefix, "/tokens") + "/state"}[k]
 }
 
 // putSecret stores credentials as the secret id and returns the new version's id.

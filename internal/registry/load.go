@@ -12,9 +12,10 @@ import (
 	"github.com/token-refresher/token-refresher/internal/secretid"
 )
 
-// maxFileSize bounds what Load reads. A registry of a few hundred providers is
-// tens of kilobytes; anything near this is the wrong file, not a registry.
-const maxFileSize = 1 << 20
+// maxFileSize bounds what Load reads. A provider's entry is 100 to 300 bytes, so
+// 10,000 providers, about as many as one account's Parameter Store serves, fit
+// with room to spare; anything near this is the wrong file, not a registry.
+const maxFileSize = 4 << 20
 
 // Options are the deployment's settings that the registry depends on.
 type Options struct {
