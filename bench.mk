@@ -6,17 +6,23 @@
 #   BENCH_PROVIDERS=10,100,1000 provider counts of the cycle benchmark
 #   BENCH_FOOTPRINT_PROVIDERS=1000  providers of the peak-RSS run
 #   MAX_CONCURRENCY=8           the function's own setting
+#   BENCH_COLD_STARTS=50        cold starts of each kind of consumer (BenchmarkAlternative)
+#   BENCH_CONSUMERS=10,100,1000 consumer counts of BenchmarkAlternative
 
 BENCH_LATENCY_MS          ?= 200
 BENCH_PROVIDERS           ?= 10,100,1000
 BENCH_FOOTPRINT_PROVIDERS ?= 1000
+BENCH_COLD_STARTS         ?= 50
+BENCH_CONSUMERS           ?= 10,100,1000
 
 .PHONY: bench
-bench: ## benchmark against LocalStack: cycle time vs. bound, idle/busy AWS calls, binary size, RSS, init (~3 min)
+bench: ## benchmark against LocalStack: cycle time vs. bound, idle/busy AWS calls, binary size, RSS, init; the product vs. x/oauth2 consumers (~3.5 min)
 	BENCH_LATENCY_MS=$(BENCH_LATENCY_MS) BENCH_PROVIDERS=$(BENCH_PROVIDERS) \
-	  BENCH_FOOTPRINT_PROVIDERS=$(BENCH_FOOTPRINT_PROVIDERS) GO=$(or $(GO),go) scripts/bench
+	  BENCH_FOOTPRINT_PROVIDERS=$(BENCH_FOOTPRINT_PROVIDERS) BENCH_COLD_STARTS=$(BENCH_COLD_STARTS) \
+	  BENCH_CONSUMERS=$(BENCH_CONSUMERS) GO=$(or $(GO),go) scripts/bench
 
 .PHONY: bench-large
 bench-large: ## the benchmark at 10,000 providers: busy cycle, idle runs, RSS and init at that size (~15 min)
 	BENCH_LATENCY_MS=$(BENCH_LATENCY_MS) BENCH_PROVIDERS=10000 BENCH_FOOTPRINT_PROVIDERS=10000 \
+	  BENCH_COLD_STARTS=$(BENCH_COLD_STARTS) BENCH_CONSUMERS=$(BENCH_CONSUMERS) \
 	  BENCH_TIMEOUT=60m GO=$(or $(GO),go) scripts/bench

@@ -103,7 +103,7 @@ func TestClientErrorsNeverCarryTheSecret(t *testing.T) {
 }
 
 // FuzzRedact: whatever the secret and the text around it, no form of the secret
-// survives redaction. Seed inputs are in testdata/fuzz/FuzzRedact.
+// survives redaction. The seed inputs are the f.Add calls below.
 func FuzzRedact(f *testing.F) {
 	f.Add("s3cr3t+/=% :with spaces", "before ", " after", uint8(0))
 	f.Add(`quote"back\slash<&>'`, "", "", uint8(5))
