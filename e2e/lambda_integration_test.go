@@ -27,6 +27,7 @@ import (
 	"github.com/token-refresher/token-refresher/internal/oauthtest"
 	"github.com/token-refresher/token-refresher/internal/registry"
 	"github.com/token-refresher/token-refresher/pkg/tokens"
+	"golang.org/x/sync/errgroup"
 )
 
 // functionTimeout is the deployed function's timeout: short, so the timeout test
@@ -41,12 +42,14 @@ type path struct {
 	ctx          context.Context
 	repo         string
 	id           string
+	mode         string
 	srv          *oauthtest.Server
 	stack        string
 	function     string
 	prefix       string
 	secretPrefix string
 	queueURL     string
+	outputs      map[string]string
 	lam          *lambda.Client
 	ssm          *ssm.Client
 	sm           *secretsmanager.Client
@@ -57,29 +60,51 @@ type path struct {
 
 var names = []string{"ecard", "booking", "opencard", "cardlytics", "checkissuing", "hang"}
 
+// dialect is a provider's: the seed dialect it is named after, Cardlytics for
+// "hang", ECard (24 h tokens) for any other.
 func dialect(name string) oauthtest.Dialect {
+	for _, d := range oauthtest.Dialects() {
+		if string(d) == name {
+			return d
+		}
+	}
 	if name == "hang" {
 		return oauthtest.Cardlytics
 	}
-	return oauthtest.Dialect(name)
+	return oauthtest.ECard
 }
 
 // TestIntegrationLambdaPath deploys the refresher's stack to LocalStack as a user
 // does (make deploy ENV=local PROVIDERS=FILE) and drives the path as deployed,
-// through AWS APIs only: nothing runs the function but Lambda.
+// through AWS APIs only: nothing runs the function but Lambda. Both deployment
+// modes (template parameter Mode) pass the same suite, side by side.
 func TestIntegrationLambdaPath(t *testing.T) {
-	p := deploy(t)
-	// In order: the schedule publishes the tokens the others start from.
-	t.Run("the schedule rule publishes every token with nobody invoking", p.scheduled)
-	t.Run("a secret change rotates exactly the provider using the secret", p.secretChanged)
-	t.Run("a manual rotate, sync and async", p.manualRotate)
-	t.Run("a failed async invoke lands in the failure queue after its retry", p.failureQueue)
-	t.Run("warm invocations after a fallback do not refresh again", p.warmFallback)
-	t.Run("a provider that hangs past the timeout still yields a result naming it", p.timeout)
-	t.Run("the consumer Lambda calls the partner with the published token, and after a rotate with the new one", p.consumer)
+	for _, mode := range []string{"single", "fanout"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			p := deploy(t, mode, names, "")
+			// In order: the schedule publishes the tokens the others start from.
+			t.Run("the schedule rule publishes every token with nobody invoking", p.scheduled)
+			t.Run("a secret change rotates exactly the provider using the secret", p.secretChanged)
+			t.Run("a manual rotate, sync and async", p.manualRotate)
+			t.Run("a failed async invoke lands in the failure queue after its retry", p.failureQueue)
+			t.Run("warm invocations after a fallback do not refresh again", p.warmFallback)
+			t.Run("a provider that hangs past the timeout still yields a result naming it", p.timeout)
+			t.Run("the consumer Lambda calls the partner with the published token, and after a rotate with the new one", p.consumer)
+		})
+	}
 }
 
-func deploy(t *testing.T) *path {
+// fanoutParams are the fan-out settings of the tests' fanned-out stacks: jobs come
+// back soon after a failure (the visibility timeout must not be below the
+// function's timeout), and several workers run at once.
+func fanoutParams(timeout time.Duration) string {
+	return fmt.Sprintf("Mode=fanout WorkerConcurrency=4 WorkerBatchSize=10 JobVisibilityTimeout=%d", int(timeout.Seconds())+10)
+}
+
+// deploy deploys a stack whose registry holds providers, each with its secret and
+// its fake endpoint; extra are more template parameters.
+func deploy(t *testing.T, mode string, providers []string, extra string) *path {
 	cfg := awstest.Config(t)
 	ctx := context.Background()
 	repo, err := filepath.Abs("..")
@@ -87,7 +112,7 @@ func deploy(t *testing.T) *path {
 		t.Fatal(err)
 	}
 	id := awstest.UniqueName("")[:8]
-	p := &path{t: t, ctx: ctx, repo: repo, id: id, srv: oauthtest.NewServer(),
+	p := &path{t: t, ctx: ctx, repo: repo, id: id, mode: mode, srv: oauthtest.NewServer(),
 		stack: "token-refresher-e2e-" + id, prefix: "/e2e-" + id + "/tokens", secretPrefix: "token-refresher-e2e-" + id + "/",
 		lam: lambda.NewFromConfig(cfg), ssm: ssm.NewFromConfig(cfg), sm: secretsmanager.NewFromConfig(cfg),
 		eb: eventbridge.NewFromConfig(cfg), sqs: sqs.NewFromConfig(cfg), logs: cloudwatchlogs.NewFromConfig(cfg)}
@@ -96,10 +121,20 @@ func deploy(t *testing.T) *path {
 
 	var reg strings.Builder
 	reg.WriteString("providers:\n")
-	for _, name := range names {
+	for _, name := range providers {
 		u := p.srv.Add(oauthtest.Provider{Name: name, Dialect: dialect(name), ClientID: "id-" + name, ClientSecret: "secret " + name})
-		p.putSecret(name, "secret "+name)
 		reg.WriteString(registry.EntryYAML(name, p.secretPrefix+name, dialect(name).Endpoint(u)))
+	}
+	var g errgroup.Group
+	g.SetLimit(8)
+	for _, name := range providers {
+		g.Go(func() error {
+			_, err := localaws.PutSecret(ctx, p.sm, p.secretPrefix+name, "id-"+name, "secret "+name)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
 	}
 	regFile := filepath.Join(t.TempDir(), "providers.yaml")
 	if err := os.WriteFile(regFile, []byte(reg.String()), 0o600); err != nil {
@@ -115,15 +150,21 @@ func deploy(t *testing.T) *path {
 		}
 	})
 	start := time.Now()
-	out, err := localaws.Refresher{Repo: repo, Stack: p.stack, Providers: regFile, BuildDir: buildDir,
-		Params: fmt.Sprintf(`ScheduleExpression="rate(1 minute)" FunctionTimeout=%d TokenParameterPrefix=%s StateParameterPrefix=/e2e-%s/state SecretNamePrefix=%s`,
-			int(functionTimeout.Seconds()), p.prefix, id, p.secretPrefix)}.Deploy(ctx)
+	params := fmt.Sprintf(`ScheduleExpression="rate(1 minute)" FunctionTimeout=%d TokenParameterPrefix=%s StateParameterPrefix=/e2e-%s/state SecretNamePrefix=%s`,
+		int(functionTimeout.Seconds()), p.prefix, id, p.secretPrefix)
+	if mode == "fanout" {
+		params += " " + fanoutParams(functionTimeout)
+	}
+	if extra != "" {
+		params += " " + extra
+	}
+	out, err := localaws.Refresher{Repo: repo, Stack: p.stack, Providers: regFile, BuildDir: buildDir, Params: params}.Deploy(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("stack %s deployed in %s", p.stack, time.Since(start).Round(time.Second))
-	p.queueURL = out["FailedInvocationsQueueUrl"]
-	if p.queueURL == "" || out["FunctionArn"] == "" {
+	p.queueURL, p.outputs = out["FailedInvocationsQueueUrl"], out
+	if p.queueURL == "" || out["FunctionArn"] == "" || (out["RefreshJobsQueueUrl"] != "") != (mode == "fanout") {
 		t.Fatalf("outputs %v", out)
 	}
 	return p
@@ -213,19 +254,34 @@ func (p *path) scheduled(t *testing.T) {
 	p.eventually(time.Minute, "a run by the schedule in the function's logs", func() bool {
 		return p.logged(`"trigger":"schedule"`)
 	})
+	if p.mode == "fanout" {
+		// The schedule's run planned: it sent the providers to the queue, and workers
+		// taking them from it published the tokens.
+		p.eventually(time.Minute, "a planner and a worker in the function's logs", func() bool {
+			return p.logged(`"message":"token sent to the workers"`) && p.logged(`"trigger":"queue"`)
+		})
+	}
 }
 
 // logged reports whether the function's log group holds text.
 func (p *path) logged(text string) bool {
-	out, err := p.logs.FilterLogEvents(p.ctx, &cloudwatchlogs.FilterLogEventsInput{
+	return p.loggedLine(func(line string) bool { return strings.Contains(line, text) })
+}
+
+// loggedLine reports whether a line of the function's log group satisfies match.
+func (p *path) loggedLine(match func(string) bool) bool {
+	pages := cloudwatchlogs.NewFilterLogEventsPaginator(p.logs, &cloudwatchlogs.FilterLogEventsInput{
 		LogGroupName: aws.String("/aws/lambda/" + p.function),
 	})
-	if err != nil {
-		return false
-	}
-	for _, e := range out.Events {
-		if strings.Contains(aws.ToString(e.Message), text) {
-			return true
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(p.ctx)
+		if err != nil {
+			return false
+		}
+		for _, e := range page.Events {
+			if match(aws.ToString(e.Message)) {
+				return true
+			}
 		}
 	}
 	return false

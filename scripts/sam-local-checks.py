@@ -155,6 +155,8 @@ def cmd_verify(stack):
     def template_props(logical_id):
         return original["Resources"][logical_id]["Properties"]
 
+    fanout = params.get("Mode") == "fanout"
+
     def stack_complete():
         expect(desc["StackStatus"] == "CREATE_COMPLETE", desc["StackStatus"])
         bad = {k: r["ResourceStatus"] for k, r in resources.items() if r["ResourceStatus"] != "CREATE_COMPLETE"}
@@ -179,14 +181,21 @@ def cmd_verify(stack):
         want_env = {"SCHEDULE_EXPRESSION": "rate(5 minutes)", "TOKEN_PARAMETER_PREFIX": "/token-refresher/tokens",
                     "STATE_PARAMETER_PREFIX": "/token-refresher/state",
                     "MAX_CONCURRENCY": "8", "METRICS_NAMESPACE": "TokenRefresher", "PER_PROVIDER_METRICS": "true"}
+        if fanout:
+            want_env["REFRESH_QUEUE_URL"] = resources["RefreshJobsQueue"]["PhysicalResourceId"]
         expect(env == want_env, f"environment {env} != {want_env} (no TOKEN_KMS_KEY_ID without KmsKeyArn)")
         lc = c.get("LoggingConfig", {})
         expect(lc.get("LogFormat") == "JSON" and lc.get("LogGroup") == f"/aws/lambda/{fn_name}", f"LoggingConfig {lc}")
         conc = lam.get_function_concurrency(FunctionName=fn_name).get("ReservedConcurrentExecutions")
-        if conc is None:
+        if fanout:
+            # The workers run beside the planner: nothing reserved.
+            expect(conc is None, f"reserved concurrency {conc} in fanout mode")
+            conc = "none (fanout)"
+        elif conc is None:
             # LocalStack 4.14's AWS::Lambda::Function provider drops this property.
-            expect(template_props("RefresherFunction").get("ReservedConcurrentExecutions") == 1,
-                   "template asks for no ReservedConcurrentExecutions 1")
+            asked = template_props("RefresherFunction").get("ReservedConcurrentExecutions")
+            expect(asked in (1, {"Fn::If": ["FanOut", {"Ref": "AWS::NoValue"}, 1]}),
+                   f"template asks for ReservedConcurrentExecutions {asked}, not 1 in Mode single")
             conc = "1 (in the deployed template; LocalStack does not apply it)"
         else:
             expect(conc == 1, f"reserved concurrency {conc}")
@@ -292,8 +301,34 @@ def cmd_verify(stack):
 
     check("log group with bounded retention", log_group)
 
+    def fanout_resources():
+        jobs_url = resources["RefreshJobsQueue"]["PhysicalResourceId"]
+        dlq_url = resources["RefreshJobsDeadLetterQueue"]["PhysicalResourceId"]
+        jobs = sqs.get_queue_attributes(QueueUrl=jobs_url, AttributeNames=["All"])["Attributes"]
+        dlq = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["All"])["Attributes"]
+        expect(jobs.get("FifoQueue") == "true" and dlq.get("FifoQueue") == "true", "the job queues are not FIFO")
+        expect(jobs.get("ContentBasedDeduplication", "false") == "false", "content-based deduplication: the planner gives ids")
+        redrive = json.loads(jobs.get("RedrivePolicy", "{}"))
+        expect(redrive.get("deadLetterTargetArn") == dlq["QueueArn"] and int(redrive.get("maxReceiveCount", 0)) == 3,
+               f"redrive policy {redrive}")
+        expect(jobs.get("VisibilityTimeout") == "720", f"visibility timeout {jobs.get('VisibilityTimeout')}")
+        mappings = lam.list_event_source_mappings(FunctionName=fn_name)["EventSourceMappings"]
+        expect(len(mappings) == 1, f"event source mappings {mappings}")
+        m = mappings[0]
+        expect(m["EventSourceArn"] == jobs["QueueArn"], f"mapping source {m['EventSourceArn']}")
+        expect(m.get("BatchSize") == 10 and m.get("FunctionResponseTypes") == ["ReportBatchItemFailures"]
+               and m.get("ScalingConfig", {}).get("MaximumConcurrency") == 2, f"mapping {m}")
+        return (f"{jobs['QueueArn'].rsplit(':', 1)[-1]} (FIFO, visibility 720 s, to "
+                f"{dlq['QueueArn'].rsplit(':', 1)[-1]} after 3 receives); mapping: batch 10, "
+                f"maximum concurrency 2, ReportBatchItemFailures")
+
+    if fanout:
+        check("fanout: FIFO job queue with its dead-letter queue, and the workers' event source mapping", fanout_resources)
+
     def alarms():
         logical = ("RefreshFailedAlarm", "FunctionErrorsAlarm", "TokenExpiryAlarm", "ProviderDegradedAlarm")
+        if fanout:
+            logical += ("RefreshJobsDeadLetterAlarm", "RefreshJobsBacklogAlarm")
         names = [resources[k]["PhysicalResourceId"] for k in logical]
         found = {a["AlarmName"]: a for a in cw.describe_alarms(AlarmNames=names)["MetricAlarms"]}
         expect(len(found) == len(logical), f"alarms found: {list(found)}")
@@ -305,7 +340,7 @@ def cmd_verify(stack):
         return "; ".join(f"{a['MetricName']} {a['Statistic']} {a['ComparisonOperator']} {a['Threshold']:g}, "
                          f"missing={a.get('TreatMissingData')}" for a in found.values())
 
-    check("four CloudWatch alarms, each linking to its runbook entry", alarms)
+    check(f"{'six' if fanout else 'four'} CloudWatch alarms, each linking to its runbook entry", alarms)
 
     def dashboard():
         # LocalStack reports no physical id for a dashboard: use the name the template gives.
@@ -323,8 +358,12 @@ def cmd_verify(stack):
     def exports():
         want = {"FunctionArn", "TokenReadersPolicyArn", "TokenParameterPrefix", "FailedInvocationsQueueUrl",
                 "OperatorsPolicyArn", "StateParameterPrefix", "DashboardName"}
+        unexported = {"DashboardName"}
+        if fanout:
+            unexported |= {"RefreshJobsQueueUrl", "RefreshJobsDeadLetterQueueUrl"}
+            want |= unexported
         expect(set(outputs) == want, f"outputs {set(outputs)}")
-        bad = [k for k, o in outputs.items() if k != "DashboardName" and o.get("ExportName") != f"{stack}-{k}"]
+        bad = [k for k, o in outputs.items() if k not in unexported and o.get("ExportName") != f"{stack}-{k}"]
         expect(not bad, f"export names {bad}")
         expect(outputs["FunctionArn"]["OutputValue"] == fn_arn, "FunctionArn output")
         policy = iam.get_policy(PolicyArn=outputs["TokenReadersPolicyArn"]["OutputValue"])["Policy"]

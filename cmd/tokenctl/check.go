@@ -141,6 +141,10 @@ func (noStore) Current(context.Context) (store.Published, error) {
 	return store.Published{Tokens: map[string]tokens.Token{}, Malformed: map[string]error{}, Versions: map[string]int64{}}, nil
 }
 
+func (n noStore) Tokens(ctx context.Context, _ []string) (store.Published, error) {
+	return n.Current(ctx)
+}
+
 func (noStore) Publish(context.Context, store.Write) (tokens.Token, error) {
 	return tokens.Token{}, errors.New("a probe publishes nothing")
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -27,6 +28,10 @@ type env struct {
 	SchedulePeriod     time.Duration
 	MetricsNamespace   string
 	PerProviderMetrics bool
+	// QueueURL, when set, makes the function a fanned-out deployment's: scheduled
+	// runs plan and send the due providers to this SQS queue, whose messages the
+	// function then works through as a worker.
+	QueueURL string
 }
 
 // defaultNamespace is METRICS_NAMESPACE's default; the template's alarms watch it.
@@ -85,6 +90,13 @@ func loadEnv(getenv func(string) string, embedded []byte) (env, error) {
 			return env{}, fmt.Errorf("PER_PROVIDER_METRICS=%q: want true or false", v)
 		}
 		e.PerProviderMetrics = b
+	}
+	if v := getenv("REFRESH_QUEUE_URL"); v != "" {
+		u, err := url.Parse(v)
+		if err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" || strings.Trim(u.Path, "/") == "" {
+			return env{}, fmt.Errorf("REFRESH_QUEUE_URL=%q: want the queue's URL, https://sqs.REGION.amazonaws.com/ACCOUNT/NAME", v)
+		}
+		e.QueueURL = v
 	}
 	if v := getenv("SCHEDULE_EXPRESSION"); v != "" {
 		period, err := schedulePeriod(v)

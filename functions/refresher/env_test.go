@@ -37,11 +37,12 @@ func TestLoadEnv(t *testing.T) {
 		{"everything set", map[string]string{
 			"PROVIDERS_FILE": file, "TOKEN_PARAMETER_PREFIX": "/x/y", "TOKEN_KMS_KEY_ID": "alias/k",
 			"MAX_CONCURRENCY": "32", "PER_PROVIDER_METRICS": "false", "METRICS_NAMESPACE": "NS",
-			"SCHEDULE_EXPRESSION": "rate(10 minutes)",
+			"SCHEDULE_EXPRESSION": "rate(10 minutes)", "REFRESH_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/jobs.fifo",
 		}, func(t *testing.T, e env) {
 			p, ok := e.Providers.Lookup("one")
 			if !ok || p.Parameter != "/x/y/one" || e.KMSKeyID != "alias/k" || e.MaxConcurrency != 32 ||
-				e.PerProviderMetrics || e.MetricsNamespace != "NS" || e.SchedulePeriod != 10*time.Minute {
+				e.PerProviderMetrics || e.MetricsNamespace != "NS" || e.SchedulePeriod != 10*time.Minute ||
+				e.QueueURL != "https://sqs.eu-west-1.amazonaws.com/123456789012/jobs.fifo" {
 				t.Fatalf("%+v %+v", e, p)
 			}
 		}, ""},
@@ -70,6 +71,9 @@ func TestLoadEnv(t *testing.T) {
 		{"neither", map[string]string{"SCHEDULE_EXPRESSION": "every 5 minutes"}, nil, "SCHEDULE_EXPRESSION"},
 		{"concurrency not a number", map[string]string{"MAX_CONCURRENCY": "many"}, nil, "MAX_CONCURRENCY"},
 		{"concurrency zero", map[string]string{"MAX_CONCURRENCY": "0"}, nil, "MAX_CONCURRENCY"},
+		{"queue name, not URL", map[string]string{"REFRESH_QUEUE_URL": "jobs.fifo"}, nil, "REFRESH_QUEUE_URL"},
+		{"queue URL without a path", map[string]string{"REFRESH_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/"}, nil, "REFRESH_QUEUE_URL"},
+		{"queue ARN", map[string]string{"REFRESH_QUEUE_URL": "arn:aws:sqs:eu-west-1:123456789012:jobs"}, nil, "REFRESH_QUEUE_URL"},
 		{"metrics flag", map[string]string{"PER_PROVIDER_METRICS": "sometimes"}, nil, "PER_PROVIDER_METRICS"},
 		{"missing registry file", map[string]string{"PROVIDERS_FILE": "/nonexistent/providers.yaml"}, nil, "providers.yaml"},
 		{"registry outside the prefix", map[string]string{"PROVIDERS_FILE": file, "TOKEN_PARAMETER_PREFIX": "/"}, nil, "prefix"},

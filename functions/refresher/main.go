@@ -25,9 +25,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/token-refresher/token-refresher/internal/oauth"
+	"github.com/token-refresher/token-refresher/internal/queue"
 	"github.com/token-refresher/token-refresher/internal/refresher"
 	"github.com/token-refresher/token-refresher/internal/secrets"
 	"github.com/token-refresher/token-refresher/internal/state"
@@ -82,9 +84,14 @@ func newHandler(awsCfg aws.Config, env env, log *slog.Logger, metricsOut io.Writ
 	if env.Unconfigured != "" {
 		return &refresher.Handler{Unconfigured: env.Unconfigured, Log: log}
 	}
+	var jobs refresher.JobQueue
+	if env.QueueURL != "" {
+		jobs = &queue.Queue{API: sqs.NewFromConfig(awsCfg), URL: env.QueueURL}
+	}
 	return &refresher.Handler{
 		Log: log,
 		Refresher: &refresher.Refresher{
+			Queue:     jobs,
 			Providers: env.Providers,
 			Secrets:   &secrets.Source{API: secretsmanager.NewFromConfig(awsCfg)},
 			Store: &store.Store{

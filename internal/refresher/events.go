@@ -20,6 +20,8 @@ const (
 	ActionRefresh Action = "refresh"
 	// ActionRotate obtains a new token now for the named providers.
 	ActionRotate Action = "rotate"
+	// ActionWork refreshes the providers of jobs a planner sent through the queue.
+	ActionWork Action = "work"
 )
 
 // Triggers: what asked for a run, as Request.Trigger says.
@@ -27,6 +29,7 @@ const (
 	TriggerSchedule     = "schedule"
 	TriggerManual       = "manual"
 	TriggerSecretChange = "secret change"
+	TriggerQueue        = "queue"
 )
 
 // Request is an invocation's intent, decoded from its event by ParseEvent.
@@ -40,6 +43,9 @@ type Request struct {
 	// DryRun, for a rotation: obtain (and verify) the tokens and report them, publish
 	// nothing, record nothing.
 	DryRun bool
+	// Jobs are a worker's: the providers a planner sent, each with the message it
+	// came in (ActionWork).
+	Jobs []Job
 }
 
 // Errors ParseEvent and Run return for requests they refuse. Nothing is changed.
@@ -56,6 +62,7 @@ type SecretLookup func(secretID string) []string
 //     or {"action":"refresh"}: refresh what is due;
 //   - {"action":"rotate","providers":[...]}: a new token now, ["*"] for all; with
 //     "dry_run":true, obtain and report the tokens without publishing them;
+//   - a batch of jobs from the fan-out queue (SQS), for a worker;
 //   - a Secrets Manager change delivered through CloudTrail (PutSecretValue,
 //     UpdateSecret, RotateSecret, UpdateSecretVersionStage, RotationSucceeded):
 //     rotate the providers using that secret, found with users. The record of a
@@ -68,6 +75,11 @@ func ParseEvent(raw []byte, users SecretLookup) (Request, error) {
 		Action    *string   `json:"action"`
 		Providers *[]string `json:"providers"`
 		DryRun    bool      `json:"dry_run"`
+		Records   []struct {
+			MessageID   string `json:"messageId"`
+			EventSource string `json:"eventSource"`
+			Body        string `json:"body"`
+		} `json:"Records"`
 	}
 	if err := json.Unmarshal(raw, &ev); err != nil {
 		var typ *json.UnmarshalTypeError
@@ -80,6 +92,16 @@ func ParseEvent(raw []byte, users SecretLookup) (Request, error) {
 		return Request{}, fmt.Errorf("%w: not a JSON object", ErrUnsupportedEvent)
 	}
 	switch {
+	case len(ev.Records) > 0 && ev.Records[0].EventSource == "aws:sqs":
+		req := Request{Action: ActionWork, Trigger: TriggerQueue}
+		for _, rec := range ev.Records {
+			// A failure must name its message, or the whole batch comes back.
+			if rec.EventSource != "aws:sqs" || rec.MessageID == "" {
+				return Request{}, fmt.Errorf("%w: a batch of SQS messages with a record that is not one", ErrUnsupportedEvent)
+			}
+			req.Jobs = append(req.Jobs, decodeJob(rec.MessageID, rec.Body))
+		}
+		return req, nil
 	case ev.Action != nil:
 		return manual(*ev.Action, ev.Providers, ev.DryRun, raw)
 	case ev.DetailType == "Scheduled Event" && (ev.Source == "aws.events" || ev.Source == "aws.scheduler"):

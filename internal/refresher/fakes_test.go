@@ -92,6 +92,7 @@ type fakeStore struct {
 	afters     map[string]int64 // the after of the latest Publish per parameter
 	writes     int
 	currents   int // calls of Current
+	reads      int // parameters read by Tokens
 	currentErr error
 	publishErr map[string]error
 }
@@ -109,6 +110,28 @@ func (f *fakeStore) Current(context.Context) (store.Published, error) {
 		return store.Published{}, f.currentErr
 	}
 	return store.Published{Tokens: maps.Clone(f.tokens), Malformed: maps.Clone(f.malformed), Versions: maps.Clone(f.versions)}, nil
+}
+
+func (f *fakeStore) Tokens(_ context.Context, params []string) (store.Published, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reads += len(params)
+	if f.currentErr != nil {
+		return store.Published{}, f.currentErr
+	}
+	out := store.Published{Tokens: map[string]tokens.Token{}, Malformed: map[string]error{}, Versions: map[string]int64{}}
+	for _, p := range params {
+		if t, ok := f.tokens[p]; ok {
+			out.Tokens[p] = t
+		}
+		if e, ok := f.malformed[p]; ok {
+			out.Malformed[p] = e
+		}
+		if v, ok := f.versions[p]; ok {
+			out.Versions[p] = v
+		}
+	}
+	return out, nil
 }
 
 func (f *fakeStore) Publish(_ context.Context, w store.Write) (tokens.Token, error) {

@@ -15,6 +15,7 @@ import (
 func FuzzParseEvent(f *testing.F) {
 	f.Add([]byte(`{"action":"rotate","providers":["ecard"]}`))
 	f.Add([]byte(`{"detail-type":"Scheduled Event","source":"aws.events","time":"2026-11-22T10:00:00Z"}`))
+	f.Add([]byte(`{"Records":[{"messageId":"m1","eventSource":"aws:sqs","body":"{\"provider\":\"ecard\",\"planned_at\":\"2026-11-22T10:00:00Z\"}"}]}`))
 	users := func(id string) []string {
 		if strings.HasPrefix(id, "token-refresher/") {
 			return []string{"ecard"}
@@ -40,6 +41,12 @@ func FuzzParseEvent(f *testing.F) {
 		case ActionRotate:
 			if req.Trigger == "manual" && (len(req.Providers) == 0 || slices.Contains(req.Providers, "")) {
 				t.Fatalf("a manual rotation without providers: %+v", req)
+			}
+		case ActionWork:
+			for _, j := range req.Jobs {
+				if j.MessageID == "" || j.err == nil && (j.Provider == "" || j.PlannedAt.IsZero()) {
+					t.Fatalf("a job without its message or provider: %+v", j)
+				}
 			}
 		default:
 			t.Fatalf("unknown action %q", req.Action)

@@ -26,8 +26,11 @@ var ErrUnconfigured = errors.New("unconfigured deployment")
 
 // Handle runs one invocation. It fails when the event is refused (nothing is then
 // changed) and, after every provider was tried, when any provider failed, so that
-// Lambda's error metric, retries and on-failure destination see it. When ctx has a
-// deadline, it returns before it (see Refresher.Reserve).
+// Lambda's error metric, retries and on-failure destination see it. A worker's
+// batch from the fan-out queue is the exception: its failed jobs are named in the
+// result's BatchItemFailures and the invocation succeeds, so that the event source
+// mapping sends only those again. When ctx has a deadline, it returns before it
+// (see Refresher.Reserve).
 func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (Result, error) {
 	if h.Unconfigured != "" {
 		err := fmt.Errorf("%w: %s", ErrUnconfigured, h.Unconfigured)
@@ -43,6 +46,18 @@ func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (Result, er
 	c := res.Counts()
 	attrs := []any{"action", string(req.Action), "trigger", req.Trigger,
 		"refreshed", c[StatusRefreshed], "skipped", c[StatusSkipped], "failed", c[StatusFailed]}
+	if c[StatusQueued] > 0 {
+		attrs = append(attrs, "queued", c[StatusQueued])
+	}
+	if req.Action == ActionWork {
+		attrs = append(attrs, "jobs", len(req.Jobs), "retried", len(res.BatchItemFailures))
+		if err := failures(res.Results); err != nil {
+			h.log(ctx, slog.LevelError, "run finished with failures", append(attrs, "error", err.Error())...)
+		} else {
+			h.log(ctx, slog.LevelInfo, "run finished", attrs...)
+		}
+		return res, nil
+	}
 	if err != nil {
 		h.log(ctx, slog.LevelError, "run finished with failures", append(attrs, "error", err.Error())...)
 	} else {

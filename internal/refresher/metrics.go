@@ -55,7 +55,7 @@ func (m *Metrics) observe(provider string, status Status, latency time.Duration,
 		defs = append(defs, emfMetric{Name: name, Unit: unit})
 		values[name] = v
 	}
-	if status != StatusSkipped {
+	if status != StatusSkipped && status != StatusQueued { // a queued provider's worker counts it
 		add(MetricRefreshed, "Count", boolInt(status == StatusRefreshed))
 		add(MetricFailed, "Count", boolInt(status == StatusFailed))
 		add(MetricRefreshLatency, "Milliseconds", latency.Milliseconds())

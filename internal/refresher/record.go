@@ -89,7 +89,9 @@ func (r *Refresher) putRun(ctx context.Context, rec state.Run) string {
 func (r *Refresher) recordHealth(ctx context.Context, pl *plan) {
 	var tried []string
 	for _, j := range pl.due {
-		tried = append(tried, j.p.Name)
+		if pl.outcomes[j.i].Status != StatusQueued { // a worker tries it
+			tried = append(tried, j.p.Name)
+		}
 	}
 	if len(tried) == 0 {
 		return
@@ -102,6 +104,9 @@ func (r *Refresher) recordHealth(ctx context.Context, pl *plan) {
 	now := r.now()
 	for _, j := range pl.due {
 		o := pl.outcomes[j.i]
+		if o.Status == StatusQueued {
+			continue
+		}
 		cur, ok := pl.published[j.p.Parameter]
 		a := state.Attempt{At: now, Published: o.Status == StatusRefreshed, Valid: ok && cur.Valid(now), Error: o.Error}
 		a.Degraded = a.Published && cur.RefusedSecretVersion != ""

@@ -43,6 +43,8 @@ type SecretSource interface {
 // TokenStore reads and publishes tokens; *store.Store is one.
 type TokenStore interface {
 	Current(ctx context.Context) (store.Published, error)
+	// Tokens reads the named parameters only; a worker's read.
+	Tokens(ctx context.Context, params []string) (store.Published, error)
 	// Publish writes a token and returns the token published when it returns,
 	// which an overlapping writer may have made a longer-lived one.
 	Publish(ctx context.Context, w store.Write) (tokens.Token, error)
@@ -77,6 +79,11 @@ type Refresher struct {
 	// Reconcile bounds how long idle runs rely on the run record before one reads
 	// every token again; DefaultReconcile when zero.
 	Reconcile time.Duration
+	// Queue, when set, makes this the planner of a fanned-out deployment: a refresh,
+	// and a rotation of more than InlineRotations providers, sends the due
+	// providers to it as jobs for workers instead of refreshing them itself (see
+	// fanout.go).
+	Queue JobQueue
 	// MaxConcurrency bounds concurrent refreshes; DefaultMaxConcurrency when zero.
 	MaxConcurrency int
 	// Reserve is how long before ctx's deadline Run stops starting work: no token
@@ -107,12 +114,23 @@ var ErrFailed = errors.New("token refresh failed")
 func (r *Refresher) Run(ctx context.Context, req Request) (Result, error) {
 	d := r.deadlines(ctx)
 	defer d.cancel()
+	if req.Action == ActionWork {
+		return r.work(d, req), nil
+	}
 	if res, ok := r.idle(d.work, req); ok {
 		return res, nil
 	}
 	pl, err := r.plan(d.work, req)
 	if err != nil {
 		return Result{Results: []Outcome{}}, err
+	}
+	if r.fansOut(req, pl) {
+		r.enqueue(d.work, pl)
+		res := Result{Results: pl.outcomes}
+		if pl.published != nil {
+			res.NextDue = r.record(d.publish, pl)
+		}
+		return res, failures(pl.outcomes)
 	}
 	r.refreshDue(d, req, pl)
 	res := Result{Results: pl.outcomes}
@@ -154,16 +172,20 @@ type plan struct {
 	published map[string]tokens.Token
 	// started is when the tokens were read.
 	started time.Time
+	// reasons says why each due provider is due, in the order of due.
+	reasons []string
 	mu      sync.Mutex // guards published while due providers are refreshed
 }
 
-// job is one due provider: its place in the outcomes, its published token and the
-// version of the parameter that was read.
+// job is one due provider: its place in the outcomes, its published token, the
+// version of the parameter that was read, and whether its new token replaces the
+// published one whatever that claims (a rotation).
 type job struct {
 	i       int
 	p       registry.Provider
 	cur     *tokens.Token // nil when none is published
 	version int64
+	rotate  bool
 }
 
 // plan resolves the request's providers, reads the published tokens and decides
@@ -185,7 +207,7 @@ func (r *Refresher) plan(ctx context.Context, req Request) (*plan, error) {
 	if len(targets) == 0 {
 		return pl, nil
 	}
-	published, err := r.Store.Current(ctx)
+	published, err := r.read(ctx, targets)
 	if err != nil {
 		reason := "the published tokens could not be read: " + bound(err.Error())
 		if ctx.Err() != nil {
@@ -209,7 +231,8 @@ func (r *Refresher) plan(ctx context.Context, req Request) (*plan, error) {
 			d = Decision{Due: true, Reason: merr.Error()}
 		}
 		if d.Due {
-			pl.due = append(pl.due, job{i: i, p: p, cur: cur, version: published.Versions[p.Parameter]})
+			pl.due = append(pl.due, job{i: i, p: p, cur: cur, version: published.Versions[p.Parameter], rotate: req.Action == ActionRotate})
+			pl.reasons = append(pl.reasons, d.Reason)
 			continue
 		}
 		pl.outcomes[i] = Outcome{Provider: p.Name, Status: StatusSkipped, Reason: d.Reason, ExpiresAt: stamp(cur.ExpiresAt)}
@@ -219,6 +242,21 @@ func (r *Refresher) plan(ctx context.Context, req Request) (*plan, error) {
 		r.report(ctx, pl.outcomes[i], cur, 0)
 	}
 	return pl, nil
+}
+
+// read reads the published tokens a plan decides on: every token under the
+// prefix, a page at a time; a planner (Queue set), which serves registries too
+// large for one invocation, reads its targets by name instead, several calls at
+// once, on GetParameters' quota (docs/performance.md, scaling).
+func (r *Refresher) read(ctx context.Context, targets []registry.Provider) (store.Published, error) {
+	if r.Queue == nil {
+		return r.Store.Current(ctx)
+	}
+	params := make([]string, len(targets))
+	for i, p := range targets {
+		params[i] = p.Parameter
+	}
+	return r.Store.Tokens(ctx, params)
 }
 
 // refreshDue reads the due providers' secrets in batches and refreshes them, at
@@ -378,7 +416,7 @@ func (r *Refresher) refresh(d deadlines, req Request, j job, sec secrets.Secret,
 	// A scheduled refresh never shortens the published token; a rotation publishes
 	// the valid token it got whatever the old one claims, or a token claiming a far
 	// expiry could never be replaced.
-	if req.Action != ActionRotate && cur != nil && cur.Provider == p.Name && cur.Valid(now) && !next.ExpiresAt.After(cur.ExpiresAt) {
+	if !j.rotate && cur != nil && cur.Provider == p.Name && cur.Valid(now) && !next.ExpiresAt.After(cur.ExpiresAt) {
 		return fail(fmt.Errorf("%w: the new token expires at %s, no later than the published one (%s); kept the published one",
 			oauth.ErrInvalidToken, stamp(next.ExpiresAt), stamp(cur.ExpiresAt)))
 	}
@@ -490,6 +528,8 @@ func (r *Refresher) report(ctx context.Context, o Outcome, tok *tokens.Token, el
 		r.Log.WarnContext(ctx, "token refreshed", append(attrs, "note", o.Note)...)
 	case o.Status == StatusSkipped:
 		r.Log.InfoContext(ctx, "token not due", append(attrs, "reason", o.Reason)...)
+	case o.Status == StatusQueued:
+		r.Log.InfoContext(ctx, "token sent to the workers", append(attrs, "reason", o.Reason)...)
 	default:
 		r.Log.InfoContext(ctx, "token refreshed", attrs...)
 	}

@@ -1,6 +1,8 @@
 package refresher
 
 import (
+	"github.com/aws/aws-lambda-go/events"
+
 	"github.com/token-refresher/token-refresher/internal/oauth"
 	"github.com/token-refresher/token-refresher/pkg/tokens"
 )
@@ -16,6 +18,9 @@ const (
 	// StatusChecked is a dry run's: a token was obtained (and verified, when the
 	// provider says how) but not published.
 	StatusChecked Status = "checked"
+	// StatusQueued is a planner's: the provider was sent to the workers as a job
+	// (see fanout.go); the workers' runs say how it went.
+	StatusQueued Status = "queued"
 )
 
 // Result is what an invocation returns: one outcome per provider considered, in
@@ -27,6 +32,9 @@ type Result struct {
 	NextDue string `json:"next_due,omitempty"`
 	// Idle says the run read the run record only: nothing was due.
 	Idle bool `json:"idle,omitempty"`
+	// BatchItemFailures, a worker's, names the queue messages whose providers failed,
+	// so that the event source mapping sends only those again.
+	BatchItemFailures []events.SQSBatchItemFailure `json:"batchItemFailures,omitempty"`
 }
 
 // Outcome is one provider's part of a Result.

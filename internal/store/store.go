@@ -23,16 +23,21 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/token-refresher/token-refresher/pkg/tokens"
 )
@@ -47,8 +52,13 @@ const AdvancedLimit = 8192
 // pageSize is GetParametersByPath's largest page.
 const pageSize = 10
 
+// DefaultReadConcurrency is how many GetParameters calls Tokens makes at once
+// when ReadConcurrency is zero.
+const DefaultReadConcurrency = 4
+
 // API is the part of the SSM client a Store uses.
 type API interface {
+	GetParameters(ctx context.Context, in *ssm.GetParametersInput, optFns ...func(*ssm.Options)) (*ssm.GetParametersOutput, error)
 	GetParametersByPath(ctx context.Context, in *ssm.GetParametersByPathInput, optFns ...func(*ssm.Options)) (*ssm.GetParametersByPathOutput, error)
 	PutParameter(ctx context.Context, in *ssm.PutParameterInput, optFns ...func(*ssm.Options)) (*ssm.PutParameterOutput, error)
 	GetParameterHistory(ctx context.Context, in *ssm.GetParameterHistoryInput, optFns ...func(*ssm.Options)) (*ssm.GetParameterHistoryOutput, error)
@@ -65,6 +75,9 @@ type Store struct {
 	// KMSKeyID, when not empty, encrypts the SecureStrings with that key instead of
 	// the account's alias/aws/ssm.
 	KMSKeyID string
+	// ReadConcurrency bounds the calls Tokens makes at once;
+	// DefaultReadConcurrency when zero.
+	ReadConcurrency int
 	// Log receives warnings (a token that needs the Advanced tier); nothing when nil.
 	Log *slog.Logger
 }
@@ -101,18 +114,49 @@ func (s *Store) Current(ctx context.Context) (Published, error) {
 		if err != nil {
 			return Published{}, fmt.Errorf("read tokens under %s: %w", s.prefix(), err)
 		}
-		for _, prm := range page.Parameters {
-			name := aws.ToString(prm.Name)
-			out.Versions[name] = prm.Version
-			t, err := tokens.Parse([]byte(aws.ToString(prm.Value)))
-			if err != nil {
-				out.Malformed[name] = fmt.Errorf("parameter %s: %w", name, err)
-				continue
-			}
-			out.Tokens[name] = t
-		}
+		out.add(page.Parameters)
 	}
 	return out, nil
+}
+
+// Tokens reads the named parameters only, ten to a call (GetParameters' limit),
+// ReadConcurrency calls at a time: a fanned-out planner's read of a registry too
+// large for one invocation, and a worker's of its batch. A name not found has no
+// entry.
+func (s *Store) Tokens(ctx context.Context, params []string) (Published, error) {
+	out := Published{Tokens: map[string]tokens.Token{}, Malformed: map[string]error{}, Versions: map[string]int64{}}
+	var mu sync.Mutex
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, cmp.Or(s.ReadConcurrency, DefaultReadConcurrency)))
+	for batch := range slices.Chunk(params, pageSize) {
+		g.Go(func() error {
+			page, err := s.API.GetParameters(ctx, &ssm.GetParametersInput{Names: batch, WithDecryption: aws.Bool(true)})
+			if err != nil {
+				return fmt.Errorf("read tokens %s, ...: %w", batch[0], err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			out.add(page.Parameters)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return Published{}, err
+	}
+	return out, nil
+}
+
+func (p Published) add(params []types.Parameter) {
+	for _, prm := range params {
+		name := aws.ToString(prm.Name)
+		p.Versions[name] = prm.Version
+		t, err := tokens.Parse([]byte(aws.ToString(prm.Value)))
+		if err != nil {
+			p.Malformed[name] = fmt.Errorf("parameter %s: %w", name, err)
+			continue
+		}
+		p.Tokens[name] = t
+	}
 }
 
 // ErrTooLarge means a token cannot be published because its JSON exceeds what SSM stores.

@@ -63,6 +63,27 @@ func TestIntegrationStore(t *testing.T) {
 		}
 	}
 
+	// A worker's read: the named parameters only, ten to a GetParameters call, and a
+	// name that was never written has no entry.
+	calls.Reset()
+	names := []string{prefix + "/missing"}
+	for i := range n {
+		names = append(names, fmt.Sprintf("%s/p%02d", prefix, i))
+	}
+	some, err := s.Tokens(ctx, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(some.Tokens) != n || some.Versions[prefix+"/p03"] != 1 || some.Tokens[prefix+"/p03"].AccessToken != strings.Repeat("a", 103) {
+		t.Fatalf("Tokens read %d tokens, p03 version %d", len(some.Tokens), some.Versions[prefix+"/p03"])
+	}
+	if _, ok := some.Tokens[prefix+"/missing"]; ok {
+		t.Fatal("a missing parameter read as a token")
+	}
+	if c := calls.Count("SSM.GetParameters"); c != (n+1+9)/10 {
+		t.Fatalf("%d GetParameters calls for %d names", c, n+1)
+	}
+
 	check := func(name string, size int, wantKey string) {
 		t.Helper()
 		out, err := client.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name), WithDecryption: aws.Bool(true)})

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +30,7 @@ type fakeSSM struct {
 	getCalls     int
 	historyCalls int
 	beforePut    func(name string)
+	mu           sync.Mutex // Tokens reads concurrently
 }
 
 func newFakeSSM() *fakeSSM {
@@ -47,6 +49,25 @@ func (f *fakeSSM) GetParameterHistory(_ context.Context, in *ssm.GetParameterHis
 	out := &ssm.GetParameterHistoryOutput{}
 	for i, v := range f.history[aws.ToString(in.Name)] {
 		out.Parameters = append(out.Parameters, types.ParameterHistory{Name: in.Name, Value: aws.String(v), Version: int64(i + 1)})
+	}
+	return out, nil
+}
+
+func (f *fakeSSM) GetParameters(_ context.Context, in *ssm.GetParametersInput, _ ...func(*ssm.Options)) (*ssm.GetParametersOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.getCalls++
+	if len(in.Names) > pageSize {
+		return nil, &smithy.GenericAPIError{Code: "ValidationException", Message: "names: at most 10"}
+	}
+	out := &ssm.GetParametersOutput{}
+	for _, n := range in.Names {
+		v, ok := f.params[n]
+		if !ok {
+			out.InvalidParameters = append(out.InvalidParameters, n)
+			continue
+		}
+		out.Parameters = append(out.Parameters, types.Parameter{Name: aws.String(n), Value: aws.String(v), Version: int64(len(f.history[n]))})
 	}
 	return out, nil
 }
@@ -121,6 +142,43 @@ func TestCurrentReadsTenPerCall(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestTokensReadsOnlyTheNamed(t *testing.T) {
+	for _, n := range []int{0, 1, 10, 11, 25} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			api := newFakeSSM()
+			s := &Store{API: api, Prefix: "/token-refresher/tokens"}
+			var names []string
+			for i := range 30 {
+				name := fmt.Sprintf("/token-refresher/tokens/p%02d", i)
+				api.write(name, string(must(token("p", 10).Marshal())))
+				if i < n {
+					names = append(names, name)
+				}
+			}
+			names = append(names, "/token-refresher/tokens/never-written")
+			api.write("/token-refresher/tokens/broken", "{not json")
+			names = append(names, "/token-refresher/tokens/broken")
+			got, err := s.Tokens(context.Background(), names)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got.Tokens) != n || len(got.Malformed) != 1 || len(got.Versions) != n+1 {
+				t.Fatalf("%d tokens, %d malformed, %d versions", len(got.Tokens), len(got.Malformed), len(got.Versions))
+			}
+			if want := (len(names) + 9) / 10; api.getCalls != want {
+				t.Fatalf("%d calls for %d names", api.getCalls, len(names))
+			}
+		})
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 func TestPublish(t *testing.T) {

@@ -1,0 +1,394 @@
+package refresher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/token-refresher/token-refresher/internal/oauthtest"
+	"github.com/token-refresher/token-refresher/internal/queue"
+	"github.com/token-refresher/token-refresher/internal/registry"
+	"github.com/token-refresher/token-refresher/internal/secrets"
+)
+
+// fakeQueue keeps the messages it was sent; fail, when set, loses those whose
+// index it names.
+type fakeQueue struct {
+	mu   sync.Mutex
+	sent [][]queue.Message // by Send call
+	fail func(i int) bool
+}
+
+func (q *fakeQueue) Send(_ context.Context, msgs []queue.Message) map[int]error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.sent = append(q.sent, msgs)
+	var errs map[int]error
+	for i := range msgs {
+		if q.fail != nil && q.fail(i) {
+			if errs == nil {
+				errs = map[int]error{}
+			}
+			errs[i] = fmt.Errorf("%w: ThrottlingException", queue.ErrNotSent)
+		}
+	}
+	return errs
+}
+
+func (q *fakeQueue) last() []queue.Message {
+	if len(q.sent) == 0 {
+		return nil
+	}
+	return q.sent[len(q.sent)-1]
+}
+
+// delivery is the event the event source mapping makes of msgs; message i's id is
+// prefix + i.
+func delivery(t *testing.T, prefix string, msgs []queue.Message) []byte {
+	t.Helper()
+	var ev events.SQSEvent
+	for i, m := range msgs {
+		ev.Records = append(ev.Records, events.SQSMessage{MessageId: fmt.Sprintf("%s%d", prefix, i), Body: m.Body, EventSource: "aws:sqs",
+			EventSourceARN: "arn:aws:sqs:us-east-1:123456789012:token-refresher-jobs.fifo"})
+	}
+	raw, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func jobMessage(t *testing.T, j Job) queue.Message {
+	t.Helper()
+	return message(j, 0)
+}
+
+var scheduled = []byte(`{"detail-type":"Scheduled Event","source":"aws.events"}`)
+
+// handle runs one event through the handler as Lambda does.
+func handle(t *testing.T, r *Refresher, event []byte) (Result, error) {
+	t.Helper()
+	h := &Handler{Refresher: r}
+	res, err := h.Handle(context.Background(), event)
+	// Lambda reads the result as JSON: what the event source mapping sees.
+	if _, merr := json.Marshal(res); merr != nil {
+		t.Fatal(merr)
+	}
+	return res, err
+}
+
+func failedMessages(res Result) []string {
+	var ids []string
+	for _, f := range res.BatchItemFailures {
+		ids = append(ids, f.ItemIdentifier)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// TestFanOutPlannerAndWorkers is the fanned-out cycle: the planner sends only the
+// due providers and asks none of them for a token; the workers refresh them; a
+// duplicate delivery changes nothing; the next planner run finds nothing due.
+func TestFanOutPlannerAndWorkers(t *testing.T) {
+	w := newWorld(t)
+	q := &fakeQueue{}
+	r := w.refresher()
+	r.Queue = q
+
+	res, err := handle(t, r, scheduled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := res.Counts(); c[StatusQueued] != 5 || len(q.last()) != 5 {
+		t.Fatalf("planner: %+v, %d messages", res.Results, len(q.last()))
+	}
+	if w.srv.TotalRequests() != 0 || w.store.writes != 0 || w.state.healthReads+w.state.healthWrites != 0 {
+		t.Fatalf("the planner asked %d providers, wrote %d tokens, used health records %d times", w.srv.TotalRequests(), w.store.writes,
+			w.state.healthReads+w.state.healthWrites)
+	}
+	// It read the registry's parameters by name, not the whole prefix.
+	if w.store.currents != 0 || w.store.reads != 5 {
+		t.Fatalf("planner read %d prefixes and %d parameters", w.store.currents, w.store.reads)
+	}
+	if res.NextDue != "" {
+		t.Fatalf("planner recorded the next due time %s before the workers ran", res.NextDue)
+	}
+	groups := map[string]bool{}
+	for _, m := range q.last() {
+		var j Job
+		if err := json.Unmarshal([]byte(m.Body), &j); err != nil || j.Rotate || j.PlannedAt.IsZero() || m.Group != j.Provider {
+			t.Fatalf("message %+v: %v", m, err)
+		}
+		groups[m.Group] = true
+	}
+	if len(groups) != 5 {
+		t.Fatalf("groups %v", groups)
+	}
+	// A planner that runs again before the workers did sends the same deduplication
+	// ids: the FIFO queue drops the second set.
+	first := q.last()
+	if _, err := handle(t, r, scheduled); err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range q.last() {
+		if m.Dedup != first[i].Dedup {
+			t.Fatalf("dedup id of %s changed between plans: %s, %s", m.Group, first[i].Dedup, m.Dedup)
+		}
+	}
+
+	res, err = handle(t, r, delivery(t, "a", first))
+	if err != nil || res.Counts()[StatusRefreshed] != 5 || len(res.BatchItemFailures) != 0 {
+		t.Fatalf("workers: %v %+v", err, res)
+	}
+	for _, d := range oauthtest.Dialects() {
+		st := w.srv.Stats(string(d))
+		if len(st.Issued) != 1 || w.store.tokens[param(string(d))].AccessToken != st.Issued[0] {
+			t.Fatalf("%s: issued %v, published %+v", d, st.Issued, w.store.tokens[param(string(d))])
+		}
+	}
+	if w.state.healthReads == 0 {
+		t.Fatal("the workers did not bring the health records up to date")
+	}
+
+	// SQS delivers at least once: the same messages again ask nobody and write nothing.
+	writes, requests := w.store.writes, w.srv.TotalRequests()
+	res, err = handle(t, r, delivery(t, "b", first))
+	if err != nil || res.Counts()[StatusSkipped] != 5 || len(res.BatchItemFailures) != 0 {
+		t.Fatalf("duplicate delivery: %v %+v", err, res)
+	}
+	for _, o := range res.Results {
+		if !strings.HasPrefix(o.Reason, "not due any more") {
+			t.Fatalf("duplicate: %+v", o)
+		}
+	}
+	if w.store.writes != writes || w.srv.TotalRequests() != requests {
+		t.Fatalf("a duplicate delivery made %d writes, %d token requests", w.store.writes-writes, w.srv.TotalRequests()-requests)
+	}
+
+	sends := len(q.sent)
+	res, err = handle(t, r, scheduled)
+	if err != nil || res.Counts()[StatusSkipped] != 5 || len(q.sent) != sends || res.NextDue == "" {
+		t.Fatalf("planner after the workers: %v %+v, %d sends", err, res, len(q.sent)-sends)
+	}
+}
+
+// TestFanOutWorkerReportsOnlyFailedJobs: the event source mapping sends again only
+// the messages named in BatchItemFailures, so those are exactly the failed jobs,
+// and the invocation itself succeeds.
+func TestFanOutWorkerReportsOnlyFailedJobs(t *testing.T) {
+	w := newWorld(t)
+	w.srv.SetFault("cardlytics", oauthtest.Fault{Kind: oauthtest.ServerError, Status: 500})
+	r := w.refresher()
+	r.Queue = &fakeQueue{}
+	now := time.Now()
+	var msgs []queue.Message
+	for _, d := range oauthtest.Dialects() {
+		msgs = append(msgs, jobMessage(t, Job{Provider: string(d), PlannedAt: now}))
+	}
+	msgs = append(msgs, queue.Message{Body: `{"provider":"ecard"}`}) // no planned_at: not a job
+	msgs = append(msgs, jobMessage(t, Job{Provider: "removed-since", PlannedAt: now}))
+
+	res, err := handle(t, r, delivery(t, "m", msgs))
+	if err != nil {
+		t.Fatalf("a worker's invocation failed: %v", err)
+	}
+	var cardlytics int
+	for i, d := range oauthtest.Dialects() {
+		if d == oauthtest.Cardlytics {
+			cardlytics = i
+		}
+	}
+	want := []string{fmt.Sprintf("m%d", cardlytics), "m5"}
+	slices.Sort(want)
+	if got := failedMessages(res); !slices.Equal(got, want) {
+		t.Fatalf("batch item failures %v, want %v; results %+v", got, want, res.Results)
+	}
+	if o := res.Results[6]; o.Status != StatusSkipped || !strings.Contains(o.Reason, "no longer in the registry") {
+		t.Fatalf("unknown provider: %+v", o)
+	}
+	if c := res.Counts(); c[StatusRefreshed] != 4 || c[StatusFailed] != 2 {
+		t.Fatalf("%+v", res.Results)
+	}
+	if h := w.state.health["cardlytics"]; h.ConsecutiveFailures == 0 {
+		t.Fatalf("the failure is not in cardlytics' health: %+v", h)
+	}
+}
+
+// TestFanOutRotationJobs: a rotation job replaces a fresh token, once: the same job
+// delivered again, or one planned before the token was issued, is skipped; two
+// jobs of one provider in a batch make one token.
+func TestFanOutRotationJobs(t *testing.T) {
+	w := newWorld(t)
+	r := w.refresher()
+	if _, err := r.Run(context.Background(), Request{Action: ActionRefresh}); err != nil {
+		t.Fatal(err)
+	}
+	r.Queue = &fakeQueue{}
+	before := w.store.tokens[param("ecard")]
+	planned := time.Now()
+	rotate := []queue.Message{jobMessage(t, Job{Provider: "ecard", PlannedAt: planned, Rotate: true})}
+
+	res, err := handle(t, r, delivery(t, "r", rotate))
+	if err != nil || res.Results[0].Status != StatusRefreshed || w.store.tokens[param("ecard")].AccessToken == before.AccessToken {
+		t.Fatalf("rotation job: %v %+v", err, res)
+	}
+	requests := w.srv.Stats("ecard").Requests
+	res, err = handle(t, r, delivery(t, "again", rotate))
+	if err != nil || res.Results[0].Status != StatusSkipped || !strings.Contains(res.Results[0].Reason, "rotated since") {
+		t.Fatalf("redelivered rotation job: %v %+v", err, res)
+	}
+	old := []queue.Message{jobMessage(t, Job{Provider: "ecard", PlannedAt: planned.Add(-time.Hour), Rotate: true})}
+	if res, _ := handle(t, r, delivery(t, "old", old)); res.Results[0].Status != StatusSkipped {
+		t.Fatalf("rotation planned before the token: %+v", res)
+	}
+	if n := w.srv.Stats("ecard").Requests; n != requests {
+		t.Fatalf("%d token requests for skipped jobs", n-requests)
+	}
+
+	// A refresh job and a rotation job of booking in one batch: one token.
+	issued := len(w.srv.Stats("booking").Issued)
+	both := []queue.Message{
+		jobMessage(t, Job{Provider: "booking", PlannedAt: time.Now()}),
+		jobMessage(t, Job{Provider: "booking", PlannedAt: time.Now(), Rotate: true}),
+	}
+	res, err = handle(t, r, delivery(t, "b", both))
+	if err != nil || res.Results[0].Status != StatusRefreshed || res.Results[1].Status != StatusSkipped ||
+		len(w.srv.Stats("booking").Issued) != issued+1 {
+		t.Fatalf("two jobs of one provider: %v %+v", err, res)
+	}
+}
+
+// TestFanOutRotationsInline: a planner refreshes small rotations itself, as
+// without fan-out, so that a rotation by hand answers with the new tokens; larger
+// ones go to the workers.
+func TestFanOutRotationsInline(t *testing.T) {
+	w := manyWorld(t, InlineRotations+5)
+	q := &fakeQueue{}
+	r := w.refresher()
+	r.Queue = q
+
+	res, err := r.Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"p00", "p01", "p02"}, Trigger: TriggerManual})
+	if err != nil || res.Counts()[StatusRefreshed] != 3 || len(q.sent) != 0 {
+		t.Fatalf("small rotation: %v %+v, %d sends", err, res, len(q.sent))
+	}
+	res, err = r.Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"p00", "p01", "p02"}, Trigger: TriggerManual, DryRun: true})
+	if err != nil || res.Counts()[StatusChecked] != 3 || len(q.sent) != 0 {
+		t.Fatalf("dry run: %v %+v", err, res)
+	}
+	res, err = r.Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"*"}, Trigger: TriggerManual})
+	if err != nil || res.Counts()[StatusQueued] != InlineRotations+5 || len(q.last()) != InlineRotations+5 {
+		t.Fatalf("rotate all: %v %+v", err, res)
+	}
+	for _, m := range q.last() {
+		var j Job
+		if json.Unmarshal([]byte(m.Body), &j) != nil || !j.Rotate {
+			t.Fatalf("rotate-all message %s", m.Body)
+		}
+	}
+}
+
+// TestFanOutUnsentJobsFail: a job the queue did not take is that provider's
+// failure, so the run fails and the next one plans it again.
+func TestFanOutUnsentJobsFail(t *testing.T) {
+	w := newWorld(t)
+	r := w.refresher()
+	r.Queue = &fakeQueue{fail: func(i int) bool { return i == 1 }}
+	res, err := r.Run(context.Background(), Request{Action: ActionRefresh, Trigger: TriggerSchedule})
+	if !errors.Is(err, ErrFailed) {
+		t.Fatalf("err %v", err)
+	}
+	if c := res.Counts(); c[StatusQueued] != 4 || c[StatusFailed] != 1 {
+		t.Fatalf("%+v", res.Results)
+	}
+	for _, o := range res.Results {
+		if o.Status == StatusFailed && !strings.Contains(o.Error, "not sent to the workers") {
+			t.Fatalf("%+v", o)
+		}
+	}
+}
+
+// TestFanOutWorkerStoreFailure: when the published tokens cannot be read, nothing
+// is decided and every job comes back.
+func TestFanOutWorkerStoreFailure(t *testing.T) {
+	w := newWorld(t)
+	w.store.currentErr = errors.New("AccessDeniedException")
+	r := w.refresher()
+	r.Queue = &fakeQueue{}
+	msgs := []queue.Message{jobMessage(t, Job{Provider: "ecard", PlannedAt: time.Now()}), jobMessage(t, Job{Provider: "booking", PlannedAt: time.Now()})}
+	res, err := handle(t, r, delivery(t, "m", msgs))
+	if err != nil || !slices.Equal(failedMessages(res), []string{"m0", "m1"}) || w.srv.TotalRequests() != 0 {
+		t.Fatalf("%v %+v", err, res)
+	}
+}
+
+func TestMerged(t *testing.T) {
+	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	in := []Job{
+		{Provider: "a", PlannedAt: t0},
+		{Provider: "b", PlannedAt: t0},
+		{Provider: "a", PlannedAt: t0.Add(time.Minute), Rotate: true},
+		{Provider: "a", PlannedAt: t0.Add(-time.Minute), Rotate: true},
+		{MessageID: "x", err: errNotAJob},
+		{MessageID: "y", err: errNotAJob},
+	}
+	jobs, first := merged(in)
+	if !slices.Equal(first, []int{0, 1, 0, 0, 4, 5}) {
+		t.Fatalf("first %v", first)
+	}
+	if !jobs[0].Rotate || !jobs[0].PlannedAt.Equal(t0.Add(time.Minute)) || jobs[1].Rotate {
+		t.Fatalf("merged %+v", jobs)
+	}
+}
+
+func TestMessage(t *testing.T) {
+	j := Job{Provider: "ecard", PlannedAt: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
+	a, b := message(j, 3), message(j, 3)
+	if a.Dedup != b.Dedup || a.Group != "ecard" {
+		t.Fatalf("%+v %+v", a, b)
+	}
+	// Another version of the token, a rotation, or another provider is another job;
+	// when the job was planned is not part of it.
+	for _, other := range []queue.Message{message(j, 4), message(Job{Provider: "ecard", PlannedAt: j.PlannedAt, Rotate: true}, 3),
+		message(Job{Provider: "booking", PlannedAt: j.PlannedAt}, 3)} {
+		if other.Dedup == a.Dedup {
+			t.Fatalf("%+v deduplicated with %+v", other, a)
+		}
+	}
+	if later := message(Job{Provider: "ecard", PlannedAt: j.PlannedAt.Add(time.Minute)}, 3); later.Dedup != a.Dedup {
+		t.Fatal("a later plan of the same token is not deduplicated")
+	}
+	long := message(Job{Provider: strings.Repeat("x", 200), PlannedAt: j.PlannedAt}, 0)
+	if len(long.Group) > 128 || len(long.Dedup) > 128 {
+		t.Fatalf("ids over SQS's 128 characters: %d, %d", len(long.Group), len(long.Dedup))
+	}
+}
+
+// manyWorld is n providers of one dialect, p00, p01, ..., each with its secret.
+func manyWorld(t *testing.T, n int) *world {
+	t.Helper()
+	w := &world{srv: oauthtest.NewServer(), secrets: newFakeSecrets(), store: newFakeStore(), state: newFakeState(), urls: map[string]string{}}
+	t.Cleanup(w.srv.Close)
+	var doc strings.Builder
+	doc.WriteString("providers:\n")
+	for i := range n {
+		name := fmt.Sprintf("p%02d", i)
+		sec := secrets.Secret{ClientID: "id-" + name, ClientSecret: "secret " + name, VersionID: "v1"}
+		u := w.srv.Add(oauthtest.Provider{Name: name, Dialect: oauthtest.ECard, ClientID: sec.ClientID, ClientSecret: sec.ClientSecret})
+		w.secrets.current["token-refresher/"+name] = sec
+		doc.WriteString(registry.EntryYAML(name, "token-refresher/"+name, oauthtest.ECard.Endpoint(u)))
+	}
+	reg, err := registry.Load(strings.NewReader(doc.String()), registry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.reg = reg
+	return w
+}
