@@ -2,7 +2,7 @@
 
 The tests in test_lambda.py and test_go_runtime.py drive a real LocalStack through boto3,
 as the product does: `localstack/launcher test` starts one (AWS_ENDPOINT_URL says where).
-test_units.py needs none.
+test_esm.py drives SQS event source mappings the same way. test_units.py needs none.
 """
 
 from __future__ import annotations
@@ -115,6 +115,11 @@ def _require_hostmode(lam: Any) -> None:
 @pytest.fixture(scope="session")
 def logs() -> Any:
     return _client("logs")
+
+
+@pytest.fixture(scope="session")
+def sqs() -> Any:
+    return _client("sqs")
 
 
 # Every function process an invocation reported, to check that none outlives the tests.

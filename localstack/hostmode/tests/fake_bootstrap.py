@@ -22,6 +22,11 @@ Each event is a JSON object; its "action" (default "echo") says what to do:
   gather        write the pid into event["dir"], wait (at most 20 s) until event["count"]
                 files are there, then answer their names: proves invocations overlap
   big           answer event["size"] bytes
+An event with "Records" (a batch from an SQS event source mapping) is handled apart:
+sleep FAKE_SQS_SLEEP seconds (default 0), answer {"batchItemFailures": [...]} naming
+each record whose body is a JSON object with "fail": true, and, when FAKE_SQS_DIR is
+set, write there <request id>.json: {"pid", "start", "end" (time.monotonic(), which is
+system-wide), "records": [{"id", "group", "receive_count", "body"}]}.
 """
 
 import http.client
@@ -61,6 +66,35 @@ def post_with_trailers(path: str, body: bytes, trailers: dict[str, str]) -> None
         s.recv(4096)
 
 
+def sqs_batch(rid: str, records: list[dict]) -> None:
+    start = time.monotonic()
+    time.sleep(float(os.environ.get("FAKE_SQS_SLEEP") or 0))
+    failures = []
+    for r in records:
+        try:
+            body = json.loads(r["body"])
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and body.get("fail"):
+            failures.append({"itemIdentifier": r["messageId"]})
+    out = os.environ.get("FAKE_SQS_DIR")
+    if out:
+        seen = [
+            {
+                "id": r["messageId"],
+                "group": r["attributes"].get("MessageGroupId"),
+                "receive_count": int(r["attributes"]["ApproximateReceiveCount"]),
+                "body": r["body"],
+            }
+            for r in records
+        ]
+        record = {"pid": os.getpid(), "start": start, "end": time.monotonic(), "records": seen}
+        with open(os.path.join(out, f".{rid}"), "w") as f:
+            json.dump(record, f)
+        os.rename(os.path.join(out, f".{rid}"), os.path.join(out, f"{rid}.json"))
+    post(f"{BASE}/invocation/{rid}/response", json.dumps({"batchItemFailures": failures}).encode())
+
+
 init = os.environ.get("FAKE_INIT", "")
 print(f"fake: init pid={os.getpid()}", flush=True)
 if init == "error":
@@ -76,6 +110,9 @@ while True:
     resp = conn.getresponse()
     event = json.loads(resp.read() or b"{}")
     rid = resp.getheader("Lambda-Runtime-Aws-Request-Id")
+    if isinstance(event, dict) and "Records" in event:
+        sqs_batch(rid, event["Records"])
+        continue
     action = event.get("action", "echo") if isinstance(event, dict) else "echo"
     answer = {
         "pid": os.getpid(),

@@ -1,6 +1,6 @@
 """The executor's parts on their own, without LocalStack: the ELF check, the function's
-environment, chunked bodies, the log lines, and HostInit serving a fake bootstrap to a
-recording stand-in for LocalStack."""
+environment, chunked bodies, the log lines, HostInit serving a fake bootstrap to a
+recording stand-in for LocalStack, and the SQS event source mapping shim over a fake poller."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -221,3 +222,167 @@ def test_leftovers_are_found_by_their_code_directory(tmp_path: Path) -> None:
             p.kill()
             p.wait()
     assert not os.path.exists(f"/proc/{ours.pid}/cwd")
+
+
+# ---- the SQS event source mapping shim (esm.py) -------------------------------------
+
+
+class FakeSqs:
+    """receive_message over a list of messages, as the poller's SQS client."""
+
+    def __init__(self, count: int, error: Exception | None = None) -> None:
+        self.pending = [{"MessageId": str(i), "Attributes": {}} for i in range(count)]
+        self.error = error
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def receive_message(self, **params: object) -> dict:
+        with self.lock:
+            self.calls += 1
+            if self.error:
+                raise self.error
+            n = params["MaxNumberOfMessages"]
+            assert isinstance(n, int)
+            taken, self.pending = self.pending[:n], self.pending[n:]
+            return {"Messages": taken}
+
+
+class FakePoller:
+    """What ConcurrentPolling uses of LocalStack's SqsPoller; handle_messages records
+    its batches and how many run at once."""
+
+    def __init__(self, count: int, batch_size: int = 5, error: Exception | None = None, fail: bool = False) -> None:
+        self.source_client = FakeSqs(count, error)
+        self.queue_url = "http://127.0.0.1/000000000000/q"
+        self.source_arn = "arn:aws:sqs:us-east-1:000000000000:q"
+        self.batch_size = batch_size
+        self.maximum_batching_window = 0
+        self.fail = fail
+        self.batches: list[list[str]] = []
+        self.running = self.peak = 0
+        self.lock = threading.Lock()
+
+    def handle_messages(self, messages: list[dict]) -> None:
+        with self.lock:
+            self.batches.append([m["MessageId"] for m in messages])
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        time.sleep(0.05)
+        with self.lock:
+            self.running -= 1
+        if self.fail:
+            raise RuntimeError("function failed")
+
+
+def test_esm_polling_keeps_k_batches_in_flight() -> None:
+    from localstack.services.lambda_.event_source_mapping.pollers.poller import EmptyPollResultsException
+    from localstack_hostmode.esm import ConcurrentPolling
+
+    poller = FakePoller(23)
+    polling = ConcurrentPolling(3, threading.Event(), "test")
+    polling.poll(poller)
+    assert sorted(int(i) for b in poller.batches for i in b) == list(range(23))
+    assert max(len(b) for b in poller.batches) == 5
+    assert poller.peak == 3
+    with pytest.raises(EmptyPollResultsException):
+        polling.poll(poller)
+
+
+def test_esm_polling_failed_batches_are_logged_and_the_poll_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    from localstack_hostmode.esm import ConcurrentPolling
+
+    poller = FakePoller(12, fail=True)
+    ConcurrentPolling(2, threading.Event(), "test").poll(poller)
+    assert sum(len(b) for b in poller.batches) == 12
+    assert "Polling or batch processing failed: function failed" in caplog.text
+
+
+def test_esm_polling_stops_and_raises_receive_errors() -> None:
+    from localstack.services.lambda_.event_source_mapping.pollers.poller import EmptyPollResultsException
+    from localstack_hostmode.esm import ConcurrentPolling
+
+    stopped = threading.Event()
+    stopped.set()
+    poller = FakePoller(10)
+    with pytest.raises(EmptyPollResultsException):
+        ConcurrentPolling(3, stopped, "test").poll(poller)
+    assert poller.source_client.calls == 0
+
+    poller = FakePoller(10, error=ConnectionError("queue gone"))
+    with pytest.raises(ConnectionError):
+        ConcurrentPolling(3, threading.Event(), "test").poll(poller)
+
+
+def test_esm_shim_applies_only_to_sqs_mappings_with_maximum_concurrency() -> None:
+    from localstack.services.lambda_.event_source_mapping.pollers.sqs_poller import SqsPoller
+    from localstack_hostmode import esm
+
+    assert esm.maximum_concurrency({}) is None
+    assert esm.maximum_concurrency({"ScalingConfig": {}}) is None
+    assert esm.maximum_concurrency({"ScalingConfig": {"MaximumConcurrency": 3}}) == 3
+
+    class Worker:
+        uuid = "u"
+        _shutdown_event = threading.Event()
+
+        def __init__(self, poller: object) -> None:
+            self.poller = poller
+
+    class Factory:
+        def __init__(self, config: dict) -> None:
+            self.esm_config = config
+
+    sqs_poller = object.__new__(SqsPoller)
+    worker = esm._get_esm_worker(lambda f: Worker(sqs_poller), Factory({"ScalingConfig": {"MaximumConcurrency": 4}}))
+    assert worker.poller.hostmode_concurrency.k == 4
+    assert worker.poller.hostmode_concurrency.stop is Worker._shutdown_event
+    for config in ({}, {"ScalingConfig": {}}):
+        plain = object.__new__(SqsPoller)
+        assert not hasattr(esm._get_esm_worker(lambda f: Worker(plain), Factory(config)).poller, "hostmode_concurrency")
+    other = object()  # a Kinesis or DynamoDB poller
+    with_k = Factory({"ScalingConfig": {"MaximumConcurrency": 4}})
+    assert esm._get_esm_worker(lambda f: Worker(other), with_k).poller is other
+
+
+def test_esm_shim_patches_localstacks_poller() -> None:
+    from localstack.services.lambda_.event_source_mapping.pollers.poller import EmptyPollResultsException
+    from localstack.services.lambda_.event_source_mapping.pollers.sqs_poller import SqsPoller
+    from localstack_hostmode import esm
+
+    original = SqsPoller.poll_events
+    esm.install()
+    try:
+        esm.install()  # once only
+        assert len(esm.PATCHES.patches) == 2
+        assert SqsPoller.poll_events is not original
+
+        class Polling:
+            polled: list[object] = []
+
+            def poll(self, poller: object) -> None:
+                self.polled.append(poller)
+
+        with_k = object.__new__(SqsPoller)
+        with_k.hostmode_concurrency = Polling()  # type: ignore[attr-defined]
+        with_k.poll_events()
+        assert Polling.polled == [with_k]
+
+        # Without it, LocalStack's own poll_events runs (here on an empty queue).
+        plain = FakePoller(0)
+        with pytest.raises(EmptyPollResultsException):
+            SqsPoller.poll_events(plain)  # type: ignore[arg-type]
+        assert plain.source_client.calls == 1
+    finally:
+        esm.PATCHES.undo()
+        esm.PATCHES.patches.clear()
+    assert SqsPoller.poll_events is original
+
+
+def test_esm_polling_an_empty_queue_costs_one_receive() -> None:
+    from localstack.services.lambda_.event_source_mapping.pollers.poller import EmptyPollResultsException
+    from localstack_hostmode.esm import ConcurrentPolling
+
+    poller = FakePoller(0)
+    with pytest.raises(EmptyPollResultsException):
+        ConcurrentPolling(50, threading.Event(), "test").poll(poller)
+    assert poller.source_client.calls == 1
