@@ -79,6 +79,7 @@ func dialect(name string) oauthtest.Dialect {
 // through AWS APIs only: nothing runs the function but Lambda. Both deployment
 // modes (template parameter Mode) pass the same suite, side by side.
 func TestIntegrationLambdaPath(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []string{"single", "fanout"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
@@ -99,7 +100,7 @@ func TestIntegrationLambdaPath(t *testing.T) {
 // back soon after a failure (the visibility timeout must not be below the
 // function's timeout), and several workers run at once.
 func fanoutParams(timeout time.Duration) string {
-	return fmt.Sprintf("Mode=fanout WorkerConcurrency=4 WorkerBatchSize=10 JobVisibilityTimeout=%d", int(timeout.Seconds())+10)
+	return fmt.Sprintf("Mode=fanout WorkerConcurrency=4 WorkerBatchSize=8 JobVisibilityTimeout=%d", int(timeout.Seconds())+10)
 }
 
 // deploy deploys a stack whose registry holds providers, each with its secret and

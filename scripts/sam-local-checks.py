@@ -316,10 +316,10 @@ def cmd_verify(stack):
         expect(len(mappings) == 1, f"event source mappings {mappings}")
         m = mappings[0]
         expect(m["EventSourceArn"] == jobs["QueueArn"], f"mapping source {m['EventSourceArn']}")
-        expect(m.get("BatchSize") == 10 and m.get("FunctionResponseTypes") == ["ReportBatchItemFailures"]
+        expect(m.get("BatchSize") == 8 and m.get("FunctionResponseTypes") == ["ReportBatchItemFailures"]
                and m.get("ScalingConfig", {}).get("MaximumConcurrency") == 2, f"mapping {m}")
         return (f"{jobs['QueueArn'].rsplit(':', 1)[-1]} (FIFO, visibility 720 s, to "
-                f"{dlq['QueueArn'].rsplit(':', 1)[-1]} after 3 receives); mapping: batch 10, "
+                f"{dlq['QueueArn'].rsplit(':', 1)[-1]} after 3 receives); mapping: batch 8, "
                 f"maximum concurrency 2, ReportBatchItemFailures")
 
     if fanout:
