@@ -6,6 +6,7 @@
 #   BENCH_PROVIDERS=10,100,1000 provider counts of the cycle benchmark
 #   BENCH_FOOTPRINT_PROVIDERS=1000  providers of the peak-RSS run
 #   MAX_CONCURRENCY=8           the function's own setting
+#   BENCH_WORKERS=4             concurrent workers of BenchmarkFanOut (from the environment)
 #   BENCH_COLD_STARTS=50        cold starts of each kind of consumer (BenchmarkAlternative)
 #   BENCH_CONSUMERS=10,100,1000 consumer counts of BenchmarkAlternative
 

@@ -90,8 +90,9 @@ type bench struct {
 	urls        []string // token URL of provider i
 
 	mu       sync.Mutex
-	seeded   int            // providers 0..seeded-1 have their secret in LocalStack
-	prefixes map[int]string // N → a prefix where all N tokens are published
+	seeded   int                   // providers 0..seeded-1 have their secret in LocalStack
+	prefixes map[int]string        // N → a prefix where all N tokens are published
+	single   map[int]time.Duration // N → BenchmarkCycle's busy cycle, for BenchmarkFanOut
 }
 
 var (
@@ -104,7 +105,8 @@ func setupBench(b *testing.B) *bench {
 	benchOnce.Do(func() {
 		cfg := awstest.Config(b)
 		bn := &bench{cfg: cfg, srv: oauthtest.NewServer(), latency: time.Duration(envInt(b, "BENCH_LATENCY_MS", 200)) * time.Millisecond,
-			concurrency: envInt(b, "MAX_CONCURRENCY", refresher.DefaultMaxConcurrency), prefixes: map[int]string{}}
+			concurrency: envInt(b, "MAX_CONCURRENCY", refresher.DefaultMaxConcurrency), prefixes: map[int]string{},
+			single: map[int]time.Duration{}}
 		// Providers are added up to the largest N any benchmark asks for.
 		for i := range max(slices.Max(benchSizes(b)), envInt(b, "BENCH_FOOTPRINT_PROVIDERS", 1000)) {
 			name, d := benchName(i), oauthtest.Dialects()[i%len(oauthtest.Dialects())]
@@ -205,10 +207,18 @@ func (bn *bench) seedSecrets(b *testing.B, n int) {
 // prefix, with calls counting its AWS calls. Each call is a new, cold handler.
 func (bn *bench) handler(b *testing.B, regFile, prefix string, calls *localaws.Calls, more ...func(*middleware.Stack) error) *refresher.Handler {
 	b.Helper()
+	return bn.handlerWith(b, map[string]string{"PROVIDERS_FILE": regFile, "TOKEN_PARAMETER_PREFIX": prefix}, calls, more...)
+}
+
+// handlerWith is handler with more of the function's environment: vars must name
+// PROVIDERS_FILE and TOKEN_PARAMETER_PREFIX.
+func (bn *bench) handlerWith(b *testing.B, vars map[string]string, calls *localaws.Calls, more ...func(*middleware.Stack) error) *refresher.Handler {
+	b.Helper()
 	cfg := bn.cfg.Copy()
 	cfg.APIOptions = append(append(append([]func(*middleware.Stack) error{}, bn.cfg.APIOptions...), calls.Middleware), more...)
-	vars := map[string]string{"PROVIDERS_FILE": regFile, "TOKEN_PARAMETER_PREFIX": prefix, "MAX_CONCURRENCY": os.Getenv("MAX_CONCURRENCY"),
-		"STATE_PARAMETER_PREFIX": strings.TrimSuffix(prefix, "/tokens") + "/state"}
+	vars = maps.Clone(vars)
+	vars["MAX_CONCURRENCY"] = os.Getenv("MAX_CONCURRENCY")
+	vars["STATE_PARAMETER_PREFIX"] = strings.TrimSuffix(vars["TOKEN_PARAMETER_PREFIX"], "/tokens") + "/state"
 	e, err := loadEnv(func(k string) string { return vars[k] }, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -355,6 +365,9 @@ func (bn *bench) cycle(b *testing.B, n int) {
 	b.StopTimer()
 	cycle := busy / time.Duration(b.N)
 	busyTimes := times.describe()
+	bn.mu.Lock()
+	bn.single[n] = cycle
+	bn.mu.Unlock()
 
 	// Idle: nothing is due. A scheduled run finds the run record current and ends
 	// after reading it; a full reconcile (a manual refresh, or the scheduled run once
@@ -394,7 +407,7 @@ func (bn *bench) cycle(b *testing.B, n int) {
 	fmt.Printf("bench: providers=%d full reconcile: %s provider_calls=%d full_ms=%d\n", n, describe(fullCalls), fullProvider, fullTime.Milliseconds())
 	fmt.Printf("bench: providers=%d amortised idle: %.1f aws_calls per scheduled run (one full reconcile and %d idle runs an hour)\n",
 		n, amortised, reconcileEvery-1)
-	quotaLines(n, cycle)
+	quotaLines(n, cycle, writeRate, bn.latency, lat.put, c)
 
 	b.ReportMetric(float64(cycle.Milliseconds()), "cycle_ms")
 	b.ReportMetric(float64(bound.Milliseconds()), "bound_ms")
@@ -554,7 +567,7 @@ func (o *opTimes) describe() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	var parts []string
-	for _, op := range []string{opGetByPath, opBatchGet, opPut} {
+	for _, op := range []string{opGetByPath, opGetMany, opBatchGet, opPut} {
 		if ds := o.d[op]; len(ds) > 0 {
 			var sum time.Duration
 			for _, d := range ds {
@@ -576,19 +589,25 @@ func snapshot(c *localaws.Calls) map[string]int {
 }
 
 // quotaLines print what a busy cycle's writes mean against SSM's PutParameter
-// quota, and, for tokens of 1 h under the default policy (refreshed on average
-// 44.5 minutes after issue, docs/performance.md), the largest N one invocation
-// serves within its timeout at that quota: its due tokens (N × 5 / 44.5 a run) must
-// be written within the timeout, and N / (44.5 × 60) writes a second must stay
-// under the quota.
-func quotaLines(n int, cycle time.Duration) {
+// quota Q, for tokens of 1 h under the default policy (refreshed on average 44.5
+// minutes after issue, docs/performance.md, so N × 5 / 44.5 are due in each
+// 5-minute run and N / (44.5 × 60) writes a second are needed):
+//
+//   - one invocation writes at R = min(Q, the rate this cycle measured), and keeps
+//     up while a run writes its due tokens within min(timeout, 300 s) (past the
+//     5-minute period a run only delays the next): N ≤ R × min(T, 300) × 60 × 44.5 / 300;
+//   - fanned out, workers write at Q whatever one invocation's rate, so N ≤ Q × 44.5 × 60,
+//     with k ≥ Q × (L + t(PutParameter)) / min(B, C) workers (at least 2).
+func quotaLines(n int, cycle time.Duration, writeRate float64, latency, put time.Duration, concurrency int) {
 	const interval = 44.5 * 60 // seconds between refreshes of a 1 h token
-	for _, q := range []float64{3, 10, 40} {
+	for _, q := range []float64{3, 10, 40, 100} {
+		r := math.Min(q, writeRate)
+		fanout := q * interval
+		k := max(2, int(math.Ceil(q*(latency+put).Seconds()/float64(min(jobBatch, concurrency)))))
 		for _, timeout := range []float64{120, 900} {
-			perRun := q * timeout * interval / 300
-			sustained := q * interval
-			fmt.Printf("bench: providers=%d quota put_tps=%g timeout_s=%g busy_cycle_at_quota_s=%.0f largest_n=%.0f (per run %.0f, sustained %.0f)\n",
-				n, q, timeout, math.Max(cycle.Seconds(), float64(n)/q), math.Min(perRun, sustained), perRun, sustained)
+			single := math.Min(r*math.Min(timeout, 300)*interval/300, fanout)
+			fmt.Printf("bench: providers=%d quota put_tps=%g timeout_s=%g busy_cycle_at_quota_s=%.0f single_largest_n=%.0f fanout_largest_n=%.0f fanout_workers=%d (one invocation writes %.1f/s)\n",
+				n, q, timeout, math.Max(cycle.Seconds(), float64(n)/q), single, fanout, k, r)
 		}
 	}
 }
