@@ -274,9 +274,18 @@ func (s *Store) put(ctx context.Context, name string, t tokens.Token, refreshAt 
 		in.KeyId = aws.String(s.KMSKeyID)
 	}
 	out, err := s.API.PutParameter(ctx, in)
-	if err != nil && tier == types.ParameterTierStandard && isTierDowngrade(err) {
+	switch {
+	case err == nil || tier != types.ParameterTierStandard:
+	case isTierDowngrade(err):
 		// A parameter once Advanced can never be Standard again; keep it Advanced.
 		s.log().WarnContext(ctx, "parameter is already in the Advanced tier; writing it as Advanced", "parameter", name)
+		in.Tier = types.ParameterTierAdvanced
+		out, err = s.API.PutParameter(ctx, in)
+	case errors.As(err, new(*types.ParameterLimitExceeded)):
+		// The account and Region hold 10,000 Standard parameters, the most there can
+		// be: a new token goes to the Advanced tier (up to 100,000, billed per
+		// parameter), as SSM's Intelligent-Tiering would put it, rather than not at all.
+		s.log().WarnContext(ctx, "no Standard parameter left in this account and Region; writing it as Advanced", "parameter", name)
 		in.Tier = types.ParameterTierAdvanced
 		out, err = s.API.PutParameter(ctx, in)
 	}

@@ -30,6 +30,7 @@ type fakeSSM struct {
 	getCalls     int
 	historyCalls int
 	beforePut    func(name string)
+	standardMax  int        // when set, the most Standard parameters there may be
 	mu           sync.Mutex // Tokens reads concurrently
 }
 
@@ -103,6 +104,17 @@ func (f *fakeSSM) PutParameter(_ context.Context, in *ssm.PutParameterInput, _ .
 	if f.tiers[name] == types.ParameterTierAdvanced && in.Tier == types.ParameterTierStandard {
 		return nil, &smithy.GenericAPIError{Code: "ValidationException",
 			Message: "This parameter uses the advanced-parameter tier. You can't downgrade a parameter from the advanced-parameter tier to the standard-parameter tier."}
+	}
+	if f.standardMax > 0 && in.Tier == types.ParameterTierStandard && f.tiers[name] == "" {
+		n := 0
+		for _, t := range f.tiers {
+			if t == types.ParameterTierStandard {
+				n++
+			}
+		}
+		if n >= f.standardMax {
+			return nil, &types.ParameterLimitExceeded{Message: aws.String("You have exceeded the number of parameters for this AWS account.")}
+		}
 	}
 	f.tiers[name] = in.Tier
 	return &ssm.PutParameterOutput{Version: f.write(name, aws.ToString(in.Value)), Tier: in.Tier}, nil
@@ -220,6 +232,25 @@ func TestPublish(t *testing.T) {
 				t.Fatalf("published %+v, %v", got, err)
 			}
 		})
+	}
+}
+
+// TestPublishPastTheStandardLimit: when the account holds as many Standard
+// parameters as SSM allows, a new token is written as Advanced instead of failing;
+// existing Standard parameters stay Standard.
+func TestPublishPastTheStandardLimit(t *testing.T) {
+	api := newFakeSSM()
+	api.standardMax = 2
+	s := &Store{API: api, Prefix: "/p"}
+	ctx := context.Background()
+	for _, name := range []string{"a", "b", "c", "a"} {
+		if _, err := s.Publish(ctx, Write{Parameter: "/p/" + name, Token: token(name, 10), After: int64(len(api.history["/p/"+name]))}); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if api.tiers["/p/a"] != types.ParameterTierStandard || api.tiers["/p/b"] != types.ParameterTierStandard ||
+		api.tiers["/p/c"] != types.ParameterTierAdvanced {
+		t.Fatalf("tiers %v", api.tiers)
 	}
 }
 
