@@ -43,12 +43,18 @@ import (
 //go:embed providers.yaml
 var embeddedProviders []byte
 
-// localRunTimeout bounds a -event run as Lambda's timeout bounds an invocation.
-const localRunTimeout = 5 * time.Minute
+// defaultRunTimeout bounds a -event run, as Lambda's timeout bounds an invocation,
+// unless -timeout says otherwise.
+const defaultRunTimeout = 5 * time.Minute
 
 func main() {
 	eventFile := flag.String("event", "", "run one invocation with the event in `FILE`, print the result and exit")
+	timeout := flag.Duration("timeout", defaultRunTimeout, "with -event: the invocation's timeout; work stops 5 s before it")
 	flag.Parse()
+	if *timeout <= refresher.DefaultReserve {
+		fmt.Fprintf(os.Stderr, "-timeout %s: want more than the %s a run keeps in reserve\n", *timeout, refresher.DefaultReserve)
+		os.Exit(2)
+	}
 
 	inLambda := os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" && *eventFile == ""
 	out := os.Stderr // outside Lambda, stdout carries only the result
@@ -74,7 +80,7 @@ func main() {
 			fmt.Fprintln(os.Stderr, "not running in Lambda: give -event FILE to run one invocation (see events/)")
 			os.Exit(2)
 		}
-		os.Exit(runOnce(h, *eventFile))
+		os.Exit(runOnce(h, *eventFile, *timeout))
 	}
 	lambda.StartWithOptions(h.Handle, lambda.WithEnableSIGTERM())
 }
@@ -121,7 +127,7 @@ func throttleAware(o *ssm.Options) {
 }
 
 // runOnce handles one event from a file as Lambda would and returns the exit code.
-func runOnce(h *refresher.Handler, path string) int {
+func runOnce(h *refresher.Handler, path string, timeout time.Duration) int {
 	event, err := os.ReadFile(path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -129,7 +135,7 @@ func runOnce(h *refresher.Handler, path string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, localRunTimeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
 	res, runErr := h.Handle(ctx, event)

@@ -291,17 +291,18 @@ func TestIntegrationRefresher(t *testing.T) {
 }
 
 // TestIntegrationCommand runs the command as a user does, `go run ./functions/refresher
-// -event FILE`: the result on stdout, exit status 0, then 1 when a provider fails.
+// -event FILE`: the result on stdout, exit status 0, then 1 when a provider fails,
+// 2 for a bad setting; -timeout bounds the run as Lambda's timeout would.
 func TestIntegrationCommand(t *testing.T) {
 	s := newStack(t)
 	bin := filepath.Join(t.TempDir(), "refresher")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	run := func(event string) (refresher.Result, string, int) {
+	run := func(event string, args ...string) (refresher.Result, string, int) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, bin, "-event", filepath.Join("..", "..", "events", event))
+		cmd := exec.CommandContext(ctx, bin, append([]string{"-event", filepath.Join("..", "..", "events", event)}, args...)...)
 		cmd.Env = append(os.Environ(), "PROVIDERS_FILE="+s.regFile, "TOKEN_PARAMETER_PREFIX="+s.prefix)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -314,6 +315,9 @@ func TestIntegrationCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 		var res refresher.Result
+		if code == 2 {
+			return res, stderr.String(), code
+		}
 		if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
 			t.Fatalf("stdout is not the result JSON: %v\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
 		}
@@ -327,5 +331,17 @@ func TestIntegrationCommand(t *testing.T) {
 	res, stderr, code = run("rotate-all.json")
 	if code != 1 || byProvider(res)["opencard"].Status != refresher.StatusFailed || !strings.Contains(stderr, "opencard") {
 		t.Fatalf("exit %d, %+v\n%s", code, res, stderr)
+	}
+
+	// A provider that never answers, and a run of 8 s: the result comes before the
+	// deadline, naming it.
+	s.srv.SetFault("opencard", oauthtest.Fault{Kind: oauthtest.Slow})
+	res, stderr, code = run("rotate-all.json", "-timeout", "8s")
+	if o := byProvider(res)["opencard"]; code != 1 || o.Status != refresher.StatusFailed || !strings.Contains(o.Error, "ran out") {
+		t.Fatalf("exit %d, %+v\n%s", code, o, stderr)
+	}
+	s.srv.SetFault("opencard", oauthtest.Fault{})
+	if _, stderr, code = run("rotate-all.json", "-timeout", "5s"); code != 2 || !strings.Contains(stderr, "-timeout") {
+		t.Fatalf("-timeout 5s: exit %d\n%s", code, stderr)
 	}
 }
