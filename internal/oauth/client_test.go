@@ -363,6 +363,17 @@ func TestClientDeadlineGivesTheRealReason(t *testing.T) {
 	if n := srv.Stats("busy").Requests; n != 1 {
 		t.Errorf("%d requests: a retry that would end past the deadline was started", n)
 	}
+
+	// Cancelled (a shutdown) while waiting to try again: the endpoint's 503 is still
+	// the reason.
+	srv.SetFault("busy", oauthtest.Fault{Kind: oauthtest.ServerError, Status: 503, RetryAfter: "2"})
+	ctx, cancel = context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	_, err = c.Token(ctx, oauthtest.Cardlytics.Endpoint(busy), cred)
+	if !errors.As(err, &oe) || oe.StatusCode != 503 || !errors.Is(err, context.Canceled) ||
+		!strings.Contains(err.Error(), "before another attempt") {
+		t.Errorf("cancelled while waiting to retry a 503: %v", err)
+	}
 }
 
 // TestClientZeroEndpointIsRFC6749: an Endpoint with nothing but its URL speaks the

@@ -3,3 +3,6 @@ package oauth
 // Redact exposes the redactor to the external tests, which compare it against
 // oauthtest.SecretForms.
 func Redact(cred Credentials, s string) string { return newRedactor(cred).redact(s) }
+
+// Sanitize exposes the one step every error of the client passes through.
+func Sanitize(err error, cred Credentials) error { return sanitize(err, cred) }

@@ -102,6 +102,26 @@ func TestClientErrorsNeverCarryTheSecret(t *testing.T) {
 	}
 }
 
+// TestSanitizeRedactsBeforeItCuts: an error whose text holds the secret across the
+// point where it is cut keeps no start of the secret, however few of its characters
+// fall before the cut: the whole text is redacted first, and the marker is cut.
+func TestSanitizeRedactsBeforeItCuts(t *testing.T) {
+	for _, secret := range hostileSecrets {
+		cred := oauth.Credentials{ClientID: "id", ClientSecret: secret}
+		for k := 1; k <= 12; k++ {
+			pad := strings.Repeat("x", oauth.MaxErrorLen-k)
+			msg := oauth.Sanitize(errors.New(pad+secret+" tail"), cred).Error()
+			rest, ok := strings.CutPrefix(strings.TrimSuffix(msg, "…"), pad)
+			if !ok || !strings.HasPrefix("[redacted] tail", rest) {
+				t.Errorf("%q with %d bytes before the cut: the error ends %q", secret, k, msg[max(0, len(msg)-20):])
+			}
+			if len(msg) > oauth.MaxErrorLen+len("…") {
+				t.Errorf("error of %d bytes", len(msg))
+			}
+		}
+	}
+}
+
 // FuzzRedact: whatever the secret and the text around it, no form of the secret
 // survives redaction. The seed inputs are the f.Add calls below.
 func FuzzRedact(f *testing.F) {

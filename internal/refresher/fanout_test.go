@@ -20,11 +20,12 @@ import (
 )
 
 // fakeQueue keeps the messages it was sent; fail, when set, loses those whose
-// index it names.
+// index it names, with failWith or a throttling error.
 type fakeQueue struct {
-	mu   sync.Mutex
-	sent [][]queue.Message // by Send call
-	fail func(i int) bool
+	mu       sync.Mutex
+	sent     [][]queue.Message // by Send call
+	fail     func(i int) bool
+	failWith error
 }
 
 func (q *fakeQueue) Send(_ context.Context, msgs []queue.Message) map[int]error {
@@ -38,6 +39,9 @@ func (q *fakeQueue) Send(_ context.Context, msgs []queue.Message) map[int]error 
 				errs = map[int]error{}
 			}
 			errs[i] = fmt.Errorf("%w: ThrottlingException", queue.ErrNotSent)
+			if q.failWith != nil {
+				errs[i] = fmt.Errorf("%w: %w", queue.ErrNotSent, q.failWith)
+			}
 		}
 	}
 	return errs

@@ -431,6 +431,33 @@ func TestTextFromOutsideIsBounded(t *testing.T) {
 			t.Fatalf("%s: error of %d bytes", o.Provider, len(o.Error))
 		}
 	}
+
+	// Errors from AWS are text from outside too: a secret read, a token write and a
+	// read of the tokens that fail with 1 MiB of text, and a queue that refuses.
+	huge := errors.New(strings.Repeat("e", 1<<20))
+	w = newWorld(t)
+	w.secrets.errs["token-refresher/ecard"] = huge
+	w.store.publishErr[param("booking")] = huge
+	r := w.refresher()
+	r.Queue = &fakeQueue{fail: func(int) bool { return true }, failWith: huge}
+	check := func(what string, res Result, err error) {
+		t.Helper()
+		if err == nil || len(err.Error()) > 2*maxNamed*maxText {
+			t.Fatalf("%s: invocation error %v", what, err != nil)
+		}
+		for _, o := range res.Results {
+			if len(o.Error) > maxText+64 {
+				t.Fatalf("%s: %s: error of %d bytes", what, o.Provider, len(o.Error))
+			}
+		}
+	}
+	res, err = r.Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"ecard", "booking"}})
+	check("secret read and write", res, err)
+	res, err = r.Run(context.Background(), Request{Action: ActionRefresh, Trigger: TriggerSchedule})
+	check("queue", res, err)
+	w.store.currentErr = huge
+	res, err = r.Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"ecard"}})
+	check("token read", res, err)
 }
 
 func outcome(res Result, provider string) Outcome {
