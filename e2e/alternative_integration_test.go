@@ -99,7 +99,7 @@ func BenchmarkAlternative(b *testing.B) {
 		ctx:     context.Background(),
 		cfg:     awstest.Config(b),
 		srv:     oauthtest.NewServer(),
-		latency: time.Duration(altEnvInt(b, "BENCH_LATENCY_MS", 200)) * time.Millisecond,
+		latency: time.Duration(awstest.EnvInt(b, "BENCH_LATENCY_MS", 200)) * time.Millisecond,
 		root:    "/" + awstest.UniqueName("token-refresher-alt-bench-"),
 		secrets: map[string]string{},
 		creds:   map[string]oauth.Credentials{},
@@ -157,7 +157,7 @@ var scheduleRequest = refresher.Request{Action: refresher.ActionRefresh, Trigger
 
 // coldStart times cold consumers of both kinds to their first authorized request.
 func (a *alternative) coldStart(b *testing.B) {
-	n := altEnvInt(b, "BENCH_COLD_STARTS", 50)
+	n := awstest.EnvInt(b, "BENCH_COLD_STARTS", 50)
 	if n < 1 {
 		b.Fatal("BENCH_COLD_STARTS must be at least 1")
 	}
@@ -334,7 +334,7 @@ func (a *alternative) callAPI(client *http.Client, name string) error {
 func (a *alternative) consumers(b *testing.B, k int) {
 	sim := a.simulate(b)
 	fetches := k * altColdStartsPerHour
-	limit := altEnvInt(b, "BENCH_FLEET_CONCURRENCY", 64)
+	limit := awstest.EnvInt(b, "BENCH_FLEET_CONCURRENCY", 64)
 	before := a.srv.Stats(altFleet).Requests
 	b.ResetTimer()
 	start := time.Now()
@@ -377,7 +377,7 @@ type simResult struct{ perHour float64 }
 // simulated hours, once, and returns its token requests per hour.
 func (a *alternative) simulate(b *testing.B) simResult {
 	a.simOnce.Do(func() {
-		hours := altEnvInt(b, "BENCH_SIM_HOURS", 24)
+		hours := awstest.EnvInt(b, "BENCH_SIM_HOURS", 24)
 		if hours < 1 {
 			b.Fatal("BENCH_SIM_HOURS must be at least 1")
 		}
@@ -480,18 +480,6 @@ func altConsumers(b *testing.B) []int {
 		out = append(out, k)
 	}
 	return out
-}
-
-func altEnvInt(b *testing.B, k string, def int) int {
-	v := os.Getenv(k)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		b.Fatalf("%s=%q: want a whole number", k, v)
-	}
-	return n
 }
 
 // altMedian is the upper median, as the cycle benchmark takes it.

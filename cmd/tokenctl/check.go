@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/token-refresher/token-refresher/internal/cut"
 	"github.com/token-refresher/token-refresher/internal/oauth"
 	"github.com/token-refresher/token-refresher/internal/refresher"
 	"github.com/token-refresher/token-refresher/internal/registry"
@@ -110,7 +111,7 @@ func printProbes(w io.Writer, res refresher.Result) {
 	fmt.Fprintln(tw, "PROVIDER\tRESULT\tTYPE\tLIFETIME\tSCOPE\tJWT EXP\tJWT AUD\tJWT ISS\tFINGERPRINT")
 	for _, o := range res.Results {
 		if o.Probe == nil {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t%s\n", o.Provider, o.Status, cutText(o.Error, 160))
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t%s\n", o.Provider, o.Status, cut.String(o.Error, 160))
 			continue
 		}
 		p := o.Probe
@@ -119,7 +120,7 @@ func printProbes(w io.Writer, res refresher.Result) {
 			exp, aud, iss = dash(p.JWT.Exp), dash(strings.Join(p.JWT.Audience, ",")), dash(p.JWT.Issuer)
 		}
 		fmt.Fprintf(tw, "%s\tok\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", o.Provider, p.TokenType, human(time.Duration(p.Lifetime)*time.Second),
-			dash(cutText(p.Scope, 60)), exp, aud, iss, p.Fingerprint)
+			dash(cut.String(p.Scope, 60)), exp, aud, iss, p.Fingerprint)
 	}
 	tw.Flush()
 }

@@ -10,11 +10,11 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"github.com/token-refresher/token-refresher/internal/cut"
 	"github.com/token-refresher/token-refresher/internal/registry"
 	"github.com/token-refresher/token-refresher/internal/state"
 	"github.com/token-refresher/token-refresher/internal/store"
@@ -177,7 +177,7 @@ func printTable(w io.Writer, now time.Time, table []Row) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Provider, r.State, stampOr(r.ExpiresAt),
 			humanOr(r.ExpiresAt, r.ExpiresAt.Sub(now)), humanOr(r.IssuedAt, now.Sub(r.IssuedAt)), next,
-			r.ConsecutiveFailures, stampOr(r.LastFailure), dash(cutText(reason, 120)))
+			r.ConsecutiveFailures, stampOr(r.LastFailure), dash(cut.String(reason, 120)))
 	}
 	tw.Flush()
 }
@@ -219,14 +219,4 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func cutText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

@@ -104,11 +104,11 @@ func setupBench(b *testing.B) *bench {
 	b.Helper()
 	benchOnce.Do(func() {
 		cfg := awstest.Config(b)
-		bn := &bench{cfg: cfg, srv: oauthtest.NewServer(), latency: time.Duration(envInt(b, "BENCH_LATENCY_MS", 200)) * time.Millisecond,
-			concurrency: envInt(b, "MAX_CONCURRENCY", refresher.DefaultMaxConcurrency), prefixes: map[int]string{},
+		bn := &bench{cfg: cfg, srv: oauthtest.NewServer(), latency: time.Duration(awstest.EnvInt(b, "BENCH_LATENCY_MS", 200)) * time.Millisecond,
+			concurrency: awstest.EnvInt(b, "MAX_CONCURRENCY", refresher.DefaultMaxConcurrency), prefixes: map[int]string{},
 			single: map[int]time.Duration{}}
 		// Providers are added up to the largest N any benchmark asks for.
-		for i := range max(slices.Max(benchSizes(b)), envInt(b, "BENCH_FOOTPRINT_PROVIDERS", 1000)) {
+		for i := range max(slices.Max(benchSizes(b)), awstest.EnvInt(b, "BENCH_FOOTPRINT_PROVIDERS", 1000)) {
 			name, d := benchName(i), oauthtest.Dialects()[i%len(oauthtest.Dialects())]
 			bn.urls = append(bn.urls, bn.srv.Add(oauthtest.Provider{Name: name, Dialect: d, ClientID: "bench-id-" + name, ClientSecret: "bench-secret-" + name}))
 		}
@@ -427,7 +427,7 @@ func (bn *bench) cycle(b *testing.B, n int) {
 // handler.
 func BenchmarkFootprint(b *testing.B) {
 	bn := setupBench(b)
-	n := envInt(b, "BENCH_FOOTPRINT_PROVIDERS", 1000)
+	n := awstest.EnvInt(b, "BENCH_FOOTPRINT_PROVIDERS", 1000)
 	dir := b.TempDir()
 
 	// The binary exactly as for Lambda (functions/refresher/Makefile), and the same
@@ -644,18 +644,6 @@ func envStr(k, def string) string {
 		return v
 	}
 	return def
-}
-
-func envInt(b *testing.B, k string, def int) int {
-	v := os.Getenv(k)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		b.Fatalf("%s=%q: want a whole number", k, v)
-	}
-	return n
 }
 
 // breakdown prints where the Lambda binary's bytes go, by module (the standard

@@ -53,7 +53,7 @@ func (bn *bench) fanout(b *testing.B, n int) {
 	defer cancel()
 	regFile := bn.registry(b, n)
 	prefix := bn.populate(b, n, regFile)
-	workers := envInt(b, "BENCH_WORKERS", 4)
+	workers := awstest.EnvInt(b, "BENCH_WORKERS", 4)
 	lat := bn.measureAWS(b, n, prefix)
 	ceiling := bn.writeCeiling(b, prefix)
 

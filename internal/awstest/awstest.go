@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,4 +59,19 @@ func envOr(key, fallback string) string {
 		return v
 	}
 	return fallback
+}
+
+// EnvInt reads a benchmark's whole-number setting from the environment: def when
+// the variable is unset, and the test fails when it is not a number of 0 or more.
+func EnvInt(tb testing.TB, key string, def int) int {
+	tb.Helper()
+	v := os.Getenv(key)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		tb.Fatalf("%s=%q: want a whole number", key, v)
+	}
+	return n
 }

@@ -30,6 +30,7 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 
+	"github.com/token-refresher/token-refresher/internal/cut"
 	"github.com/token-refresher/token-refresher/pkg/tokens"
 )
 
@@ -109,7 +110,7 @@ func (c *Client) Token(ctx context.Context, e Endpoint, cred Credentials) (*toke
 		return nil, sanitize(err, cred)
 	}
 	if tok.Scope != "" {
-		tok.Scope = cut(newRedactor(cred).redact(tok.Scope), maxScopeLen)
+		tok.Scope = cut.String(newRedactor(cred).redact(tok.Scope), maxScopeLen)
 	}
 	return tok, nil
 }

@@ -7,7 +7,8 @@ import (
 	"slices"
 	"strings"
 	"unicode"
-	"unicode/utf8"
+
+	"github.com/token-refresher/token-refresher/internal/cut"
 )
 
 // Errors a token request can end in, for errors.Is.
@@ -106,18 +107,6 @@ func clean(s string) string {
 	return strings.TrimSpace(s)
 }
 
-// cut bounds s to n bytes, at a character boundary, marking the cut.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	i := n
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i] + "…"
-}
-
 // cleanError is what every error the client returns becomes: its text redacted and
 // then bounded, keeping of the original only what callers may test (this package's
 // sentinels, the context's errors, and a redacted copy of the endpoint's *Error),
@@ -155,7 +144,7 @@ func sanitize(err error, cred Credentials) error {
 		return nil
 	}
 	r := newRedactor(cred)
-	out := &cleanError{msg: cut(clean(r.redact(err.Error())), MaxErrorLen)}
+	out := &cleanError{msg: cut.String(clean(r.redact(err.Error())), MaxErrorLen)}
 	for _, s := range sentinels {
 		if errors.Is(err, s) {
 			out.matches = append(out.matches, s)
@@ -164,9 +153,9 @@ func sanitize(err error, cred Credentials) error {
 	var oe *Error
 	if errors.As(err, &oe) {
 		c := *oe
-		c.Code = cut(clean(r.redact(oe.Code)), maxReasonLen)
-		c.Description = cut(clean(r.redact(oe.Description)), maxReasonLen)
-		c.RetryAfter = cut(clean(r.redact(oe.RetryAfter)), 64)
+		c.Code = cut.String(clean(r.redact(oe.Code)), maxReasonLen)
+		c.Description = cut.String(clean(r.redact(oe.Description)), maxReasonLen)
+		c.RetryAfter = cut.String(clean(r.redact(oe.RetryAfter)), 64)
 		out.refusal = &c
 	}
 	return out

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/token-refresher/token-refresher/internal/cut"
 )
 
 func TestParseResponse(t *testing.T) {
@@ -213,7 +215,7 @@ func TestJWTExpiry(t *testing.T) {
 
 func TestCutKeepsRunesWhole(t *testing.T) {
 	long := strings.Repeat("é", maxReasonLen)
-	if got := cut(long, maxReasonLen); !strings.HasSuffix(got, "…") || !isValidUTF8(got) || len(got) > maxReasonLen+len("…") {
+	if got := cut.String(long, maxReasonLen); !strings.HasSuffix(got, "…") || !isValidUTF8(got) || len(got) > maxReasonLen+len("…") {
 		t.Fatalf("cut badly: %q", got)
 	}
 	if got := clean(" a\nb\tc\x00 "); got != "a b c" {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/token-refresher/token-refresher/internal/cut"
 )
 
 // Action is what a request asks for.
@@ -84,7 +85,7 @@ func ParseEvent(raw []byte, users SecretLookup) (Request, error) {
 	if err := json.Unmarshal(raw, &ev); err != nil {
 		var typ *json.UnmarshalTypeError
 		if errors.As(err, &typ) && typ.Field != "" {
-			return Request{}, fmt.Errorf("%w: field %q is a JSON %s", ErrUnsupportedEvent, cut(typ.Field, maxName), typ.Value)
+			return Request{}, fmt.Errorf("%w: field %q is a JSON %s", ErrUnsupportedEvent, cut.String(typ.Field, maxName), typ.Value)
 		}
 		if errors.As(err, new(*time.ParseError)) {
 			return Request{}, fmt.Errorf("%w: field \"time\" is not an RFC 3339 time", ErrUnsupportedEvent)
@@ -109,7 +110,7 @@ func ParseEvent(raw []byte, users SecretLookup) (Request, error) {
 	case ev.Source == "aws.secretsmanager" && len(ev.Detail) > 0:
 		return secretChange(ev.Detail, users)
 	case ev.Source != "" || ev.DetailType != "":
-		return Request{}, fmt.Errorf("%w: source %q, detail-type %q", ErrUnsupportedEvent, cut(ev.Source, maxName), cut(ev.DetailType, maxName))
+		return Request{}, fmt.Errorf("%w: source %q, detail-type %q", ErrUnsupportedEvent, cut.String(ev.Source, maxName), cut.String(ev.DetailType, maxName))
 	}
 	return Request{}, fmt.Errorf(`%w: expected a schedule event, {"action":"refresh"}, {"action":"rotate","providers":[...]} or a Secrets Manager change event`, ErrUnsupportedEvent)
 }
@@ -124,7 +125,7 @@ func manual(action string, providers *[]string, dryRun bool, raw []byte) (Reques
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&strict); err != nil {
-		return Request{}, fmt.Errorf("%w: %s", ErrUnsupportedEvent, cut(err.Error(), maxText))
+		return Request{}, fmt.Errorf("%w: %s", ErrUnsupportedEvent, cut.String(err.Error(), maxText))
 	}
 	switch Action(action) {
 	case ActionRefresh:
@@ -149,7 +150,7 @@ func manual(action string, providers *[]string, dryRun bool, raw []byte) (Reques
 		}
 		return Request{Action: ActionRotate, Providers: *providers, Trigger: TriggerManual, DryRun: dryRun}, nil
 	}
-	return Request{}, fmt.Errorf(`%w: action %q (expected "refresh" or "rotate")`, ErrUnsupportedEvent, cut(action, maxName))
+	return Request{}, fmt.Errorf(`%w: action %q (expected "refresh" or "rotate")`, ErrUnsupportedEvent, cut.String(action, maxName))
 }
 
 // secretChange reads a CloudTrail record of a Secrets Manager call, as EventBridge
@@ -175,7 +176,7 @@ func secretChange(detail json.RawMessage, users SecretLookup) (Request, error) {
 	switch d.EventName {
 	case "PutSecretValue", "UpdateSecret", "RotateSecret", "RotationSucceeded", "UpdateSecretVersionStage":
 	default:
-		return Request{}, fmt.Errorf("%w: Secrets Manager event %q", ErrUnsupportedEvent, cut(d.EventName, maxName))
+		return Request{}, fmt.Errorf("%w: Secrets Manager event %q", ErrUnsupportedEvent, cut.String(d.EventName, maxName))
 	}
 	if d.ErrorCode != "" {
 		// A call that failed changed nothing.
@@ -188,7 +189,7 @@ func secretChange(detail json.RawMessage, users SecretLookup) (Request, error) {
 		}
 	}
 	if len(ids) == 0 {
-		return Request{}, fmt.Errorf("%w: Secrets Manager event %q names no secret", ErrUnsupportedEvent, cut(d.EventName, maxName))
+		return Request{}, fmt.Errorf("%w: Secrets Manager event %q names no secret", ErrUnsupportedEvent, cut.String(d.EventName, maxName))
 	}
 	seen := map[string]bool{}
 	req := Request{Action: ActionRotate, Providers: []string{}, Trigger: TriggerSecretChange}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/token-refresher/token-refresher/internal/cut"
 	"github.com/token-refresher/token-refresher/internal/queue"
 	"github.com/token-refresher/token-refresher/internal/registry"
 	"github.com/token-refresher/token-refresher/internal/store"
@@ -139,11 +140,11 @@ func (r *Refresher) work(d deadlines, req Request) Result {
 		p, ok := r.Providers.Lookup(j.Provider)
 		switch {
 		case j.err != nil:
-			pl.outcomes[i] = Outcome{Provider: cut(j.Provider, maxName), Status: StatusFailed, Error: j.err.Error()}
+			pl.outcomes[i] = Outcome{Provider: cut.String(j.Provider, maxName), Status: StatusFailed, Error: j.err.Error()}
 			retry(i) // until the dead-letter queue keeps it for a look
 		case !ok:
 			// The registry changed since the job was planned: nothing to retry.
-			pl.outcomes[i] = Outcome{Provider: cut(j.Provider, maxName), Status: StatusSkipped, Reason: "no longer in the registry"}
+			pl.outcomes[i] = Outcome{Provider: cut.String(j.Provider, maxName), Status: StatusSkipped, Reason: "no longer in the registry"}
 		case first[i] != i:
 			pl.outcomes[i] = Outcome{Provider: j.Provider, Status: StatusSkipped, Reason: "another message of this batch has the same provider"}
 		default:

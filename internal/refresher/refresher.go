@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/token-refresher/token-refresher/internal/cut"
 	"github.com/token-refresher/token-refresher/internal/oauth"
 	"github.com/token-refresher/token-refresher/internal/registry"
 	"github.com/token-refresher/token-refresher/internal/secrets"
@@ -331,7 +332,7 @@ func (r *Refresher) targets(req Request) ([]registry.Provider, error) {
 		seen[name] = true
 		p, ok := r.Providers.Lookup(name)
 		if !ok {
-			unknown = append(unknown, fmt.Sprintf("%q", cut(name, maxName)))
+			unknown = append(unknown, fmt.Sprintf("%q", cut.String(name, maxName)))
 			continue
 		}
 		out = append(out, p)
@@ -350,7 +351,7 @@ func (r *Refresher) decide(now time.Time, p registry.Provider, cur *tokens.Token
 		return Decision{Due: true, Reason: "rotation requested"}
 	}
 	if cur != nil && cur.Provider != p.Name {
-		return Decision{Due: true, Reason: fmt.Sprintf("the published token is provider %q's", cut(cur.Provider, maxName))}
+		return Decision{Due: true, Reason: fmt.Sprintf("the published token is provider %q's", cut.String(cur.Provider, maxName))}
 	}
 	if cur != nil && cur.SecretVersion != "" {
 		// Only a secret already in the cache is compared: reading secrets just to

@@ -3,6 +3,7 @@ package refresher
 import (
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/token-refresher/token-refresher/internal/cut"
 	"github.com/token-refresher/token-refresher/internal/oauth"
 	"github.com/token-refresher/token-refresher/pkg/tokens"
 )
@@ -75,7 +76,7 @@ func probe(t *tokens.Token) *Probe {
 	p := &Probe{TokenType: t.TokenType, Lifetime: int64(t.ExpiresAt.Sub(t.IssuedAt).Seconds()), Scope: t.Scope,
 		Fingerprint: tokens.Fingerprint(t.AccessToken)}
 	if c, ok := oauth.JWTClaims(t.AccessToken); ok {
-		p.JWT = &JWT{Audience: c.Audience, Issuer: cut(c.Issuer, maxName)}
+		p.JWT = &JWT{Audience: c.Audience, Issuer: cut.String(c.Issuer, maxName)}
 		if !c.Exp.IsZero() {
 			p.JWT.Exp = stamp(c.Exp)
 		}

@@ -3,7 +3,8 @@ package refresher
 import (
 	"fmt"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/token-refresher/token-refresher/internal/cut"
 )
 
 // Bounds on text in results, log lines and errors. Text from outside (a provider's
@@ -20,18 +21,7 @@ const (
 )
 
 // bound cuts s to maxText bytes.
-func bound(s string) string { return cut(s, maxText) }
-
-// cut bounds s to n bytes, at a character boundary, marking the cut.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
-}
+func bound(s string) string { return cut.String(s, maxText) }
 
 // list joins at most n items with sep, and says how many more there are.
 func list(items []string, n int, sep string) string {

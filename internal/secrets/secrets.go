@@ -16,12 +16,12 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
+	"github.com/token-refresher/token-refresher/internal/cut"
 	"github.com/token-refresher/token-refresher/internal/secretid"
 )
 
@@ -176,8 +176,8 @@ func (s *Source) batch(ctx context.Context, ids []string, out map[string]Secret,
 				continue
 			}
 			found[id] = true
-			msg := cut(aws.ToString(e.Message), maxMessageLen)
-			cause := fmt.Errorf("%s: %s", cut(aws.ToString(e.ErrorCode), 64), msg)
+			msg := cut.String(aws.ToString(e.Message), maxMessageLen)
+			cause := fmt.Errorf("%s: %s", cut.String(aws.ToString(e.ErrorCode), 64), msg)
 			if aws.ToString(e.ErrorCode) == "ResourceNotFoundException" {
 				cause = fmt.Errorf("%w: %s", ErrNotFound, msg)
 			}
@@ -193,17 +193,6 @@ func (s *Source) batch(ctx context.Context, ids []string, out map[string]Secret,
 
 // maxMessageLen bounds a message Secrets Manager returns for one secret of a batch.
 const maxMessageLen = 200
-
-// cut bounds s to n bytes, at a character boundary.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
-}
 
 // Fresh reads the current version of id, bypassing the cache, and caches it.
 func (s *Source) Fresh(ctx context.Context, id string) (Secret, error) {

@@ -16,6 +16,8 @@ package state
 
 import (
 	"time"
+
+	"github.com/token-refresher/token-refresher/internal/cut"
 )
 
 // Condition is a provider's health.
@@ -86,7 +88,7 @@ func Next(prev Health, provider string, a Attempt) (Health, bool) {
 	default:
 		next.ConsecutiveFailures++
 		next.LastFailure = a.At
-		next.LastError = cut(a.Error, maxErrorLen)
+		next.LastError = cut.String(a.Error, maxErrorLen)
 		next.State, next.Reason = Degraded, "the last refresh failed; the published token is still valid"
 		if !a.Valid {
 			next.State, next.Reason = Failing, "no valid token is published and the last refresh failed"
@@ -126,15 +128,4 @@ type Run struct {
 func (r Run) Current(now time.Time, registry string, reconcile time.Duration) bool {
 	return r.Registry != "" && r.Registry == registry && !r.NextDue.IsZero() && now.Before(r.NextDue) &&
 		!r.FullRead.IsZero() && now.Sub(r.FullRead) < reconcile && !r.FullRead.After(now)
-}
-
-// cut bounds s to n bytes at a character boundary.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n] + "…"
 }
