@@ -72,7 +72,7 @@ func (q *Queue) Send(ctx context.Context, msgs []Message) map[int]error {
 		mu     sync.Mutex
 		failed = map[int]error{}
 	)
-	g, ctx := errgroup.WithContext(ctx)
+	var g errgroup.Group // no goroutine returns an error: each records its own
 	limit := q.Concurrency
 	if limit <= 0 {
 		limit = DefaultConcurrency

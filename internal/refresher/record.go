@@ -87,26 +87,25 @@ func (r *Refresher) putRun(ctx context.Context, rec state.Run) string {
 // recordHealth brings the health record of every provider the run tried up to
 // date, writing only those that changed.
 func (r *Refresher) recordHealth(ctx context.Context, pl *plan) {
-	var tried []string
+	var tried []job
+	var names []string
 	for _, j := range pl.due {
-		if pl.outcomes[j.i].Status != StatusQueued { // a worker tries it
-			tried = append(tried, j.p.Name)
+		if pl.outcomes[j.i].Status != StatusQueued { // a queued provider's worker records it
+			tried = append(tried, j)
+			names = append(names, j.p.Name)
 		}
 	}
 	if len(tried) == 0 {
 		return
 	}
-	prev, err := r.State.Health(ctx, tried)
+	prev, err := r.State.Health(ctx, names)
 	if err != nil {
 		r.logWarn(ctx, "health records unreadable; not updated", "error", bound(err.Error()))
 		return
 	}
 	now := r.now()
-	for _, j := range pl.due {
+	for _, j := range tried {
 		o := pl.outcomes[j.i]
-		if o.Status == StatusQueued {
-			continue
-		}
 		cur, ok := pl.published[j.p.Parameter]
 		a := state.Attempt{At: now, Published: o.Status == StatusRefreshed, Valid: ok && cur.Valid(now), Error: o.Error}
 		a.Degraded = a.Published && cur.RefusedSecretVersion != ""

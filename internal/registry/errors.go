@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/token-refresher/token-refresher/internal/oauth"
 )
 
 // Sentinel errors. Every problem Load finds in well-formed YAML wraps exactly one of
@@ -31,8 +33,9 @@ var (
 	ErrOutsidePrefix = errors.New("outside the parameter prefix")
 	// ErrInvalid: any other malformed value (bad URL, duration, enum value, ...).
 	ErrInvalid = errors.New("invalid value")
-	// ErrInvalidPointer: a string that is not an RFC 6901 JSON pointer.
-	ErrInvalidPointer = errors.New("invalid JSON pointer")
+	// ErrInvalidPointer: a string that is not an RFC 6901 JSON pointer; the token
+	// client's own error, which decides what a pointer is.
+	ErrInvalidPointer = oauth.ErrInvalidPointer
 )
 
 // FieldError is one problem with one field of one provider. Load returns all of them
