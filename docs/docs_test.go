@@ -1,8 +1,8 @@
 // Package docs holds the checks that keep the documentation true to the repository:
 // README.md and the pages in docs/ link only to files and headings that exist, every
-// page is reachable from the README, every test a page cites exists, the README's
-// layout table matches the packages' imports, and every repository path named in a
-// comment exists.
+// page is reachable from the README, every test a page cites exists and is cited only
+// in the promise table, the layout table matches the packages' imports, pkg/ depends
+// on nothing internal, and every repository path named in a comment exists.
 package docs
 
 import (
@@ -189,22 +189,70 @@ func TestDocPagesLinkedFromReadme(t *testing.T) {
 
 var citedTest = regexp.MustCompile("`((?:Test|Fuzz|Benchmark|Example)[A-Za-z0-9_]*)(/[^`]*)?`")
 
+// The promise table is the one place the documentation names tests: prose explains,
+// the table says which tests hold each promise.
+const (
+	promisePage    = "docs/design.md"
+	promiseHeading = "## What it promises, and the tests that hold it"
+)
+
 // TestDocCitedTestsExist checks that every test, fuzz target, benchmark and example
-// that README.md and docs/*.md cite in backticks is a func in some _test.go file.
+// that README.md and docs/*.md cite in backticks is a func in some _test.go file, and
+// that only the promise table cites them.
 func TestDocCitedTestsExist(t *testing.T) {
 	funcs := testFuncs(t)
 	if !funcs["TestDocCitedTestsExist"] {
 		t.Fatal("the scan of _test.go files did not find this test: the check is broken")
 	}
+	cited := 0
 	for _, page := range pages(t) {
-		for line, text := range prose(read(t, page)) {
+		lines := prose(read(t, page))
+		table := promiseTable(lines, page)
+		for line, text := range lines {
 			for _, m := range citedTest.FindAllStringSubmatch(text, -1) {
 				if !funcs[m[1]] {
 					t.Errorf("%s:%d: cites %s, which no _test.go file defines", page, line, m[1])
 				}
+				if !table[line] {
+					t.Errorf("%s:%d: names %s outside the promise table (%s, %q): prose names no tests", page, line, m[1], promisePage, promiseHeading)
+					continue
+				}
+				cited++
 			}
 		}
 	}
+	if cited < 50 {
+		t.Errorf("the promise table cites %d tests, want at least 50: the check is broken", cited)
+	}
+}
+
+// promiseTable returns the numbers of the table rows under promiseHeading, when page
+// is promisePage.
+func promiseTable(lines map[int]string, page string) map[int]bool {
+	rows := map[int]bool{}
+	if page != filepath.FromSlash(promisePage) {
+		return rows
+	}
+	start, last := 0, 0
+	for n, line := range lines {
+		if strings.TrimSpace(line) == promiseHeading {
+			start = n
+		}
+		last = max(last, n)
+	}
+	if start == 0 {
+		return rows
+	}
+	for n := start + 1; n <= last; n++ {
+		line := lines[n]
+		if heading.MatchString(line) {
+			break
+		}
+		if strings.HasPrefix(line, "|") {
+			rows[n] = true
+		}
+	}
+	return rows
 }
 
 var testFunc = regexp.MustCompile(`(?m)^func ((?:Test|Fuzz|Benchmark|Example)[A-Za-z0-9_]*)\(`)
@@ -382,17 +430,20 @@ func exists(rel, name string) bool {
 	return false
 }
 
+// layoutPage holds the layout table, one row per path.
+const layoutPage = "docs/design.md"
+
 var (
 	layoutRow = regexp.MustCompile("^\\| `([^`]+/)` \\|[^|]*\\|([^|]*)\\|")
 	codeSpan  = regexp.MustCompile("`([^`]+)`")
 )
 
-// TestLayoutMatchesImports checks the README's layout table against the code: every
+// TestLayoutMatchesImports checks the layout table of docs/design.md against the code: every
 // Go package has a row, and imports no package of the project that its row does not
 // list. Tests may import more (test helpers, fakes).
 func TestLayoutMatchesImports(t *testing.T) {
 	allowed := map[string][]string{}
-	for _, line := range strings.Split(read(t, "README.md"), "\n") {
+	for _, line := range strings.Split(read(t, layoutPage), "\n") {
 		m := layoutRow.FindStringSubmatch(line)
 		if m == nil {
 			continue
@@ -415,12 +466,12 @@ func TestLayoutMatchesImports(t *testing.T) {
 		packages++
 		may, ok := allowed[dir]
 		if !ok {
-			t.Errorf("README.md, Layout: no row for %s", dir)
+			t.Errorf("%s, Layout: no row for %s", layoutPage, dir)
 			continue
 		}
 		for _, imp := range fields[1:] {
 			if dep, ok := strings.CutPrefix(imp, module+"/"); ok && !slices.Contains(may, dep) {
-				t.Errorf("%s imports %s, which its row in README.md, Layout, does not list", dir, dep)
+				t.Errorf("%s imports %s, which its row in %s, Layout, does not list", dir, dep, layoutPage)
 			}
 		}
 	}

@@ -1,20 +1,19 @@
-package registry
+package docs
 
 import (
+	"errors"
 	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 )
 
-const module = "github.com/token-refresher/token-refresher"
-
 // TestLayering proves the dependency rules the layout promises, with go list:
 // no package under internal/ that speaks HTTP (imports net/http itself) depends on
 // the registry, so a protocol package knows nothing of how it is configured; and
 // pkg/, what code outside this repository imports, depends on no internal package.
 func TestLayering(t *testing.T) {
-	imports := goList(t, "-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}", module+"/...")
+	imports := goList(t, "-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}", "./...")
 	var http []string
 	for _, line := range imports {
 		pkg, deps, _ := strings.Cut(line, " ")
@@ -30,7 +29,7 @@ func TestLayering(t *testing.T) {
 			t.Errorf("%s speaks HTTP and depends on internal/registry", pkg)
 		}
 	}
-	for _, pkg := range goList(t, module+"/pkg/...") {
+	for _, pkg := range goList(t, "./pkg/...") {
 		for _, dep := range goList(t, "-deps", pkg) {
 			if strings.HasPrefix(dep, module+"/internal/") {
 				t.Errorf("%s, meant for outside code, depends on %s", pkg, dep)
@@ -39,12 +38,15 @@ func TestLayering(t *testing.T) {
 	}
 }
 
+// goList runs go list at the repository's root and returns its output, line by line.
 func goList(t *testing.T, args ...string) []string {
 	t.Helper()
-	out, err := exec.Command("go", append([]string{"list"}, args...)...).Output()
+	cmd := exec.Command("go", append([]string{"list"}, args...)...)
+	cmd.Dir = root
+	out, err := cmd.Output()
 	if err != nil {
 		var stderr string
-		if ee, ok := err.(*exec.ExitError); ok {
+		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 			stderr = string(ee.Stderr)
 		}
 		t.Fatalf("go list %v: %v\n%s", args, err, stderr)
