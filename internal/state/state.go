@@ -12,6 +12,9 @@
 // is the token's issue time, its expiry, when it is next due) is written with the
 // token itself, in its parameter's description (see package store), so a refresh
 // costs no extra write.
+//
+// When a run may trust the run record, and why that is safe, is explained once, in
+// docs/design.md (Idle runs).
 package state
 
 import (

@@ -19,7 +19,11 @@
 // is among them, writes that one back, and checks again. Every writer does this
 // after its own write, so the last writer of any set of overlapping writers has
 // seen all their tokens, and the longest-lived valid one stays published: two
-// overlapping runs never leave the shorter of two valid tokens published.
+// overlapping runs never leave the shorter of two valid tokens published. A
+// Publish that overlapped nobody reads no history.
+//
+// Why runs overlap at all, and how the refresher uses this, is in
+// docs/design.md (Overlapping runs).
 package store
 
 import (
