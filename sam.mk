@@ -6,7 +6,8 @@
 #
 # Variables:
 #   ENV=dev|prod|default   samconfig.toml environment of deploy, invoke-remote, rotate, logs (default: dev)
-#   PROVIDERS=FILE         provider registry to embed in the function (build; required by deploy)
+#   PROVIDERS=FILE         provider registry to embed in the function (build; required by deploy),
+#                          or to store in the stack's registry bucket (providers)
 #   ARCH=arm64|x86_64      the function's instruction set, for the template and the build (default arm64)
 #   EVENT=events/<name>.json  event for invoke / invoke-remote (default: events/scheduled.json)
 #   PROVIDER=name          provider to rotate, or '*' for all (rotate)
@@ -142,6 +143,18 @@ status: ## each provider's health, token expiry and last failure; exit 1 when on
 .PHONY: check
 check: need-providers ## validate a registry offline; PROBE=1 also requests a token from each provider, publishing nothing: make check PROVIDERS=FILE [PROBE=1 ENV=dev]
 	$(if $(PROBE),$(AWS_TARGET)) $(GO) run ./cmd/tokenctl check $(if $(PROBE),-probe) $(PROVIDERS)
+
+# The stack's registry bucket, from its outputs (empty when the stack has none).
+REGISTRY_BUCKET_OF = $(AWS_TARGET) $(SAM) list stack-outputs --config-env $(ENV) --stack-name $(STACK_NAME) --output json \
+  | $(TOOLS_VENV)/bin/python -c 'import json, sys; print(next((o["OutputValue"] for o in json.load(sys.stdin) if o["OutputKey"] == "RegistryBucket"), ""))'
+
+.PHONY: providers
+providers: need-providers $(TOOLS_STAMP) ## store every provider of FILE in the stack's registry (upsert, validated first; no redeploy): make providers ENV=dev PROVIDERS=FILE [SECRET_PREFIX=token-refresher/]
+	@$(LOCAL_UP) >/dev/null 2>&1 || true
+	@bucket=$$($(REGISTRY_BUCKET_OF)) && test -n "$$bucket" || { echo "providers: stack $(STACK_NAME) has no RegistryBucket output: deploy it first (make deploy ENV=$(ENV))" >&2; exit 2; }; \
+	  echo "providers: s3://$$bucket/providers.yaml of stack $(STACK_NAME)"; \
+	  $(AWS_TARGET) $(GO) run ./cmd/tokenctl providers put -bucket "$$bucket" $(if $(SECRET_PREFIX),-secret-prefix $(SECRET_PREFIX)) \
+	    $(if $(TOKEN_PREFIX),-token-prefix $(TOKEN_PREFIX)) $(PROVIDERS)
 
 .PHONY: sam-deploy-local
 sam-deploy-local: build ## deploy the built stack to the running LocalStack, check it, delete it (smoke test)

@@ -357,7 +357,8 @@ def cmd_verify(stack):
 
     def exports():
         want = {"FunctionArn", "TokenReadersPolicyArn", "TokenParameterPrefix", "FailedInvocationsQueueUrl",
-                "OperatorsPolicyArn", "StateParameterPrefix", "DashboardName"}
+                "OperatorsPolicyArn", "StateParameterPrefix", "DashboardName", "RegistryBucket",
+                "ProviderManagersPolicyArn"}
         unexported = {"DashboardName"}
         if fanout:
             unexported |= {"RefreshJobsQueueUrl", "RefreshJobsDeadLetterQueueUrl"}
