@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/token-refresher/token-refresher/internal/catalog"
 	"github.com/token-refresher/token-refresher/internal/registry"
@@ -88,7 +87,7 @@ func providers(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "AWS configuration:", err)
 		return exitUsage
 	}
-	st := &catalog.Store{API: s3.NewFromConfig(cfg), Bucket: o.bucket, Key: o.key, Options: o.registryOptions()}
+	st := &catalog.Store{API: catalog.NewClient(cfg), Bucket: o.bucket, Key: o.key, Options: o.registryOptions()}
 	switch sub {
 	case "list":
 		return listProviders(ctx, st, stdout, stderr)

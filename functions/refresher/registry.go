@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/token-refresher/token-refresher/internal/catalog"
 	"github.com/token-refresher/token-refresher/internal/refresher"
@@ -28,7 +27,7 @@ func newFunction(awsCfg aws.Config, env env, log *slog.Logger, metricsOut io.Wri
 	switch {
 	case env.RegistryBucket != "":
 		return &liveRegistry{
-			reader: &catalog.Reader{API: s3.NewFromConfig(awsCfg), Bucket: env.RegistryBucket, Key: env.RegistryKey, Options: env.Options},
+			reader: &catalog.Reader{API: catalog.NewClient(awsCfg), Bucket: env.RegistryBucket, Key: env.RegistryKey, Options: env.Options},
 			build: func(reg *registry.Registry) handler {
 				e := env
 				e.Providers = reg

@@ -167,3 +167,12 @@ func isMissing(err error) bool {
 	}
 	return httpStatus(err) == http.StatusNotFound
 }
+
+// NewClient returns the S3 client for the registry. With an endpoint of its own
+// (AWS_ENDPOINT_URL: LocalStack, a VPC endpoint) it addresses buckets by path, as
+// such endpoints have no per-bucket host names.
+func NewClient(cfg aws.Config) *s3.Client {
+	return s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.UsePathStyle = cfg.BaseEndpoint != nil
+	})
+}
