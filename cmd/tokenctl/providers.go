@@ -165,7 +165,11 @@ func listProviders(ctx context.Context, st *catalog.Store, stdout, stderr io.Wri
 		fmt.Fprintf(stdout, "no providers (s3://%s/%s %s)\n", st.Bucket, st.Key, registryVersion(doc))
 		return exitOK
 	}
-	fmt.Fprintf(stdout, "%d providers (s3://%s/%s %s)\n", reg.Len(), st.Bucket, st.Key, registryVersion(doc))
+	plural := "s"
+	if reg.Len() == 1 {
+		plural = ""
+	}
+	fmt.Fprintf(stdout, "%d provider%s (s3://%s/%s %s)\n", reg.Len(), plural, st.Bucket, st.Key, registryVersion(doc))
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROVIDER\tTOKEN ENDPOINT\tSECRET\tPARAMETER")
 	for _, p := range reg.Providers() {
