@@ -358,8 +358,8 @@ def cmd_verify(stack):
     def exports():
         want = {"FunctionArn", "TokenReadersPolicyArn", "TokenParameterPrefix", "FailedInvocationsQueueUrl",
                 "OperatorsPolicyArn", "StateParameterPrefix", "DashboardName", "RegistryBucket",
-                "ProviderManagersPolicyArn"}
-        unexported = {"DashboardName"}
+                "ProviderManagersPolicyArn", "SecretNamePrefix"}
+        unexported = {"DashboardName", "SecretNamePrefix"}
         if fanout:
             unexported |= {"RefreshJobsQueueUrl", "RefreshJobsDeadLetterQueueUrl"}
             want |= unexported
