@@ -58,9 +58,10 @@ type Snapshot struct {
 // Reader reads the registry object for the function, keeping the last good read for
 // the life of the (warm) process. It is safe for concurrent use.
 type Reader struct {
-	API     GetAPI
-	Bucket  string
-	Key     string
+	API GetAPI
+	// Bucket and Key name the registry object.
+	Bucket, Key string
+	// Options are the deployment's registry settings, applied to every read.
 	Options registry.Options
 
 	mu   sync.Mutex

@@ -36,9 +36,10 @@ var (
 // read: the stored file is always one the function can load, and a concurrent
 // change makes the later writer fail with ErrConflict instead of being lost.
 type Store struct {
-	API     API
-	Bucket  string
-	Key     string
+	API API
+	// Bucket and Key name the registry object.
+	Bucket, Key string
+	// Options are the deployment's registry settings, which every change must load with.
 	Options registry.Options
 }
 
