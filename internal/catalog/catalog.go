@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -86,7 +85,7 @@ func (r *Reader) Current(ctx context.Context) (Snapshot, error) {
 	out, err := r.API.GetObject(ctx, in)
 	switch {
 	case err == nil:
-	case r.read && r.last.ETag != "" && httpStatus(err) == http.StatusNotModified:
+	case r.read && r.last.ETag != "" && httpStatus(err) == statusNotModified:
 		return r.last, nil
 	case isMissing(err):
 		r.last, r.read = Snapshot{}, true
@@ -146,6 +145,16 @@ func readAll(body io.Reader) ([]byte, error) {
 	return data, nil
 }
 
+// The HTTP statuses S3 answers conditional requests with. Named here rather than
+// taken from net/http: this package talks to S3 through the SDK only, and no
+// package of the registry's speaks HTTP itself.
+const (
+	statusNotModified        = 304 // GET with If-None-Match: unchanged
+	statusNotFound           = 404
+	statusConflict           = 409 // a concurrent conditional write won
+	statusPreconditionFailed = 412 // PUT with If-Match: changed meanwhile
+)
+
 func httpStatus(err error) int {
 	var re *awshttp.ResponseError
 	if errors.As(err, &re) {
@@ -166,7 +175,7 @@ func isMissing(err error) bool {
 	if errors.As(err, &nb) || errors.As(err, &api) && api.ErrorCode() == "NoSuchBucket" {
 		return false
 	}
-	return httpStatus(err) == http.StatusNotFound
+	return httpStatus(err) == statusNotFound
 }
 
 // NewClient returns the S3 client for the registry. With an endpoint of its own

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -194,7 +193,7 @@ func (s *Store) write(ctx context.Context, read Document, root *yaml.Node) (stri
 	}
 	out, err := s.API.PutObject(ctx, in)
 	if err != nil {
-		if st := httpStatus(err); st == http.StatusPreconditionFailed || st == http.StatusConflict {
+		if st := httpStatus(err); st == statusPreconditionFailed || st == statusConflict {
 			return "", fmt.Errorf("%w (%w)", ErrConflict, err)
 		}
 		return "", fmt.Errorf("write s3://%s/%s: %w", s.Bucket, s.Key, err)
