@@ -58,6 +58,12 @@ func TestIntegrationProviders(t *testing.T) {
 		t.Errorf("rm: got %q", out)
 	}
 	ctl(exitProblem, "rm", "one")
+	// -probe asks each provider for a real token first: "five" has no secret, so
+	// the probe fails and nothing is stored.
+	out = ctl(exitProblem, "put", "-probe", writeFile(t, "providers:\n"+entry("five")))
+	if !strings.Contains(out, "nothing was stored") {
+		t.Errorf("put -probe: got %q, want \"nothing was stored\"", out)
+	}
 	if out := ctl(exitOK, "list"); !strings.Contains(out, "1 provider ") || strings.Contains(out, "one.example") {
 		t.Errorf("after rm: got %q", out)
 	}

@@ -46,9 +46,9 @@ func versions(t *testing.T, api *s3.Client, bucket string) int {
 	return len(out.Versions)
 }
 
-// TestIntegrationStore: put, get, list and rm against S3, every change a new
+// TestIntegrationRegistryStore: put, get, list and rm against S3, every change a new
 // object version; an invalid file and a stale write store nothing.
-func TestIntegrationStore(t *testing.T) {
+func TestIntegrationRegistryStore(t *testing.T) {
 	api, bucket, _ := newBucket(t)
 	s := &Store{API: api, Bucket: bucket, Key: DefaultKey}
 	ctx := context.Background()
