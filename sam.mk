@@ -6,7 +6,8 @@
 #
 # Variables:
 #   ENV=dev|prod|default   samconfig.toml environment of deploy, invoke-remote, rotate, logs (default: dev)
-#   PROVIDERS=FILE         provider registry to embed in the function (build; required by deploy)
+#   PROVIDERS=FILE         provider registry: to store in the stack's registry bucket (providers,
+#                          and deploy after the stack is up); to embed in the function (build)
 #   ARCH=arm64|x86_64      the function's instruction set, for the template and the build (default arm64)
 #   EVENT=events/<name>.json  event for invoke / invoke-remote (default: events/scheduled.json)
 #   PROVIDER=name          provider to rotate, or '*' for all (rotate)
@@ -92,7 +93,7 @@ need-providers:
 	@test -n "$(PROVIDERS)" || { echo "give PROVIDERS=FILE, the provider registry to deploy (see functions/refresher/providers.example.yaml)" >&2; exit 2; }
 
 .PHONY: deploy
-deploy: need-providers check build ## deploy the stack of ENV (samconfig.toml) with the registry FILE: make deploy ENV=local|dev|prod PROVIDERS=FILE
+deploy: $(if $(PROVIDERS),check) build ## deploy the stack of ENV (samconfig.toml); with PROVIDERS=FILE, store that registry after it: make deploy ENV=local|dev|prod [PROVIDERS=FILE]
 	@# --parameter-overrides replaces the environment's own overrides: repeat them.
 ifeq ($(ENV),local)
 	$(LOCAL_UP)
@@ -101,6 +102,7 @@ ifeq ($(ENV),local)
 else
 	$(SAM) deploy --config-env $(ENV) --parameter-overrides "$$($(TOOLS_VENV)/bin/python scripts/sam-overrides $(ENV)) Architecture=$(ARCH) $$PARAMS"
 endif
+	$(if $(PROVIDERS),@$(MAKE) --no-print-directory -f $(SAM_MK) providers ENV=$(ENV) STACK_NAME=$(STACK_NAME) PROVIDERS=$(PROVIDERS))
 
 .PHONY: delete
 delete: $(TOOLS_STAMP) ## delete the stack of ENV: make delete ENV=local
@@ -142,6 +144,19 @@ status: ## each provider's health, token expiry and last failure; exit 1 when on
 .PHONY: check
 check: need-providers ## validate a registry offline; PROBE=1 also requests a token from each provider, publishing nothing: make check PROVIDERS=FILE [PROBE=1 ENV=dev]
 	$(if $(PROBE),$(AWS_TARGET)) $(GO) run ./cmd/tokenctl check $(if $(PROBE),-probe) $(PROVIDERS)
+
+# The stack's registry bucket, secret name prefix and token prefix, from its outputs,
+# on one line (empty when the stack has no registry).
+REGISTRY_OUTPUTS = $(AWS_TARGET) $(SAM) list stack-outputs --config-env $(ENV) --stack-name $(STACK_NAME) --output json \
+  | $(TOOLS_VENV)/bin/python -c 'import json, sys; o = {x["OutputKey"]: x["OutputValue"] for x in json.load(sys.stdin)}; print(*(o.get(k, "") for k in ("RegistryBucket", "SecretNamePrefix", "TokenParameterPrefix")))'
+
+.PHONY: providers
+providers: need-providers $(TOOLS_STAMP) ## store every provider of FILE in the stack's registry (upsert, validated first; no redeploy): make providers ENV=dev PROVIDERS=FILE
+	@$(LOCAL_UP) >/dev/null 2>&1 || true
+	@set -- $$($(REGISTRY_OUTPUTS)); \
+	  test -n "$$1" -a -n "$$2" -a -n "$$3" || { echo "providers: stack $(STACK_NAME) has no RegistryBucket output: deploy it first (make deploy ENV=$(ENV))" >&2; exit 2; }; \
+	  echo "providers: s3://$$1/providers.yaml of stack $(STACK_NAME)" >&2; \
+	  $(AWS_TARGET) $(GO) run ./cmd/tokenctl providers put -bucket "$$1" -secret-prefix "$$2" -token-prefix "$$3" $(PROVIDERS) >&2
 
 .PHONY: sam-deploy-local
 sam-deploy-local: build ## deploy the built stack to the running LocalStack, check it, delete it (smoke test)

@@ -181,6 +181,7 @@ def cmd_verify(stack):
         want_env = {"SCHEDULE_EXPRESSION": "rate(5 minutes)", "TOKEN_PARAMETER_PREFIX": "/token-refresher/tokens",
                     "STATE_PARAMETER_PREFIX": "/token-refresher/state",
                     "MAX_CONCURRENCY": "8", "METRICS_NAMESPACE": "TokenRefresher", "PER_PROVIDER_METRICS": "true"}
+        want_env["REGISTRY_BUCKET"] = resources["RegistryBucket"]["PhysicalResourceId"]
         if fanout:
             want_env["REFRESH_QUEUE_URL"] = resources["RefreshJobsQueue"]["PhysicalResourceId"]
         expect(env == want_env, f"environment {env} != {want_env} (no TOKEN_KMS_KEY_ID without KmsKeyArn)")
@@ -224,10 +225,10 @@ def cmd_verify(stack):
             rules[name] = events.describe_rule(Name=name)
             targets = events.list_targets_by_rule(Rule=name)["Targets"]
             expect([t["Arn"] for t in targets] == [fn_arn], f"{name} targets {targets}")
-        expect(len(names) == 2, f"rules targeting the function: {names}")
+        expect(len(names) == 3, f"rules targeting the function: {names}")
         return ", ".join(sorted(names))
 
-    check("two EventBridge rules target the function", rules_target_function)
+    check("three EventBridge rules target the function", rules_target_function)
 
     def schedule_rule():
         sched = [r for r in rules.values() if r.get("ScheduleExpression")]
@@ -239,7 +240,7 @@ def cmd_verify(stack):
     check("schedule rule rate(5 minutes), enabled", schedule_rule)
 
     def secret_rule():
-        pat = [r for r in rules.values() if r.get("EventPattern")]
+        pat = [r for r in rules.values() if "aws.secretsmanager" in r.get("EventPattern", "")]
         expect(len(pat) == 1, f"pattern rules: {pat}")
         pattern = pat[0]["EventPattern"]
         verdicts = []
@@ -342,6 +343,28 @@ def cmd_verify(stack):
 
     check(f"{'six' if fanout else 'four'} CloudWatch alarms, each linking to its runbook entry", alarms)
 
+    def registry():
+        bucket = resources["RegistryBucket"]["PhysicalResourceId"]
+        s3 = client("s3")
+        expect(s3.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled", "versioning")
+        block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+        expect(all(block.values()) and len(block) == 4, f"public access block {block}")
+        sse = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+        expect(sse["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256", f"encryption {sse}")
+        pat = [r for r in rules.values() if "aws.s3" in r.get("EventPattern", "")]
+        expect(len(pat) == 1, f"registry rules: {pat}")
+        verdicts = []
+        for key, want in [("providers.yaml", True), ("other.yaml", False)]:
+            ev = {"version": "0", "id": "1", "detail-type": "Object Created", "source": "aws.s3", "account": account,
+                  "time": "2026-11-23T10:00:00Z", "region": REGION, "resources": [],
+                  "detail": {"bucket": {"name": bucket}, "object": {"key": key}}}
+            got = events.test_event_pattern(EventPattern=pat[0]["EventPattern"], Event=json.dumps(ev))["Result"]
+            expect(got == want, f"Object Created {key}: matched {got}, want {want}")
+            verdicts.append(f"{key} {'runs' if got else 'ignored'}")
+        return f"{bucket}: versioned, private, SSE-S3; " + ", ".join(verdicts)
+
+    check("registry bucket versioned, private, encrypted; its change runs the function", registry)
+
     def dashboard():
         # LocalStack reports no physical id for a dashboard: use the name the template gives.
         name = f"{stack}-tokens"
@@ -357,8 +380,9 @@ def cmd_verify(stack):
 
     def exports():
         want = {"FunctionArn", "TokenReadersPolicyArn", "TokenParameterPrefix", "FailedInvocationsQueueUrl",
-                "OperatorsPolicyArn", "StateParameterPrefix", "DashboardName"}
-        unexported = {"DashboardName"}
+                "OperatorsPolicyArn", "StateParameterPrefix", "DashboardName", "RegistryBucket",
+                "ProviderManagersPolicyArn", "SecretNamePrefix"}
+        unexported = {"DashboardName", "SecretNamePrefix"}
         if fanout:
             unexported |= {"RefreshJobsQueueUrl", "RefreshJobsDeadLetterQueueUrl"}
             want |= unexported

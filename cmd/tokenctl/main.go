@@ -2,6 +2,7 @@
 //
 //	tokenctl status [-json] [-providers FILE] [-token-prefix P] [-state-prefix P]
 //	tokenctl check [-probe] [-provider NAME]... [-json] FILE
+//	tokenctl providers list | get NAME | put [-probe] FILE | rm NAME
 //
 // status prints one line per provider: its health, its token's expiry and time
 // left, age, when it is next refreshed, and its last failure. It reads SSM only,
@@ -14,7 +15,12 @@
 // reports what it got (type, lifetime, scope, the JWT claims exp, aud and iss, the
 // fingerprint), publishing nothing.
 //
-// Both use the AWS SDK's standard settings (AWS_ENDPOINT_URL for LocalStack). Exit
+// providers lists, shows, upserts and removes the providers of the registry a
+// deployed stack reads from S3 (see "tokenctl providers" for its flags); put
+// validates the whole file offline first and stores nothing when any entry is
+// invalid or names a secret outside the stack's secret name prefix.
+//
+// All use the AWS SDK's standard settings (AWS_ENDPOINT_URL for LocalStack). Exit
 // codes: 0 all is well, 1 a provider is failing or a check failed, 2 usage or
 // AWS errors.
 package main
@@ -54,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return status(ctx, args[1:], stdout, stderr)
 	case "check":
 		return check(ctx, args[1:], stdout, stderr)
+	case "providers":
+		return providers(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return exitOK
@@ -64,4 +72,5 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 const usage = `usage:
   tokenctl status [-json] [-providers FILE] [-token-prefix PREFIX] [-state-prefix PREFIX]
-  tokenctl check [-probe] [-provider NAME]... [-json] FILE`
+  tokenctl check [-probe] [-provider NAME]... [-json] FILE
+  tokenctl providers list | get NAME | put [-probe] FILE | rm NAME  [-bucket B] [-key K] [-secret-prefix P]`

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/token-refresher/token-refresher/internal/catalog"
 	"github.com/token-refresher/token-refresher/internal/refresher"
 	"github.com/token-refresher/token-refresher/internal/registry"
 	"github.com/token-refresher/token-refresher/internal/state"
@@ -32,6 +33,11 @@ type env struct {
 	// runs plan and send the due providers to this SQS queue, whose messages the
 	// function then works through as a worker.
 	QueueURL string
+	// RegistryBucket and RegistryKey, when the bucket is set, name the S3 object the
+	// registry is read from at every invocation; Providers is then nil.
+	RegistryBucket, RegistryKey string
+	// Options are the registry's settings, for the registries read at run time.
+	Options registry.Options
 }
 
 // defaultNamespace is METRICS_NAMESPACE's default; the template's alarms watch it.
@@ -108,13 +114,17 @@ func loadEnv(getenv func(string) string, embedded []byte) (env, error) {
 	// TOKEN_PARAMETER_PREFIX is the registry's: it checks every parameter against it
 	// and applies its default.
 	opts := registry.Options{ParameterPrefix: getenv("TOKEN_PARAMETER_PREFIX")}
+	e.Options = opts
 	var err error
+	if bucket := getenv("REGISTRY_BUCKET"); bucket != "" && getenv("PROVIDERS_FILE") == "" {
+		return registryInS3(e, bucket, or(getenv("REGISTRY_KEY"), catalog.DefaultKey))
+	}
 	if path := getenv("PROVIDERS_FILE"); path != "" {
 		e.Providers, err = registry.LoadFile(path, opts)
 	} else {
 		e.Providers, err = registry.Load(bytes.NewReader(embedded), opts)
 		if errors.Is(err, registry.ErrNoProviders) {
-			e.Unconfigured = "this deployment was built without a provider registry: deploy with `make deploy PROVIDERS=FILE` or set PROVIDERS_FILE"
+			e.Unconfigured = "this function has no provider registry: a stack reads it from REGISTRY_BUCKET (store one with `make providers PROVIDERS=FILE`); a local run sets PROVIDERS_FILE"
 			return e, nil
 		}
 		if err != nil {
@@ -126,6 +136,22 @@ func loadEnv(getenv func(string) string, embedded []byte) (env, error) {
 	}
 	if e.StatePrefix == "/" || strings.HasPrefix(e.StatePrefix+"/", e.Providers.ParameterPrefix()+"/") {
 		return env{}, fmt.Errorf("STATE_PARAMETER_PREFIX=%q: must be a path of its own, not under TOKEN_PARAMETER_PREFIX %s, so that readers of the tokens never meet the records", e.StatePrefix, e.Providers.ParameterPrefix())
+	}
+	return e, nil
+}
+
+// registryInS3 configures a function that reads its registry from S3 at run time.
+// The settings the registry depends on are checked now, with an empty registry,
+// so a bad prefix still stops the function at start.
+func registryInS3(e env, bucket, key string) (env, error) {
+	e.RegistryBucket, e.RegistryKey = bucket, key
+	_, err := registry.Load(strings.NewReader(""), e.Options)
+	if !errors.Is(err, registry.ErrNoProviders) {
+		return env{}, fmt.Errorf("TOKEN_PARAMETER_PREFIX=%q: %w", e.Options.ParameterPrefix, err)
+	}
+	tokens := "/" + strings.Trim(or(e.Options.ParameterPrefix, registry.DefaultParameterPrefix), "/")
+	if e.StatePrefix == "/" || strings.HasPrefix(e.StatePrefix+"/", tokens+"/") {
+		return env{}, fmt.Errorf("STATE_PARAMETER_PREFIX=%q: must be a path of its own, not under TOKEN_PARAMETER_PREFIX %s, so that readers of the tokens never meet the records", e.StatePrefix, tokens)
 	}
 	return e, nil
 }

@@ -78,6 +78,20 @@ func TestLoadEnv(t *testing.T) {
 		{"missing registry file", map[string]string{"PROVIDERS_FILE": "/nonexistent/providers.yaml"}, nil, "providers.yaml"},
 		{"registry outside the prefix", map[string]string{"PROVIDERS_FILE": file, "TOKEN_PARAMETER_PREFIX": "/"}, nil, "prefix"},
 		{"state under the token prefix", map[string]string{"PROVIDERS_FILE": file, "STATE_PARAMETER_PREFIX": "/token-refresher/tokens/state"}, nil, "STATE_PARAMETER_PREFIX"},
+		// A stack reads its registry from S3 at run time; PROVIDERS_FILE, for local
+		// runs, wins over it.
+		{"registry in S3", map[string]string{"REGISTRY_BUCKET": "stack-registry"}, func(t *testing.T, e env) {
+			if e.Providers != nil || e.Unconfigured != "" || e.RegistryBucket != "stack-registry" || e.RegistryKey != "providers.yaml" {
+				t.Fatalf("%+v", e)
+			}
+		}, ""},
+		{"registry file wins over S3", map[string]string{"REGISTRY_BUCKET": "b", "PROVIDERS_FILE": file}, func(t *testing.T, e env) {
+			if e.Providers == nil || e.RegistryBucket != "" {
+				t.Fatalf("%+v", e)
+			}
+		}, ""},
+		{"registry in S3 outside the prefix", map[string]string{"REGISTRY_BUCKET": "b", "TOKEN_PARAMETER_PREFIX": "/"}, nil, "TOKEN_PARAMETER_PREFIX"},
+		{"registry in S3, state under the token prefix", map[string]string{"REGISTRY_BUCKET": "b", "STATE_PARAMETER_PREFIX": "/token-refresher/tokens/state"}, nil, "STATE_PARAMETER_PREFIX"},
 		{"state prefix", map[string]string{"PROVIDERS_FILE": file, "STATE_PARAMETER_PREFIX": "/acme/state/"}, func(t *testing.T, e env) {
 			if e.StatePrefix != "/acme/state" {
 				t.Fatal(e.StatePrefix)

@@ -36,9 +36,10 @@ import (
 	"github.com/token-refresher/token-refresher/internal/store"
 )
 
-// embeddedProviders is the registry used when PROVIDERS_FILE is unset: the file
+// embeddedProviders is the registry used when neither REGISTRY_BUCKET nor
+// PROVIDERS_FILE is set: the file
 // the build was given (make build PROVIDERS=FILE embeds it with go build
-// -overlay), or the empty providers.yaml, which leaves the function unconfigured.
+// -overlay), or the empty providers.yaml: a function with no providers.
 //
 //go:embed providers.yaml
 var embeddedProviders []byte
@@ -73,7 +74,7 @@ func main() {
 		log.Error("AWS configuration", "error", err.Error())
 		os.Exit(2)
 	}
-	h := newHandler(awsCfg, env, log, out)
+	h := newFunction(awsCfg, env, log, out)
 
 	if !inLambda {
 		if *eventFile == "" {
@@ -127,7 +128,7 @@ func throttleAware(o *ssm.Options) {
 }
 
 // runOnce handles one event from a file as Lambda would and returns the exit code.
-func runOnce(h *refresher.Handler, path string, timeout time.Duration) int {
+func runOnce(h handler, path string, timeout time.Duration) int {
 	event, err := os.ReadFile(path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
