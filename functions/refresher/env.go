@@ -124,10 +124,19 @@ func loadEnv(getenv func(string) string, embedded []byte) (env, error) {
 	if err != nil {
 		return env{}, err
 	}
-	if e.StatePrefix == "/" || strings.HasPrefix(e.StatePrefix+"/", e.Providers.ParameterPrefix()+"/") {
-		return env{}, fmt.Errorf("STATE_PARAMETER_PREFIX=%q: must be a path of its own, not under TOKEN_PARAMETER_PREFIX %s, so that readers of the tokens never meet the records", e.StatePrefix, e.Providers.ParameterPrefix())
+	// Neither path may hold the other: state under the tokens puts records where
+	// consumers read tokens, and tokens under the state let a record overwrite a
+	// token and a policy on the records cover the tokens.
+	tokensPrefix := e.Providers.ParameterPrefix()
+	if e.StatePrefix == "/" || within(e.StatePrefix, tokensPrefix) || within(tokensPrefix, e.StatePrefix) {
+		return env{}, fmt.Errorf("STATE_PARAMETER_PREFIX=%q: must be a path of its own, neither under nor above TOKEN_PARAMETER_PREFIX %s, so that readers of the tokens never meet the records and no record overwrites a token", e.StatePrefix, tokensPrefix)
 	}
 	return e, nil
+}
+
+// within reports whether path is parent or a path under it.
+func within(path, parent string) bool {
+	return strings.HasPrefix(path+"/", strings.TrimSuffix(parent, "/")+"/")
 }
 
 func or(v, def string) string {

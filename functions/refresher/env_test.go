@@ -78,6 +78,13 @@ func TestLoadEnv(t *testing.T) {
 		{"missing registry file", map[string]string{"PROVIDERS_FILE": "/nonexistent/providers.yaml"}, nil, "providers.yaml"},
 		{"registry outside the prefix", map[string]string{"PROVIDERS_FILE": file, "TOKEN_PARAMETER_PREFIX": "/"}, nil, "prefix"},
 		{"state under the token prefix", map[string]string{"PROVIDERS_FILE": file, "STATE_PARAMETER_PREFIX": "/token-refresher/tokens/state"}, nil, "STATE_PARAMETER_PREFIX"},
+		{"tokens under the state prefix", map[string]string{"PROVIDERS_FILE": file, "STATE_PARAMETER_PREFIX": "/tr", "TOKEN_PARAMETER_PREFIX": "/tr/health"}, nil, "STATE_PARAMETER_PREFIX"},
+		{"same prefix", map[string]string{"PROVIDERS_FILE": file, "STATE_PARAMETER_PREFIX": "/tr/", "TOKEN_PARAMETER_PREFIX": "/tr"}, nil, "STATE_PARAMETER_PREFIX"},
+		{"sibling sharing a stem", map[string]string{"PROVIDERS_FILE": file, "STATE_PARAMETER_PREFIX": "/tr", "TOKEN_PARAMETER_PREFIX": "/tr-tokens"}, func(t *testing.T, e env) {
+			if e.StatePrefix != "/tr" || e.Providers.ParameterPrefix() != "/tr-tokens" {
+				t.Fatalf("got state %s, tokens %s; want /tr and /tr-tokens", e.StatePrefix, e.Providers.ParameterPrefix())
+			}
+		}, ""},
 		{"state prefix", map[string]string{"PROVIDERS_FILE": file, "STATE_PARAMETER_PREFIX": "/acme/state/"}, func(t *testing.T, e env) {
 			if e.StatePrefix != "/acme/state" {
 				t.Fatal(e.StatePrefix)
