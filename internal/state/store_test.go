@@ -17,7 +17,7 @@ import (
 // noStandardLeft, a new Standard parameter is refused as SSM refuses one past the
 // account's 10,000; quote makes every write fail with a message quoting the value.
 type fakeSSM struct {
-	API // calls a test does not expect panic
+	API            // calls a test does not expect panic
 	params         map[string]string
 	tiers          map[string]types.ParameterTier
 	puts           []types.ParameterTier
