@@ -131,7 +131,47 @@ func loadEnv(getenv func(string) string, embedded []byte) (env, error) {
 	if e.StatePrefix == "/" || within(e.StatePrefix, tokensPrefix) || within(tokensPrefix, e.StatePrefix) {
 		return env{}, fmt.Errorf("STATE_PARAMETER_PREFIX=%q: must be a path of its own, neither under nor above TOKEN_PARAMETER_PREFIX %s, so that readers of the tokens never meet the records and no record overwrites a token", e.StatePrefix, tokensPrefix)
 	}
+	if err := checkNameLengths(e, getenv("AWS_REGION")); err != nil {
+		return env{}, err
+	}
 	return e, nil
+}
+
+// maxParameterARN is SSM's limit of a parameter name, which counts the whole ARN,
+// arn:PARTITION:ssm:REGION:ACCOUNT:parameter/NAME, not the name alone.
+const maxParameterARN = 1011
+
+// parameterARNLen is the length of the ARN of the parameter named name (starting
+// with "/") in region, for any account: account ids are 12 digits.
+func parameterARNLen(region, name string) int {
+	partition := "aws"
+	switch {
+	case strings.HasPrefix(region, "cn-"):
+		partition = "aws-cn"
+	case strings.HasPrefix(region, "us-gov-"):
+		partition = "aws-us-gov"
+	}
+	return len("arn:"+partition+":ssm:"+region+":123456789012:parameter") + len(name)
+}
+
+// checkNameLengths refuses a token parameter, or the longest name of a provider's
+// health record, whose ARN would exceed SSM's limit: the registry checks the name
+// alone, which SSM would refuse at the first write. region is the function's
+// (AWS_REGION); a Region name of the longest length stands in when it is not set.
+func checkNameLengths(e env, region string) error {
+	if region == "" {
+		region = "ap-southeast-5"
+	}
+	for _, p := range e.Providers.Providers() {
+		health := e.StatePrefix + "/health/" + p.Name
+		for _, name := range []string{p.Parameter, health} {
+			if n := parameterARNLen(region, name); n > maxParameterARN {
+				return fmt.Errorf("provider %s: parameter %s...: its ARN in %s would be %d characters, SSM's limit is %d (it counts the ARN, not the name alone)",
+					p.Name, name[:min(len(name), 60)], region, n, maxParameterARN)
+			}
+		}
+	}
+	return nil
 }
 
 // within reports whether path is parent or a path under it.

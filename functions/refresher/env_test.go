@@ -107,3 +107,36 @@ func TestLoadEnv(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadEnvParameterARNLimit: SSM's 1,011-character limit counts the parameter's
+// whole ARN, so a name the registry accepts may still be too long.
+func TestLoadEnvParameterARNLimit(t *testing.T) {
+	prefix := len("arn:aws:ssm:us-east-1:123456789012:parameter")
+	for _, tt := range []struct {
+		name    string
+		param   int // the parameter name's length
+		wantErr bool
+	}{
+		{"ARN at the limit", 1011 - prefix, false},
+		{"ARN one over", 1011 - prefix + 1, true},
+		{"name alone under the limit", 1000, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			param := "/token-refresher/tokens/"
+			param += strings.Repeat("x", tt.param-len(param))
+			file := filepath.Join(t.TempDir(), "providers.yaml")
+			reg := "providers:\n  - {name: one, token_url: 'https://one.example/token', secret_id: s/one, parameter: '" + param + "'}\n"
+			if err := os.WriteFile(file, []byte(reg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			vars := map[string]string{"PROVIDERS_FILE": file, "AWS_REGION": "us-east-1"}
+			_, err := loadEnv(func(k string) string { return vars[k] }, embeddedProviders)
+			if gotErr := err != nil; gotErr != tt.wantErr {
+				t.Fatalf("got error %v, want one: %v", err, tt.wantErr)
+			}
+			if err != nil && !strings.Contains(err.Error(), "1011") {
+				t.Errorf("got %v, want one naming the limit", err)
+			}
+		})
+	}
+}
