@@ -26,6 +26,8 @@ type fakeSM struct {
 	// NextToken for the rest; pageFails makes the calls for later pages fail.
 	perPage   int
 	pageFails bool
+	// denied names secrets the caller may not read, as an IAM or KMS refusal.
+	denied map[string]bool
 }
 
 func (f *fakeSM) version(name, stage string) (string, string, bool) {
@@ -81,6 +83,11 @@ func (f *fakeSM) BatchGetSecretValue(_ context.Context, in *secretsmanager.Batch
 	}
 	for _, id := range ids {
 		name := resolve(id)
+		if f.denied[name] {
+			out.Errors = append(out.Errors, types.APIErrorType{SecretId: aws.String(id), ErrorCode: aws.String("AccessDeniedException"),
+				Message: aws.String("User is not authorized to perform: secretsmanager:GetSecretValue")})
+			continue
+		}
 		val, ver, ok := f.version(name, StageCurrent)
 		if !ok {
 			out.Errors = append(out.Errors, types.APIErrorType{SecretId: aws.String(id), ErrorCode: aws.String("ResourceNotFoundException"), Message: aws.String("not found")})
@@ -238,5 +245,17 @@ func TestCurrentFollowsNextToken(t *testing.T) {
 				t.Errorf("got %d batch and %d single reads, want %d and %d", f.batchCalls, f.getCalls, tt.wantBatchCalls, tt.wantGets)
 			}
 		})
+	}
+}
+
+// TestCurrentAccessDeniedIsNotNotFound: a secret the role may not read is reported
+// by Secrets Manager's code, as the troubleshooting table names it, never as a
+// missing secret.
+func TestCurrentAccessDeniedIsNotNotFound(t *testing.T) {
+	f := &fakeSM{values: map[string][2]string{"a": {cred("id", "s")}, "b": {cred("id", "s")}}, denied: map[string]bool{"b": true}}
+	_, errs := (&Source{API: f}).Current(context.Background(), []string{"a", "b"})
+	err := errs["b"]
+	if err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "AccessDeniedException") {
+		t.Fatalf("got %v, want an error naming AccessDeniedException, not ErrNotFound", err)
 	}
 }
