@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/token-refresher/token-refresher/internal/cut"
 	"github.com/token-refresher/token-refresher/internal/oauth"
 	"github.com/token-refresher/token-refresher/internal/refresher"
 	"github.com/token-refresher/token-refresher/internal/registry"
@@ -100,8 +99,8 @@ func printProviders(w io.Writer, reg *registry.Registry) {
 		if p.Verify != nil {
 			verify = p.Verify.URL.Host + p.Verify.URL.Path
 		}
-		fmt.Fprintf(tw, "%s\t%s%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.TokenURL.Host, p.TokenURL.Path, p.AuthMethod,
-			p.RequestFormat, p.SecretID, p.Parameter, verify)
+		printRow(tw, safe(p.Name, maxName), safe(p.TokenURL.Host+p.TokenURL.Path, maxField), safe(string(p.AuthMethod), maxName),
+			safe(string(p.RequestFormat), maxName), safe(p.SecretID, maxField), safe(p.Parameter, maxField), safe(verify, maxField))
 	}
 	tw.Flush()
 }
@@ -110,19 +109,25 @@ func printProbes(w io.Writer, res refresher.Result) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROVIDER\tRESULT\tTYPE\tLIFETIME\tSCOPE\tJWT EXP\tJWT AUD\tJWT ISS\tFINGERPRINT")
 	for _, o := range res.Results {
+		name := safe(o.Provider, maxName)
 		if o.Probe == nil {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t%s\n", o.Provider, o.Status, cut.String(o.Error, 160))
+			printRow(tw, name, safe(string(o.Status), maxName), "-", "-", "-", "-", "-", "-", safe(o.Error, maxErrTxt))
 			continue
 		}
 		p := o.Probe
 		exp, aud, iss := "-", "-", "-"
 		if p.JWT != nil {
-			exp, aud, iss = dash(p.JWT.Exp), dash(strings.Join(p.JWT.Audience, ",")), dash(p.JWT.Issuer)
+			exp, aud, iss = dash(safe(p.JWT.Exp, maxName)), dash(safe(strings.Join(p.JWT.Audience, ","), maxField)), dash(safe(p.JWT.Issuer, maxField))
 		}
-		fmt.Fprintf(tw, "%s\tok\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", o.Provider, p.TokenType, human(time.Duration(p.Lifetime)*time.Second),
-			dash(cut.String(p.Scope, 60)), exp, aud, iss, p.Fingerprint)
+		printRow(tw, name, "ok", safe(p.TokenType, maxName), human(time.Duration(p.Lifetime)*time.Second),
+			dash(safe(p.Scope, maxScope)), exp, aud, iss, safe(p.Fingerprint, maxName))
 	}
 	tw.Flush()
+}
+
+// printRow writes one table row of fields already made safe.
+func printRow(w io.Writer, fields ...string) {
+	fmt.Fprintln(w, strings.Join(fields, "\t"))
 }
 
 func writeJSON(w io.Writer, v any) int {

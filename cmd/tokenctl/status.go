@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
-	"github.com/token-refresher/token-refresher/internal/cut"
 	"github.com/token-refresher/token-refresher/internal/registry"
 	"github.com/token-refresher/token-refresher/internal/state"
 	"github.com/token-refresher/token-refresher/internal/store"
@@ -175,9 +175,9 @@ func printTable(w io.Writer, now time.Time, table []Row) {
 		if r.LastError != "" && r.State != state.Healthy {
 			reason = strings.TrimSpace(reason + ": " + r.LastError)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Provider, r.State, stampOr(r.ExpiresAt),
+		printRow(tw, safe(r.Provider, maxName), safe(string(r.State), maxName), stampOr(r.ExpiresAt),
 			humanOr(r.ExpiresAt, r.ExpiresAt.Sub(now)), humanOr(r.IssuedAt, now.Sub(r.IssuedAt)), next,
-			r.ConsecutiveFailures, stampOr(r.LastFailure), dash(cut.String(reason, 120)))
+			strconv.Itoa(r.ConsecutiveFailures), stampOr(r.LastFailure), dash(safe(reason, maxField)))
 	}
 	tw.Flush()
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/token-refresher/token-refresher/internal/refresher"
 	"github.com/token-refresher/token-refresher/internal/registry"
 	"github.com/token-refresher/token-refresher/internal/state"
 	"github.com/token-refresher/token-refresher/internal/store"
@@ -115,5 +116,63 @@ func TestCheckOffline(t *testing.T) {
 	}
 	if code := run(context.Background(), []string{"nonsense"}, &out, &errOut); code != exitUsage {
 		t.Fatalf("unknown command: exit %d", code)
+	}
+}
+
+// TestTablesSendNoControlCharacters: text from outside (claims, health records,
+// names) reaches the terminal escaped and bounded, so it can neither set the
+// window title, clear the screen nor forge a row.
+func TestTablesSendNoControlCharacters(t *testing.T) {
+	const osc = "\x1b]0;owned\x07"
+	const clear = "\x1b[2J\x1b[H"
+	forged := "\nforged\tok\t-\r"
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	var probes bytes.Buffer
+	printProbes(&probes, refresher.Result{Results: []refresher.Outcome{
+		{Provider: "p" + clear, Status: refresher.StatusChecked, Probe: &refresher.Probe{TokenType: "Bearer" + osc,
+			Scope: "read" + forged, Fingerprint: "abcd",
+			JWT: &refresher.JWT{Issuer: osc + "https://a.example" + clear, Audience: []string{strings.Repeat("a", 3000), "b\u202eevil"}}}},
+		{Provider: "q", Status: refresher.StatusFailed, Error: "refused" + forged + osc},
+	}})
+	var status bytes.Buffer
+	printTable(&status, now, []Row{{Provider: "r" + osc, State: state.Failing, Reason: "no token" + clear,
+		LastError: "503" + forged + "\xff", ConsecutiveFailures: 2}})
+	for name, out := range map[string]string{"check -probe": probes.String(), "status": status.String()} {
+		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		if want := map[string]int{"check -probe": 3, "status": 2}[name]; len(lines) != want {
+			t.Errorf("%s: got %d lines, want %d:\n%s", name, len(lines), want, out)
+		}
+		for _, line := range lines {
+			if i := strings.IndexFunc(line, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\u202e' }); i >= 0 {
+				t.Errorf("%s: got %q at byte %d of line %q, want every control character escaped", name, line[i], i, line)
+			}
+			if len(line) > 1000 {
+				t.Errorf("%s: got a line of %d bytes, want the 3,000-byte aud bounded", name, len(line))
+			}
+		}
+		if !strings.Contains(out, `\x1b`) {
+			t.Errorf("%s: got %q, want the escape shown as \\x1b", name, out)
+		}
+	}
+}
+
+func TestSafe(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"plain text, ünïcode", 100, "plain text, ünïcode"},
+		{"\x1b[2J", 100, `\x1b[2J`},
+		{"a\tb\nc", 100, `a\tb\nc`},
+		{`back\slash`, 100, `back\\slash`},
+		{"bad\xffbyte", 100, `bad\xffbyte`},
+		{"rtl\u202eoverride", 100, `rtl\u202eoverride`},
+		{strings.Repeat("x", 3000), 10, strings.Repeat("x", 10) + "…"},
+		{strings.Repeat("\x1b", 10), 8, `\x1b\x1b…`},
+	} {
+		if got := safe(tt.in, tt.n); got != tt.want {
+			t.Errorf("safe(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
+		}
 	}
 }

@@ -134,8 +134,15 @@ func loadEnv(getenv func(string) string, embedded []byte) (env, error) {
 	if err != nil {
 		return env{}, err
 	}
-	if e.StatePrefix == "/" || strings.HasPrefix(e.StatePrefix+"/", e.Providers.ParameterPrefix()+"/") {
-		return env{}, fmt.Errorf("STATE_PARAMETER_PREFIX=%q: must be a path of its own, not under TOKEN_PARAMETER_PREFIX %s, so that readers of the tokens never meet the records", e.StatePrefix, e.Providers.ParameterPrefix())
+	// Neither path may hold the other: state under the tokens puts records where
+	// consumers read tokens, and tokens under the state let a record overwrite a
+	// token and a policy on the records cover the tokens.
+	tokensPrefix := e.Providers.ParameterPrefix()
+	if e.StatePrefix == "/" || within(e.StatePrefix, tokensPrefix) || within(tokensPrefix, e.StatePrefix) {
+		return env{}, fmt.Errorf("STATE_PARAMETER_PREFIX=%q: must be a path of its own, neither under nor above TOKEN_PARAMETER_PREFIX %s, so that readers of the tokens never meet the records and no record overwrites a token", e.StatePrefix, tokensPrefix)
+	}
+	if err := checkNameLengths(e, getenv("AWS_REGION")); err != nil {
+		return env{}, err
 	}
 	return e, nil
 }
@@ -150,10 +157,52 @@ func registryInS3(e env, bucket, key string) (env, error) {
 		return env{}, fmt.Errorf("TOKEN_PARAMETER_PREFIX=%q: %w", e.Options.ParameterPrefix, err)
 	}
 	tokens := "/" + strings.Trim(or(e.Options.ParameterPrefix, registry.DefaultParameterPrefix), "/")
-	if e.StatePrefix == "/" || strings.HasPrefix(e.StatePrefix+"/", tokens+"/") {
-		return env{}, fmt.Errorf("STATE_PARAMETER_PREFIX=%q: must be a path of its own, not under TOKEN_PARAMETER_PREFIX %s, so that readers of the tokens never meet the records", e.StatePrefix, tokens)
+	if e.StatePrefix == "/" || within(e.StatePrefix, tokens) || within(tokens, e.StatePrefix) {
+		return env{}, fmt.Errorf("STATE_PARAMETER_PREFIX=%q: must be a path of its own, neither under nor above TOKEN_PARAMETER_PREFIX %s, so that readers of the tokens never meet the records and no record overwrites a token", e.StatePrefix, tokens)
 	}
 	return e, nil
+}
+
+// maxParameterARN is SSM's limit of a parameter name, which counts the whole ARN,
+// arn:PARTITION:ssm:REGION:ACCOUNT:parameter/NAME, not the name alone.
+const maxParameterARN = 1011
+
+// parameterARNLen is the length of the ARN of the parameter named name (starting
+// with "/") in region, for any account: account ids are 12 digits.
+func parameterARNLen(region, name string) int {
+	partition := "aws"
+	switch {
+	case strings.HasPrefix(region, "cn-"):
+		partition = "aws-cn"
+	case strings.HasPrefix(region, "us-gov-"):
+		partition = "aws-us-gov"
+	}
+	return len("arn:"+partition+":ssm:"+region+":123456789012:parameter") + len(name)
+}
+
+// checkNameLengths refuses a token parameter, or the longest name of a provider's
+// health record, whose ARN would exceed SSM's limit: the registry checks the name
+// alone, which SSM would refuse at the first write. region is the function's
+// (AWS_REGION); a Region name of the longest length stands in when it is not set.
+func checkNameLengths(e env, region string) error {
+	if region == "" {
+		region = "ap-southeast-5"
+	}
+	for _, p := range e.Providers.Providers() {
+		health := e.StatePrefix + "/health/" + p.Name
+		for _, name := range []string{p.Parameter, health} {
+			if n := parameterARNLen(region, name); n > maxParameterARN {
+				return fmt.Errorf("provider %s: parameter %s...: its ARN in %s would be %d characters, SSM's limit is %d (it counts the ARN, not the name alone)",
+					p.Name, name[:min(len(name), 60)], region, n, maxParameterARN)
+			}
+		}
+	}
+	return nil
+}
+
+// within reports whether path is parent or a path under it.
+func within(path, parent string) bool {
+	return strings.HasPrefix(path+"/", strings.TrimSuffix(parent, "/")+"/")
 }
 
 func or(v, def string) string {

@@ -92,6 +92,14 @@ func TestLoadEnv(t *testing.T) {
 		}, ""},
 		{"registry in S3 outside the prefix", map[string]string{"REGISTRY_BUCKET": "b", "TOKEN_PARAMETER_PREFIX": "/"}, nil, "TOKEN_PARAMETER_PREFIX"},
 		{"registry in S3, state under the token prefix", map[string]string{"REGISTRY_BUCKET": "b", "STATE_PARAMETER_PREFIX": "/token-refresher/tokens/state"}, nil, "STATE_PARAMETER_PREFIX"},
+		{"tokens under the state prefix", map[string]string{"PROVIDERS_FILE": file, "STATE_PARAMETER_PREFIX": "/tr", "TOKEN_PARAMETER_PREFIX": "/tr/health"}, nil, "STATE_PARAMETER_PREFIX"},
+		{"same prefix", map[string]string{"PROVIDERS_FILE": file, "STATE_PARAMETER_PREFIX": "/tr/", "TOKEN_PARAMETER_PREFIX": "/tr"}, nil, "STATE_PARAMETER_PREFIX"},
+		{"sibling sharing a stem", map[string]string{"PROVIDERS_FILE": file, "STATE_PARAMETER_PREFIX": "/tr", "TOKEN_PARAMETER_PREFIX": "/tr-tokens"}, func(t *testing.T, e env) {
+			if e.StatePrefix != "/tr" || e.Providers.ParameterPrefix() != "/tr-tokens" {
+				t.Fatalf("got state %s, tokens %s; want /tr and /tr-tokens", e.StatePrefix, e.Providers.ParameterPrefix())
+			}
+		}, ""},
+		{"registry in S3, tokens under the state prefix", map[string]string{"REGISTRY_BUCKET": "b", "STATE_PARAMETER_PREFIX": "/tr", "TOKEN_PARAMETER_PREFIX": "/tr/health"}, nil, "STATE_PARAMETER_PREFIX"},
 		{"state prefix", map[string]string{"PROVIDERS_FILE": file, "STATE_PARAMETER_PREFIX": "/acme/state/"}, func(t *testing.T, e env) {
 			if e.StatePrefix != "/acme/state" {
 				t.Fatal(e.StatePrefix)
@@ -111,6 +119,39 @@ func TestLoadEnv(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.check(t, e)
+		})
+	}
+}
+
+// TestLoadEnvParameterARNLimit: SSM's 1,011-character limit counts the parameter's
+// whole ARN, so a name the registry accepts may still be too long.
+func TestLoadEnvParameterARNLimit(t *testing.T) {
+	prefix := len("arn:aws:ssm:us-east-1:123456789012:parameter")
+	for _, tt := range []struct {
+		name    string
+		param   int // the parameter name's length
+		wantErr bool
+	}{
+		{"ARN at the limit", 1011 - prefix, false},
+		{"ARN one over", 1011 - prefix + 1, true},
+		{"name alone under the limit", 1000, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			param := "/token-refresher/tokens/"
+			param += strings.Repeat("x", tt.param-len(param))
+			file := filepath.Join(t.TempDir(), "providers.yaml")
+			reg := "providers:\n  - {name: one, token_url: 'https://one.example/token', secret_id: s/one, parameter: '" + param + "'}\n"
+			if err := os.WriteFile(file, []byte(reg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			vars := map[string]string{"PROVIDERS_FILE": file, "AWS_REGION": "us-east-1"}
+			_, err := loadEnv(func(k string) string { return vars[k] }, embeddedProviders)
+			if gotErr := err != nil; gotErr != tt.wantErr {
+				t.Fatalf("got error %v, want one: %v", err, tt.wantErr)
+			}
+			if err != nil && !strings.Contains(err.Error(), "1011") {
+				t.Errorf("got %v, want one naming the limit", err)
+			}
 		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -148,9 +149,21 @@ func runOnce(h handler, path string, timeout time.Duration) int {
 	}
 	if runErr != nil {
 		fmt.Fprintln(os.Stderr, "error:", runErr)
-		return 1
 	}
-	return 0
+	return exitCode(runErr)
+}
+
+// exitCode is the exit status of a run that ended with err: 0 when it did not, 2
+// for bad configuration, which a build without a registry is as much as a bad
+// variable, and 1 when a provider failed.
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, refresher.ErrUnconfigured):
+		return 2
+	}
+	return 1
 }
 
 // newLogger logs JSON lines: in Lambda through aws-lambda-go's handler, which adds

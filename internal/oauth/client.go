@@ -10,6 +10,14 @@
 // and reads the answer itself. An Endpoint describes a provider's dialect, as
 // x/oauth2's Endpoint and AuthStyle do for the standard one. The package knows
 // nothing of AWS or of how endpoints are configured.
+//
+// Every error the client returns, and the scope it reports, has the client secret
+// removed first, in every form the client sends it or that can be derived from it
+// (raw, percent- and form-encoded, JSON-escaped, HTML entities, base64 of the secret
+// and of id:secret, any start of eight characters or more), and only then is cut.
+// A secret of fewer than four characters is removed only where it stands alone,
+// with no letter or digit right before or after it: inside a word it cannot be
+// told from the word's letters, and removing it there would garble every message.
 package oauth
 
 import (

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -17,13 +18,21 @@ const redacted = "[redacted]"
 // cut anywhere. Shorter starts are too likely to be ordinary words.
 const minPrefix = 8
 
+// minAnywhere is the shortest secret, in characters, redacted wherever it appears.
+// A shorter one cannot be told from the letters of ordinary words ("unreachable"
+// holds every one-letter secret but a few), so it is redacted only where it stands
+// alone: with no letter or digit right before or after it.
+const minAnywhere = 4
+
 // redactor removes one client's secret from text, in every form the client sends it
 // or that can be derived from it: raw; percent-encoded with either case of hex digit
 // and with '+' or %20 for a space (the form and Basic encodings); JSON-escaped
 // (\uXXXX in either case, surrogate pairs, \/ and the short escapes); as HTML
 // entities; any mix of these, character by character; any start of it of at
 // least minPrefix characters in those forms; and the base64 of the secret and of
-// "id:secret" in both Basic encodings, in both alphabets, padded or not.
+// "id:secret" in both Basic encodings, in both alphabets, padded or not. A secret
+// shorter than minAnywhere is redacted in all these forms only where it stands
+// alone, not inside a word.
 //
 // It is hand-written because no library redacts a value in its encodings; it is a
 // regular expression built from the secret (RE2: linear in the text whatever the
@@ -31,11 +40,13 @@ const minPrefix = 8
 type redactor struct {
 	re       *regexp.Regexp
 	literals []string
+	// alone restricts redaction to matches that stand alone (a short secret).
+	alone bool
 }
 
 func newRedactor(cred Credentials) *redactor {
-	r := &redactor{}
 	runes := []rune(cred.ClientSecret)
+	r := &redactor{alone: len(runes) < minAnywhere}
 	if len(runes) == 0 {
 		return r
 	}
@@ -68,14 +79,57 @@ func newRedactor(cred Credentials) *redactor {
 
 // redact returns s with every form of the secret replaced.
 func (r *redactor) redact(s string) string {
+	if !r.alone {
+		for _, l := range r.literals {
+			s = strings.ReplaceAll(s, l, redacted)
+		}
+		if r.re != nil {
+			s = r.re.ReplaceAllLiteralString(s, redacted)
+		}
+		return s
+	}
 	for _, l := range r.literals {
-		s = strings.ReplaceAll(s, l, redacted)
+		s = replaceAlone(s, literalMatches(s, l))
 	}
 	if r.re != nil {
-		s = r.re.ReplaceAllLiteralString(s, redacted)
+		s = replaceAlone(s, r.re.FindAllStringIndex(s, -1))
 	}
 	return s
 }
+
+// literalMatches returns where l occurs in s, without overlaps.
+func literalMatches(s, l string) [][]int {
+	var out [][]int
+	for i := 0; ; {
+		j := strings.Index(s[i:], l)
+		if j < 0 {
+			return out
+		}
+		out = append(out, []int{i + j, i + j + len(l)})
+		i += j + len(l)
+	}
+}
+
+// replaceAlone replaces the matches of s (ascending, not overlapping) that stand
+// alone: with no letter or digit right before or after them.
+func replaceAlone(s string, matches [][]int) string {
+	var b strings.Builder
+	last := 0
+	for _, m := range matches {
+		before, _ := utf8.DecodeLastRuneInString(s[:m[0]])
+		after, _ := utf8.DecodeRuneInString(s[m[1]:])
+		if isWordRune(before) || isWordRune(after) {
+			continue
+		}
+		b.WriteString(s[last:m[0]])
+		b.WriteString(redacted)
+		last = m[1]
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
 
 // runeForms is a regular expression group matching c in any encoding the redactor
 // knows.

@@ -153,3 +153,25 @@ func marker(form string) string {
 	}
 	return "\uFFFF"
 }
+
+// TestRedactShortSecretOnlyWhereItStandsAlone: a secret of a character or three
+// cannot be told from the letters of words, so it is redacted where it stands
+// alone, in its forms, and left alone inside words.
+func TestRedactShortSecretOnlyWhereItStandsAlone(t *testing.T) {
+	for _, tt := range []struct{ secret, text, want string }{
+		{"b", "token endpoint unreachable", "token endpoint unreachable"},
+		{"b", "secret b refused", "secret [redacted] refused"},
+		{"b", "client_secret=b&grant_type=client_credentials", "client_secret=[redacted]&grant_type=client_credentials"},
+		{"b", `{"client_secret":"b"}`, `{"client_secret":"[redacted]"}`},
+		{"b", "ab b ba b", "ab [redacted] ba [redacted]"},
+		{"+", "a+b client_secret=%2B", "a+b client_secret=[redacted]"},
+		{"é", "café s=%C3%A9", "café s=[redacted]"},
+		{"abc", "abcdef abc", "abcdef [redacted]"},
+		// From minAnywhere characters on, a secret is redacted inside words too.
+		{"abcd", "xabcdx", "x[redacted]x"},
+	} {
+		if got := oauth.Redact(oauth.Credentials{ClientID: "id", ClientSecret: tt.secret}, tt.text); got != tt.want {
+			t.Errorf("secret %q: Redact(%q) = %q, want %q", tt.secret, tt.text, got, tt.want)
+		}
+	}
+}

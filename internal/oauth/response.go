@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/token-refresher/token-refresher/internal/cut"
 )
 
 // MaxTokenLen is the largest access token accepted. The published JSON around it
@@ -271,7 +273,8 @@ func checkToken(tok string) error {
 
 // Claims are the claims of a JWT access token that an operator checks before a
 // provider goes live: when it expires, whom it is for, who issued it. They are read,
-// not verified: the refresher is not the token's audience.
+// not verified: the refresher is not the token's audience. Issuer and Audience are
+// made fit for one line (no control characters) and bounded.
 type Claims struct {
 	// Exp is the exp claim; zero when absent or implausible.
 	Exp time.Time
@@ -280,6 +283,13 @@ type Claims struct {
 	// Issuer is the iss claim.
 	Issuer string
 }
+
+const (
+	// maxClaimLen bounds the iss claim and each aud entry.
+	maxClaimLen = 200
+	// maxAudiences bounds the aud entries kept; a "…" entry marks the cut.
+	maxAudiences = 10
+)
 
 // JWTClaims returns the claims of tok when it is a JWT (three base64url parts whose
 // second is a JSON object).
@@ -300,7 +310,9 @@ func JWTClaims(tok string) (Claims, bool) {
 	if err := json.Unmarshal(payload, &raw); err != nil {
 		return Claims{}, false
 	}
-	c := Claims{Issuer: raw.Iss}
+	// The claims are the provider's text, shown to operators: the same clean-up as
+	// scope and error text, and bounded.
+	c := Claims{Issuer: cut.String(clean(raw.Iss), maxClaimLen)}
 	if secs, err := raw.Exp.Float64(); err == nil && secs > 0 && secs <= maxUnixTime {
 		whole, frac := math.Modf(secs)
 		c.Exp = time.Unix(int64(whole), int64(frac*1e9)).UTC()
@@ -310,6 +322,12 @@ func JWTClaims(tok string) (Claims, bool) {
 		c.Audience = []string{one}
 	} else {
 		_ = json.Unmarshal(raw.Aud, &c.Audience)
+	}
+	if len(c.Audience) > maxAudiences {
+		c.Audience = append(c.Audience[:maxAudiences:maxAudiences], "…")
+	}
+	for i, a := range c.Audience {
+		c.Audience[i] = cut.String(clean(a), maxClaimLen)
 	}
 	return c, true
 }

@@ -236,6 +236,12 @@ func TestJWTClaims(t *testing.T) {
 			Claims{Exp: time.Unix(1795341690, 0).UTC(), Audience: []string{"partner-api"}, Issuer: "https://auth.example.com"}},
 		{`{"aud":["a","b"]}`, Claims{Audience: []string{"a", "b"}}},
 		{`{"exp":1e300}`, Claims{}},
+		// Terminal escapes (OSC window title, clear screen) are the provider's text
+		// like any other: removed, and long claims bounded.
+		{`{"iss":"\u001b]0;owned\u0007https://a.example\u001b[2J","aud":"` + strings.Repeat("x", 3000) + `"}`,
+			Claims{Issuer: "]0;ownedhttps://a.example[2J", Audience: []string{strings.Repeat("x", maxClaimLen) + "…"}}},
+		{`{"aud":["1","2","3","4","5","6","7","8","9","10","11","12"]}`,
+			Claims{Audience: []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "…"}}},
 	} {
 		got, ok := JWTClaims(hdr + "." + seg(tc.claims) + ".sig")
 		if !ok || !got.Exp.Equal(tc.want.Exp) || got.Issuer != tc.want.Issuer || !reflect.DeepEqual(got.Audience, tc.want.Audience) {

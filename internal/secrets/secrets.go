@@ -2,7 +2,9 @@
 //
 // Each secret is a JSON object {"client_id": "...", "client_secret": "..."}. A
 // Source keeps what it read across warm Lambda invocations, so a busy cycle reads
-// each secret at most once, and reads many secrets in one BatchGetSecretValue call.
+// each secret at most once, and reads many secrets in one BatchGetSecretValue call,
+// following its NextToken when the answer comes in pages and reading on its own any
+// secret the answer leaves out.
 // It reads again when the version may have changed: after Invalidate (a change
 // event said so), when a cached entry is older than its TTL, and whenever a caller
 // asks for a fresh copy because the provider rejected the cached one.
@@ -145,19 +147,51 @@ func (s *Source) Current(ctx context.Context, ids []string) (map[string]Secret, 
 	return out, errs
 }
 
-// batch reads up to batchSize secrets in one call.
+// maxPages bounds the pages of one BatchGetSecretValue answer batch follows: an
+// answer of batchSize secrets needs at most that many.
+const maxPages = batchSize
+
+// batch reads up to batchSize secrets in one call, and the further pages of its
+// answer when Secrets Manager says there are more (NextToken). A secret the answer
+// does not account for, because a later page failed or never came, is read on its
+// own.
 func (s *Source) batch(ctx context.Context, ids []string, out map[string]Secret, errs map[string]error) {
-	resp, err := s.API.BatchGetSecretValue(ctx, &secretsmanager.BatchGetSecretValueInput{SecretIdList: ids})
-	if err != nil {
-		for _, id := range ids {
-			errs[id] = fmt.Errorf("read secret %s: %w", id, classify(err))
+	found := map[string]bool{}
+	in := &secretsmanager.BatchGetSecretValueInput{SecretIdList: ids}
+	for page := 1; ; page++ {
+		resp, err := s.API.BatchGetSecretValue(ctx, in)
+		if err != nil && page == 1 {
+			for _, id := range ids {
+				errs[id] = fmt.Errorf("read secret %s: %w", id, classify(err))
+			}
+			return
 		}
-		return
+		if err != nil {
+			break // the rest, one by one
+		}
+		s.page(ids, resp, found, out, errs)
+		if aws.ToString(resp.NextToken) == "" || page == maxPages || len(found) == len(ids) {
+			break
+		}
+		in = &secretsmanager.BatchGetSecretValueInput{SecretIdList: ids, NextToken: resp.NextToken}
 	}
+	for _, id := range ids {
+		if found[id] {
+			continue
+		}
+		if sec, err := s.Fresh(ctx, id); err != nil {
+			errs[id] = err
+		} else {
+			out[id] = sec
+		}
+	}
+}
+
+// page takes one page of a batch answer.
+func (s *Source) page(ids []string, resp *secretsmanager.BatchGetSecretValueOutput, found map[string]bool, out map[string]Secret, errs map[string]error) {
 	// The answer names secrets by name and ARN, not necessarily as they were asked
 	// for; match each back to every id that names it, since two providers may name
 	// one secret in two ways (a name and an ARN).
-	found := map[string]bool{}
 	for _, v := range resp.SecretValues {
 		for _, id := range matching(ids, aws.ToString(v.Name), aws.ToString(v.ARN)) {
 			found[id] = true
@@ -182,11 +216,6 @@ func (s *Source) batch(ctx context.Context, ids []string, out map[string]Secret,
 				cause = fmt.Errorf("%w: %s", ErrNotFound, msg)
 			}
 			errs[id] = fmt.Errorf("read secret %s: %w", id, cause)
-		}
-	}
-	for _, id := range ids {
-		if !found[id] {
-			errs[id] = fmt.Errorf("read secret %s: %w: not in the batch answer", id, ErrNotFound)
 		}
 	}
 }

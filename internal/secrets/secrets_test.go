@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,12 @@ type fakeSM struct {
 	getCalls   int
 	batchCalls int
 	batchSizes []int
+	// perPage, when set, answers at most that many secrets per call, with a
+	// NextToken for the rest; pageFails makes the calls for later pages fail.
+	perPage   int
+	pageFails bool
+	// denied names secrets the caller may not read, as an IAM or KMS refusal.
+	denied map[string]bool
 }
 
 func (f *fakeSM) version(name, stage string) (string, string, bool) {
@@ -63,8 +70,24 @@ func (f *fakeSM) BatchGetSecretValue(_ context.Context, in *secretsmanager.Batch
 		return nil, fmt.Errorf("too many ids: %d", len(in.SecretIdList))
 	}
 	out := &secretsmanager.BatchGetSecretValueOutput{}
-	for _, id := range in.SecretIdList {
+	ids := in.SecretIdList
+	if f.perPage > 0 {
+		start, _ := strconv.Atoi(aws.ToString(in.NextToken))
+		if start > 0 && f.pageFails {
+			return nil, errors.New("the next page failed")
+		}
+		ids = ids[start:min(start+f.perPage, len(ids))]
+		if start+f.perPage < len(in.SecretIdList) {
+			out.NextToken = aws.String(strconv.Itoa(start + f.perPage))
+		}
+	}
+	for _, id := range ids {
 		name := resolve(id)
+		if f.denied[name] {
+			out.Errors = append(out.Errors, types.APIErrorType{SecretId: aws.String(id), ErrorCode: aws.String("AccessDeniedException"),
+				Message: aws.String("User is not authorized to perform: secretsmanager:GetSecretValue")})
+			continue
+		}
 		val, ver, ok := f.version(name, StageCurrent)
 		if !ok {
 			out.Errors = append(out.Errors, types.APIErrorType{SecretId: aws.String(id), ErrorCode: aws.String("ResourceNotFoundException"), Message: aws.String("not found")})
@@ -191,5 +214,48 @@ func TestCurrentOneSecretNamedTwoWays(t *testing.T) {
 				t.Errorf("%d batch calls", api.batchCalls)
 			}
 		})
+	}
+}
+
+// TestCurrentFollowsNextToken: a batch answer that says there is more is followed
+// to its end; when a later page fails, the secrets it would have held are read one
+// by one. Either way every secret is read.
+func TestCurrentFollowsNextToken(t *testing.T) {
+	for _, tt := range []struct {
+		name                     string
+		pageFails                bool
+		wantBatchCalls, wantGets int
+	}{
+		{"followed", false, 4, 0},
+		{"a later page fails", true, 2, 15},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeSM{values: map[string][2]string{}, perPage: 5, pageFails: tt.pageFails}
+			var ids []string
+			for i := range 20 {
+				name := fmt.Sprintf("s%02d", i)
+				f.values[name] = [2]string{cred("id-"+name, "secret-"+name)}
+				ids = append(ids, name)
+			}
+			got, errs := (&Source{API: f}).Current(context.Background(), ids)
+			if len(got) != 20 || len(errs) != 0 {
+				t.Fatalf("got %d secrets and errors %v, want 20 and none", len(got), errs)
+			}
+			if f.batchCalls != tt.wantBatchCalls || f.getCalls != tt.wantGets {
+				t.Errorf("got %d batch and %d single reads, want %d and %d", f.batchCalls, f.getCalls, tt.wantBatchCalls, tt.wantGets)
+			}
+		})
+	}
+}
+
+// TestCurrentAccessDeniedIsNotNotFound: a secret the role may not read is reported
+// by Secrets Manager's code, as the troubleshooting table names it, never as a
+// missing secret.
+func TestCurrentAccessDeniedIsNotNotFound(t *testing.T) {
+	f := &fakeSM{values: map[string][2]string{"a": {cred("id", "s")}, "b": {cred("id", "s")}}, denied: map[string]bool{"b": true}}
+	_, errs := (&Source{API: f}).Current(context.Background(), []string{"a", "b"})
+	err := errs["b"]
+	if err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "AccessDeniedException") {
+		t.Fatalf("got %v, want an error naming AccessDeniedException, not ErrNotFound", err)
 	}
 }

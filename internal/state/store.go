@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"github.com/token-refresher/token-refresher/internal/ssmput"
 )
 
 // DefaultPrefix is where the records live when Store.Prefix is empty: beside the
@@ -28,9 +30,16 @@ type API interface {
 }
 
 // Store reads and writes the records. Set API; Prefix defaults to DefaultPrefix.
+//
+// Records are written with the tier their parameter has, Advanced when SSM has no
+// Standard parameter left (see package ssmput), and an error SSM returns for a
+// write keeps its code, not its message.
 type Store struct {
 	API    API
 	Prefix string
+
+	// tiers knows which records are Advanced.
+	tiers ssmput.Tiers
 }
 
 // namesPerCall is GetParameters' limit.
@@ -64,8 +73,7 @@ func (s *Store) Health(ctx context.Context, providers []string) (map[string]Heal
 			return nil, fmt.Errorf("read health records: %w", err)
 		}
 		for _, prm := range resp.Parameters {
-			var h Health
-			if json.Unmarshal([]byte(aws.ToString(prm.Value)), &h) == nil && h.Provider != "" {
+			if h, ok := s.health(prm); ok {
 				out[h.Provider] = h
 			}
 		}
@@ -85,13 +93,23 @@ func (s *Store) AllHealth(ctx context.Context) (map[string]Health, error) {
 			return nil, fmt.Errorf("read health records: %w", err)
 		}
 		for _, prm := range page.Parameters {
-			var h Health
-			if json.Unmarshal([]byte(aws.ToString(prm.Value)), &h) == nil && h.Provider != "" {
+			if h, ok := s.health(prm); ok {
 				out[h.Provider] = h
 			}
 		}
 	}
 	return out, nil
+}
+
+// health decodes a health record; ok is false for one that cannot be decoded and
+// for one whose provider is not the one its parameter is named for, which a writer
+// other than PutHealth put there and which must not stand for another provider.
+func (s *Store) health(prm types.Parameter) (h Health, ok bool) {
+	s.tiers.Saw(aws.ToString(prm.Name), len(aws.ToString(prm.Value)))
+	if json.Unmarshal([]byte(aws.ToString(prm.Value)), &h) != nil || h.Provider == "" {
+		return Health{}, false
+	}
+	return h, aws.ToString(prm.Name) == s.HealthParameter(h.Provider)
 }
 
 // PutHealth writes a provider's record.
@@ -210,13 +228,13 @@ func (s *Store) put(ctx context.Context, name string, v any, description string)
 	if err != nil {
 		return 0, err
 	}
-	out, err := s.API.PutParameter(ctx, &ssm.PutParameterInput{
+	out, err := s.tiers.Put(ctx, s.API, &ssm.PutParameterInput{
 		Name:        aws.String(name),
 		Value:       aws.String(string(b)),
 		Type:        types.ParameterTypeString,
 		Overwrite:   aws.Bool(true),
 		Description: aws.String(description),
-	})
+	}, nil)
 	if err != nil {
 		return 0, fmt.Errorf("write %s: %w", name, err)
 	}

@@ -7,6 +7,14 @@
 // on each write, unless that version has a label, in which case every further
 // write fails.
 //
+// # Tiers and errors
+//
+// A token over 4 KB needs the Advanced tier, and a parameter once Advanced stays
+// so: a Store writes each parameter with the tier it has, known from its own writes,
+// from the tokens it read and from SSM's refusal of a downgrade, in one
+// PutParameter from then on (see package ssmput). An error SSM returns for a write
+// keeps its code and leaves out its message, which may quote the token.
+//
 // # Overlapping writers
 //
 // Two runs that overlap (a manual run beside the schedule, a late retry, a sharded
@@ -43,15 +51,16 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/token-refresher/token-refresher/internal/ssmput"
 	"github.com/token-refresher/token-refresher/pkg/tokens"
 )
 
 // StandardLimit is the largest value of a Standard-tier parameter; larger values
 // need the Advanced tier (8 KB), which costs money per parameter and per call.
-const StandardLimit = 4096
+const StandardLimit = ssmput.StandardLimit
 
 // AdvancedLimit is the largest value SSM stores at all.
-const AdvancedLimit = 8192
+const AdvancedLimit = ssmput.AdvancedLimit
 
 // pageSize is GetParametersByPath's largest page.
 const pageSize = 10
@@ -84,6 +93,10 @@ type Store struct {
 	ReadConcurrency int
 	// Log receives warnings (a token that needs the Advanced tier); nothing when nil.
 	Log *slog.Logger
+
+	// tiers knows which parameters are Advanced, so that each is written with the
+	// tier it has.
+	tiers ssmput.Tiers
 }
 
 func (s *Store) prefix() string { return "/" + strings.Trim(s.Prefix, "/") }
@@ -118,7 +131,7 @@ func (s *Store) Current(ctx context.Context) (Published, error) {
 		if err != nil {
 			return Published{}, fmt.Errorf("read tokens under %s: %w", s.prefix(), err)
 		}
-		out.add(page.Parameters)
+		out.add(page.Parameters, &s.tiers)
 	}
 	return out, nil
 }
@@ -140,7 +153,7 @@ func (s *Store) Tokens(ctx context.Context, params []string) (Published, error) 
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			out.add(page.Parameters)
+			out.add(page.Parameters, &s.tiers)
 			return nil
 		})
 	}
@@ -150,9 +163,10 @@ func (s *Store) Tokens(ctx context.Context, params []string) (Published, error) 
 	return out, nil
 }
 
-func (p Published) add(params []types.Parameter) {
+func (p Published) add(params []types.Parameter, tiers *ssmput.Tiers) {
 	for _, prm := range params {
 		name := aws.ToString(prm.Name)
+		tiers.Saw(name, len(aws.ToString(prm.Value)))
 		p.Versions[name] = prm.Version
 		t, err := tokens.Parse([]byte(aws.ToString(prm.Value)))
 		if err != nil {
@@ -258,53 +272,24 @@ func (s *Store) put(ctx context.Context, name string, t tokens.Token, refreshAt 
 	if err != nil {
 		return 0, fmt.Errorf("encode token for %s: %w", name, err)
 	}
-	if len(value) > AdvancedLimit {
-		return 0, fmt.Errorf("publish %s: %w: %d bytes, the limit is %d", name, ErrTooLarge, len(value), AdvancedLimit)
-	}
-	tier := types.ParameterTierStandard
-	if len(value) > StandardLimit {
-		tier = types.ParameterTierAdvanced
-		s.log().WarnContext(ctx, "token needs the Advanced parameter tier", "parameter", name, "bytes", len(value))
-	}
 	in := &ssm.PutParameterInput{
 		Name:        aws.String(name),
 		Value:       aws.String(string(value)),
 		Type:        types.ParameterTypeSecureString,
 		Overwrite:   aws.Bool(true),
-		Tier:        tier,
 		Description: aws.String(describe(t, refreshAt)),
 	}
 	if s.KMSKeyID != "" {
 		in.KeyId = aws.String(s.KMSKeyID)
 	}
-	out, err := s.API.PutParameter(ctx, in)
-	switch {
-	case err == nil || tier != types.ParameterTierStandard:
-	case isTierDowngrade(err):
-		// A parameter once Advanced can never be Standard again; keep it Advanced.
-		s.log().WarnContext(ctx, "parameter is already in the Advanced tier; writing it as Advanced", "parameter", name)
-		in.Tier = types.ParameterTierAdvanced
-		out, err = s.API.PutParameter(ctx, in)
-	case errors.As(err, new(*types.ParameterLimitExceeded)):
-		// The account and Region hold 10,000 Standard parameters, the most there can
-		// be: a new token goes to the Advanced tier (up to 100,000, billed per
-		// parameter), as SSM's Intelligent-Tiering would put it, rather than not at all.
-		s.log().WarnContext(ctx, "no Standard parameter left in this account and Region; writing it as Advanced", "parameter", name)
-		in.Tier = types.ParameterTierAdvanced
-		out, err = s.API.PutParameter(ctx, in)
+	// The tier is the one the parameter has; SSM's message on a refusal is left
+	// out, since it may quote the token.
+	out, err := s.tiers.Put(ctx, s.API, in, s.log())
+	if errors.Is(err, ssmput.ErrTooLarge) {
+		return 0, fmt.Errorf("publish %s: %w: %d bytes, the limit is %d", name, ErrTooLarge, len(value), AdvancedLimit)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("publish %s: %w", name, err)
 	}
 	return out.Version, nil
-}
-
-// isTierDowngrade recognises SSM's refusal to move an Advanced parameter back to Standard.
-func isTierDowngrade(err error) bool {
-	var ve interface{ ErrorMessage() string }
-	if !errors.As(err, &ve) {
-		return false
-	}
-	msg := strings.ToLower(ve.ErrorMessage())
-	return strings.Contains(msg, "advanced") && strings.Contains(msg, "standard")
 }

@@ -119,8 +119,9 @@ func TestIntegrationStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(big, 10, "")
-	if len(tiers) < 2 || tiers[0] != types.ParameterTierAdvanced || tiers[1] != types.ParameterTierStandard {
-		t.Fatalf("tiers sent: %v", tiers)
+	// The parameter is Advanced now: the small token goes Advanced in one call.
+	if len(tiers) != 2 || tiers[0] != types.ParameterTierAdvanced || tiers[1] != types.ParameterTierAdvanced {
+		t.Fatalf("got tiers sent %v, want [Advanced Advanced]", tiers)
 	}
 
 	// A customer managed key, as TOKEN_KMS_KEY_ID names it.

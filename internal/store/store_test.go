@@ -105,6 +105,10 @@ func (f *fakeSSM) PutParameter(_ context.Context, in *ssm.PutParameterInput, _ .
 		return nil, &smithy.GenericAPIError{Code: "ValidationException",
 			Message: "This parameter uses the advanced-parameter tier. You can't downgrade a parameter from the advanced-parameter tier to the standard-parameter tier."}
 	}
+	if in.Tier == types.ParameterTierStandard && len(aws.ToString(in.Value)) > 4096 {
+		// SSM's documented limit of a Standard parameter's value: 4 KB.
+		return nil, &smithy.GenericAPIError{Code: "ValidationException", Message: "Standard tier parameters support a maximum parameter value of 4096 characters."}
+	}
 	if f.standardMax > 0 && in.Tier == types.ParameterTierStandard && f.tiers[name] == "" {
 		n := 0
 		for _, t := range f.tiers {
@@ -255,19 +259,86 @@ func TestPublishPastTheStandardLimit(t *testing.T) {
 }
 
 func TestPublishKeepsAdvancedTier(t *testing.T) {
-	api := newFakeSSM()
-	s := &Store{API: api, Prefix: "/p"}
 	ctx := context.Background()
-	if _, err := s.Publish(ctx, Write{Parameter: "/p/x", Token: token("x", 5000)}); err != nil {
-		t.Fatal(err)
+	// setup makes /p/x an Advanced parameter holding a 5,000-byte token and returns
+	// the Store that publishes the next, small token, and the puts made so far.
+	tests := []struct {
+		name      string
+		setup     func(api *fakeSSM) *Store
+		wantPuts  int // PutParameter calls for the small token
+		wantAgain int // and for one more after it, by the same Store
+	}{
+		{"the store that wrote it Advanced", func(api *fakeSSM) *Store {
+			s := &Store{API: api, Prefix: "/p"}
+			if _, err := s.Publish(ctx, Write{Parameter: "/p/x", Token: token("x", 5000)}); err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}, 1, 1},
+		{"a store that read the large token", func(api *fakeSSM) *Store {
+			if _, err := (&Store{API: api, Prefix: "/p"}).Publish(ctx, Write{Parameter: "/p/x", Token: token("x", 5000)}); err != nil {
+				t.Fatal(err)
+			}
+			s := &Store{API: api, Prefix: "/p"}
+			if _, err := s.Current(ctx); err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}, 1, 1},
+		// A new function instance knows nothing yet: SSM's refusal tells it once.
+		{"a store that knows nothing", func(api *fakeSSM) *Store {
+			api.tiers["/p/x"] = types.ParameterTierAdvanced
+			api.write("/p/x", "{}")
+			return &Store{API: api, Prefix: "/p"}
+		}, 2, 1},
 	}
-	// A small token for a parameter SSM already holds as Advanced.
-	if _, err := s.Publish(ctx, Write{Parameter: "/p/x", Token: token("x", 10), After: 1}); err != nil {
-		t.Fatal(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			api := newFakeSSM()
+			s := tt.setup(api)
+			for i, want := range []int{tt.wantPuts, tt.wantAgain} {
+				before := len(api.puts)
+				after := int64(len(api.history["/p/x"]))
+				if _, err := s.Publish(ctx, Write{Parameter: "/p/x", Token: token("x", 10+i), After: after}); err != nil {
+					t.Fatal(err)
+				}
+				if got := len(api.puts) - before; got != want || api.puts[len(api.puts)-1].Tier != types.ParameterTierAdvanced {
+					t.Errorf("write %d: got %d PutParameter calls, last tier %s; want %d, Advanced", i+1, got, api.puts[len(api.puts)-1].Tier, want)
+				}
+			}
+		})
 	}
-	if n := len(api.puts); n != 3 || api.puts[2].Tier != types.ParameterTierAdvanced {
-		t.Fatalf("%d puts, last tier %s", n, api.puts[n-1].Tier)
+}
+
+// TestPublishErrorLeavesOutTheValue: SSM's message for a refused write may quote
+// the request's value; the error the store returns keeps the code only.
+func TestPublishErrorLeavesOutTheValue(t *testing.T) {
+	api := &quotingSSM{fakeSSM: newFakeSSM()}
+	s := &Store{API: api, Prefix: "/p"}
+	tok := token("x", 0)
+	tok.AccessToken = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXRva2Vu.sig"
+	_, err := s.Publish(context.Background(), Write{Parameter: "/p/x", Token: tok})
+	if err == nil {
+		t.Fatal("got no error, want SSM's refusal")
 	}
+	for _, leak := range []string{tok.AccessToken, "c2VjcmV0LXRva2Vu", "eyJhbGci"} {
+		if strings.Contains(err.Error(), leak) {
+			t.Errorf("got error %q, which quotes %q", err, leak)
+		}
+	}
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "ValidationException" || !strings.Contains(err.Error(), "/p/x") {
+		t.Errorf("got error %q, want one with the code ValidationException and the parameter's name", err)
+	}
+}
+
+// quotingSSM refuses every write with a message quoting the value, as SSM's
+// validation errors may.
+type quotingSSM struct{ *fakeSSM }
+
+func (q *quotingSSM) PutParameter(_ context.Context, in *ssm.PutParameterInput, _ ...func(*ssm.Options)) (*ssm.PutParameterOutput, error) {
+	return nil, &smithy.OperationError{ServiceID: "SSM", OperationName: "PutParameter", Err: &smithy.GenericAPIError{
+		Code: "ValidationException", Message: "1 validation error detected: Value '" + aws.ToString(in.Value) + "' at 'value' failed to satisfy constraint"}}
 }
 
 // live returns a valid token of provider p named access that expires in d.
