@@ -3,6 +3,7 @@ package registry
 import (
 	"cmp"
 	"errors"
+	"maps"
 	"math"
 	"net/url"
 	"slices"
@@ -10,229 +11,231 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"go.yaml.in/yaml/v4"
 
 	"github.com/token-refresher/token-refresher/internal/oauth"
 	"github.com/token-refresher/token-refresher/internal/secretid"
 )
 
-// entry is one provider entry being checked: its fields as written, decoded by the
-// YAML library into strings or kept as nodes where their keys need lines of their
-// own, the line of each field, and the problems found so far.
+// entry is one provider entry as yaml decodes it. yaml reports unknown and
+// duplicate keys; the checks below do what yaml cannot.
 type entry struct {
-	l    *loader
-	idx  int
-	line int
-	// name is as written, for messages; it may be invalid.
-	name string
-	// dupName: an earlier entry has the same name, so messages add the index.
-	dupName bool
+	Name            field[string]                   `yaml:"name"`
+	TokenURL        field[string]                   `yaml:"token_url"`
+	SecretID        field[string]                   `yaml:"secret_id"`
+	AuthMethod      field[string]                   `yaml:"auth_method"`
+	BasicEncoding   field[string]                   `yaml:"basic_auth_encoding"`
+	RequestFormat   field[string]                   `yaml:"request_format"`
+	Scope           field[string]                   `yaml:"scope"`
+	Audience        field[string]                   `yaml:"audience"`
+	ExtraParams     field[map[string]field[string]] `yaml:"extra_params"`
+	Headers         field[map[string]field[string]] `yaml:"headers"`
+	Response        field[response]                 `yaml:"response"`
+	RefreshBefore   field[string]                   `yaml:"refresh_before"`
+	MaxAge          field[string]                   `yaml:"max_age"`
+	MaxLifetime     field[string]                   `yaml:"max_lifetime"`
+	DefaultLifetime field[string]                   `yaml:"default_lifetime"`
+	Parameter       field[string]                   `yaml:"parameter"`
+	Verify          field[verify]                   `yaml:"verify"`
+}
+
+// response holds the JSON pointers of a token answer's fields.
+type response struct {
+	AccessToken field[string] `yaml:"access_token"`
+	TokenType   field[string] `yaml:"token_type"`
+	ExpiresIn   field[string] `yaml:"expires_in"`
+	Scope       field[string] `yaml:"scope"`
+}
+
+// verify is the call a new token must pass.
+type verify struct {
+	URL    field[string] `yaml:"url"`
+	Method field[string] `yaml:"method"`
+	Expect field[[]int]  `yaml:"expect"`
+}
+
+// checker checks one entry and collects its problems.
+type checker struct {
+	l       *loader
+	idx     int
+	line    int
+	name    string // as written, for messages; it may be invalid
+	dupName bool   // an earlier entry has the same name, so messages add the index
 	errs    []*FieldError
-
-	strings  map[string]string     // scalar fields that are set
-	maps     map[string]*yaml.Node // mapping fields that are set
-	lines    map[string]int        // line of each field's value
-	mistyped map[string]bool       // fields whose value has the wrong type (reported)
 }
 
-// stringFields and mapFields are the keys a provider entry may have.
-var (
-	stringFields = []string{
-		"name", "token_url", "secret_id", "auth_method", "basic_auth_encoding", "request_format",
-		"scope", "audience", "refresh_before", "max_age", "max_lifetime", "default_lifetime", "parameter",
-	}
-	mapFields = []string{"extra_params", "headers", "response", "verify"}
-)
-
-func newEntry(l *loader, idx int, n *yaml.Node) *entry {
-	e := &entry{l: l, idx: idx, line: n.Line,
-		strings: map[string]string{}, maps: map[string]*yaml.Node{}, lines: map[string]int{}, mistyped: map[string]bool{}}
-	// The name comes first so every later message can use it.
-	if n.Kind == yaml.MappingNode {
-		for k, v := range pairs(n) {
-			if k.Kind == yaml.ScalarNode && k.Value == "name" {
-				if v.Kind == yaml.ScalarNode && !isNull(v) {
-					e.name = v.Value
-					_, e.dupName = l.names[e.name]
-				}
-				break
-			}
-		}
-	}
-	return e
+func (c *checker) fail(field string, line int, err error) {
+	c.errs = append(c.errs, &FieldError{Provider: c.name, Index: c.idx, Field: field, Line: cmp.Or(line, c.line), Err: err, dupName: c.dupName})
 }
 
-func (e *entry) fail(field string, line int, err error) {
-	e.errs = append(e.errs, &FieldError{Provider: e.name, Index: e.idx, Field: field, Line: line, Err: err, dupName: e.dupName})
-}
-
-// report hands the entry's problems to the loader in line order, which is how a
-// reader walks the file.
-func (e *entry) report() {
-	slices.SortStableFunc(e.errs, func(a, b *FieldError) int { return cmp.Compare(a.Line, b.Line) })
-	for _, fe := range e.errs {
-		e.l.errs = append(e.l.errs, fe)
-	}
-}
-
-func (e *entry) label() string {
-	return (&FieldError{Provider: e.name, Index: e.idx, dupName: e.dupName}).label()
-}
-
-// decode reads the entry's keys: unknown and duplicate keys are problems, unset
-// values ("" or null) are left out, and every other value must have its field's
-// type.
-func (e *entry) decode(n *yaml.Node) {
-	keyLines := map[string]int{}
-	for k, v := range pairs(n) {
-		if k.Kind != yaml.ScalarNode {
-			e.fail("", k.Line, detail(ErrInvalid, "field names must be strings, not %s", kindName(k)))
-			continue
-		}
-		field := k.Value
-		if first, dup := keyLines[field]; dup {
-			e.fail(field, k.Line, detail(ErrDuplicateKey, "duplicate key; first at line %d", first))
-			continue
-		}
-		keyLines[field] = k.Line
-		e.lines[field] = v.Line
+// failYAML reports yaml's errors for a field, naming keys below it as field.key,
+// and a value of the wrong type as "must be want".
+func (c *checker) failYAML(field string, n *yaml.Node, err error, want string) {
+	for _, p := range problems(err) {
 		switch {
-		case slices.Contains(stringFields, field):
-			var s string
-			if err := v.Decode(&s); err != nil || v.Kind != yaml.ScalarNode {
-				e.fail(field, v.Line, detail(ErrInvalid, "must be a string, not %s", kindName(v)))
-				e.mistyped[field] = true
-			} else if !unset(v) {
-				e.strings[field] = s
-			}
-		case slices.Contains(mapFields, field):
-			if !unset(v) {
-				e.maps[field] = v
-			}
+		case p.key != "":
+			c.fail(strings.TrimPrefix(field+"."+p.key, "."), p.line, p.err)
+		case n != nil && want != "":
+			c.fail(field, n.Line, detail(ErrInvalid, "must be %s, not %s", want, kindName(n)))
+			return
 		default:
-			e.fail(field, k.Line, ErrUnknownField)
+			c.fail(field, p.line, p.err)
 		}
 	}
 }
 
-// check turns the decoded fields into a Provider, reporting every problem.
-func (e *entry) check() (Provider, secretid.ID, bool) {
-	p := Provider{Endpoint: oauth.Endpoint{
-		AuthMethod: oauth.ClientSecretPost, BasicEncoding: oauth.BasicForm, RequestFormat: oauth.FormRequest,
-	}}
-	nameOK := e.checkName(&p)
-	if s, line, ok := e.required("token_url"); ok {
-		u, err := parseTokenURL(s)
-		if err != nil {
-			e.fail("token_url", line, err)
-		}
-		p.TokenURL = u
+// get returns a field that is set and has the type wanted.
+func get[T any](c *checker, name string, f field[T], want string) (T, int, bool) {
+	if f.unset() {
+		var zero T
+		return zero, f.line(), false
 	}
-	var secret secretid.ID
-	if s, line, ok := e.required("secret_id"); ok {
-		id, err := secretid.Parse(s)
-		if err != nil {
-			e.fail("secret_id", line, detail(ErrInvalid, "%v", err))
-		}
-		p.SecretID, secret = s, id
+	if f.err != nil {
+		c.failYAML(name, f.n, f.err, want)
 	}
-	e.checkDialect(&p)
-	if s, line, ok := e.optional("scope"); ok {
-		if err := oauth.CheckScope(s); err != nil {
-			e.fail("scope", line, detail(ErrInvalid, "%v (use >- rather than | for a multi-line scope)", err))
-		}
-		p.Scope = s
-	}
-	if s, line, ok := e.optional("audience"); ok {
-		if hasControl(s) {
-			e.fail("audience", line, detail(ErrInvalid, "contains a control character (a block scalar's newline?)"))
-		}
-		p.Audience = s
-	}
-	p.ExtraParams = e.extraParams()
-	p.Headers = e.headers()
-	p.Response = e.response()
-	p.RefreshBefore = e.duration("refresh_before")
-	p.MaxAge = e.duration("max_age")
-	p.MaxLifetime = cmp.Or(e.duration("max_lifetime"), DefaultMaxLifetime)
-	p.DefaultLifetime = e.duration("default_lifetime")
-	p.Parameter = e.parameter(p.Name, nameOK)
-	p.Verify = e.verify()
-	return p, secret, len(e.errs) == 0
+	return f.v, f.line(), f.err == nil
 }
 
-// optional returns a string field that is set.
-func (e *entry) optional(field string) (s string, line int, ok bool) {
-	s, ok = e.strings[field]
-	return s, e.lines[field], ok
+func (c *checker) str(name string, f field[string]) (string, int, bool) {
+	return get(c, name, f, "a string")
 }
 
-// required is optional that reports an unset field. A value of the wrong type has
-// been reported already.
-func (e *entry) required(field string) (s string, line int, ok bool) {
-	s, line, ok = e.optional(field)
-	if !ok && !e.mistyped[field] {
-		if _, written := e.lines[field]; !written {
-			line = e.line
-		}
-		e.fail(field, line, ErrRequired)
+// required is str that reports an unset field.
+func (c *checker) required(name string, f field[string]) (string, int, bool) {
+	s, line, ok := c.str(name, f)
+	if f.unset() {
+		c.fail(name, line, ErrRequired)
 	}
 	return s, line, ok
 }
 
-func (e *entry) checkName(p *Provider) bool {
-	name, line, ok := e.required("name")
-	if !ok {
-		return false
+// check checks one entry of the providers list and, when it has no problem, adds
+// it to the registry. Problems are reported in line order, which is how a reader
+// walks the file.
+func (l *loader) provider(idx int, n *yaml.Node) {
+	n = resolve(n)
+	c := &checker{l: l, idx: idx, line: n.Line}
+	defer func() {
+		slices.SortStableFunc(c.errs, func(a, b *FieldError) int { return cmp.Compare(a.Line, b.Line) })
+		for _, fe := range c.errs {
+			l.errs = append(l.errs, fe)
+		}
+	}()
+	if n.Kind != yaml.MappingNode {
+		c.fail("", n.Line, detail(ErrInvalid, "must be a mapping of fields, not %s", kindName(n)))
+		return
 	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		switch k, v := n.Content[i], resolve(n.Content[i+1]); {
+		case k.ShortTag() == "!!merge":
+			c.fail(k.Value, k.Line, ErrUnknownField) // a merge would hide which provider sets what
+		case k.Value == "name" && c.name == "" && v.Kind == yaml.ScalarNode && v.ShortTag() != "!!null":
+			c.name = v.Value // for messages, even when yaml cannot decode the entry
+			_, c.dupName = l.names[c.name]
+		}
+	}
+	var e entry
+	err := n.Load(&e, yaml.WithKnownFields())
+	if err != nil {
+		c.failYAML("", nil, err, "")
+		if slices.ContainsFunc(c.errs, func(fe *FieldError) bool { return errors.Is(fe, ErrDuplicateKey) }) {
+			return // yaml decodes nothing of a mapping with a duplicate key
+		}
+	}
+	if p, secret, ok := c.check(&e); ok {
+		l.providers = append(l.providers, p)
+		l.secrets = append(l.secrets, secret)
+	}
+}
+
+// check turns the decoded fields into a Provider, reporting every problem.
+func (c *checker) check(e *entry) (Provider, secretid.ID, bool) {
+	p := Provider{Endpoint: oauth.Endpoint{
+		AuthMethod: oauth.ClientSecretPost, BasicEncoding: oauth.BasicForm, RequestFormat: oauth.FormRequest,
+	}}
+	nameOK := c.checkName(&p, e.Name)
+	if s, line, ok := c.required("token_url", e.TokenURL); ok {
+		u, err := parseTokenURL(s)
+		if err != nil {
+			c.fail("token_url", line, err)
+		}
+		p.TokenURL = u
+	}
+	var secret secretid.ID
+	if s, line, ok := c.required("secret_id", e.SecretID); ok {
+		id, err := secretid.Parse(s)
+		if err != nil {
+			c.fail("secret_id", line, detail(ErrInvalid, "%v", err))
+		}
+		p.SecretID, secret = s, id
+	}
+	c.checkDialect(&p, e)
+	if s, line, ok := c.str("scope", e.Scope); ok {
+		if err := oauth.CheckScope(s); err != nil {
+			c.fail("scope", line, detail(ErrInvalid, "%v (use >- rather than | for a multi-line scope)", err))
+		}
+		p.Scope = s
+	}
+	if s, line, ok := c.str("audience", e.Audience); ok {
+		if hasControl(s) {
+			c.fail("audience", line, detail(ErrInvalid, "contains a control character (a block scalar's newline?)"))
+		}
+		p.Audience = s
+	}
+	p.ExtraParams = c.extraParams(e.ExtraParams)
+	p.Headers = c.headers(e.Headers)
+	p.Response = c.response(e.Response)
+	p.RefreshBefore = c.duration("refresh_before", e.RefreshBefore)
+	p.MaxAge = c.duration("max_age", e.MaxAge)
+	p.MaxLifetime = cmp.Or(c.duration("max_lifetime", e.MaxLifetime), DefaultMaxLifetime)
+	p.DefaultLifetime = c.duration("default_lifetime", e.DefaultLifetime)
+	p.Parameter = c.parameter(e.Parameter, p.Name, nameOK)
+	p.Verify = c.verify(e.Verify)
+	return p, secret, len(c.errs) == 0
+}
+
+func (c *checker) checkName(p *Provider, f field[string]) bool {
+	name, line, ok := c.required("name", f)
 	switch {
+	case !ok:
+		return false
 	case len(name) > 64:
-		e.fail("name", line, detail(ErrInvalid, "longer than 64 characters"))
+		c.fail("name", line, detail(ErrInvalid, "longer than 64 characters"))
 		return false
 	case !validName(name):
-		e.fail("name", line, detail(ErrInvalid, "%q: use only a-z, 0-9, _ and - (the name becomes part of the SSM parameter name)", name))
+		c.fail("name", line, detail(ErrInvalid, "%q: use only a-z, 0-9, _ and - (the name becomes part of the SSM parameter name)", name))
 		return false
 	}
-	if first, dup := e.l.names[name]; dup {
-		e.fail("name", line, detail(ErrDuplicate, "%q is also the name of providers[%d]", name, first))
+	if first, dup := c.l.names[name]; dup {
+		c.fail("name", line, detail(ErrDuplicate, "%q is also the name of providers[%d]", name, first))
 		return false
 	}
-	e.l.names[name] = e.idx
+	c.l.names[name] = c.idx
 	p.Name = name
 	return true
 }
 
-func (e *entry) checkDialect(p *Provider) {
-	if s, line, ok := e.optional("auth_method"); ok {
-		switch m := oauth.AuthMethod(s); m {
-		case oauth.ClientSecretPost, oauth.ClientSecretBasic:
-			p.AuthMethod = m
-		default:
-			e.fail("auth_method", line, detail(ErrInvalid, "%q: want %s or %s", s, oauth.ClientSecretPost, oauth.ClientSecretBasic))
-		}
+// oneOf reads an enumerated field: its value, or def when it is unset or not one of a and b.
+func oneOf[T ~string](c *checker, name string, f field[string], def, a, b T) (T, int) {
+	s, line, ok := c.str(name, f)
+	if ok && T(s) != a && T(s) != b {
+		c.fail(name, line, detail(ErrInvalid, "%q: want %s or %s", s, a, b))
+		return def, line
 	}
-	if s, line, ok := e.optional("basic_auth_encoding"); ok {
-		switch enc := oauth.BasicEncoding(s); enc {
-		case oauth.BasicForm, oauth.BasicRaw:
-			p.BasicEncoding = enc
-		default:
-			e.fail("basic_auth_encoding", line, detail(ErrInvalid, "%q: want %s or %s", s, oauth.BasicForm, oauth.BasicRaw))
-		}
-		// "raw" only changes how a Basic header is built; with client_secret_post it
-		// would do nothing, so it is a sign the author believes Basic is in use.
-		// "form" is the default and harmless, so it is allowed everywhere.
-		if p.BasicEncoding == oauth.BasicRaw && p.AuthMethod == oauth.ClientSecretPost {
-			e.fail("basic_auth_encoding", line, detail(ErrInvalid, "raw has no effect with auth_method client_secret_post; did you mean auth_method: client_secret_basic?"))
-		}
+	return cmp.Or(T(s), def), line
+}
+
+func (c *checker) checkDialect(p *Provider, e *entry) {
+	p.AuthMethod, _ = oneOf(c, "auth_method", e.AuthMethod, p.AuthMethod, oauth.ClientSecretPost, oauth.ClientSecretBasic)
+	var line int
+	p.BasicEncoding, line = oneOf(c, "basic_auth_encoding", e.BasicEncoding, p.BasicEncoding, oauth.BasicForm, oauth.BasicRaw)
+	// "raw" only changes how a Basic header is built; with client_secret_post it
+	// would do nothing, so it is a sign the author believes Basic is in use.
+	// "form" is the default and harmless, so it is allowed everywhere.
+	if p.BasicEncoding == oauth.BasicRaw && p.AuthMethod == oauth.ClientSecretPost {
+		c.fail("basic_auth_encoding", line, detail(ErrInvalid, "raw has no effect with auth_method client_secret_post; did you mean auth_method: client_secret_basic?"))
 	}
-	if s, line, ok := e.optional("request_format"); ok {
-		switch f := oauth.RequestFormat(s); f {
-		case oauth.FormRequest, oauth.JSONRequest:
-			p.RequestFormat = f
-		default:
-			e.fail("request_format", line, detail(ErrInvalid, "%q: want %s or %s", s, oauth.FormRequest, oauth.JSONRequest))
-		}
-	}
+	p.RequestFormat, _ = oneOf(c, "request_format", e.RequestFormat, p.RequestFormat, oauth.FormRequest, oauth.JSONRequest)
 }
 
 // reservedParamHint says, in the registry's words, where a reserved body field's
@@ -248,18 +251,13 @@ func reservedParamHint(name string) string {
 	}
 }
 
-func (e *entry) extraParams() map[string]string {
-	kvs := e.stringMap("extra_params")
-	if kvs == nil {
-		return nil
-	}
-	out := make(map[string]string, len(kvs))
-	for _, kv := range kvs {
-		if _, reserved := oauth.ReservedParam(kv.key); reserved {
-			e.fail("extra_params."+kv.key, kv.line, detail(ErrReserved, "%s is reserved: %s", kv.key, reservedParamHint(kv.key)))
-			continue
+func (c *checker) extraParams(f field[map[string]field[string]]) map[string]string {
+	out := c.stringMap("extra_params", f)
+	for k := range out {
+		if _, reserved := oauth.ReservedParam(k); reserved {
+			c.fail("extra_params."+k, f.v[k].line(), detail(ErrReserved, "%s is reserved: %s", k, reservedParamHint(k)))
+			delete(out, k)
 		}
-		out[kv.key] = kv.value
 	}
 	return out
 }
@@ -278,219 +276,163 @@ func reservedHeaderHint(lower string) string {
 	}
 }
 
-func (e *entry) headers() map[string]string {
-	kvs := e.stringMap("headers")
-	if kvs == nil {
+func (c *checker) headers(f field[map[string]field[string]]) map[string]string {
+	out := c.stringMap("headers", f)
+	seen := map[string]string{}
+	for _, k := range inOrder(f.v) {
+		if _, ok := out[k]; !ok {
+			continue
+		}
+		name, line, lower := "headers."+k, f.v[k].line(), strings.ToLower(k)
+		_, reserved := oauth.ReservedHeader(k)
+		switch {
+		case !validToken(k):
+			c.fail(name, line, detail(ErrInvalid, "%q is not a valid header name", k))
+		case reserved:
+			c.fail(name, line, detail(ErrReserved, "%s is reserved: %s", k, reservedHeaderHint(lower)))
+		case hasControl(out[k]):
+			// The value is not echoed: headers are where API keys end up.
+			c.fail(name, line, detail(ErrInvalid, "value contains a control character"))
+		case seen[lower] != "":
+			// Header names are case-insensitive, so yaml's own duplicate check misses these.
+			c.fail(name, line, detail(ErrDuplicateKey, "same header as %q", seen[lower]))
+		default:
+			seen[lower] = k
+			continue
+		}
+		delete(out, k)
+	}
+	return out
+}
+
+// stringMap reads a mapping of strings, reporting empty keys and values that are
+// not strings under "field.key". It returns nil when the field is unset.
+func (c *checker) stringMap(name string, f field[map[string]field[string]]) map[string]string {
+	m, _, ok := get(c, name, f, "a mapping of strings")
+	if !ok {
 		return nil
 	}
-	out := make(map[string]string, len(kvs))
-	seen := map[string]string{}
-	for _, kv := range kvs {
-		field := "headers." + kv.key
-		lower := strings.ToLower(kv.key)
-		_, reserved := oauth.ReservedHeader(kv.key)
+	out := make(map[string]string, len(m))
+	for _, k := range inOrder(m) {
+		v := m[k]
 		switch {
-		case !validToken(kv.key):
-			e.fail(field, kv.line, detail(ErrInvalid, "%q is not a valid header name", kv.key))
-		case reserved:
-			e.fail(field, kv.line, detail(ErrReserved, "%s is reserved: %s", kv.key, reservedHeaderHint(lower)))
-		case hasControl(kv.value):
-			// The value is not echoed: headers are where API keys end up.
-			e.fail(field, kv.line, detail(ErrInvalid, "value contains a control character"))
-		case seen[lower] != "":
-			// Header names are case-insensitive, so YAML's own duplicate check misses these.
-			e.fail(field, kv.line, detail(ErrDuplicateKey, "same header as %q", seen[lower]))
+		case k == "":
+			c.fail(name, f.line(), detail(ErrInvalid, "keys must be non-empty strings"))
+		case v.n == nil || v.err != nil || v.n.ShortTag() == "!!null":
+			kind := "null"
+			if v.n != nil {
+				kind = kindName(v.n)
+			}
+			c.fail(name+"."+k, cmp.Or(v.line(), f.line()), detail(ErrInvalid, "must be a string, not %s (quote \"\" for an empty value)", kind))
 		default:
-			seen[lower] = kv.key
-			out[kv.key] = kv.value
+			out[k] = v.v
 		}
 	}
 	return out
 }
 
-func (e *entry) response() oauth.ResponseFields {
-	var rf oauth.ResponseFields
-	kvs := e.stringMap("response")
-	targets := map[string]*string{
-		"access_token": &rf.AccessToken,
-		"token_type":   &rf.TokenType,
-		"expires_in":   &rf.ExpiresIn,
-		"scope":        &rf.Scope,
-	}
-	for _, kv := range kvs {
-		field := "response." + kv.key
-		target, known := targets[kv.key]
-		if !known {
-			e.fail(field, kv.keyLine, ErrUnknownField)
-			continue
+// inOrder returns the keys of a decoded mapping in the order they are written.
+func inOrder(m map[string]field[string]) []string {
+	return slices.SortedFunc(maps.Keys(m), func(a, b string) int {
+		pa, pb := m[a].n, m[b].n
+		if pa == nil || pb == nil {
+			return strings.Compare(a, b)
 		}
-		if _, err := oauth.ParsePointer(kv.value); err != nil {
-			e.fail(field, kv.line, detail(ErrInvalidPointer, "%v", err))
-			continue
-		}
-		*target = kv.value
+		return cmp.Or(cmp.Compare(pa.Line, pb.Line), cmp.Compare(pa.Column, pb.Column), strings.Compare(a, b))
+	})
+}
+
+func (c *checker) response(f field[response]) oauth.ResponseFields {
+	r, _, ok := get(c, "response", f, "a mapping")
+	if !ok {
+		return oauth.ResponseFields{}
 	}
-	return rf
+	pointer := func(name string, f field[string]) string {
+		s, line, ok := c.str("response."+name, f) // unset: find the field unaided
+		if _, err := oauth.ParsePointer(s); ok && err != nil {
+			c.fail("response."+name, line, detail(ErrInvalidPointer, "%v", err))
+		}
+		return s
+	}
+	return oauth.ResponseFields{AccessToken: pointer("access_token", r.AccessToken), TokenType: pointer("token_type", r.TokenType),
+		ExpiresIn: pointer("expires_in", r.ExpiresIn), Scope: pointer("scope", r.Scope)}
 }
 
 // verify reads the verify mapping: url (required), method and expect.
-func (e *entry) verify() *oauth.Check {
-	v, set := e.maps["verify"]
-	if !set {
-		return nil
-	}
-	if v.Kind != yaml.MappingNode {
-		e.fail("verify", v.Line, detail(ErrInvalid, "must be a mapping with url, and optionally method and expect, not %s", kindName(v)))
-		return nil
-	}
-	chk := &oauth.Check{}
-	seen := map[string]int{}
-	ok := true
-	for k, val := range pairs(v) {
-		field := "verify." + k.Value
-		if first, dup := seen[k.Value]; dup {
-			e.fail(field, k.Line, detail(ErrDuplicateKey, "duplicate key; first at line %d", first))
-			ok = false
-			continue
-		}
-		seen[k.Value] = k.Line
-		switch k.Value {
-		case "url":
-			var s string
-			if val.Kind != yaml.ScalarNode || val.Decode(&s) != nil || s == "" {
-				e.fail(field, val.Line, detail(ErrInvalid, "must be a URL"))
-				ok = false
-				continue
-			}
-			u, err := parseTokenURL(s)
-			if err != nil {
-				e.fail(field, val.Line, err)
-				ok = false
-				continue
-			}
-			chk.URL = u
-		case "method":
-			var s string
-			if val.Kind != yaml.ScalarNode || val.Decode(&s) != nil || !validToken(s) || strings.ToUpper(s) != s {
-				e.fail(field, val.Line, detail(ErrInvalid, "must be an HTTP method in capitals, such as GET or HEAD"))
-				ok = false
-				continue
-			}
-			chk.Method = s
-		case "expect":
-			var codes []int
-			if val.Kind != yaml.SequenceNode || val.Decode(&codes) != nil || len(codes) == 0 ||
-				slices.ContainsFunc(codes, func(c int) bool { return c < 100 || c > 599 }) {
-				e.fail(field, val.Line, detail(ErrInvalid, "must be a list of HTTP statuses, such as [200, 204]"))
-				ok = false
-				continue
-			}
-			chk.Expect = codes
-		default:
-			e.fail(field, k.Line, ErrUnknownField)
-			ok = false
-		}
-	}
-	if _, hasURL := seen["url"]; !hasURL {
-		e.fail("verify.url", v.Line, ErrRequired)
-		return nil
-	}
+func (c *checker) verify(f field[verify]) *oauth.Check {
+	v, _, ok := get(c, "verify", f, "a mapping with url, and optionally method and expect")
 	if !ok {
+		return nil
+	}
+	n := len(c.errs)
+	chk := &oauth.Check{}
+	if s, line, ok := c.str("verify.url", v.URL); ok {
+		u, err := parseTokenURL(s)
+		if err != nil {
+			c.fail("verify.url", line, err)
+		}
+		chk.URL = u
+	} else if v.URL.unset() {
+		c.fail("verify.url", f.line(), ErrRequired)
+	}
+	if s, line, ok := c.str("verify.method", v.Method); ok && (!validToken(s) || strings.ToUpper(s) != s) {
+		c.fail("verify.method", line, detail(ErrInvalid, "must be an HTTP method in capitals, such as GET or HEAD"))
+	} else {
+		chk.Method = s
+	}
+	if codes, line, ok := get(c, "verify.expect", v.Expect, ""); ok && (len(codes) == 0 ||
+		slices.ContainsFunc(codes, func(c int) bool { return c < 100 || c > 599 })) || !ok && v.Expect.err != nil {
+		c.fail("verify.expect", line, detail(ErrInvalid, "must be a list of HTTP statuses, such as [200, 204]"))
+	} else {
+		chk.Expect = codes
+	}
+	if len(c.errs) > n {
 		return nil
 	}
 	return chk
 }
 
-func (e *entry) duration(field string) time.Duration {
-	s, line, ok := e.optional(field)
+func (c *checker) duration(name string, f field[string]) time.Duration {
+	s, line, ok := c.str(name, f)
 	if !ok {
 		return 0
 	}
 	d, err := parseDuration(s)
 	if err != nil {
-		e.fail(field, line, err)
+		c.fail(name, line, err)
 	}
 	return d
 }
 
-func (e *entry) parameter(name string, nameOK bool) string {
-	prefix := e.l.prefix
-	s, line, ok := e.optional("parameter")
+func (c *checker) parameter(f field[string], name string, nameOK bool) string {
+	prefix := c.l.prefix
+	s, line, ok := c.str("parameter", f)
 	if !ok {
-		if !nameOK {
+		if !nameOK || f.err != nil {
 			return "" // the name's own error says enough
 		}
-		s, line = prefix+"/"+name, e.line
+		s, line = prefix+"/"+name, c.line
 		if err := checkParameterName(s); err != nil {
-			e.fail("parameter", line, detail(ErrInvalid, "default parameter %s: %v; set a shorter name or parameter", s, err))
+			c.fail("parameter", line, detail(ErrInvalid, "default parameter %s: %v; set a shorter name or parameter", s, err))
 			return ""
 		}
 	} else {
 		if err := checkParameterName(s); err != nil {
-			e.fail("parameter", line, err)
+			c.fail("parameter", line, err)
 			return ""
 		}
 		if !strings.HasPrefix(s, prefix+"/") {
-			e.fail("parameter", line, detail(ErrOutsidePrefix,
+			c.fail("parameter", line, detail(ErrOutsidePrefix,
 				"%q is not under the parameter prefix %s/: the function's IAM policy and its batched GetParametersByPath reads cover only that path", s, prefix))
 			return ""
 		}
 	}
-	if other, dup := e.l.params[s]; dup {
-		e.fail("parameter", line, detail(ErrDuplicate, "%s is also the parameter of %s; the two would overwrite each other's token", s, other))
+	if other, dup := c.l.params[s]; dup {
+		c.fail("parameter", line, detail(ErrDuplicate, "%s is also the parameter of %s; the two would overwrite each other's token", s, other))
 		return ""
 	}
-	e.l.params[s] = e.label()
+	c.l.params[s] = (&FieldError{Provider: c.name, Index: c.idx, dupName: c.dupName}).label()
 	return s
-}
-
-// keyValue is one entry of a mapping of strings, with the lines of its key and value.
-type keyValue struct {
-	key, value    string
-	keyLine, line int
-}
-
-// stringMap reads a mapping field whose values are strings, reporting non-strings
-// and duplicate keys under "field.key". It returns nil when the field is unset or
-// not a mapping.
-func (e *entry) stringMap(field string) []keyValue {
-	v, set := e.maps[field]
-	if !set {
-		return nil
-	}
-	if v.Kind != yaml.MappingNode {
-		what := "a mapping of strings"
-		if field == "response" {
-			what = "a mapping"
-		}
-		e.fail(field, v.Line, detail(ErrInvalid, "must be %s, not %s", what, kindName(v)))
-		return nil
-	}
-	out := []keyValue{}
-	seen := map[string]int{}
-	for k, val := range pairs(v) {
-		var key string
-		if k.Kind != yaml.ScalarNode || unset(k) || k.Decode(&key) != nil {
-			e.fail(field, k.Line, detail(ErrInvalid, "keys must be non-empty strings"))
-			continue
-		}
-		sub := field + "." + key
-		if first, dup := seen[key]; dup {
-			e.fail(sub, k.Line, detail(ErrDuplicateKey, "duplicate key; first at line %d", first))
-			continue
-		}
-		seen[key] = k.Line
-		var s string
-		if val.Kind != yaml.ScalarNode || isNull(val) || val.Decode(&s) != nil {
-			if field == "response" && isNull(val) {
-				continue // an unset pointer: find the field unaided
-			}
-			e.fail(sub, val.Line, detail(ErrInvalid, "must be a string, not %s (quote \"\" for an empty value)", kindName(val)))
-			continue
-		}
-		out = append(out, keyValue{key: key, value: s, keyLine: k.Line, line: val.Line})
-	}
-	return out
 }
 
 // validName: [a-z0-9_-]+. The name is a path segment of the SSM parameter and a

@@ -7,7 +7,7 @@ import (
 	"io"
 	"os"
 
-	"go.yaml.in/yaml/v3"
+	"go.yaml.in/yaml/v4"
 
 	"github.com/token-refresher/token-refresher/internal/secretid"
 )
@@ -93,56 +93,64 @@ func Load(r io.Reader, opts Options) (*Registry, error) {
 // A non-nil error means the file cannot be read as a registry at all; errs are
 // problems that still let the entries be checked, so they are reported together.
 func parseRoot(data []byte) (items []*yaml.Node, errs []error, err error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if err == io.EOF {
-			return nil, nil, detail(ErrNoProviders, "providers file is empty")
-		}
-		return nil, nil, fmt.Errorf("providers file is not valid YAML: %w", err)
+	dec, err := yaml.NewLoader(bytes.NewReader(data))
+	if err != nil {
+		return nil, nil, err
 	}
-	var extra yaml.Node
-	switch err := dec.Decode(&extra); {
-	case err == nil:
+	var doc, extra yaml.Node
+	if err := dec.Load(&doc); err == io.EOF {
+		return nil, nil, detail(ErrNoProviders, "providers file is empty")
+	} else if err != nil {
+		return nil, nil, syntaxError(err)
+	}
+	if err := dec.Load(&extra); err == nil {
 		return nil, nil, detail(ErrInvalid, "providers file has more than one YAML document (line %d); put all providers in one list", extra.Line)
-	case err != io.EOF:
-		return nil, nil, fmt.Errorf("providers file is not valid YAML: %w", err)
+	} else if err != io.EOF {
+		return nil, nil, syntaxError(err)
 	}
-	root := &doc
-	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
-		root = resolve(root.Content[0])
-	}
-	if isNull(root) {
+	root := resolve(doc.Content[0])
+	if root.ShortTag() == "!!null" {
 		return nil, nil, detail(ErrNoProviders, "providers file has no providers")
 	}
 	if root.Kind != yaml.MappingNode {
 		return nil, nil, detail(ErrInvalid, "providers file must be a mapping with a \"providers\" list, not %s (line %d)", kindName(root), root.Line)
 	}
-	var list *yaml.Node
-	seen := map[string]int{}
-	for k, v := range pairs(root) {
-		if first, dup := seen[k.Value]; dup {
-			errs = append(errs, detail(ErrDuplicateKey, "duplicate top-level key %q (line %d); first at line %d", k.Value, k.Line, first))
-			continue
-		}
-		seen[k.Value] = k.Line
-		if k.Kind != yaml.ScalarNode || k.Value != "providers" {
-			errs = append(errs, detail(ErrUnknownField, "unknown top-level field %q (line %d); only \"providers\" is allowed", k.Value, k.Line))
-			continue
-		}
-		list = v
+	var file struct {
+		Providers field[yaml.Node] `yaml:"providers"`
 	}
-	switch {
-	case list == nil:
+	for _, p := range problems(root.Load(&file, yaml.WithKnownFields())) {
+		switch {
+		case errors.Is(p.err, ErrUnknownField):
+			errs = append(errs, detail(ErrUnknownField, "unknown top-level field %q (line %d); only \"providers\" is allowed", p.key, p.line))
+		case p.key != "":
+			return nil, nil, detail(ErrDuplicateKey, "duplicate top-level key %q (line %d); %v", p.key, p.line, p.err)
+		}
+	}
+	written := false // null is not decoded, so the key is looked for
+	for i := 0; i < len(root.Content); i += 2 {
+		written = written || root.Content[i].Value == "providers"
+	}
+	switch list := file.Providers; {
+	case !written:
 		errs = append(errs, detail(ErrNoProviders, "providers file has no \"providers\" list"))
-	case isNull(list) || list.Kind == yaml.SequenceNode && len(list.Content) == 0:
-		errs = append(errs, detail(ErrNoProviders, "the \"providers\" list is empty (line %d)", list.Line))
-	case list.Kind != yaml.SequenceNode:
-		errs = append(errs, detail(ErrInvalid, "\"providers\" must be a list, not %s (line %d)", kindName(list), list.Line))
+	case list.unset() || list.n.Kind == yaml.SequenceNode && len(list.n.Content) == 0:
+		errs = append(errs, detail(ErrNoProviders, "the \"providers\" list is empty (line %d)", list.line()))
+	case list.n.Kind != yaml.SequenceNode:
+		errs = append(errs, detail(ErrInvalid, "\"providers\" must be a list, not %s (line %d)", kindName(list.n), list.line()))
 	default:
-		items = list.Content
+		items = list.n.Content
 	}
 	return items, errs, nil
+}
+
+// syntaxError names the line yaml stopped at, which is where the mistake is, rather
+// than the start of the block it was reading.
+func syntaxError(err error) error {
+	var le *yaml.LoadError
+	if errors.As(err, &le) && le.Mark.Line > 0 {
+		return fmt.Errorf("providers file is not valid YAML: line %d: %s: %w", le.Mark.Line, le.Message, err)
+	}
+	return fmt.Errorf("providers file is not valid YAML: %w", err)
 }
 
 // loader carries what checking one provider needs to know about the others.
@@ -153,22 +161,4 @@ type loader struct {
 	secrets   []secretid.ID
 	names     map[string]int    // name -> index of the first provider with it
 	params    map[string]string // parameter -> how the first provider with it is called
-}
-
-// provider checks one entry of the providers list and, when it has no problem,
-// adds it to the registry.
-func (l *loader) provider(idx int, n *yaml.Node) {
-	n = resolve(n)
-	e := newEntry(l, idx, n)
-	defer e.report()
-	if n.Kind != yaml.MappingNode {
-		e.fail("", n.Line, detail(ErrInvalid, "must be a mapping of fields, not %s", kindName(n)))
-		return
-	}
-	e.decode(n)
-	p, secret, ok := e.check()
-	if ok {
-		l.providers = append(l.providers, p)
-		l.secrets = append(l.secrets, secret)
-	}
 }

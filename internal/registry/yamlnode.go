@@ -1,20 +1,69 @@
 package registry
 
 import (
-	"iter"
+	"errors"
+	"fmt"
+	"strings"
 
-	"go.yaml.in/yaml/v3"
+	"go.yaml.in/yaml/v4"
 )
 
-// pairs yields the keys and values of a mapping node, aliases resolved.
-func pairs(n *yaml.Node) iter.Seq2[*yaml.Node, *yaml.Node] {
-	return func(yield func(*yaml.Node, *yaml.Node) bool) {
-		for j := 0; j+1 < len(n.Content); j += 2 {
-			if !yield(resolve(n.Content[j]), resolve(n.Content[j+1])) {
-				return
-			}
-		}
+// field is one value as written: decoded by yaml into T, with the node it came
+// from for its line and kind. A value of the wrong type keeps yaml's error in err
+// instead of failing the entry, so the checks can name the field it belongs to
+// and still check every other field.
+type field[T any] struct {
+	v   T
+	n   *yaml.Node
+	err error
+}
+
+// UnmarshalYAML keeps the node; yaml checks unknown and duplicate keys below it.
+func (f *field[T]) UnmarshalYAML(n *yaml.Node) error {
+	f.n, f.err = n, n.Load(&f.v, yaml.WithKnownFields())
+	return nil
+}
+
+// unset reports a value that counts as absent: missing, null or "".
+func (f field[T]) unset() bool {
+	return f.n == nil || f.n.Kind == yaml.ScalarNode && (f.n.Value == "" || f.n.ShortTag() == "!!null")
+}
+
+func (f field[T]) line() int {
+	if f.n == nil {
+		return 0
 	}
+	return f.n.Line
+}
+
+// problem is one of yaml's load errors in the package's terms: key is the key
+// yaml names for an unknown or duplicate key, "" otherwise.
+type problem struct {
+	line int
+	key  string
+	err  error
+}
+
+// problems reads yaml's load errors. yaml gives each one's line but names the key
+// only in its text, so the key is read from there.
+func problems(err error) []problem {
+	var le *yaml.LoadErrors
+	if !errors.As(err, &le) {
+		return []problem{{err: detail(ErrInvalid, "%v", err)}}
+	}
+	var out []problem
+	for _, e := range le.Errors {
+		p := problem{line: e.Mark.Line, err: detail(ErrInvalid, "%s", e.Message)}
+		var first int
+		if k, ok := strings.CutPrefix(e.Message, "field "); ok && strings.Contains(k, " not found in type ") {
+			p.key, _, _ = strings.Cut(k, " not found in type ")
+			p.err = ErrUnknownField
+		} else if _, err := fmt.Sscanf(e.Message, "mapping key %q already defined at line %d", &p.key, &first); err == nil {
+			p.err = detail(ErrDuplicateKey, "duplicate key; first at line %d", first)
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // resolve follows aliases, so anchors work anywhere a value is expected.
@@ -25,22 +74,13 @@ func resolve(n *yaml.Node) *yaml.Node {
 	return n
 }
 
-func isNull(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
-}
-
-// unset reports a value that counts as absent: null or "".
-func unset(n *yaml.Node) bool {
-	return isNull(n) || n.Kind == yaml.ScalarNode && n.Value == ""
-}
-
 func kindName(n *yaml.Node) string {
 	switch {
 	case n.Kind == yaml.MappingNode:
 		return "a mapping"
 	case n.Kind == yaml.SequenceNode:
 		return "a list"
-	case isNull(n):
+	case n.ShortTag() == "!!null":
 		return "null"
 	default:
 		return "a scalar"
