@@ -134,9 +134,9 @@ func parseRoot(data []byte) (items []*yaml.Node, errs []error, err error) {
 	case !written:
 		errs = append(errs, detail(ErrNoProviders, "providers file has no \"providers\" list"))
 	case list.unset() || list.n.Kind == yaml.SequenceNode && len(list.n.Content) == 0:
-		errs = append(errs, detail(ErrNoProviders, "the \"providers\" list is empty (line %d)", list.line()))
+		errs = append(errs, detail(ErrNoProviders, "the \"providers\" list is empty (line %d)", list.n.Line))
 	case list.n.Kind != yaml.SequenceNode:
-		errs = append(errs, detail(ErrInvalid, "\"providers\" must be a list, not %s (line %d)", kindName(list.n), list.line()))
+		errs = append(errs, detail(ErrInvalid, "\"providers\" must be a list, not %s (line %d)", kindName(&list.n), list.n.Line))
 	default:
 		items = list.n.Content
 	}
