@@ -3,7 +3,6 @@ package registry
 import (
 	"cmp"
 	"errors"
-	"fmt"
 	"maps"
 	"math"
 	"net/url"
@@ -67,22 +66,19 @@ func (c *checker) fail(field string, line int, err error) {
 	c.errs = append(c.errs, &FieldError{Provider: c.name, Index: c.idx, Field: field, Line: cmp.Or(line, c.line), Err: err, dupName: c.dupName})
 }
 
-// failYAML reports yaml's errors for field: unknown and duplicate keys as field.key,
-// anything else as a value that must be want.
-func (c *checker) failYAML(field string, n *yaml.Node, err error, want string) {
-	for _, p := range problems(err) {
-		if p.key == "" && want != "" {
-			c.fail(field, n.Line, detail(ErrInvalid, "must be %s, not %s", want, kindName(n)))
-			return
-		}
-		c.fail(strings.Trim(field+"."+p.key, "."), p.line, p.err)
-	}
-}
-
-// get returns a field's value, its line, and whether it is set and of type T.
+// get returns a field's value, its line, and whether it is set and of type T. yaml's
+// errors are reported: unknown and duplicate keys below the field as name.key, any
+// other as a value that must be want.
 func get[T any](c *checker, name string, f field[T], want string) (T, int, bool) {
-	if f.err != nil && !f.unset() {
-		c.failYAML(name, &f.n, f.err, want)
+	for _, p := range problems(f.err) {
+		switch {
+		case f.unset():
+		case p.key == "" && want != "":
+			c.fail(name, f.n.Line, detail(ErrInvalid, "must be %s, not %s", want, kindName(&f.n)))
+			return f.v, f.n.Line, false
+		default:
+			c.fail(strings.Trim(name+"."+p.key, "."), p.line, p.err)
+		}
 	}
 	return f.v, f.n.Line, f.err == nil && !f.unset()
 }
@@ -123,14 +119,14 @@ func (l *loader) provider(idx int, n *yaml.Node) {
 			_, c.dupName = l.names[c.name]
 		}
 	}
-	var e entry
-	if err := n.Load(&e, yaml.WithKnownFields()); err != nil {
-		c.failYAML("", n, err, "")
+	var e field[entry]
+	if e.UnmarshalYAML(n); e.err != nil {
+		get(c, "", e, "")
 		if slices.ContainsFunc(c.errs, func(fe *FieldError) bool { return errors.Is(fe, ErrDuplicateKey) }) {
 			return // yaml decodes nothing of a mapping with a duplicate key
 		}
 	}
-	if p, secret, ok := c.check(&e); ok {
+	if p, secret, ok := c.check(&e.v); ok {
 		l.providers = append(l.providers, p)
 		l.secrets = append(l.secrets, secret)
 	}
@@ -276,22 +272,17 @@ func (c *checker) stringMap(name string, f field[map[string]field[string]], chec
 	return out
 }
 
-func (c *checker) response(f field[response]) (rf oauth.ResponseFields) {
+func (c *checker) response(f field[response]) oauth.ResponseFields {
 	r, _, _ := get(c, "response", f, "a mapping")
-	for _, p := range []struct {
-		name string
-		f    field[string]
-		dst  *string
-	}{{"access_token", r.AccessToken, &rf.AccessToken}, {"token_type", r.TokenType, &rf.TokenType},
-		{"expires_in", r.ExpiresIn, &rf.ExpiresIn}, {"scope", r.Scope, &rf.Scope}} {
-		s, line, ok := c.str("response."+p.name, p.f) // unset: the client finds the field unaided
+	pointer := func(name string, f field[string]) string {
+		s, line, ok := c.str("response."+name, f) // unset: the client finds the field unaided
 		if _, err := oauth.ParsePointer(s); ok && err != nil {
-			c.fail("response."+p.name, line, detail(ErrInvalidPointer, "%v", err))
-		} else {
-			*p.dst = s
+			c.fail("response."+name, line, detail(ErrInvalidPointer, "%v", err))
 		}
+		return s
 	}
-	return rf
+	return oauth.ResponseFields{AccessToken: pointer("access_token", r.AccessToken), TokenType: pointer("token_type", r.TokenType),
+		ExpiresIn: pointer("expires_in", r.ExpiresIn), Scope: pointer("scope", r.Scope)}
 }
 
 // verify reads the verify mapping: url (required), method and expect.
@@ -300,7 +291,7 @@ func (c *checker) verify(f field[verify]) *oauth.Check {
 	if !ok {
 		return nil
 	}
-	n, chk := len(c.errs), &oauth.Check{}
+	n, chk := len(c.errs), &oauth.Check{Method: v.Method.v, Expect: v.Expect.v}
 	if v.URL.unset() {
 		c.fail("verify.url", f.n.Line, ErrRequired)
 	} else if s, line, ok := c.str("verify.url", v.URL); ok {
@@ -311,15 +302,11 @@ func (c *checker) verify(f field[verify]) *oauth.Check {
 	}
 	if s, line, ok := c.str("verify.method", v.Method); ok && (!validToken(s) || strings.ToUpper(s) != s) {
 		c.fail("verify.method", line, detail(ErrInvalid, "must be an HTTP method in capitals, such as GET or HEAD"))
-	} else {
-		chk.Method = s
 	}
 	const statuses = "a list of HTTP statuses, such as [200, 204]"
 	if codes, line, ok := get(c, "verify.expect", v.Expect, statuses); ok &&
 		(len(codes) == 0 || slices.ContainsFunc(codes, func(c int) bool { return c < 100 || c > 599 })) {
 		c.fail("verify.expect", line, detail(ErrInvalid, "must be %s", statuses))
-	} else {
-		chk.Expect = codes
 	}
 	if len(c.errs) > n {
 		return nil
@@ -329,38 +316,34 @@ func (c *checker) verify(f field[verify]) *oauth.Check {
 
 func (c *checker) duration(name string, f field[string]) time.Duration {
 	s, line, ok := c.str(name, f)
-	if !ok {
-		return 0
-	}
 	d, err := parseDuration(s)
-	if err != nil {
+	if ok && err != nil {
 		c.fail(name, line, err)
 	}
 	return d
 }
 
 func (c *checker) parameter(f field[string], name string, nameOK bool) string {
-	prefix := c.l.prefix
 	s, line, ok := c.str("parameter", f)
+	var err error
 	switch {
 	case !ok && (!nameOK || !f.unset()):
 		return "" // the name's or the value's own error says enough
 	case !ok:
-		s, line = prefix+"/"+name, c.line
-		if err := checkParameterName(s); err != nil {
-			c.fail("parameter", line, detail(ErrInvalid, "default parameter %s: %v; set a shorter name or parameter", s, err))
-			return ""
+		s, line = c.l.prefix+"/"+name, c.line
+		if err = checkParameterName(s); err != nil {
+			err = detail(ErrInvalid, "default parameter %s: %v; set a shorter name or parameter", s, err)
 		}
 	case checkParameterName(s) != nil:
-		c.fail("parameter", line, checkParameterName(s))
-		return ""
-	case !strings.HasPrefix(s, prefix+"/"):
-		c.fail("parameter", line, detail(ErrOutsidePrefix,
-			"%q is not under the parameter prefix %s/: the function's IAM policy and its batched GetParametersByPath reads cover only that path", s, prefix))
-		return ""
+		err = checkParameterName(s)
+	case !strings.HasPrefix(s, c.l.prefix+"/"):
+		err = detail(ErrOutsidePrefix, "%q is not under the parameter prefix %s/: the function's IAM policy and its batched GetParametersByPath reads cover only that path", s, c.l.prefix)
 	}
-	if other, dup := c.l.params[s]; dup {
-		c.fail("parameter", line, detail(ErrDuplicate, "%s is also the parameter of %s; the two would overwrite each other's token", s, other))
+	if other, dup := c.l.params[s]; dup && err == nil {
+		err = detail(ErrDuplicate, "%s is also the parameter of %s; the two would overwrite each other's token", s, other)
+	}
+	if err != nil {
+		c.fail("parameter", line, err)
 		return ""
 	}
 	c.l.params[s] = (&FieldError{Provider: c.name, Index: c.idx, dupName: c.dupName}).label()
@@ -384,12 +367,8 @@ func hasControl(s string) bool {
 // client credentials may be sent, so a bad URL fails at load time.
 func parseTokenURL(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, detail(ErrInvalid, "not a valid URL: %v", err)
+	if ue := (*url.Error)(nil); errors.As(err, &ue) {
+		return nil, detail(ErrInvalid, "not a valid URL: %v", ue.Err)
 	}
 	if err := oauth.CheckTokenURL(u); err != nil {
 		return nil, detail(ErrInvalid, "%v", err)
@@ -423,39 +402,21 @@ var notInParameter = regexp.MustCompile(`[^A-Za-z0-9_./-]`)
 // checkParameterName applies SSM's rules for hierarchical parameter names, so a bad
 // name fails at load time instead of at the first PutParameter.
 func checkParameterName(s string) error {
-	lower := strings.ToLower(s)
-	for _, rule := range []struct {
-		broken bool
-		msg    string
-	}{
-		{!strings.HasPrefix(s, "/"), `must start with "/"`},
-		{len(s) > 1011, "is longer than 1011 characters"},
-		{strings.Contains(s, "//"), `contains an empty path segment ("//")`},
-		{strings.HasSuffix(s, "/"), `must not end with "/"`},
-		{strings.HasPrefix(lower, "/aws") || strings.HasPrefix(lower, "/ssm"), "starts with /aws or /ssm: such names are reserved by AWS"},
-		{notInParameter.MatchString(s), fmt.Sprintf("has %q, which is not allowed (only letters, digits and _.-/)", notInParameter.FindString(s))},
-		{strings.Count(s, "/") > 15, "is more than 15 levels deep, SSM's limit"},
-	} {
-		if rule.broken {
-			return detail(ErrInvalid, "%.80q %s", s, rule.msg)
-		}
+	switch lower := strings.ToLower(s); {
+	case !strings.HasPrefix(s, "/"):
+		return detail(ErrInvalid, "%q must start with \"/\"", s)
+	case len(s) > 1011:
+		return detail(ErrInvalid, "longer than 1011 characters")
+	case strings.Contains(s, "//"):
+		return detail(ErrInvalid, "%q contains an empty path segment (\"//\")", s)
+	case strings.HasSuffix(s, "/"):
+		return detail(ErrInvalid, "%q must not end with \"/\"", s)
+	case strings.HasPrefix(lower, "/aws") || strings.HasPrefix(lower, "/ssm"):
+		return detail(ErrInvalid, "%q: names starting with /aws or /ssm are reserved by AWS", s)
+	case notInParameter.MatchString(s):
+		return detail(ErrInvalid, "%q: %q is not allowed (only letters, digits and _.-/)", s, notInParameter.FindString(s))
+	case strings.Count(s, "/") > 15:
+		return detail(ErrInvalid, "%q is more than 15 levels deep, SSM's limit", s)
 	}
 	return nil
-}
-
-// normalizePrefix applies the default and drops trailing slashes. The root "/" is
-// refused: an IAM policy for every parameter in the account is what the prefix exists
-// to avoid.
-func normalizePrefix(p string) (string, error) {
-	if p == "" {
-		p = DefaultParameterPrefix
-	}
-	trimmed := strings.TrimRight(p, "/")
-	if trimmed == "" {
-		return "", detail(ErrInvalid, "parameter prefix %q: must name a path below the root, such as %s", p, DefaultParameterPrefix)
-	}
-	if err := checkParameterName(trimmed); err != nil {
-		return "", detail(ErrInvalid, "parameter prefix: %v", err)
-	}
-	return trimmed, nil
 }

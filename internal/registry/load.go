@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"go.yaml.in/yaml/v4"
 
@@ -116,7 +117,7 @@ func parseRoot(data []byte) (items []*yaml.Node, errs []error, err error) {
 		return nil, nil, detail(ErrInvalid, "providers file must be a mapping with a \"providers\" list, not %s (line %d)", kindName(root), root.Line)
 	}
 	var file struct {
-		Providers field[yaml.Node] `yaml:"providers"`
+		Providers yaml.Node `yaml:"providers"`
 	}
 	for _, p := range problems(root.Load(&file, yaml.WithKnownFields())) {
 		switch {
@@ -126,29 +127,24 @@ func parseRoot(data []byte) (items []*yaml.Node, errs []error, err error) {
 			return nil, nil, detail(ErrDuplicateKey, "duplicate top-level key %q (line %d); %v", p.key, p.line, p.err)
 		}
 	}
-	written := false // null is not decoded, so the key is looked for
-	for i := 0; i < len(root.Content); i += 2 {
-		written = written || root.Content[i].Value == "providers"
-	}
-	switch list := file.Providers; {
-	case !written:
+	switch list := resolve(&file.Providers); {
+	case list.Kind == 0:
 		errs = append(errs, detail(ErrNoProviders, "providers file has no \"providers\" list"))
-	case list.unset() || list.n.Kind == yaml.SequenceNode && len(list.n.Content) == 0:
-		errs = append(errs, detail(ErrNoProviders, "the \"providers\" list is empty (line %d)", list.n.Line))
-	case list.n.Kind != yaml.SequenceNode:
-		errs = append(errs, detail(ErrInvalid, "\"providers\" must be a list, not %s (line %d)", kindName(&list.n), list.n.Line))
+	case list.ShortTag() == "!!null" || list.Kind == yaml.SequenceNode && len(list.Content) == 0:
+		errs = append(errs, detail(ErrNoProviders, "the \"providers\" list is empty (line %d)", list.Line))
+	case list.Kind != yaml.SequenceNode:
+		errs = append(errs, detail(ErrInvalid, "\"providers\" must be a list, not %s (line %d)", kindName(list), list.Line))
 	default:
-		items = list.n.Content
+		items = list.Content
 	}
 	return items, errs, nil
 }
 
-// syntaxError names the line yaml stopped at, which is where the mistake is, rather
-// than the start of the block it was reading.
+// syntaxError names the line yaml stopped at, where the mistake is, rather than the
+// start of the block it was reading.
 func syntaxError(err error) error {
-	var le *yaml.LoadError
-	if errors.As(err, &le) && le.Mark.Line > 0 {
-		return fmt.Errorf("providers file is not valid YAML: line %d: %s: %w", le.Mark.Line, le.Message, err)
+	if le := (*yaml.LoadError)(nil); errors.As(err, &le) && le.Mark.Line > 0 {
+		err = fmt.Errorf("line %d: %s", le.Mark.Line, le.Message)
 	}
 	return fmt.Errorf("providers file is not valid YAML: %w", err)
 }
@@ -161,4 +157,21 @@ type loader struct {
 	secrets   []secretid.ID
 	names     map[string]int    // name -> index of the first provider with it
 	params    map[string]string // parameter -> how the first provider with it is called
+}
+
+// normalizePrefix applies the default and drops trailing slashes. The root "/" is
+// refused: an IAM policy for every parameter in the account is what the prefix exists
+// to avoid.
+func normalizePrefix(p string) (string, error) {
+	if p == "" {
+		p = DefaultParameterPrefix
+	}
+	trimmed := strings.TrimRight(p, "/")
+	if trimmed == "" {
+		return "", detail(ErrInvalid, "parameter prefix %q: must name a path below the root, such as %s", p, DefaultParameterPrefix)
+	}
+	if err := checkParameterName(trimmed); err != nil {
+		return "", detail(ErrInvalid, "parameter prefix: %v", err)
+	}
+	return trimmed, nil
 }

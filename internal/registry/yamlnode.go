@@ -39,8 +39,8 @@ type problem struct {
 // problems reads yaml's errors. yaml gives each one's line, but names the key only in
 // its text.
 func problems(err error) (out []problem) {
-	var le *yaml.LoadErrors
-	if !errors.As(err, &le) {
+	le := &yaml.LoadErrors{}
+	if err != nil && !errors.As(err, &le) {
 		return []problem{{err: detail(ErrInvalid, "%v", err)}}
 	}
 	for _, e := range le.Errors {
