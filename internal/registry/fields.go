@@ -87,11 +87,22 @@ func (c *checker) str(name string, f field[string]) (string, int, bool) {
 	return get(c, name, f, "a string")
 }
 
-func (c *checker) required(name string, f field[string]) (string, int, bool) {
+func (c *checker) required(name string, f field[string]) {
 	if f.unset() {
 		c.fail(name, f.n.Line, ErrRequired)
 	}
-	return c.str(name, f)
+}
+
+// parse converts a string field that is set, reporting parse's error; the zero T
+// when the field is unset or wrong.
+func parse[T any](c *checker, name string, f field[string], parse func(string) (T, error)) (v T) {
+	if s, line, ok := c.str(name, f); ok {
+		var err error
+		if v, err = parse(s); err != nil {
+			c.fail(name, line, err)
+		}
+	}
+	return v
 }
 
 // provider checks one entry of the providers list and, when it has no problem,
@@ -133,37 +144,33 @@ func (l *loader) provider(idx int, n *yaml.Node) {
 }
 
 // check turns the decoded fields into a Provider, reporting every problem.
-func (c *checker) check(e *entry) (Provider, secretid.ID, bool) {
-	p := Provider{Endpoint: oauth.Endpoint{
-		AuthMethod: oauth.ClientSecretPost, BasicEncoding: oauth.BasicForm, RequestFormat: oauth.FormRequest,
-	}}
+func (c *checker) check(e *entry) (p Provider, secret secretid.ID, ok bool) {
 	nameOK := c.checkName(&p, e.Name)
-	if s, line, ok := c.required("token_url", e.TokenURL); ok {
-		var err error
-		if p.TokenURL, err = parseTokenURL(s); err != nil {
-			c.fail("token_url", line, err)
-		}
-	}
-	var secret secretid.ID
-	if s, line, ok := c.required("secret_id", e.SecretID); ok {
+	c.required("token_url", e.TokenURL)
+	p.TokenURL = parse(c, "token_url", e.TokenURL, parseTokenURL)
+	c.required("secret_id", e.SecretID)
+	p.SecretID, secret = e.SecretID.v, parse(c, "secret_id", e.SecretID, func(s string) (secretid.ID, error) {
 		id, err := secretid.Parse(s)
-		if err != nil {
-			c.fail("secret_id", line, detail(ErrInvalid, "%v", err))
+		return id, invalid(err, "")
+	})
+	p.AuthMethod = cmp.Or(parse(c, "auth_method", e.AuthMethod, oneOf(oauth.ClientSecretPost, oauth.ClientSecretBasic)), oauth.ClientSecretPost)
+	p.BasicEncoding = cmp.Or(parse(c, "basic_auth_encoding", e.BasicEncoding, oneOf(oauth.BasicForm, oauth.BasicRaw)), oauth.BasicForm)
+	// "raw" only changes how a Basic header is built; with client_secret_post it
+	// would do nothing, so it is a sign the author believes Basic is in use.
+	// "form" is the default and harmless, so it is allowed everywhere.
+	if p.BasicEncoding == oauth.BasicRaw && p.AuthMethod == oauth.ClientSecretPost {
+		c.fail("basic_auth_encoding", e.BasicEncoding.n.Line, detail(ErrInvalid, "raw has no effect with auth_method client_secret_post; did you mean auth_method: client_secret_basic?"))
+	}
+	p.RequestFormat = cmp.Or(parse(c, "request_format", e.RequestFormat, oneOf(oauth.FormRequest, oauth.JSONRequest)), oauth.FormRequest)
+	p.Scope = parse(c, "scope", e.Scope, func(s string) (string, error) {
+		return s, invalid(oauth.CheckScope(s), " (use >- rather than | for a multi-line scope)")
+	})
+	p.Audience = parse(c, "audience", e.Audience, func(s string) (string, error) {
+		if hasControl(s) {
+			return "", detail(ErrInvalid, "contains a control character (a block scalar's newline?)")
 		}
-		p.SecretID, secret = s, id
-	}
-	c.checkDialect(&p, e)
-	if s, line, ok := c.str("scope", e.Scope); ok {
-		if err := oauth.CheckScope(s); err != nil {
-			c.fail("scope", line, detail(ErrInvalid, "%v (use >- rather than | for a multi-line scope)", err))
-		}
-		p.Scope = s
-	}
-	if s, line, ok := c.str("audience", e.Audience); ok && hasControl(s) {
-		c.fail("audience", line, detail(ErrInvalid, "contains a control character (a block scalar's newline?)"))
-	} else {
-		p.Audience = s
-	}
+		return s, nil
+	})
 	p.ExtraParams = c.stringMap("extra_params", e.ExtraParams, func(k, _ string) error {
 		if _, reserved := oauth.ReservedParam(k); reserved {
 			return detail(ErrReserved, "%s is reserved: %s", k, cmp.Or(reservedHints[k], "the grant is always client_credentials"))
@@ -188,17 +195,18 @@ func (c *checker) check(e *entry) (Provider, secretid.ID, bool) {
 		return nil
 	})
 	p.Response = c.response(e.Response)
-	p.RefreshBefore = c.duration("refresh_before", e.RefreshBefore)
-	p.MaxAge = c.duration("max_age", e.MaxAge)
-	p.MaxLifetime = cmp.Or(c.duration("max_lifetime", e.MaxLifetime), DefaultMaxLifetime)
-	p.DefaultLifetime = c.duration("default_lifetime", e.DefaultLifetime)
+	p.RefreshBefore = parse(c, "refresh_before", e.RefreshBefore, parseDuration)
+	p.MaxAge = parse(c, "max_age", e.MaxAge, parseDuration)
+	p.MaxLifetime = cmp.Or(parse(c, "max_lifetime", e.MaxLifetime, parseDuration), DefaultMaxLifetime)
+	p.DefaultLifetime = parse(c, "default_lifetime", e.DefaultLifetime, parseDuration)
 	p.Parameter = c.parameter(e.Parameter, p.Name, nameOK)
 	p.Verify = c.verify(e.Verify)
 	return p, secret, len(c.errs) == 0
 }
 
 func (c *checker) checkName(p *Provider, f field[string]) bool {
-	name, line, ok := c.required("name", f)
+	c.required("name", f)
+	name, line, ok := c.str("name", f)
 	switch first, dup := c.l.names[name]; {
 	case !ok:
 		return false
@@ -215,27 +223,22 @@ func (c *checker) checkName(p *Provider, f field[string]) bool {
 	return false
 }
 
-// oneOf reads an enumerated field: its value, or def when it is unset or neither a nor b.
-func oneOf[T ~string](c *checker, name string, f field[string], def, a, b T) (T, int) {
-	s, line, ok := c.str(name, f)
-	if ok && T(s) != a && T(s) != b {
-		c.fail(name, line, detail(ErrInvalid, "%q: want %s or %s", s, a, b))
-		return def, line
+// oneOf accepts a or b.
+func oneOf[T ~string](a, b T) func(string) (T, error) {
+	return func(s string) (T, error) {
+		if T(s) != a && T(s) != b {
+			return "", detail(ErrInvalid, "%q: want %s or %s", s, a, b)
+		}
+		return T(s), nil
 	}
-	return cmp.Or(T(s), def), line
 }
 
-func (c *checker) checkDialect(p *Provider, e *entry) {
-	p.AuthMethod, _ = oneOf(c, "auth_method", e.AuthMethod, p.AuthMethod, oauth.ClientSecretPost, oauth.ClientSecretBasic)
-	var line int
-	p.BasicEncoding, line = oneOf(c, "basic_auth_encoding", e.BasicEncoding, p.BasicEncoding, oauth.BasicForm, oauth.BasicRaw)
-	// "raw" only changes how a Basic header is built; with client_secret_post it
-	// would do nothing, so it is a sign the author believes Basic is in use.
-	// "form" is the default and harmless, so it is allowed everywhere.
-	if p.BasicEncoding == oauth.BasicRaw && p.AuthMethod == oauth.ClientSecretPost {
-		c.fail("basic_auth_encoding", line, detail(ErrInvalid, "raw has no effect with auth_method client_secret_post; did you mean auth_method: client_secret_basic?"))
+// invalid is err, if any, as an ErrInvalid with a hint added.
+func invalid(err error, hint string) error {
+	if err != nil {
+		return detail(ErrInvalid, "%v%s", err, hint)
 	}
-	p.RequestFormat, _ = oneOf(c, "request_format", e.RequestFormat, p.RequestFormat, oauth.FormRequest, oauth.JSONRequest)
+	return nil
 }
 
 // reservedHints say, in the registry's words, where the value of a body field or a
@@ -274,12 +277,13 @@ func (c *checker) stringMap(name string, f field[map[string]field[string]], chec
 
 func (c *checker) response(f field[response]) oauth.ResponseFields {
 	r, _, _ := get(c, "response", f, "a mapping")
-	pointer := func(name string, f field[string]) string {
-		s, line, ok := c.str("response."+name, f) // unset: the client finds the field unaided
-		if _, err := oauth.ParsePointer(s); ok && err != nil {
-			c.fail("response."+name, line, detail(ErrInvalidPointer, "%v", err))
-		}
-		return s
+	pointer := func(name string, f field[string]) string { // unset: the client finds the field unaided
+		return parse(c, "response."+name, f, func(s string) (string, error) {
+			if _, err := oauth.ParsePointer(s); err != nil {
+				return "", detail(ErrInvalidPointer, "%v", err)
+			}
+			return s, nil
+		})
 	}
 	return oauth.ResponseFields{AccessToken: pointer("access_token", r.AccessToken), TokenType: pointer("token_type", r.TokenType),
 		ExpiresIn: pointer("expires_in", r.ExpiresIn), Scope: pointer("scope", r.Scope)}
@@ -294,12 +298,8 @@ func (c *checker) verify(f field[verify]) *oauth.Check {
 	n, chk := len(c.errs), &oauth.Check{Method: v.Method.v, Expect: v.Expect.v}
 	if v.URL.unset() {
 		c.fail("verify.url", f.n.Line, ErrRequired)
-	} else if s, line, ok := c.str("verify.url", v.URL); ok {
-		var err error
-		if chk.URL, err = parseTokenURL(s); err != nil {
-			c.fail("verify.url", line, err)
-		}
 	}
+	chk.URL = parse(c, "verify.url", v.URL, parseTokenURL)
 	if s, line, ok := c.str("verify.method", v.Method); ok && (!validToken(s) || strings.ToUpper(s) != s) {
 		c.fail("verify.method", line, detail(ErrInvalid, "must be an HTTP method in capitals, such as GET or HEAD"))
 	}
@@ -312,15 +312,6 @@ func (c *checker) verify(f field[verify]) *oauth.Check {
 		return nil
 	}
 	return chk
-}
-
-func (c *checker) duration(name string, f field[string]) time.Duration {
-	s, line, ok := c.str(name, f)
-	d, err := parseDuration(s)
-	if ok && err != nil {
-		c.fail(name, line, err)
-	}
-	return d
 }
 
 func (c *checker) parameter(f field[string], name string, nameOK bool) string {
