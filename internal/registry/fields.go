@@ -59,11 +59,16 @@ type checker struct {
 	idx, line int
 	name      string // as written, for messages; it may be invalid
 	dupName   bool   // an earlier entry has the same name, so messages add the index
-	errs      []*FieldError
+	start     int    // where its problems begin in l.errs
 }
 
+// fail records a problem, keeping the entry's problems in line order, which is how a
+// reader walks the file.
 func (c *checker) fail(field string, line int, err error) {
-	c.errs = append(c.errs, &FieldError{Provider: c.name, Index: c.idx, Field: field, Line: cmp.Or(line, c.line), Err: err, dupName: c.dupName})
+	fe, i := &FieldError{Provider: c.name, Index: c.idx, Field: field, Line: cmp.Or(line, c.line), Err: err, dupName: c.dupName}, len(c.l.errs)
+	for ; i > c.start && c.l.errs[i-1].(*FieldError).Line > fe.Line; i-- {
+	}
+	c.l.errs = slices.Insert(c.l.errs, i, error(fe))
 }
 
 // get returns a field's value, its line, and whether it is set and of type T. yaml's
@@ -83,10 +88,6 @@ func get[T any](c *checker, name string, f field[T], want string) (T, int, bool)
 	return f.v, f.n.Line, f.err == nil && !f.unset()
 }
 
-func (c *checker) str(name string, f field[string]) (string, int, bool) {
-	return get(c, name, f, "a string")
-}
-
 func (c *checker) required(name string, f field[string]) {
 	if f.unset() {
 		c.fail(name, f.n.Line, ErrRequired)
@@ -96,7 +97,7 @@ func (c *checker) required(name string, f field[string]) {
 // parse converts a string field that is set, reporting parse's error; the zero T
 // when the field is unset or wrong.
 func parse[T any](c *checker, name string, f field[string], parse func(string) (T, error)) (v T) {
-	if s, line, ok := c.str(name, f); ok {
+	if s, line, ok := get(c, name, f, "a string"); ok {
 		var err error
 		if v, err = parse(s); err != nil {
 			c.fail(name, line, err)
@@ -106,17 +107,10 @@ func parse[T any](c *checker, name string, f field[string], parse func(string) (
 }
 
 // provider checks one entry of the providers list and, when it has no problem,
-// adds it to the registry. Problems are reported in line order, as a reader walks
-// the file.
+// adds it to the registry.
 func (l *loader) provider(idx int, n *yaml.Node) {
 	n = resolve(n)
-	c := &checker{l: l, idx: idx, line: n.Line}
-	defer func() {
-		slices.SortStableFunc(c.errs, func(a, b *FieldError) int { return cmp.Compare(a.Line, b.Line) })
-		for _, fe := range c.errs {
-			l.errs = append(l.errs, fe)
-		}
-	}()
+	c := &checker{l: l, idx: idx, line: n.Line, start: len(l.errs)}
 	if n.Kind != yaml.MappingNode {
 		c.fail("", n.Line, detail(ErrInvalid, "must be a mapping of fields, not %s", kindName(n)))
 		return
@@ -133,7 +127,7 @@ func (l *loader) provider(idx int, n *yaml.Node) {
 	var e field[entry]
 	if e.UnmarshalYAML(n); e.err != nil {
 		get(c, "", e, "")
-		if slices.ContainsFunc(c.errs, func(fe *FieldError) bool { return errors.Is(fe, ErrDuplicateKey) }) {
+		if errors.Is(errors.Join(l.errs[c.start:]...), ErrDuplicateKey) {
 			return // yaml decodes nothing of a mapping with a duplicate key
 		}
 	}
@@ -145,7 +139,20 @@ func (l *loader) provider(idx int, n *yaml.Node) {
 
 // check turns the decoded fields into a Provider, reporting every problem.
 func (c *checker) check(e *entry) (p Provider, secret secretid.ID, ok bool) {
-	nameOK := c.checkName(&p, e.Name)
+	c.required("name", e.Name)
+	p.Name = parse(c, "name", e.Name, func(s string) (string, error) {
+		first, dup := c.l.names[s]
+		switch {
+		case len(s) > 64:
+			return "", detail(ErrInvalid, "longer than 64 characters")
+		case !validName(s):
+			return "", detail(ErrInvalid, "%q: use only a-z, 0-9, _ and - (the name becomes part of the SSM parameter name)", s)
+		case dup:
+			return "", detail(ErrDuplicate, "%q is also the name of providers[%d]", s, first)
+		}
+		c.l.names[s] = c.idx
+		return s, nil
+	})
 	c.required("token_url", e.TokenURL)
 	p.TokenURL = parse(c, "token_url", e.TokenURL, parseTokenURL)
 	c.required("secret_id", e.SecretID)
@@ -199,28 +206,9 @@ func (c *checker) check(e *entry) (p Provider, secret secretid.ID, ok bool) {
 	p.MaxAge = parse(c, "max_age", e.MaxAge, parseDuration)
 	p.MaxLifetime = cmp.Or(parse(c, "max_lifetime", e.MaxLifetime, parseDuration), DefaultMaxLifetime)
 	p.DefaultLifetime = parse(c, "default_lifetime", e.DefaultLifetime, parseDuration)
-	p.Parameter = c.parameter(e.Parameter, p.Name, nameOK)
+	p.Parameter = c.parameter(e.Parameter, p.Name)
 	p.Verify = c.verify(e.Verify)
-	return p, secret, len(c.errs) == 0
-}
-
-func (c *checker) checkName(p *Provider, f field[string]) bool {
-	c.required("name", f)
-	name, line, ok := c.str("name", f)
-	switch first, dup := c.l.names[name]; {
-	case !ok:
-		return false
-	case len(name) > 64:
-		c.fail("name", line, detail(ErrInvalid, "longer than 64 characters"))
-	case !validName(name):
-		c.fail("name", line, detail(ErrInvalid, "%q: use only a-z, 0-9, _ and - (the name becomes part of the SSM parameter name)", name))
-	case dup:
-		c.fail("name", line, detail(ErrDuplicate, "%q is also the name of providers[%d]", name, first))
-	default:
-		c.l.names[name], p.Name = c.idx, name
-		return true
-	}
-	return false
+	return p, secret, len(c.l.errs) == c.start
 }
 
 // oneOf accepts a or b.
@@ -295,12 +283,12 @@ func (c *checker) verify(f field[verify]) *oauth.Check {
 	if !ok {
 		return nil
 	}
-	n, chk := len(c.errs), &oauth.Check{Method: v.Method.v, Expect: v.Expect.v}
+	n, chk := len(c.l.errs), &oauth.Check{Method: v.Method.v, Expect: v.Expect.v}
 	if v.URL.unset() {
 		c.fail("verify.url", f.n.Line, ErrRequired)
 	}
 	chk.URL = parse(c, "verify.url", v.URL, parseTokenURL)
-	if s, line, ok := c.str("verify.method", v.Method); ok && (!validToken(s) || strings.ToUpper(s) != s) {
+	if s, line, ok := get(c, "verify.method", v.Method, "a string"); ok && (!validToken(s) || strings.ToUpper(s) != s) {
 		c.fail("verify.method", line, detail(ErrInvalid, "must be an HTTP method in capitals, such as GET or HEAD"))
 	}
 	const statuses = "a list of HTTP statuses, such as [200, 204]"
@@ -308,33 +296,34 @@ func (c *checker) verify(f field[verify]) *oauth.Check {
 		(len(codes) == 0 || slices.ContainsFunc(codes, func(c int) bool { return c < 100 || c > 599 })) {
 		c.fail("verify.expect", line, detail(ErrInvalid, "must be %s", statuses))
 	}
-	if len(c.errs) > n {
+	if len(c.l.errs) > n {
 		return nil
 	}
 	return chk
 }
 
-func (c *checker) parameter(f field[string], name string, nameOK bool) string {
-	s, line, ok := c.str("parameter", f)
-	var err error
-	switch {
-	case !ok && (!nameOK || !f.unset()):
-		return "" // the name's or the value's own error says enough
-	case !ok:
-		s, line = c.l.prefix+"/"+name, c.line
-		if err = checkParameterName(s); err != nil {
-			err = detail(ErrInvalid, "default parameter %s: %v; set a shorter name or parameter", s, err)
+func (c *checker) parameter(f field[string], name string) string {
+	s := parse(c, "parameter", f, func(s string) (string, error) {
+		if err := checkParameterName(s); err != nil {
+			return "", err
+		} else if strings.HasPrefix(s, c.l.prefix+"/") {
+			return s, nil
 		}
-	case checkParameterName(s) != nil:
-		err = checkParameterName(s)
-	case !strings.HasPrefix(s, c.l.prefix+"/"):
-		err = detail(ErrOutsidePrefix, "%q is not under the parameter prefix %s/: the function's IAM policy and its batched GetParametersByPath reads cover only that path", s, c.l.prefix)
+		return "", detail(ErrOutsidePrefix, "%q is not under the parameter prefix %s/: the function's IAM policy and its batched GetParametersByPath reads cover only that path", s, c.l.prefix)
+	})
+	line := f.n.Line
+	if f.unset() && name != "" { // else the name's own error says enough
+		s, line = c.l.prefix+"/"+name, c.line
+		if err := checkParameterName(s); err != nil {
+			c.fail("parameter", line, detail(ErrInvalid, "default parameter %s: %v; set a shorter name or parameter", s, err))
+			return ""
+		}
 	}
-	if other, dup := c.l.params[s]; dup && err == nil {
-		err = detail(ErrDuplicate, "%s is also the parameter of %s; the two would overwrite each other's token", s, other)
+	if s == "" {
+		return ""
 	}
-	if err != nil {
-		c.fail("parameter", line, err)
+	if other, dup := c.l.params[s]; dup {
+		c.fail("parameter", line, detail(ErrDuplicate, "%s is also the parameter of %s; the two would overwrite each other's token", s, other))
 		return ""
 	}
 	c.l.params[s] = (&FieldError{Provider: c.name, Index: c.idx, dupName: c.dupName}).label()
