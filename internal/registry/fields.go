@@ -71,27 +71,28 @@ func (c *checker) fail(field string, line int, err error) {
 	c.l.errs = slices.Insert(c.l.errs, i, error(fe))
 }
 
-// get returns a field's value, its line, and whether it is set and of type T. yaml's
-// errors are reported: unknown and duplicate keys below the field as name.key, any
-// other as a value that must be want.
+// get returns a field's value, its line, and whether it is set and of type T, reporting
+// a required field that is unset, unknown and duplicate keys below it as name.key,
+// and any other of yaml's errors as a value that must be want.
 func get[T any](c *checker, name string, f field[T], want string) (T, int, bool) {
-	for _, p := range problems(f.err) {
-		switch {
-		case f.unset():
-		case p.key == "" && want != "":
-			c.fail(name, f.n.Line, detail(ErrInvalid, "must be %s, not %s", want, kindName(&f.n)))
-			return f.v, f.n.Line, false
-		default:
-			c.fail(strings.Trim(name+"."+p.key, "."), p.line, p.err)
-		}
-	}
-	return f.v, f.n.Line, f.err == nil && !f.unset()
-}
-
-func (c *checker) required(name string, f field[string]) {
 	if f.unset() {
-		c.fail(name, f.n.Line, ErrRequired)
+		if slices.Contains([]string{"name", "token_url", "secret_id"}, name) {
+			c.fail(name, 0, ErrRequired)
+		}
+		return f.v, 0, false
 	}
+	wrong := false
+	problems(f.err, func(line int, key string, err error) {
+		if key == "" && want != "" {
+			wrong = true
+		} else {
+			c.fail(strings.Trim(name+"."+key, "."), line, err)
+		}
+	})
+	if wrong {
+		c.fail(name, f.n.Line, detail(ErrInvalid, "must be %s, not %s", want, kindName(&f.n)))
+	}
+	return f.v, f.n.Line, f.err == nil
 }
 
 // parse converts a string field that is set, reporting parse's error; the zero T
@@ -139,7 +140,6 @@ func (l *loader) provider(idx int, n *yaml.Node) {
 
 // check turns the decoded fields into a Provider, reporting every problem.
 func (c *checker) check(e *entry) (p Provider, secret secretid.ID, ok bool) {
-	c.required("name", e.Name)
 	p.Name = parse(c, "name", e.Name, func(s string) (string, error) {
 		first, dup := c.l.names[s]
 		switch {
@@ -153,18 +153,15 @@ func (c *checker) check(e *entry) (p Provider, secret secretid.ID, ok bool) {
 		c.l.names[s] = c.idx
 		return s, nil
 	})
-	c.required("token_url", e.TokenURL)
 	p.TokenURL = parse(c, "token_url", e.TokenURL, parseTokenURL)
-	c.required("secret_id", e.SecretID)
 	p.SecretID, secret = e.SecretID.v, parse(c, "secret_id", e.SecretID, func(s string) (secretid.ID, error) {
 		id, err := secretid.Parse(s)
 		return id, invalid(err, "")
 	})
 	p.AuthMethod = cmp.Or(parse(c, "auth_method", e.AuthMethod, oneOf(oauth.ClientSecretPost, oauth.ClientSecretBasic)), oauth.ClientSecretPost)
 	p.BasicEncoding = cmp.Or(parse(c, "basic_auth_encoding", e.BasicEncoding, oneOf(oauth.BasicForm, oauth.BasicRaw)), oauth.BasicForm)
-	// "raw" only changes how a Basic header is built; with client_secret_post it
-	// would do nothing, so it is a sign the author believes Basic is in use.
-	// "form" is the default and harmless, so it is allowed everywhere.
+	// "raw" only changes a Basic header, so with client_secret_post the author likely
+	// believes Basic is in use. "form" is the default and harmless everywhere.
 	if p.BasicEncoding == oauth.BasicRaw && p.AuthMethod == oauth.ClientSecretPost {
 		c.fail("basic_auth_encoding", e.BasicEncoding.n.Line, detail(ErrInvalid, "raw has no effect with auth_method client_secret_post; did you mean auth_method: client_secret_basic?"))
 	}
@@ -266,12 +263,7 @@ func (c *checker) stringMap(name string, f field[map[string]field[string]], chec
 func (c *checker) response(f field[response]) oauth.ResponseFields {
 	r, _, _ := get(c, "response", f, "a mapping")
 	pointer := func(name string, f field[string]) string { // unset: the client finds the field unaided
-		return parse(c, "response."+name, f, func(s string) (string, error) {
-			if _, err := oauth.ParsePointer(s); err != nil {
-				return "", detail(ErrInvalidPointer, "%v", err)
-			}
-			return s, nil
-		})
+		return parse(c, "response."+name, f, func(s string) (string, error) { _, err := oauth.ParsePointer(s); return s, err })
 	}
 	return oauth.ResponseFields{AccessToken: pointer("access_token", r.AccessToken), TokenType: pointer("token_type", r.TokenType),
 		ExpiresIn: pointer("expires_in", r.ExpiresIn), Scope: pointer("scope", r.Scope)}

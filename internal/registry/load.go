@@ -119,13 +119,16 @@ func parseRoot(data []byte) (items []*yaml.Node, errs []error, err error) {
 	var file struct {
 		Providers yaml.Node `yaml:"providers"`
 	}
-	for _, p := range problems(root.Load(&file, yaml.WithKnownFields())) {
+	problems(root.Load(&file, yaml.WithKnownFields()), func(line int, key string, e error) {
 		switch {
-		case errors.Is(p.err, ErrUnknownField):
-			errs = append(errs, detail(ErrUnknownField, "unknown top-level field %q (line %d); only \"providers\" is allowed", p.key, p.line))
-		case p.key != "":
-			return nil, nil, detail(ErrDuplicateKey, "duplicate top-level key %q (line %d); %v", p.key, p.line, p.err)
+		case errors.Is(e, ErrUnknownField):
+			errs = append(errs, detail(ErrUnknownField, "unknown top-level field %q (line %d); only \"providers\" is allowed", key, line))
+		case key != "":
+			err = detail(ErrDuplicateKey, "duplicate top-level key %q (line %d); %v", key, line, e)
 		}
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	switch list := resolve(&file.Providers); {
 	case list.Kind == 0:

@@ -29,30 +29,23 @@ func (f field[T]) unset() bool {
 	return f.n.Kind == 0 || f.n.Kind == yaml.ScalarNode && f.n.Value == ""
 }
 
-// problem is one of yaml's errors; key is the key it names, if unknown or duplicate.
-type problem struct {
-	line int
-	key  string
-	err  error
-}
-
-// problems reads yaml's errors. yaml gives each one's line, but names the key only in
-// its text.
-func problems(err error) (out []problem) {
+// problems reads yaml's errors: the line of each, and the key it names for an
+// unknown or duplicate key, which yaml gives only in its text.
+func problems(err error, report func(line int, key string, err error)) {
 	le := &yaml.LoadErrors{}
 	if err != nil && !errors.As(err, &le) {
-		return []problem{{err: detail(ErrInvalid, "%v", err)}}
+		report(0, "", detail(ErrInvalid, "%v", err))
 	}
 	for _, e := range le.Errors {
-		p, first := problem{line: e.Mark.Line, err: detail(ErrInvalid, "%s", e.Message)}, 0
+		key, first := "", 0
 		if k, _, ok := strings.Cut(e.Message, " not found in type "); ok {
-			p.key, p.err = strings.TrimPrefix(k, "field "), ErrUnknownField
-		} else if _, err := fmt.Sscanf(e.Message, "mapping key %q already defined at line %d", &p.key, &first); err == nil {
-			p.err = detail(ErrDuplicateKey, "duplicate key; first at line %d", first)
+			report(e.Mark.Line, strings.TrimPrefix(k, "field "), ErrUnknownField)
+		} else if _, err := fmt.Sscanf(e.Message, "mapping key %q already defined at line %d", &key, &first); err == nil {
+			report(e.Mark.Line, key, detail(ErrDuplicateKey, "duplicate key; first at line %d", first))
+		} else {
+			report(e.Mark.Line, "", detail(ErrInvalid, "%s", e.Message))
 		}
-		out = append(out, p)
 	}
-	return out
 }
 
 // resolve follows aliases, so anchors work anywhere a value is expected.
