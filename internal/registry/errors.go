@@ -3,7 +3,6 @@ package registry
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/token-refresher/token-refresher/internal/oauth"
 )
@@ -61,21 +60,17 @@ type FieldError struct {
 // Error names the provider first and the field second because that is how a reader
 // finds the spot in the file; the line number comes last as a hint.
 func (e *FieldError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.label())
-	b.WriteString(": ")
+	msg := e.Field + ": " + e.Err.Error()
 	switch {
 	case e.Err == ErrUnknownField:
-		fmt.Fprintf(&b, "unknown field %q", e.Field)
-	case e.Field != "":
-		fmt.Fprintf(&b, "%s: %v", e.Field, e.Err)
-	default:
-		b.WriteString(e.Err.Error())
+		msg = fmt.Sprintf("unknown field %q", e.Field)
+	case e.Field == "":
+		msg = e.Err.Error()
 	}
 	if e.Line > 0 {
-		fmt.Fprintf(&b, " (line %d)", e.Line)
+		msg += fmt.Sprintf(" (line %d)", e.Line)
 	}
-	return b.String()
+	return e.label() + ": " + msg
 }
 
 func (e *FieldError) label() string {

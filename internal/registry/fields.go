@@ -18,8 +18,7 @@ import (
 	"github.com/token-refresher/token-refresher/internal/secretid"
 )
 
-// entry is one provider entry as yaml decodes it; yaml reports unknown keys,
-// duplicate keys and values of the wrong type. The checker does the rest.
+// entry is one provider entry as yaml decodes it; the checker does what yaml cannot.
 type entry struct {
 	Name            field[string]                   `yaml:"name"`
 	TokenURL        field[string]                   `yaml:"token_url"`
@@ -62,13 +61,8 @@ type checker struct {
 	start     int    // where its problems begin in l.errs
 }
 
-// fail records a problem, keeping the entry's problems in line order, which is how a
-// reader walks the file.
 func (c *checker) fail(field string, line int, err error) {
-	fe, i := &FieldError{Provider: c.name, Index: c.idx, Field: field, Line: cmp.Or(line, c.line), Err: err, dupName: c.dupName}, len(c.l.errs)
-	for ; i > c.start && c.l.errs[i-1].(*FieldError).Line > fe.Line; i-- {
-	}
-	c.l.errs = slices.Insert(c.l.errs, i, error(fe))
+	c.l.errs = append(c.l.errs, &FieldError{Provider: c.name, Index: c.idx, Field: field, Line: cmp.Or(line, c.line), Err: err, dupName: c.dupName})
 }
 
 // get returns a field's value, its line, and whether it is set and of type T, reporting
@@ -83,20 +77,18 @@ func get[T any](c *checker, name string, f field[T], want string) (T, int, bool)
 	}
 	wrong := false
 	problems(f.err, func(line int, key string, err error) {
-		if key == "" && want != "" {
-			wrong = true
-		} else {
+		switch {
+		case key != "" || want == "":
 			c.fail(strings.Trim(name+"."+key, "."), line, err)
+		case !wrong:
+			wrong = true
+			c.fail(name, f.n.Line, detail(ErrInvalid, "must be %s, not %s", want, kindName(&f.n)))
 		}
 	})
-	if wrong {
-		c.fail(name, f.n.Line, detail(ErrInvalid, "must be %s, not %s", want, kindName(&f.n)))
-	}
 	return f.v, f.n.Line, f.err == nil
 }
 
-// parse converts a string field that is set, reporting parse's error; the zero T
-// when the field is unset or wrong.
+// parse converts a string field that is set, reporting parse's error.
 func parse[T any](c *checker, name string, f field[string], parse func(string) (T, error)) (v T) {
 	if s, line, ok := get(c, name, f, "a string"); ok {
 		var err error
@@ -107,11 +99,13 @@ func parse[T any](c *checker, name string, f field[string], parse func(string) (
 	return v
 }
 
-// provider checks one entry of the providers list and, when it has no problem,
-// adds it to the registry.
+// provider checks one entry of the providers list and adds it if it has no problem.
 func (l *loader) provider(idx int, n *yaml.Node) {
 	n = resolve(n)
 	c := &checker{l: l, idx: idx, line: n.Line, start: len(l.errs)}
+	defer func() { // in line order, as a reader walks the file
+		slices.SortStableFunc(l.errs[c.start:], func(a, b error) int { return cmp.Compare(a.(*FieldError).Line, b.(*FieldError).Line) })
+	}()
 	if n.Kind != yaml.MappingNode {
 		c.fail("", n.Line, detail(ErrInvalid, "must be a mapping of fields, not %s", kindName(n)))
 		return
@@ -226,8 +220,7 @@ func invalid(err error, hint string) error {
 	return nil
 }
 
-// reservedHints say, in the registry's words, where the value of a body field or a
-// header (lower case) that the token client sets itself comes from instead.
+// reservedHints say where a body field or header the client sets comes from instead.
 var reservedHints = map[string]string{
 	"client_id": "it comes from secret_id", "client_secret": "it comes from secret_id",
 	"scope": "use the scope field", "audience": "use the audience field",
@@ -235,8 +228,7 @@ var reservedHints = map[string]string{
 	"content-type":  "the client sets it from request_format", "host": "it comes from token_url",
 }
 
-// stringMap reads a mapping of strings, in the order written, keeping the entries
-// check accepts and reporting the others under "name.key"; nil when it is unset.
+// stringMap reads a mapping of strings, keeping what check accepts; nil when unset.
 func (c *checker) stringMap(name string, f field[map[string]field[string]], check func(k, v string) error) map[string]string {
 	m, _, ok := get(c, name, f, "a mapping of strings")
 	if !ok {
@@ -272,11 +264,8 @@ func (c *checker) response(f field[response]) oauth.ResponseFields {
 // verify reads the verify mapping: url (required), method and expect.
 func (c *checker) verify(f field[verify]) *oauth.Check {
 	v, _, ok := get(c, "verify", f, "a mapping with url, and optionally method and expect")
-	if !ok {
-		return nil
-	}
 	n, chk := len(c.l.errs), &oauth.Check{Method: v.Method.v, Expect: v.Expect.v}
-	if v.URL.unset() {
+	if ok && v.URL.unset() {
 		c.fail("verify.url", f.n.Line, ErrRequired)
 	}
 	chk.URL = parse(c, "verify.url", v.URL, parseTokenURL)
@@ -288,7 +277,7 @@ func (c *checker) verify(f field[verify]) *oauth.Check {
 		(len(codes) == 0 || slices.ContainsFunc(codes, func(c int) bool { return c < 100 || c > 599 })) {
 		c.fail("verify.expect", line, detail(ErrInvalid, "must be %s", statuses))
 	}
-	if len(c.l.errs) > n {
+	if !ok || len(c.l.errs) > n {
 		return nil
 	}
 	return chk
@@ -329,8 +318,7 @@ var validName = regexp.MustCompile(`^[a-z0-9_-]+$`).MatchString
 // validToken is RFC 9110's token, the syntax of a header name.
 var validToken = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$").MatchString
 
-// hasControl reports ASCII control characters other than tab, which cannot appear in
-// a header value and in other fields are almost surely a YAML accident.
+// hasControl: ASCII controls but tab, never valid in a header and a YAML accident elsewhere.
 func hasControl(s string) bool {
 	return strings.ContainsFunc(s, func(c rune) bool { return c < 0x20 && c != '\t' || c == 0x7F })
 }
@@ -348,9 +336,8 @@ func parseTokenURL(s string) (*url.URL, error) {
 	return u, nil
 }
 
-// parseDuration is time.ParseDuration plus whole days ("30d"), because the lifetimes
-// providers document run to a year and "8760h" is easy to get wrong. Days cannot be
-// combined with other units; "1d12h" is written "36h".
+// parseDuration is time.ParseDuration plus whole days ("30d"), because lifetimes run
+// to a year and "8760h" is easy to get wrong. "1d12h" is written "36h".
 func parseDuration(s string) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
 	if days, ok := strings.CutSuffix(s, "d"); ok && days != "" && strings.Trim(days, "0123456789") == "" {
@@ -371,8 +358,7 @@ func parseDuration(s string) (time.Duration, error) {
 
 var notInParameter = regexp.MustCompile(`[^A-Za-z0-9_./-]`)
 
-// checkParameterName applies SSM's rules for hierarchical parameter names, so a bad
-// name fails at load time instead of at the first PutParameter.
+// checkParameterName applies SSM's naming rules, so a bad name fails at load time.
 func checkParameterName(s string) error {
 	switch lower := strings.ToLower(s); {
 	case !strings.HasPrefix(s, "/"):
