@@ -150,7 +150,10 @@ func (c *checker) check(e *entry) (p Provider, secret secretid.ID, ok bool) {
 	p.TokenURL = parse(c, "token_url", e.TokenURL, parseTokenURL)
 	p.SecretID, secret = e.SecretID.v, parse(c, "secret_id", e.SecretID, func(s string) (secretid.ID, error) {
 		id, err := secretid.Parse(s)
-		return id, invalid(err, "")
+		if err != nil {
+			return id, detail(ErrInvalid, "%v", err)
+		}
+		return id, nil
 	})
 	p.AuthMethod = cmp.Or(parse(c, "auth_method", e.AuthMethod, oneOf(oauth.ClientSecretPost, oauth.ClientSecretBasic)), oauth.ClientSecretPost)
 	p.BasicEncoding = cmp.Or(parse(c, "basic_auth_encoding", e.BasicEncoding, oneOf(oauth.BasicForm, oauth.BasicRaw)), oauth.BasicForm)
@@ -161,7 +164,10 @@ func (c *checker) check(e *entry) (p Provider, secret secretid.ID, ok bool) {
 	}
 	p.RequestFormat = cmp.Or(parse(c, "request_format", e.RequestFormat, oneOf(oauth.FormRequest, oauth.JSONRequest)), oauth.FormRequest)
 	p.Scope = parse(c, "scope", e.Scope, func(s string) (string, error) {
-		return s, invalid(oauth.CheckScope(s), " (use >- rather than | for a multi-line scope)")
+		if err := oauth.CheckScope(s); err != nil {
+			return "", detail(ErrInvalid, "%v (use >- rather than | for a multi-line scope)", err)
+		}
+		return s, nil
 	})
 	p.Audience = parse(c, "audience", e.Audience, func(s string) (string, error) {
 		if hasControl(s) {
@@ -212,20 +218,12 @@ func oneOf[T ~string](a, b T) func(string) (T, error) {
 	}
 }
 
-// invalid is err, if any, as an ErrInvalid with a hint added.
-func invalid(err error, hint string) error {
-	if err != nil {
-		return detail(ErrInvalid, "%v%s", err, hint)
-	}
-	return nil
-}
-
 // reservedHints say where a body field or header the client sets comes from instead.
 var reservedHints = map[string]string{
 	"client_id": "it comes from secret_id", "client_secret": "it comes from secret_id",
 	"scope": "use the scope field", "audience": "use the audience field",
-	"authorization": "the client sets it for client_secret_basic",
-	"content-type":  "the client sets it from request_format", "host": "it comes from token_url",
+	"authorization": "the client sets it for client_secret_basic", "host": "it comes from token_url",
+	"content-type": "the client sets it from request_format",
 }
 
 // stringMap reads a mapping of strings, keeping what check accepts; nil when unset.
@@ -311,8 +309,7 @@ func (c *checker) parameter(f field[string], name string) string {
 	return s
 }
 
-// validName: [a-z0-9_-]+. The name is a path segment of the SSM parameter and a
-// metric dimension, so it is kept to characters that are safe in both.
+// validName: [a-z0-9_-]+, safe both in an SSM parameter name and as a metric dimension.
 var validName = regexp.MustCompile(`^[a-z0-9_-]+$`).MatchString
 
 // validToken is RFC 9110's token, the syntax of a header name.
@@ -323,8 +320,7 @@ func hasControl(s string) bool {
 	return strings.ContainsFunc(s, func(c rune) bool { return c < 0x20 && c != '\t' || c == 0x7F })
 }
 
-// parseTokenURL parses token_url and applies the token client's own rule for where
-// client credentials may be sent, so a bad URL fails at load time.
+// parseTokenURL applies the token client's rule for where credentials may be sent.
 func parseTokenURL(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
 	if ue := (*url.Error)(nil); errors.As(err, &ue) {

@@ -9,9 +9,8 @@ import (
 	"go.yaml.in/yaml/v4"
 )
 
-// field is one value as written: decoded by yaml into T, with its node for the line
-// and kind. A value yaml cannot decode keeps yaml's error in err instead of failing
-// the entry, so it is reported under its field and the other fields are still checked.
+// field is one value as written, decoded into T, with its node for line and kind. A
+// value yaml cannot decode keeps yaml's error, to be reported under its field.
 type field[T any] struct {
 	v   T
 	n   yaml.Node // zero when the key is missing or null: yaml does not decode null
