@@ -389,7 +389,16 @@ func TestLoadDocumentErrors(t *testing.T) {
 	t.Run("syntax error", func(t *testing.T) {
 		_, err := load(t, "providers:\n  - name: [\n", Options{})
 		if err == nil || !strings.Contains(err.Error(), "not valid YAML") {
-			t.Errorf("got %v", err)
+			t.Errorf("got %v, want a YAML syntax error", err)
+		}
+	})
+	t.Run("syntax error names its line", func(t *testing.T) {
+		// Line 4 is indented less than the mapping it belongs to; yaml's parser knows
+		// the line, though its message would name where the enclosing block began.
+		doc := "providers:\n  - name: a\n    token_url: https://a.example/t\n   secret_id: a\n"
+		_, err := load(t, doc, Options{})
+		if want := "providers file is not valid YAML: line 4: "; err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("got %v, want an error starting %q", err, want)
 		}
 	})
 	t.Run("too large", func(t *testing.T) {
