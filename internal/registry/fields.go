@@ -62,7 +62,7 @@ type checker struct {
 }
 
 func (c *checker) fail(field string, line int, err error) {
-	c.l.errs = append(c.l.errs, &FieldError{Provider: c.name, Index: c.idx, Field: field, Line: cmp.Or(line, c.line), Err: err, dupName: c.dupName})
+	c.l.errs = append(c.l.errs, &fieldError{Provider: c.name, Index: c.idx, Field: field, Line: cmp.Or(line, c.line), Err: err, dupName: c.dupName})
 }
 
 // get returns a field's value, its line, and whether it is set and of type T, reporting
@@ -71,7 +71,7 @@ func (c *checker) fail(field string, line int, err error) {
 func get[T any](c *checker, name string, f field[T], want string) (T, int, bool) {
 	if f.unset() {
 		if slices.Contains([]string{"name", "token_url", "secret_id"}, name) {
-			c.fail(name, 0, ErrRequired)
+			c.fail(name, 0, errRequired)
 		}
 		return f.v, 0, false
 	}
@@ -82,7 +82,7 @@ func get[T any](c *checker, name string, f field[T], want string) (T, int, bool)
 			c.fail(strings.Trim(name+"."+key, "."), line, err)
 		case !wrong:
 			wrong = true
-			c.fail(name, f.n.Line, detail(ErrInvalid, "must be %s, not %s", want, kindName(&f.n)))
+			c.fail(name, f.n.Line, detail(errInvalid, "must be %s, not %s", want, kindName(&f.n)))
 		}
 	})
 	return f.v, f.n.Line, f.err == nil
@@ -104,16 +104,16 @@ func (l *loader) provider(idx int, n *yaml.Node) {
 	n = resolve(n)
 	c := &checker{l: l, idx: idx, line: n.Line, start: len(l.errs)}
 	defer func() { // in line order, as a reader walks the file
-		slices.SortStableFunc(l.errs[c.start:], func(a, b error) int { return cmp.Compare(a.(*FieldError).Line, b.(*FieldError).Line) })
+		slices.SortStableFunc(l.errs[c.start:], func(a, b error) int { return cmp.Compare(a.(*fieldError).Line, b.(*fieldError).Line) })
 	}()
 	if n.Kind != yaml.MappingNode {
-		c.fail("", n.Line, detail(ErrInvalid, "must be a mapping of fields, not %s", kindName(n)))
+		c.fail("", n.Line, detail(errInvalid, "must be a mapping of fields, not %s", kindName(n)))
 		return
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		switch k, v := n.Content[i], resolve(n.Content[i+1]); {
 		case k.ShortTag() == "!!merge":
-			c.fail(k.Value, k.Line, ErrUnknownField) // a merge would hide which provider sets what
+			c.fail(k.Value, k.Line, errUnknownField) // a merge would hide which provider sets what
 		case k.Value == "name" && c.name == "" && v.Kind == yaml.ScalarNode && v.ShortTag() != "!!null":
 			c.name = v.Value // for messages, even when yaml cannot decode the entry
 			_, c.dupName = l.names[c.name]
@@ -122,7 +122,7 @@ func (l *loader) provider(idx int, n *yaml.Node) {
 	var e field[entry]
 	if e.UnmarshalYAML(n); e.err != nil {
 		get(c, "", e, "")
-		if errors.Is(errors.Join(l.errs[c.start:]...), ErrDuplicateKey) {
+		if errors.Is(errors.Join(l.errs[c.start:]...), errDuplicateKey) {
 			return // yaml decodes nothing of a mapping with a duplicate key
 		}
 	}
@@ -138,11 +138,11 @@ func (c *checker) check(e *entry) (p Provider, secret secretid.ID, ok bool) {
 		first, dup := c.l.names[s]
 		switch {
 		case len(s) > 64:
-			return "", detail(ErrInvalid, "longer than 64 characters")
+			return "", detail(errInvalid, "longer than 64 characters")
 		case !validName(s):
-			return "", detail(ErrInvalid, "%q: use only a-z, 0-9, _ and - (the name becomes part of the SSM parameter name)", s)
+			return "", detail(errInvalid, "%q: use only a-z, 0-9, _ and - (the name becomes part of the SSM parameter name)", s)
 		case dup:
-			return "", detail(ErrDuplicate, "%q is also the name of providers[%d]", s, first)
+			return "", detail(errDuplicate, "%q is also the name of providers[%d]", s, first)
 		}
 		c.l.names[s] = c.idx
 		return s, nil
@@ -151,7 +151,7 @@ func (c *checker) check(e *entry) (p Provider, secret secretid.ID, ok bool) {
 	p.SecretID, secret = e.SecretID.v, parse(c, "secret_id", e.SecretID, func(s string) (secretid.ID, error) {
 		id, err := secretid.Parse(s)
 		if err != nil {
-			return id, detail(ErrInvalid, "%v", err)
+			return id, detail(errInvalid, "%v", err)
 		}
 		return id, nil
 	})
@@ -160,24 +160,24 @@ func (c *checker) check(e *entry) (p Provider, secret secretid.ID, ok bool) {
 	// "raw" only changes a Basic header, so with client_secret_post the author likely
 	// believes Basic is in use. "form" is the default and harmless everywhere.
 	if p.BasicEncoding == oauth.BasicRaw && p.AuthMethod == oauth.ClientSecretPost {
-		c.fail("basic_auth_encoding", e.BasicEncoding.n.Line, detail(ErrInvalid, "raw has no effect with auth_method client_secret_post; did you mean auth_method: client_secret_basic?"))
+		c.fail("basic_auth_encoding", e.BasicEncoding.n.Line, detail(errInvalid, "raw has no effect with auth_method client_secret_post; did you mean auth_method: client_secret_basic?"))
 	}
 	p.RequestFormat = cmp.Or(parse(c, "request_format", e.RequestFormat, oneOf(oauth.FormRequest, oauth.JSONRequest)), oauth.FormRequest)
 	p.Scope = parse(c, "scope", e.Scope, func(s string) (string, error) {
 		if err := oauth.CheckScope(s); err != nil {
-			return "", detail(ErrInvalid, "%v (use >- rather than | for a multi-line scope)", err)
+			return "", detail(errInvalid, "%v (use >- rather than | for a multi-line scope)", err)
 		}
 		return s, nil
 	})
 	p.Audience = parse(c, "audience", e.Audience, func(s string) (string, error) {
 		if hasControl(s) {
-			return "", detail(ErrInvalid, "contains a control character (a block scalar's newline?)")
+			return "", detail(errInvalid, "contains a control character (a block scalar's newline?)")
 		}
 		return s, nil
 	})
 	p.ExtraParams = c.stringMap("extra_params", e.ExtraParams, func(k, _ string) error {
 		if _, reserved := oauth.ReservedParam(k); reserved {
-			return detail(ErrReserved, "%s is reserved: %s", k, cmp.Or(reservedHints[k], "the grant is always client_credentials"))
+			return detail(errReserved, "%s is reserved: %s", k, cmp.Or(reservedHints[k], "the grant is always client_credentials"))
 		}
 		return nil
 	})
@@ -187,13 +187,13 @@ func (c *checker) check(e *entry) (p Provider, secret secretid.ID, ok bool) {
 		_, reserved := oauth.ReservedHeader(k)
 		switch {
 		case !validToken(k):
-			return detail(ErrInvalid, "%q is not a valid header name", k)
+			return detail(errInvalid, "%q is not a valid header name", k)
 		case reserved:
-			return detail(ErrReserved, "%s is reserved: %s", k, cmp.Or(reservedHints[lower], "the HTTP client sets it"))
+			return detail(errReserved, "%s is reserved: %s", k, cmp.Or(reservedHints[lower], "the HTTP client sets it"))
 		case hasControl(v):
-			return detail(ErrInvalid, "value contains a control character") // not echoed: API keys live here
+			return detail(errInvalid, "value contains a control character") // not echoed: API keys live here
 		case seen[lower] != "":
-			return detail(ErrDuplicateKey, "same header as %q", seen[lower])
+			return detail(errDuplicateKey, "same header as %q", seen[lower])
 		}
 		seen[lower] = k
 		return nil
@@ -201,7 +201,7 @@ func (c *checker) check(e *entry) (p Provider, secret secretid.ID, ok bool) {
 	p.Response = c.response(e.Response)
 	p.RefreshBefore = parse(c, "refresh_before", e.RefreshBefore, parseDuration)
 	p.MaxAge = parse(c, "max_age", e.MaxAge, parseDuration)
-	p.MaxLifetime = cmp.Or(parse(c, "max_lifetime", e.MaxLifetime, parseDuration), DefaultMaxLifetime)
+	p.MaxLifetime = cmp.Or(parse(c, "max_lifetime", e.MaxLifetime, parseDuration), defaultMaxLifetime)
 	p.DefaultLifetime = parse(c, "default_lifetime", e.DefaultLifetime, parseDuration)
 	p.Parameter = c.parameter(e.Parameter, p.Name)
 	p.Verify = c.verify(e.Verify)
@@ -212,7 +212,7 @@ func (c *checker) check(e *entry) (p Provider, secret secretid.ID, ok bool) {
 func oneOf[T ~string](a, b T) func(string) (T, error) {
 	return func(s string) (T, error) {
 		if T(s) != a && T(s) != b {
-			return "", detail(ErrInvalid, "%q: want %s or %s", s, a, b)
+			return "", detail(errInvalid, "%q: want %s or %s", s, a, b)
 		}
 		return T(s), nil
 	}
@@ -238,9 +238,9 @@ func (c *checker) stringMap(name string, f field[map[string]field[string]], chec
 	}) {
 		v := m[k]
 		if k == "" {
-			c.fail(name, f.n.Line, detail(ErrInvalid, "keys must be non-empty strings"))
+			c.fail(name, f.n.Line, detail(errInvalid, "keys must be non-empty strings"))
 		} else if v.n.Kind != yaml.ScalarNode || v.err != nil {
-			c.fail(name+"."+k, cmp.Or(v.n.Line, f.n.Line), detail(ErrInvalid, "must be a string, not %s (quote \"\" for an empty value)", kindName(&v.n)))
+			c.fail(name+"."+k, cmp.Or(v.n.Line, f.n.Line), detail(errInvalid, "must be a string, not %s (quote \"\" for an empty value)", kindName(&v.n)))
 		} else if err := check(k, v.v); err != nil {
 			c.fail(name+"."+k, v.n.Line, err)
 		} else {
@@ -264,16 +264,16 @@ func (c *checker) verify(f field[verify]) *oauth.Check {
 	v, _, ok := get(c, "verify", f, "a mapping with url, and optionally method and expect")
 	n, chk := len(c.l.errs), &oauth.Check{Method: v.Method.v, Expect: v.Expect.v}
 	if ok && v.URL.unset() {
-		c.fail("verify.url", f.n.Line, ErrRequired)
+		c.fail("verify.url", f.n.Line, errRequired)
 	}
 	chk.URL = parse(c, "verify.url", v.URL, parseTokenURL)
 	if s, line, ok := get(c, "verify.method", v.Method, "a string"); ok && (!validToken(s) || strings.ToUpper(s) != s) {
-		c.fail("verify.method", line, detail(ErrInvalid, "must be an HTTP method in capitals, such as GET or HEAD"))
+		c.fail("verify.method", line, detail(errInvalid, "must be an HTTP method in capitals, such as GET or HEAD"))
 	}
 	const statuses = "a list of HTTP statuses, such as [200, 204]"
 	if codes, line, ok := get(c, "verify.expect", v.Expect, statuses); ok &&
 		(len(codes) == 0 || slices.ContainsFunc(codes, func(c int) bool { return c < 100 || c > 599 })) {
-		c.fail("verify.expect", line, detail(ErrInvalid, "must be %s", statuses))
+		c.fail("verify.expect", line, detail(errInvalid, "must be %s", statuses))
 	}
 	if !ok || len(c.l.errs) > n {
 		return nil
@@ -288,13 +288,13 @@ func (c *checker) parameter(f field[string], name string) string {
 		} else if strings.HasPrefix(s, c.l.prefix+"/") {
 			return s, nil
 		}
-		return "", detail(ErrOutsidePrefix, "%q is not under the parameter prefix %s/: the function's IAM policy and its batched GetParametersByPath reads cover only that path", s, c.l.prefix)
+		return "", detail(errOutsidePrefix, "%q is not under the parameter prefix %s/: the function's IAM policy and its batched GetParametersByPath reads cover only that path", s, c.l.prefix)
 	})
 	line := f.n.Line
 	if f.unset() && name != "" { // else the name's own error says enough
 		s, line = c.l.prefix+"/"+name, c.line
 		if err := checkParameterName(s); err != nil {
-			c.fail("parameter", line, detail(ErrInvalid, "default parameter %s: %v; set a shorter name or parameter", s, err))
+			c.fail("parameter", line, detail(errInvalid, "default parameter %s: %v; set a shorter name or parameter", s, err))
 			return ""
 		}
 	}
@@ -302,10 +302,10 @@ func (c *checker) parameter(f field[string], name string) string {
 		return ""
 	}
 	if other, dup := c.l.params[s]; dup {
-		c.fail("parameter", line, detail(ErrDuplicate, "%s is also the parameter of %s; the two would overwrite each other's token", s, other))
+		c.fail("parameter", line, detail(errDuplicate, "%s is also the parameter of %s; the two would overwrite each other's token", s, other))
 		return ""
 	}
-	c.l.params[s] = (&FieldError{Provider: c.name, Index: c.idx, dupName: c.dupName}).label()
+	c.l.params[s] = (&fieldError{Provider: c.name, Index: c.idx, dupName: c.dupName}).label()
 	return s
 }
 
@@ -324,10 +324,10 @@ func hasControl(s string) bool {
 func parseTokenURL(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
 	if ue := (*url.Error)(nil); errors.As(err, &ue) {
-		return nil, detail(ErrInvalid, "not a valid URL: %v", ue.Err)
+		return nil, detail(errInvalid, "not a valid URL: %v", ue.Err)
 	}
 	if err := oauth.CheckTokenURL(u); err != nil {
-		return nil, detail(ErrInvalid, "%v", err)
+		return nil, detail(errInvalid, "%v", err)
 	}
 	return u, nil
 }
@@ -339,15 +339,15 @@ func parseDuration(s string) (time.Duration, error) {
 	if days, ok := strings.CutSuffix(s, "d"); ok && days != "" && strings.Trim(days, "0123456789") == "" {
 		n, perr := strconv.ParseInt(days, 10, 64)
 		if perr != nil || n > math.MaxInt64/int64(24*time.Hour) {
-			return 0, detail(ErrInvalid, "duration %q is out of range", s)
+			return 0, detail(errInvalid, "duration %q is out of range", s)
 		}
 		d, err = time.Duration(n)*24*time.Hour, nil
 	}
 	switch {
 	case err != nil:
-		return 0, detail(ErrInvalid, "invalid duration %q (want a Go duration such as 90s, 15m or 12h, or whole days such as 30d)", s)
+		return 0, detail(errInvalid, "invalid duration %q (want a Go duration such as 90s, 15m or 12h, or whole days such as 30d)", s)
 	case d <= 0:
-		return 0, detail(ErrInvalid, "duration %q must be positive", s)
+		return 0, detail(errInvalid, "duration %q must be positive", s)
 	}
 	return d, nil
 }
@@ -358,19 +358,19 @@ var notInParameter = regexp.MustCompile(`[^A-Za-z0-9_./-]`)
 func checkParameterName(s string) error {
 	switch lower := strings.ToLower(s); {
 	case !strings.HasPrefix(s, "/"):
-		return detail(ErrInvalid, "%q must start with \"/\"", s)
+		return detail(errInvalid, "%q must start with \"/\"", s)
 	case len(s) > 1011:
-		return detail(ErrInvalid, "longer than 1011 characters")
+		return detail(errInvalid, "longer than 1011 characters")
 	case strings.Contains(s, "//"):
-		return detail(ErrInvalid, "%q contains an empty path segment (\"//\")", s)
+		return detail(errInvalid, "%q contains an empty path segment (\"//\")", s)
 	case strings.HasSuffix(s, "/"):
-		return detail(ErrInvalid, "%q must not end with \"/\"", s)
+		return detail(errInvalid, "%q must not end with \"/\"", s)
 	case strings.HasPrefix(lower, "/aws") || strings.HasPrefix(lower, "/ssm"):
-		return detail(ErrInvalid, "%q: names starting with /aws or /ssm are reserved by AWS", s)
+		return detail(errInvalid, "%q: names starting with /aws or /ssm are reserved by AWS", s)
 	case notInParameter.MatchString(s):
-		return detail(ErrInvalid, "%q: %q is not allowed (only letters, digits and _.-/)", s, notInParameter.FindString(s))
+		return detail(errInvalid, "%q: %q is not allowed (only letters, digits and _.-/)", s, notInParameter.FindString(s))
 	case strings.Count(s, "/") > 15:
-		return detail(ErrInvalid, "%q is more than 15 levels deep, SSM's limit", s)
+		return detail(errInvalid, "%q is more than 15 levels deep, SSM's limit", s)
 	}
 	return nil
 }

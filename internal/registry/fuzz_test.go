@@ -43,8 +43,8 @@ func FuzzLoad(f *testing.F) {
 }
 
 func knownProblem(err error) bool {
-	for _, s := range []error{ErrNoProviders, ErrUnknownField, ErrDuplicateKey, ErrRequired, ErrDuplicate,
-		ErrReserved, ErrOutsidePrefix, ErrInvalid, ErrInvalidPointer} {
+	for _, s := range []error{ErrNoProviders, errUnknownField, errDuplicateKey, errRequired, errDuplicate,
+		errReserved, errOutsidePrefix, errInvalid, errInvalidPointer} {
 		if errors.Is(err, s) {
 			return true
 		}

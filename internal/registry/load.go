@@ -51,12 +51,12 @@ func LoadFile(path string, opts Options) (*Registry, error) {
 // silently misconfigured token request at 3 a.m.: unknown keys, duplicate keys,
 // duplicate names or parameters, bad URLs, durations, pointers, headers and
 // parameters are all rejected. Every problem is reported, not just the first, joined
-// with errors.Join; each per-provider problem is a *FieldError naming the provider,
-// the field and the line, and every one wraps a sentinel error of this package.
+// with errors.Join; each per-provider problem names the provider, the field and
+// the line.
 //
 // Optional fields given as "" or null are treated as absent. Defaults applied:
 // auth_method client_secret_post, basic_auth_encoding form, request_format form,
-// max_lifetime DefaultMaxLifetime, parameter ParameterPrefix + "/" + name. Durations are Go durations ("15m", "12h")
+// max_lifetime 395 days, parameter ParameterPrefix + "/" + name. Durations are Go durations ("15m", "12h")
 // or whole days ("30d"), and must be positive. YAML anchors and aliases work; merge
 // keys ("<<") do not, since they would hide which provider sets what.
 func Load(r io.Reader, opts Options) (*Registry, error) {
@@ -69,7 +69,7 @@ func Load(r io.Reader, opts Options) (*Registry, error) {
 		return nil, fmt.Errorf("read providers: %w", err)
 	}
 	if len(data) > maxFileSize {
-		return nil, detail(ErrInvalid, "providers file is larger than %d bytes", maxFileSize)
+		return nil, detail(errInvalid, "providers file is larger than %d bytes", maxFileSize)
 	}
 	items, errs, err := parseRoot(data)
 	if err != nil {
@@ -105,7 +105,7 @@ func parseRoot(data []byte) (items []*yaml.Node, errs []error, err error) {
 		return nil, nil, syntaxError(err)
 	}
 	if err := dec.Load(&extra); err == nil {
-		return nil, nil, detail(ErrInvalid, "providers file has more than one YAML document (line %d); put all providers in one list", extra.Line)
+		return nil, nil, detail(errInvalid, "providers file has more than one YAML document (line %d); put all providers in one list", extra.Line)
 	} else if err != io.EOF {
 		return nil, nil, syntaxError(err)
 	}
@@ -114,17 +114,17 @@ func parseRoot(data []byte) (items []*yaml.Node, errs []error, err error) {
 		return nil, nil, detail(ErrNoProviders, "providers file has no providers")
 	}
 	if root.Kind != yaml.MappingNode {
-		return nil, nil, detail(ErrInvalid, "providers file must be a mapping with a \"providers\" list, not %s (line %d)", kindName(root), root.Line)
+		return nil, nil, detail(errInvalid, "providers file must be a mapping with a \"providers\" list, not %s (line %d)", kindName(root), root.Line)
 	}
 	var file struct {
 		Providers yaml.Node `yaml:"providers"`
 	}
 	problems(root.Load(&file, yaml.WithKnownFields()), func(line int, key string, e error) {
 		switch {
-		case errors.Is(e, ErrUnknownField):
-			errs = append(errs, detail(ErrUnknownField, "unknown top-level field %q (line %d); only \"providers\" is allowed", key, line))
+		case errors.Is(e, errUnknownField):
+			errs = append(errs, detail(errUnknownField, "unknown top-level field %q (line %d); only \"providers\" is allowed", key, line))
 		case key != "":
-			err = detail(ErrDuplicateKey, "duplicate top-level key %q (line %d); %v", key, line, e)
+			err = detail(errDuplicateKey, "duplicate top-level key %q (line %d); %v", key, line, e)
 		}
 	})
 	if err != nil {
@@ -136,7 +136,7 @@ func parseRoot(data []byte) (items []*yaml.Node, errs []error, err error) {
 	case list.ShortTag() == "!!null" || list.Kind == yaml.SequenceNode && len(list.Content) == 0:
 		errs = append(errs, detail(ErrNoProviders, "the \"providers\" list is empty (line %d)", list.Line))
 	case list.Kind != yaml.SequenceNode:
-		errs = append(errs, detail(ErrInvalid, "\"providers\" must be a list, not %s (line %d)", kindName(list), list.Line))
+		errs = append(errs, detail(errInvalid, "\"providers\" must be a list, not %s (line %d)", kindName(list), list.Line))
 	default:
 		items = list.Content
 	}
@@ -171,10 +171,10 @@ func normalizePrefix(p string) (string, error) {
 	}
 	trimmed := strings.TrimRight(p, "/")
 	if trimmed == "" {
-		return "", detail(ErrInvalid, "parameter prefix %q: must name a path below the root, such as %s", p, DefaultParameterPrefix)
+		return "", detail(errInvalid, "parameter prefix %q: must name a path below the root, such as %s", p, DefaultParameterPrefix)
 	}
 	if err := checkParameterName(trimmed); err != nil {
-		return "", detail(ErrInvalid, "parameter prefix: %v", err)
+		return "", detail(errInvalid, "parameter prefix: %v", err)
 	}
 	return trimmed, nil
 }

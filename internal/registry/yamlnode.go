@@ -33,16 +33,16 @@ func (f field[T]) unset() bool {
 func problems(err error, report func(line int, key string, err error)) {
 	le := &yaml.LoadErrors{}
 	if err != nil && !errors.As(err, &le) {
-		report(0, "", detail(ErrInvalid, "%v", err))
+		report(0, "", detail(errInvalid, "%v", err))
 	}
 	for _, e := range le.Errors {
 		key, first := "", 0
 		if k, _, ok := strings.Cut(e.Message, " not found in type "); ok {
-			report(e.Mark.Line, strings.TrimPrefix(k, "field "), ErrUnknownField)
+			report(e.Mark.Line, strings.TrimPrefix(k, "field "), errUnknownField)
 		} else if _, err := fmt.Sscanf(e.Message, "mapping key %q already defined at line %d", &key, &first); err == nil {
-			report(e.Mark.Line, key, detail(ErrDuplicateKey, "duplicate key; first at line %d", first))
+			report(e.Mark.Line, key, detail(errDuplicateKey, "duplicate key; first at line %d", first))
 		} else {
-			report(e.Mark.Line, "", detail(ErrInvalid, "%s", e.Message))
+			report(e.Mark.Line, "", detail(errInvalid, "%s", e.Message))
 		}
 	}
 }
