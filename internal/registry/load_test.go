@@ -55,7 +55,7 @@ func mustLoad(t *testing.T, doc string, opts Options) *Registry {
 	t.Helper()
 	reg, err := load(t, doc, opts)
 	if err != nil {
-		t.Fatalf("Load:\n%s\nerror: %v", doc, err)
+		t.Fatalf("Load:\n%s\ngot %v, want no error", doc, err)
 	}
 	return reg
 }
@@ -83,10 +83,10 @@ func TestLoadDefaults(t *testing.T) {
 		t.Errorf("got  %+v\nwant %+v", p, want)
 	}
 	if got := p.TokenURL.String(); got != "https://auth.example.com/oauth/token" {
-		t.Errorf("TokenURL = %q", got)
+		t.Errorf("TokenURL = %q, want https://auth.example.com/oauth/token", got)
 	}
 	if got := reg.ParameterPrefix(); got != DefaultParameterPrefix {
-		t.Errorf("ParameterPrefix() = %q", got)
+		t.Errorf("ParameterPrefix() = %q, want %q", got, DefaultParameterPrefix)
 	}
 }
 
@@ -115,7 +115,7 @@ func TestLoadAllFields(t *testing.T) {
 `
 	p, ok := mustLoad(t, doc, Options{}).Lookup("full_1")
 	if !ok {
-		t.Fatal("Lookup(full_1) failed")
+		t.Fatal("Lookup(full_1) = false, want true")
 	}
 	want := Provider{
 		Name: "full_1",
@@ -146,7 +146,7 @@ func TestLoadAllFields(t *testing.T) {
 		t.Errorf("got  %+v\nwant %+v", p, want)
 	}
 	if got := p.TokenURL.String(); got != "http://127.0.0.1:8080/token?tenant=a" {
-		t.Errorf("TokenURL = %q", got)
+		t.Errorf("TokenURL = %q, want http://127.0.0.1:8080/token?tenant=a", got)
 	}
 }
 
@@ -173,12 +173,12 @@ func TestLoadAccepts(t *testing.T) {
 			reg := mustLoad(t, tc.doc, Options{})
 			for _, p := range reg.Providers() {
 				if p.AuthMethod == "" || p.BasicEncoding == "" || p.RequestFormat == "" || p.Parameter == "" {
-					t.Errorf("defaults not applied: %+v", p)
+					t.Errorf("got %+v, want auth_method, basic_auth_encoding, request_format and parameter set by default", p)
 				}
 			}
 			if tc.name == "anchors and aliases" {
 				if b, _ := reg.Lookup("b"); b.Headers["Accept"] != "application/json" {
-					t.Errorf("alias not resolved: %v", b.Headers)
+					t.Errorf("b.Headers = %v, want Accept: application/json from the alias", b.Headers)
 				}
 			}
 		})
@@ -284,7 +284,7 @@ func TestLoadFieldErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load(t, tc.doc, Options{})
 			if err == nil {
-				t.Fatalf("Load succeeded on\n%s", tc.doc)
+				t.Fatalf("Load succeeded on\n%s\nwant an error", tc.doc)
 			}
 			checkFieldError(t, err, tc.provider, 0, tc.field, tc.is, tc.msg)
 		})
@@ -300,13 +300,13 @@ func checkFieldError(t *testing.T, err error, provider string, index int, field 
 	}
 	var fe *fieldError
 	if !errors.As(err, &fe) {
-		t.Fatalf("errors.As(*fieldError) failed on %T: %v", err, err)
+		t.Fatalf("got %T: %v, want a *fieldError", err, err)
 	}
 	if fe.Provider != provider || fe.Index != index || fe.Field != field {
 		t.Errorf("fieldError{Provider: %q, Index: %d, Field: %q}, want {%q, %d, %q}", fe.Provider, fe.Index, fe.Field, provider, index, field)
 	}
 	if !errors.Is(err, is) {
-		t.Errorf("errors.Is(err, %v) = false; err: %v", is, err)
+		t.Errorf("got %v, want an error that is %v", err, is)
 	}
 	text := err.Error()
 	label := `provider "` + provider + `"`
@@ -314,16 +314,16 @@ func checkFieldError(t *testing.T, err error, provider string, index int, field 
 		label = fmt.Sprintf("providers[%d]", index)
 	}
 	if !strings.Contains(text, label) {
-		t.Errorf("message %q does not name the provider (%s)", text, label)
+		t.Errorf("got %q, want it to name the provider (%s)", text, label)
 	}
 	if field != "" && !strings.Contains(text, field) {
-		t.Errorf("message %q does not name the field %q", text, field)
+		t.Errorf("got %q, want it to name the field %q", text, field)
 	}
 	if !strings.Contains(text, msg) {
-		t.Errorf("message %q does not contain %q", text, msg)
+		t.Errorf("got %q, want it to contain %q", text, msg)
 	}
 	if fe.Line == 0 {
-		t.Errorf("fieldError has no line: %v", fe)
+		t.Errorf("got line 0 in %v, want the line of the problem", fe)
 	}
 }
 
@@ -379,10 +379,10 @@ func TestLoadDocumentErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load(t, tc.doc, Options{})
 			if !errors.Is(err, tc.is) {
-				t.Fatalf("errors.Is(%v, %v) = false", err, tc.is)
+				t.Fatalf("got %v, want an error that is %v", err, tc.is)
 			}
 			if !strings.Contains(err.Error(), tc.msg) {
-				t.Errorf("message %q does not contain %q", err, tc.msg)
+				t.Errorf("got %q, want it to contain %q", err, tc.msg)
 			}
 		})
 	}
@@ -404,7 +404,7 @@ func TestLoadDocumentErrors(t *testing.T) {
 	t.Run("too large", func(t *testing.T) {
 		_, err := load(t, entryYAML()+"#"+strings.Repeat("x", maxFileSize)+"\n", Options{})
 		if !errors.Is(err, errInvalid) || !strings.Contains(err.Error(), "larger than") {
-			t.Errorf("got %v", err)
+			t.Errorf("got %v, want errInvalid saying larger than", err)
 		}
 	})
 }
@@ -478,7 +478,7 @@ func TestParameterPrefix(t *testing.T) {
 		t.Run("invalid prefix "+bad, func(t *testing.T) {
 			_, err := load(t, entryYAML(), Options{ParameterPrefix: bad})
 			if !errors.Is(err, errInvalid) || !strings.Contains(err.Error(), "parameter prefix") {
-				t.Errorf("got %v", err)
+				t.Errorf("got %v, want errInvalid naming the parameter prefix", err)
 			}
 		})
 	}
@@ -512,7 +512,7 @@ func TestShippedRegistry(t *testing.T) {
 		names = append(names, p.Name)
 		w, ok := want[p.Name]
 		if !ok {
-			t.Errorf("unexpected provider %q", p.Name)
+			t.Errorf("got provider %q, want only the five seed providers", p.Name)
 			continue
 		}
 		got := dialect{p.TokenURL.String(), p.AuthMethod, p.BasicEncoding, p.RequestFormat, p.Headers}
@@ -520,17 +520,17 @@ func TestShippedRegistry(t *testing.T) {
 			t.Errorf("%s: got %+v, want %+v", p.Name, got, w)
 		}
 		if p.SecretID != "token-refresher/"+p.Name {
-			t.Errorf("%s: secret_id %q", p.Name, p.SecretID)
+			t.Errorf("%s: got secret_id %q, want token-refresher/%s", p.Name, p.SecretID, p.Name)
 		}
 		if p.Parameter != "/token-refresher/tokens/"+p.Name {
-			t.Errorf("%s: parameter %q", p.Name, p.Parameter)
+			t.Errorf("%s: got parameter %q, want /token-refresher/tokens/%s", p.Name, p.Parameter, p.Name)
 		}
 		if p.Response != (oauth.ResponseFields{}) {
 			t.Errorf("%s: response pointers %+v, want none (JSON:API and flat are found unaided)", p.Name, p.Response)
 		}
 	}
 	if got := strings.Join(names, ","); got != "ecard,booking,opencard,cardlytics,checkissuing" {
-		t.Errorf("providers in order %s", got)
+		t.Errorf("got providers in order %s, want ecard,booking,opencard,cardlytics,checkissuing", got)
 	}
 	opencard, _ := reg.Lookup("opencard")
 	const emsScopes = "account-tpas-read account-tpas-write account-tpa-signatories-write account-tpa-identities-read " +
@@ -541,7 +541,7 @@ func TestShippedRegistry(t *testing.T) {
 		t.Errorf("opencard scope\n got %q\nwant %q", opencard.Scope, emsScopes)
 	}
 	if opencard.MaxAge != 30*24*time.Hour {
-		t.Errorf("opencard max_age %v", opencard.MaxAge)
+		t.Errorf("got opencard max_age %v, want 720h", opencard.MaxAge)
 	}
 	if _, err := LoadFile(filepath.Join("..", "..", "functions", "refresher", "providers.yaml"), Options{}); !errors.Is(err, ErrNoProviders) {
 		t.Errorf("embedded default registry: %v, want ErrNoProviders", err)
@@ -556,13 +556,13 @@ func TestLoadFile(t *testing.T) {
 	}
 	_, err := LoadFile(path, Options{})
 	if err == nil || !strings.HasPrefix(err.Error(), path+": 2 problems:\n") {
-		t.Errorf("got %v", err)
+		t.Errorf("got %v, want it to start %q", err, path+": 2 problems:\n")
 	}
 	if !errors.Is(err, errUnknownField) || !errors.Is(err, errInvalid) {
-		t.Errorf("errors.Is through LoadFile's wrapping failed: %v", err)
+		t.Errorf("got %v, want an error that is both errUnknownField and errInvalid", err)
 	}
 	if _, err := LoadFile(filepath.Join(dir, "missing.yaml"), Options{}); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("missing file: got %v", err)
+		t.Errorf("missing file: got %v, want os.ErrNotExist", err)
 	}
 }
 
@@ -570,10 +570,10 @@ func TestErrorsAs(t *testing.T) {
 	_, err := load(t, entryYAML("name: ecard", "refresh_before: 15x"), Options{})
 	var fe *fieldError
 	if !errors.As(err, &fe) {
-		t.Fatalf("errors.As failed on %v", err)
+		t.Fatalf("got %v, want a *fieldError", err)
 	}
 	if fe.Provider != "ecard" || fe.Field != "refresh_before" || fe.Line != 5 || !errors.Is(fe, errInvalid) {
-		t.Errorf("got %+v", fe)
+		t.Errorf("got %+v, want ecard, refresh_before, line 5, errInvalid", fe)
 	}
 	if got, want := fe.Error(), `provider "ecard": refresh_before: invalid duration "15x"`; !strings.HasPrefix(got, want) {
 		t.Errorf("Error() = %q, want prefix %q", got, want)
@@ -588,10 +588,10 @@ func TestRegistryIsImmutable(t *testing.T) {
 	reg.Providers()[0].Headers["X"] = "y"
 	again, _ := reg.Lookup("p")
 	if again.Headers["Accept"] != "a" || len(again.Headers) != 1 || again.TokenURL.Host != "auth.example.com" {
-		t.Errorf("registry changed through a returned copy: %+v", again)
+		t.Errorf("got %+v after changing a returned copy, want the provider as loaded", again)
 	}
 	if _, ok := reg.Lookup("nope"); ok {
-		t.Error("Lookup of an unknown name succeeded")
+		t.Error("Lookup(nope) = true, want false")
 	}
 }
 
@@ -675,7 +675,7 @@ func TestFingerprint(t *testing.T) {
 	fp := func(doc string, opts Options) string { return mustLoad(t, doc, opts).Fingerprint() }
 	base := fp(entryYAML(), Options{})
 	if len(base) != 64 || fp(entryYAML("auth_method: client_secret_post", "request_format: form"), Options{}) != base {
-		t.Fatalf("defaults spelt out change the fingerprint")
+		t.Fatalf("got a different fingerprint for defaults spelt out, want the same")
 	}
 	for _, changed := range []string{
 		fp(entryYAML("refresh_before: 20m"), Options{}),
@@ -685,7 +685,7 @@ func TestFingerprint(t *testing.T) {
 		fp(entryYAML(), Options{ParameterPrefix: "/other/tokens"}),
 	} {
 		if changed == base {
-			t.Errorf("a change kept the fingerprint %s", base)
+			t.Errorf("got fingerprint %s after a change, want a different one", base)
 		}
 	}
 }
@@ -695,7 +695,7 @@ func TestFingerprint(t *testing.T) {
 func TestHeaderValueNotEchoed(t *testing.T) {
 	_, err := load(t, entryYAML(`headers: {X-Api-Key: "k3y-v4lue-s3cr3t\n"}`), Options{})
 	if err == nil || strings.Contains(err.Error(), "k3y-v4lue") || !strings.Contains(err.Error(), "control character") {
-		t.Fatalf("err = %v", err)
+		t.Fatalf("got %v, want a control-character error that does not echo the value", err)
 	}
 }
 
@@ -704,10 +704,10 @@ func TestLoadVerify(t *testing.T) {
 	p, _ := reg.Lookup("p")
 	if p.Verify == nil || p.Verify.URL.String() != "https://api.example.com/v1/ping" || p.Verify.Method != "HEAD" ||
 		!reflect.DeepEqual(p.Verify.Expect, []int{200, 204}) {
-		t.Fatalf("verify %+v", p.Verify)
+		t.Fatalf("got verify %+v, want https://api.example.com/v1/ping, HEAD, [200 204]", p.Verify)
 	}
 	if p := mustLoad(t, entryYAML("verify: {url: 'http://127.0.0.1:9/ping'}"), Options{}).Providers()[0]; p.Verify.Method != "" || p.Verify.Expect != nil {
-		t.Fatalf("defaults: %+v", p.Verify)
+		t.Fatalf("got verify %+v, want no method and no expect", p.Verify)
 	}
 	for _, tc := range []struct{ line, field, msg string }{
 		{"verify: https://x", "verify", "must be a mapping"},
@@ -721,7 +721,7 @@ func TestLoadVerify(t *testing.T) {
 		_, err := load(t, entryYAML(tc.line), Options{})
 		var fe *fieldError
 		if !errors.As(err, &fe) || fe.Field != tc.field || !strings.Contains(err.Error(), tc.msg) {
-			t.Errorf("%s: %v", tc.line, err)
+			t.Errorf("%s: got %v, want a problem with %s saying %q", tc.line, err, tc.field, tc.msg)
 		}
 	}
 }
