@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -166,9 +167,7 @@ type loader struct {
 // refused: an IAM policy for every parameter in the account is what the prefix exists
 // to avoid.
 func normalizePrefix(p string) (string, error) {
-	if p == "" {
-		p = DefaultParameterPrefix
-	}
+	p = cmp.Or(p, DefaultParameterPrefix)
 	trimmed := strings.TrimRight(p, "/")
 	if trimmed == "" {
 		return "", detail(errInvalid, "parameter prefix %q: must name a path below the root, such as %s", p, DefaultParameterPrefix)
