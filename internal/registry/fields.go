@@ -52,7 +52,7 @@ type verify struct {
 	Expect field[[]int]  `yaml:"expect"`
 }
 
-// checker checks one entry and collects its problems.
+// checker checks one entry; its problems go to the loader, after the others'.
 type checker struct {
 	l         *loader
 	idx, line int
@@ -88,11 +88,11 @@ func get[T any](c *checker, name string, f field[T], want string) (T, int, bool)
 	return f.v, f.n.Line, f.err == nil
 }
 
-// parse converts a string field that is set, reporting parse's error.
-func parse[T any](c *checker, name string, f field[string], parse func(string) (T, error)) (v T) {
+// parse converts a string field that is set with conv, reporting conv's error.
+func parse[T any](c *checker, name string, f field[string], conv func(string) (T, error)) (v T) {
 	if s, line, ok := get(c, name, f, "a string"); ok {
 		var err error
-		if v, err = parse(s); err != nil {
+		if v, err = conv(s); err != nil {
 			c.fail(name, line, err)
 		}
 	}
