@@ -3,45 +3,44 @@ package registry
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/token-refresher/token-refresher/internal/oauth"
 )
 
 // Sentinel errors. Every problem Load finds in well-formed YAML wraps exactly one of
-// them (I/O and YAML syntax errors do not), so callers and tests can tell the kinds
-// of problems apart with errors.Is instead of parsing messages.
+// them (I/O and YAML syntax errors do not), so tests tell the kinds of problems apart
+// with errors.Is instead of parsing messages. Callers need only ErrNoProviders.
 var (
 	// ErrNoProviders: the file has no providers at all. A refresher with nothing to do
 	// is almost certainly a packaging mistake (wrong file, empty file), so it is refused.
 	ErrNoProviders = errors.New("no providers")
-	// ErrUnknownField: a key the registry does not know, usually a typo that would
+	// errUnknownField: a key the registry does not know, usually a typo that would
 	// otherwise silently leave a setting at its default.
-	ErrUnknownField = errors.New("unknown field")
-	// ErrDuplicateKey: the same key twice in one YAML mapping. YAML decoders disagree
+	errUnknownField = errors.New("unknown field")
+	// errDuplicateKey: the same key twice in one YAML mapping. YAML decoders disagree
 	// on which one wins, so neither is taken.
-	ErrDuplicateKey = errors.New("duplicate key")
-	// ErrRequired: a required field is missing or empty.
-	ErrRequired = errors.New("required")
-	// ErrDuplicate: a name or parameter already used by another provider; two providers
+	errDuplicateKey = errors.New("duplicate key")
+	// errRequired: a required field is missing or empty.
+	errRequired = errors.New("required")
+	// errDuplicate: a name or parameter already used by another provider; two providers
 	// would overwrite each other's token.
-	ErrDuplicate = errors.New("already used by another provider")
-	// ErrReserved: an extra parameter or header that the token client sets itself.
-	ErrReserved = errors.New("reserved")
-	// ErrOutsidePrefix: a parameter outside the parameter prefix, which the function's
+	errDuplicate = errors.New("already used by another provider")
+	// errReserved: an extra parameter or header that the token client sets itself.
+	errReserved = errors.New("reserved")
+	// errOutsidePrefix: a parameter outside the parameter prefix, which the function's
 	// IAM policy and its batched reads of the prefix would not cover.
-	ErrOutsidePrefix = errors.New("outside the parameter prefix")
-	// ErrInvalid: any other malformed value (bad URL, duration, enum value, ...).
-	ErrInvalid = errors.New("invalid value")
-	// ErrInvalidPointer: a string that is not an RFC 6901 JSON pointer; the token
+	errOutsidePrefix = errors.New("outside the parameter prefix")
+	// errInvalid: any other malformed value (bad URL, duration, enum value, ...).
+	errInvalid = errors.New("invalid value")
+	// errInvalidPointer: a string that is not an RFC 6901 JSON pointer; the token
 	// client's own error, which decides what a pointer is.
-	ErrInvalidPointer = oauth.ErrInvalidPointer
+	errInvalidPointer = oauth.ErrInvalidPointer
 )
 
-// FieldError is one problem with one field of one provider. Load returns all of them
+// fieldError is one problem with one field of one provider. Load returns all of them
 // joined (errors.Join), so errors.As finds the first and a type switch over
 // Unwrap() []error finds them all.
-type FieldError struct {
+type fieldError struct {
 	// Provider is the provider's name as written in the file, or "" when the entry
 	// has no usable name; the message then says providers[Index].
 	Provider string
@@ -60,25 +59,21 @@ type FieldError struct {
 
 // Error names the provider first and the field second because that is how a reader
 // finds the spot in the file; the line number comes last as a hint.
-func (e *FieldError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.label())
-	b.WriteString(": ")
+func (e *fieldError) Error() string {
+	msg := e.Field + ": " + e.Err.Error()
 	switch {
-	case e.Err == ErrUnknownField:
-		fmt.Fprintf(&b, "unknown field %q", e.Field)
-	case e.Field != "":
-		fmt.Fprintf(&b, "%s: %v", e.Field, e.Err)
-	default:
-		b.WriteString(e.Err.Error())
+	case e.Err == errUnknownField:
+		msg = fmt.Sprintf("unknown field %q", e.Field)
+	case e.Field == "":
+		msg = e.Err.Error()
 	}
 	if e.Line > 0 {
-		fmt.Fprintf(&b, " (line %d)", e.Line)
+		msg += fmt.Sprintf(" (line %d)", e.Line)
 	}
-	return b.String()
+	return e.label() + ": " + msg
 }
 
-func (e *FieldError) label() string {
+func (e *fieldError) label() string {
 	switch {
 	case e.Provider == "":
 		return fmt.Sprintf("providers[%d]", e.Index)
@@ -90,7 +85,7 @@ func (e *FieldError) label() string {
 }
 
 // Unwrap lets errors.Is match the sentinel.
-func (e *FieldError) Unwrap() error { return e.Err }
+func (e *fieldError) Unwrap() error { return e.Err }
 
 // detailError reads as its own message but is still errors.Is its sentinel, so that
 // messages say what is wrong in words ("must be positive") rather than repeating the

@@ -3,611 +3,374 @@ package registry
 import (
 	"cmp"
 	"errors"
+	"maps"
 	"math"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"go.yaml.in/yaml/v4"
 
 	"github.com/token-refresher/token-refresher/internal/oauth"
 	"github.com/token-refresher/token-refresher/internal/secretid"
 )
 
-// entry is one provider entry being checked: its fields as written, decoded by the
-// YAML library into strings or kept as nodes where their keys need lines of their
-// own, the line of each field, and the problems found so far.
+// entry is one provider entry as yaml decodes it; the checker does what yaml cannot.
 type entry struct {
-	l    *loader
-	idx  int
-	line int
-	// name is as written, for messages; it may be invalid.
-	name string
-	// dupName: an earlier entry has the same name, so messages add the index.
-	dupName bool
-	errs    []*FieldError
-
-	strings  map[string]string     // scalar fields that are set
-	maps     map[string]*yaml.Node // mapping fields that are set
-	lines    map[string]int        // line of each field's value
-	mistyped map[string]bool       // fields whose value has the wrong type (reported)
+	Name            field[string]                   `yaml:"name"`
+	TokenURL        field[string]                   `yaml:"token_url"`
+	SecretID        field[string]                   `yaml:"secret_id"`
+	AuthMethod      field[string]                   `yaml:"auth_method"`
+	BasicEncoding   field[string]                   `yaml:"basic_auth_encoding"`
+	RequestFormat   field[string]                   `yaml:"request_format"`
+	Scope           field[string]                   `yaml:"scope"`
+	Audience        field[string]                   `yaml:"audience"`
+	ExtraParams     field[map[string]field[string]] `yaml:"extra_params"`
+	Headers         field[map[string]field[string]] `yaml:"headers"`
+	Response        field[response]                 `yaml:"response"`
+	RefreshBefore   field[string]                   `yaml:"refresh_before"`
+	MaxAge          field[string]                   `yaml:"max_age"`
+	MaxLifetime     field[string]                   `yaml:"max_lifetime"`
+	DefaultLifetime field[string]                   `yaml:"default_lifetime"`
+	Parameter       field[string]                   `yaml:"parameter"`
+	Verify          field[verify]                   `yaml:"verify"`
 }
 
-// stringFields and mapFields are the keys a provider entry may have.
-var (
-	stringFields = []string{
-		"name", "token_url", "secret_id", "auth_method", "basic_auth_encoding", "request_format",
-		"scope", "audience", "refresh_before", "max_age", "max_lifetime", "default_lifetime", "parameter",
-	}
-	mapFields = []string{"extra_params", "headers", "response", "verify"}
-)
+type response struct {
+	AccessToken field[string] `yaml:"access_token"`
+	TokenType   field[string] `yaml:"token_type"`
+	ExpiresIn   field[string] `yaml:"expires_in"`
+	Scope       field[string] `yaml:"scope"`
+}
 
-func newEntry(l *loader, idx int, n *yaml.Node) *entry {
-	e := &entry{l: l, idx: idx, line: n.Line,
-		strings: map[string]string{}, maps: map[string]*yaml.Node{}, lines: map[string]int{}, mistyped: map[string]bool{}}
-	// The name comes first so every later message can use it.
-	if n.Kind == yaml.MappingNode {
-		for k, v := range pairs(n) {
-			if k.Kind == yaml.ScalarNode && k.Value == "name" {
-				if v.Kind == yaml.ScalarNode && !isNull(v) {
-					e.name = v.Value
-					_, e.dupName = l.names[e.name]
-				}
-				break
-			}
+type verify struct {
+	URL    field[string] `yaml:"url"`
+	Method field[string] `yaml:"method"`
+	Expect field[[]int]  `yaml:"expect"`
+}
+
+// checker checks one entry; its problems go to the loader, after the others'.
+type checker struct {
+	l         *loader
+	idx, line int
+	name      string // as written, for messages; it may be invalid
+	dupName   bool   // an earlier entry has the same name, so messages add the index
+	start     int    // where its problems begin in l.errs
+}
+
+func (c *checker) fail(field string, line int, err error) {
+	c.l.errs = append(c.l.errs, &fieldError{Provider: c.name, Index: c.idx, Field: field, Line: cmp.Or(line, c.line), Err: err, dupName: c.dupName})
+}
+
+// get returns a field's value, its line, and whether it is set and of type T, reporting
+// a required field that is unset, unknown and duplicate keys below it as name.key,
+// and any other of yaml's errors as a value that must be want.
+func get[T any](c *checker, name string, f field[T], want string) (T, int, bool) {
+	if f.unset() {
+		if slices.Contains([]string{"name", "token_url", "secret_id"}, name) {
+			c.fail(name, 0, errRequired)
 		}
+		return f.v, 0, false
 	}
-	return e
-}
-
-func (e *entry) fail(field string, line int, err error) {
-	e.errs = append(e.errs, &FieldError{Provider: e.name, Index: e.idx, Field: field, Line: line, Err: err, dupName: e.dupName})
-}
-
-// report hands the entry's problems to the loader in line order, which is how a
-// reader walks the file.
-func (e *entry) report() {
-	slices.SortStableFunc(e.errs, func(a, b *FieldError) int { return cmp.Compare(a.Line, b.Line) })
-	for _, fe := range e.errs {
-		e.l.errs = append(e.l.errs, fe)
-	}
-}
-
-func (e *entry) label() string {
-	return (&FieldError{Provider: e.name, Index: e.idx, dupName: e.dupName}).label()
-}
-
-// decode reads the entry's keys: unknown and duplicate keys are problems, unset
-// values ("" or null) are left out, and every other value must have its field's
-// type.
-func (e *entry) decode(n *yaml.Node) {
-	keyLines := map[string]int{}
-	for k, v := range pairs(n) {
-		if k.Kind != yaml.ScalarNode {
-			e.fail("", k.Line, detail(ErrInvalid, "field names must be strings, not %s", kindName(k)))
-			continue
-		}
-		field := k.Value
-		if first, dup := keyLines[field]; dup {
-			e.fail(field, k.Line, detail(ErrDuplicateKey, "duplicate key; first at line %d", first))
-			continue
-		}
-		keyLines[field] = k.Line
-		e.lines[field] = v.Line
+	wrong := false
+	problems(f.err, func(line int, key string, err error) {
 		switch {
-		case slices.Contains(stringFields, field):
-			var s string
-			if err := v.Decode(&s); err != nil || v.Kind != yaml.ScalarNode {
-				e.fail(field, v.Line, detail(ErrInvalid, "must be a string, not %s", kindName(v)))
-				e.mistyped[field] = true
-			} else if !unset(v) {
-				e.strings[field] = s
-			}
-		case slices.Contains(mapFields, field):
-			if !unset(v) {
-				e.maps[field] = v
-			}
-		default:
-			e.fail(field, k.Line, ErrUnknownField)
+		case key != "" || want == "":
+			c.fail(strings.Trim(name+"."+key, "."), line, err)
+		case !wrong:
+			wrong = true
+			c.fail(name, f.n.Line, detail(errInvalid, "must be %s, not %s", want, kindName(&f.n)))
 		}
+	})
+	return f.v, f.n.Line, f.err == nil
+}
+
+// parse converts a string field that is set with conv, reporting conv's error.
+func parse[T any](c *checker, name string, f field[string], conv func(string) (T, error)) (v T) {
+	if s, line, ok := get(c, name, f, "a string"); ok {
+		var err error
+		if v, err = conv(s); err != nil {
+			c.fail(name, line, err)
+		}
+	}
+	return v
+}
+
+// provider checks one entry of the providers list and adds it if it has no problem.
+func (l *loader) provider(idx int, n *yaml.Node) {
+	n = resolve(n)
+	c := &checker{l: l, idx: idx, line: n.Line, start: len(l.errs)}
+	defer func() { // in line order, as a reader walks the file
+		slices.SortStableFunc(l.errs[c.start:], func(a, b error) int { return cmp.Compare(a.(*fieldError).Line, b.(*fieldError).Line) })
+	}()
+	if n.Kind != yaml.MappingNode {
+		c.fail("", n.Line, detail(errInvalid, "must be a mapping of fields, not %s", kindName(n)))
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		switch k, v := n.Content[i], resolve(n.Content[i+1]); {
+		case k.ShortTag() == "!!merge":
+			c.fail(k.Value, k.Line, errUnknownField) // a merge would hide which provider sets what
+		case k.Value == "name" && c.name == "" && v.Kind == yaml.ScalarNode && v.ShortTag() != "!!null":
+			c.name = v.Value // for messages, even when yaml cannot decode the entry
+			_, c.dupName = l.names[c.name]
+		}
+	}
+	var e field[entry]
+	if e.UnmarshalYAML(n); e.err != nil {
+		get(c, "", e, "")
+		if errors.Is(errors.Join(l.errs[c.start:]...), errDuplicateKey) {
+			return // yaml decodes nothing of a mapping with a duplicate key
+		}
+	}
+	if p, secret, ok := c.check(&e.v); ok {
+		l.providers = append(l.providers, p)
+		l.secrets = append(l.secrets, secret)
 	}
 }
 
 // check turns the decoded fields into a Provider, reporting every problem.
-func (e *entry) check() (Provider, secretid.ID, bool) {
-	p := Provider{Endpoint: oauth.Endpoint{
-		AuthMethod: oauth.ClientSecretPost, BasicEncoding: oauth.BasicForm, RequestFormat: oauth.FormRequest,
-	}}
-	nameOK := e.checkName(&p)
-	if s, line, ok := e.required("token_url"); ok {
-		u, err := parseTokenURL(s)
-		if err != nil {
-			e.fail("token_url", line, err)
+func (c *checker) check(e *entry) (p Provider, secret secretid.ID, ok bool) {
+	p.Name = parse(c, "name", e.Name, func(s string) (string, error) {
+		first, dup := c.l.names[s]
+		switch {
+		case len(s) > 64:
+			return "", detail(errInvalid, "longer than 64 characters")
+		case !validName(s):
+			return "", detail(errInvalid, "%q: use only a-z, 0-9, _ and - (the name becomes part of the SSM parameter name)", s)
+		case dup:
+			return "", detail(errDuplicate, "%q is also the name of providers[%d]", s, first)
 		}
-		p.TokenURL = u
-	}
-	var secret secretid.ID
-	if s, line, ok := e.required("secret_id"); ok {
+		c.l.names[s] = c.idx
+		return s, nil
+	})
+	p.TokenURL = parse(c, "token_url", e.TokenURL, parseTokenURL)
+	p.SecretID, secret = e.SecretID.v, parse(c, "secret_id", e.SecretID, func(s string) (secretid.ID, error) {
 		id, err := secretid.Parse(s)
 		if err != nil {
-			e.fail("secret_id", line, detail(ErrInvalid, "%v", err))
+			return id, detail(errInvalid, "%v", err)
 		}
-		p.SecretID, secret = s, id
+		return id, nil
+	})
+	p.AuthMethod = cmp.Or(parse(c, "auth_method", e.AuthMethod, oneOf(oauth.ClientSecretPost, oauth.ClientSecretBasic)), oauth.ClientSecretPost)
+	p.BasicEncoding = cmp.Or(parse(c, "basic_auth_encoding", e.BasicEncoding, oneOf(oauth.BasicForm, oauth.BasicRaw)), oauth.BasicForm)
+	// "raw" only changes a Basic header, so with client_secret_post the author likely
+	// believes Basic is in use. "form" is the default and harmless everywhere.
+	if p.BasicEncoding == oauth.BasicRaw && p.AuthMethod == oauth.ClientSecretPost {
+		c.fail("basic_auth_encoding", e.BasicEncoding.n.Line, detail(errInvalid, "raw has no effect with auth_method client_secret_post; did you mean auth_method: client_secret_basic?"))
 	}
-	e.checkDialect(&p)
-	if s, line, ok := e.optional("scope"); ok {
+	p.RequestFormat = cmp.Or(parse(c, "request_format", e.RequestFormat, oneOf(oauth.FormRequest, oauth.JSONRequest)), oauth.FormRequest)
+	p.Scope = parse(c, "scope", e.Scope, func(s string) (string, error) {
 		if err := oauth.CheckScope(s); err != nil {
-			e.fail("scope", line, detail(ErrInvalid, "%v (use >- rather than | for a multi-line scope)", err))
+			return "", detail(errInvalid, "%v (use >- rather than | for a multi-line scope)", err)
 		}
-		p.Scope = s
-	}
-	if s, line, ok := e.optional("audience"); ok {
+		return s, nil
+	})
+	p.Audience = parse(c, "audience", e.Audience, func(s string) (string, error) {
 		if hasControl(s) {
-			e.fail("audience", line, detail(ErrInvalid, "contains a control character (a block scalar's newline?)"))
+			return "", detail(errInvalid, "contains a control character (a block scalar's newline?)")
 		}
-		p.Audience = s
-	}
-	p.ExtraParams = e.extraParams()
-	p.Headers = e.headers()
-	p.Response = e.response()
-	p.RefreshBefore = e.duration("refresh_before")
-	p.MaxAge = e.duration("max_age")
-	p.MaxLifetime = cmp.Or(e.duration("max_lifetime"), DefaultMaxLifetime)
-	p.DefaultLifetime = e.duration("default_lifetime")
-	p.Parameter = e.parameter(p.Name, nameOK)
-	p.Verify = e.verify()
-	return p, secret, len(e.errs) == 0
-}
-
-// optional returns a string field that is set.
-func (e *entry) optional(field string) (s string, line int, ok bool) {
-	s, ok = e.strings[field]
-	return s, e.lines[field], ok
-}
-
-// required is optional that reports an unset field. A value of the wrong type has
-// been reported already.
-func (e *entry) required(field string) (s string, line int, ok bool) {
-	s, line, ok = e.optional(field)
-	if !ok && !e.mistyped[field] {
-		if _, written := e.lines[field]; !written {
-			line = e.line
+		return s, nil
+	})
+	p.ExtraParams = c.stringMap("extra_params", e.ExtraParams, func(k, _ string) error {
+		if _, reserved := oauth.ReservedParam(k); reserved {
+			return detail(errReserved, "%s is reserved: %s", k, cmp.Or(reservedHints[k], "the grant is always client_credentials"))
 		}
-		e.fail(field, line, ErrRequired)
-	}
-	return s, line, ok
-}
-
-func (e *entry) checkName(p *Provider) bool {
-	name, line, ok := e.required("name")
-	if !ok {
-		return false
-	}
-	switch {
-	case len(name) > 64:
-		e.fail("name", line, detail(ErrInvalid, "longer than 64 characters"))
-		return false
-	case !validName(name):
-		e.fail("name", line, detail(ErrInvalid, "%q: use only a-z, 0-9, _ and - (the name becomes part of the SSM parameter name)", name))
-		return false
-	}
-	if first, dup := e.l.names[name]; dup {
-		e.fail("name", line, detail(ErrDuplicate, "%q is also the name of providers[%d]", name, first))
-		return false
-	}
-	e.l.names[name] = e.idx
-	p.Name = name
-	return true
-}
-
-func (e *entry) checkDialect(p *Provider) {
-	if s, line, ok := e.optional("auth_method"); ok {
-		switch m := oauth.AuthMethod(s); m {
-		case oauth.ClientSecretPost, oauth.ClientSecretBasic:
-			p.AuthMethod = m
-		default:
-			e.fail("auth_method", line, detail(ErrInvalid, "%q: want %s or %s", s, oauth.ClientSecretPost, oauth.ClientSecretBasic))
-		}
-	}
-	if s, line, ok := e.optional("basic_auth_encoding"); ok {
-		switch enc := oauth.BasicEncoding(s); enc {
-		case oauth.BasicForm, oauth.BasicRaw:
-			p.BasicEncoding = enc
-		default:
-			e.fail("basic_auth_encoding", line, detail(ErrInvalid, "%q: want %s or %s", s, oauth.BasicForm, oauth.BasicRaw))
-		}
-		// "raw" only changes how a Basic header is built; with client_secret_post it
-		// would do nothing, so it is a sign the author believes Basic is in use.
-		// "form" is the default and harmless, so it is allowed everywhere.
-		if p.BasicEncoding == oauth.BasicRaw && p.AuthMethod == oauth.ClientSecretPost {
-			e.fail("basic_auth_encoding", line, detail(ErrInvalid, "raw has no effect with auth_method client_secret_post; did you mean auth_method: client_secret_basic?"))
-		}
-	}
-	if s, line, ok := e.optional("request_format"); ok {
-		switch f := oauth.RequestFormat(s); f {
-		case oauth.FormRequest, oauth.JSONRequest:
-			p.RequestFormat = f
-		default:
-			e.fail("request_format", line, detail(ErrInvalid, "%q: want %s or %s", s, oauth.FormRequest, oauth.JSONRequest))
-		}
-	}
-}
-
-// reservedParamHint says, in the registry's words, where a reserved body field's
-// value comes from instead.
-func reservedParamHint(name string) string {
-	switch name {
-	case "client_id", "client_secret":
-		return "it comes from secret_id"
-	case "scope", "audience":
-		return "use the " + name + " field"
-	default:
-		return "the grant is always client_credentials"
-	}
-}
-
-func (e *entry) extraParams() map[string]string {
-	kvs := e.stringMap("extra_params")
-	if kvs == nil {
 		return nil
-	}
-	out := make(map[string]string, len(kvs))
-	for _, kv := range kvs {
-		if _, reserved := oauth.ReservedParam(kv.key); reserved {
-			e.fail("extra_params."+kv.key, kv.line, detail(ErrReserved, "%s is reserved: %s", kv.key, reservedParamHint(kv.key)))
-			continue
-		}
-		out[kv.key] = kv.value
-	}
-	return out
-}
-
-// reservedHeaderHint says, in the registry's words, why a header cannot be set.
-func reservedHeaderHint(lower string) string {
-	switch lower {
-	case "authorization":
-		return "the client sets it for client_secret_basic"
-	case "content-type":
-		return "the client sets it from request_format"
-	case "host":
-		return "it comes from token_url"
-	default:
-		return "the HTTP client sets it"
-	}
-}
-
-func (e *entry) headers() map[string]string {
-	kvs := e.stringMap("headers")
-	if kvs == nil {
-		return nil
-	}
-	out := make(map[string]string, len(kvs))
-	seen := map[string]string{}
-	for _, kv := range kvs {
-		field := "headers." + kv.key
-		lower := strings.ToLower(kv.key)
-		_, reserved := oauth.ReservedHeader(kv.key)
+	})
+	seen := map[string]string{} // header names are case-insensitive, so yaml's duplicate check misses some
+	p.Headers = c.stringMap("headers", e.Headers, func(k, v string) error {
+		lower := strings.ToLower(k)
+		_, reserved := oauth.ReservedHeader(k)
 		switch {
-		case !validToken(kv.key):
-			e.fail(field, kv.line, detail(ErrInvalid, "%q is not a valid header name", kv.key))
+		case !validToken(k):
+			return detail(errInvalid, "%q is not a valid header name", k)
 		case reserved:
-			e.fail(field, kv.line, detail(ErrReserved, "%s is reserved: %s", kv.key, reservedHeaderHint(lower)))
-		case hasControl(kv.value):
-			// The value is not echoed: headers are where API keys end up.
-			e.fail(field, kv.line, detail(ErrInvalid, "value contains a control character"))
+			return detail(errReserved, "%s is reserved: %s", k, cmp.Or(reservedHints[lower], "the HTTP client sets it"))
+		case hasControl(v):
+			return detail(errInvalid, "value contains a control character") // not echoed: API keys live here
 		case seen[lower] != "":
-			// Header names are case-insensitive, so YAML's own duplicate check misses these.
-			e.fail(field, kv.line, detail(ErrDuplicateKey, "same header as %q", seen[lower]))
-		default:
-			seen[lower] = kv.key
-			out[kv.key] = kv.value
+			return detail(errDuplicateKey, "same header as %q", seen[lower])
+		}
+		seen[lower] = k
+		return nil
+	})
+	p.Response = c.response(e.Response)
+	p.RefreshBefore = parse(c, "refresh_before", e.RefreshBefore, parseDuration)
+	p.MaxAge = parse(c, "max_age", e.MaxAge, parseDuration)
+	p.MaxLifetime = cmp.Or(parse(c, "max_lifetime", e.MaxLifetime, parseDuration), defaultMaxLifetime)
+	p.DefaultLifetime = parse(c, "default_lifetime", e.DefaultLifetime, parseDuration)
+	p.Parameter = c.parameter(e.Parameter, p.Name)
+	p.Verify = c.verify(e.Verify)
+	return p, secret, len(c.l.errs) == c.start
+}
+
+// oneOf accepts a or b.
+func oneOf[T ~string](a, b T) func(string) (T, error) {
+	return func(s string) (T, error) {
+		if T(s) != a && T(s) != b {
+			return "", detail(errInvalid, "%q: want %s or %s", s, a, b)
+		}
+		return T(s), nil
+	}
+}
+
+// reservedHints say where a body field or header the client sets comes from instead.
+var reservedHints = map[string]string{
+	"client_id": "it comes from secret_id", "client_secret": "it comes from secret_id",
+	"scope": "use the scope field", "audience": "use the audience field",
+	"authorization": "the client sets it for client_secret_basic", "host": "it comes from token_url",
+	"content-type": "the client sets it from request_format",
+}
+
+// stringMap reads a mapping of strings, keeping what check accepts; nil when unset.
+func (c *checker) stringMap(name string, f field[map[string]field[string]], check func(k, v string) error) map[string]string {
+	m, _, ok := get(c, name, f, "a mapping of strings")
+	if !ok {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for _, k := range slices.SortedFunc(maps.Keys(m), func(a, b string) int {
+		return cmp.Or(cmp.Compare(m[a].n.Line, m[b].n.Line), cmp.Compare(m[a].n.Column, m[b].n.Column), strings.Compare(a, b))
+	}) {
+		v := m[k]
+		if k == "" {
+			c.fail(name, f.n.Line, detail(errInvalid, "keys must be non-empty strings"))
+		} else if v.n.Kind != yaml.ScalarNode || v.err != nil {
+			c.fail(name+"."+k, cmp.Or(v.n.Line, f.n.Line), detail(errInvalid, "must be a string, not %s (quote \"\" for an empty value)", kindName(&v.n)))
+		} else if err := check(k, v.v); err != nil {
+			c.fail(name+"."+k, v.n.Line, err)
+		} else {
+			out[k] = v.v
 		}
 	}
 	return out
 }
 
-func (e *entry) response() oauth.ResponseFields {
-	var rf oauth.ResponseFields
-	kvs := e.stringMap("response")
-	targets := map[string]*string{
-		"access_token": &rf.AccessToken,
-		"token_type":   &rf.TokenType,
-		"expires_in":   &rf.ExpiresIn,
-		"scope":        &rf.Scope,
+func (c *checker) response(f field[response]) oauth.ResponseFields {
+	r, _, _ := get(c, "response", f, "a mapping")
+	pointer := func(name string, f field[string]) string { // unset: the client finds the field unaided
+		return parse(c, "response."+name, f, func(s string) (string, error) { _, err := oauth.ParsePointer(s); return s, err })
 	}
-	for _, kv := range kvs {
-		field := "response." + kv.key
-		target, known := targets[kv.key]
-		if !known {
-			e.fail(field, kv.keyLine, ErrUnknownField)
-			continue
-		}
-		if _, err := oauth.ParsePointer(kv.value); err != nil {
-			e.fail(field, kv.line, detail(ErrInvalidPointer, "%v", err))
-			continue
-		}
-		*target = kv.value
-	}
-	return rf
+	return oauth.ResponseFields{AccessToken: pointer("access_token", r.AccessToken), TokenType: pointer("token_type", r.TokenType),
+		ExpiresIn: pointer("expires_in", r.ExpiresIn), Scope: pointer("scope", r.Scope)}
 }
 
 // verify reads the verify mapping: url (required), method and expect.
-func (e *entry) verify() *oauth.Check {
-	v, set := e.maps["verify"]
-	if !set {
-		return nil
+func (c *checker) verify(f field[verify]) *oauth.Check {
+	v, _, ok := get(c, "verify", f, "a mapping with url, and optionally method and expect")
+	n, chk := len(c.l.errs), &oauth.Check{Method: v.Method.v, Expect: v.Expect.v}
+	if ok && v.URL.unset() {
+		c.fail("verify.url", f.n.Line, errRequired)
 	}
-	if v.Kind != yaml.MappingNode {
-		e.fail("verify", v.Line, detail(ErrInvalid, "must be a mapping with url, and optionally method and expect, not %s", kindName(v)))
-		return nil
+	chk.URL = parse(c, "verify.url", v.URL, parseTokenURL)
+	if s, line, ok := get(c, "verify.method", v.Method, "a string"); ok && (!validToken(s) || strings.ToUpper(s) != s) {
+		c.fail("verify.method", line, detail(errInvalid, "must be an HTTP method in capitals, such as GET or HEAD"))
 	}
-	chk := &oauth.Check{}
-	seen := map[string]int{}
-	ok := true
-	for k, val := range pairs(v) {
-		field := "verify." + k.Value
-		if first, dup := seen[k.Value]; dup {
-			e.fail(field, k.Line, detail(ErrDuplicateKey, "duplicate key; first at line %d", first))
-			ok = false
-			continue
-		}
-		seen[k.Value] = k.Line
-		switch k.Value {
-		case "url":
-			var s string
-			if val.Kind != yaml.ScalarNode || val.Decode(&s) != nil || s == "" {
-				e.fail(field, val.Line, detail(ErrInvalid, "must be a URL"))
-				ok = false
-				continue
-			}
-			u, err := parseTokenURL(s)
-			if err != nil {
-				e.fail(field, val.Line, err)
-				ok = false
-				continue
-			}
-			chk.URL = u
-		case "method":
-			var s string
-			if val.Kind != yaml.ScalarNode || val.Decode(&s) != nil || !validToken(s) || strings.ToUpper(s) != s {
-				e.fail(field, val.Line, detail(ErrInvalid, "must be an HTTP method in capitals, such as GET or HEAD"))
-				ok = false
-				continue
-			}
-			chk.Method = s
-		case "expect":
-			var codes []int
-			if val.Kind != yaml.SequenceNode || val.Decode(&codes) != nil || len(codes) == 0 ||
-				slices.ContainsFunc(codes, func(c int) bool { return c < 100 || c > 599 }) {
-				e.fail(field, val.Line, detail(ErrInvalid, "must be a list of HTTP statuses, such as [200, 204]"))
-				ok = false
-				continue
-			}
-			chk.Expect = codes
-		default:
-			e.fail(field, k.Line, ErrUnknownField)
-			ok = false
-		}
+	const statuses = "a list of HTTP statuses, such as [200, 204]"
+	if codes, line, ok := get(c, "verify.expect", v.Expect, statuses); ok &&
+		(len(codes) == 0 || slices.ContainsFunc(codes, func(c int) bool { return c < 100 || c > 599 })) {
+		c.fail("verify.expect", line, detail(errInvalid, "must be %s", statuses))
 	}
-	if _, hasURL := seen["url"]; !hasURL {
-		e.fail("verify.url", v.Line, ErrRequired)
-		return nil
-	}
-	if !ok {
+	if !ok || len(c.l.errs) > n {
 		return nil
 	}
 	return chk
 }
 
-func (e *entry) duration(field string) time.Duration {
-	s, line, ok := e.optional(field)
-	if !ok {
-		return 0
-	}
-	d, err := parseDuration(s)
-	if err != nil {
-		e.fail(field, line, err)
-	}
-	return d
-}
-
-func (e *entry) parameter(name string, nameOK bool) string {
-	prefix := e.l.prefix
-	s, line, ok := e.optional("parameter")
-	if !ok {
-		if !nameOK {
-			return "" // the name's own error says enough
-		}
-		s, line = prefix+"/"+name, e.line
+func (c *checker) parameter(f field[string], name string) string {
+	s := parse(c, "parameter", f, func(s string) (string, error) {
 		if err := checkParameterName(s); err != nil {
-			e.fail("parameter", line, detail(ErrInvalid, "default parameter %s: %v; set a shorter name or parameter", s, err))
-			return ""
+			return "", err
+		} else if strings.HasPrefix(s, c.l.prefix+"/") {
+			return s, nil
 		}
-	} else {
+		return "", detail(errOutsidePrefix, "%q is not under the parameter prefix %s/: the function's IAM policy and its batched GetParametersByPath reads cover only that path", s, c.l.prefix)
+	})
+	line := f.n.Line
+	if f.unset() && name != "" { // else the name's own error says enough
+		s, line = c.l.prefix+"/"+name, c.line
 		if err := checkParameterName(s); err != nil {
-			e.fail("parameter", line, err)
-			return ""
-		}
-		if !strings.HasPrefix(s, prefix+"/") {
-			e.fail("parameter", line, detail(ErrOutsidePrefix,
-				"%q is not under the parameter prefix %s/: the function's IAM policy and its batched GetParametersByPath reads cover only that path", s, prefix))
+			c.fail("parameter", line, detail(errInvalid, "default parameter %s: %v; set a shorter name or parameter", s, err))
 			return ""
 		}
 	}
-	if other, dup := e.l.params[s]; dup {
-		e.fail("parameter", line, detail(ErrDuplicate, "%s is also the parameter of %s; the two would overwrite each other's token", s, other))
+	if s == "" {
 		return ""
 	}
-	e.l.params[s] = e.label()
+	if other, dup := c.l.params[s]; dup {
+		c.fail("parameter", line, detail(errDuplicate, "%s is also the parameter of %s; the two would overwrite each other's token", s, other))
+		return ""
+	}
+	c.l.params[s] = (&fieldError{Provider: c.name, Index: c.idx, dupName: c.dupName}).label()
 	return s
 }
 
-// keyValue is one entry of a mapping of strings, with the lines of its key and value.
-type keyValue struct {
-	key, value    string
-	keyLine, line int
+// validName: [a-z0-9_-]+, safe both in an SSM parameter name and as a metric dimension.
+var validName = regexp.MustCompile(`^[a-z0-9_-]+$`).MatchString
+
+// validToken is RFC 9110's token, the syntax of a header name.
+var validToken = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$").MatchString
+
+// hasControl: ASCII controls but tab, never valid in a header and a YAML accident elsewhere.
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(c rune) bool { return c < 0x20 && c != '\t' || c == 0x7F })
 }
 
-// stringMap reads a mapping field whose values are strings, reporting non-strings
-// and duplicate keys under "field.key". It returns nil when the field is unset or
-// not a mapping.
-func (e *entry) stringMap(field string) []keyValue {
-	v, set := e.maps[field]
-	if !set {
-		return nil
-	}
-	if v.Kind != yaml.MappingNode {
-		what := "a mapping of strings"
-		if field == "response" {
-			what = "a mapping"
-		}
-		e.fail(field, v.Line, detail(ErrInvalid, "must be %s, not %s", what, kindName(v)))
-		return nil
-	}
-	out := []keyValue{}
-	seen := map[string]int{}
-	for k, val := range pairs(v) {
-		var key string
-		if k.Kind != yaml.ScalarNode || unset(k) || k.Decode(&key) != nil {
-			e.fail(field, k.Line, detail(ErrInvalid, "keys must be non-empty strings"))
-			continue
-		}
-		sub := field + "." + key
-		if first, dup := seen[key]; dup {
-			e.fail(sub, k.Line, detail(ErrDuplicateKey, "duplicate key; first at line %d", first))
-			continue
-		}
-		seen[key] = k.Line
-		var s string
-		if val.Kind != yaml.ScalarNode || isNull(val) || val.Decode(&s) != nil {
-			if field == "response" && isNull(val) {
-				continue // an unset pointer: find the field unaided
-			}
-			e.fail(sub, val.Line, detail(ErrInvalid, "must be a string, not %s (quote \"\" for an empty value)", kindName(val)))
-			continue
-		}
-		out = append(out, keyValue{key: key, value: s, keyLine: k.Line, line: val.Line})
-	}
-	return out
-}
-
-// validName: [a-z0-9_-]+. The name is a path segment of the SSM parameter and a
-// metric dimension, so it is kept to characters that are safe in both.
-func validName(s string) bool {
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// parseTokenURL parses token_url and applies the token client's own rule for where
-// client credentials may be sent, so a bad URL fails at load time.
+// parseTokenURL applies the token client's rule for where credentials may be sent.
 func parseTokenURL(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, detail(ErrInvalid, "not a valid URL: %v", err)
+	if ue := (*url.Error)(nil); errors.As(err, &ue) {
+		return nil, detail(errInvalid, "not a valid URL: %v", ue.Err)
 	}
 	if err := oauth.CheckTokenURL(u); err != nil {
-		return nil, detail(ErrInvalid, "%v", err)
+		return nil, detail(errInvalid, "%v", err)
 	}
 	return u, nil
 }
 
-// hasControl reports ASCII control characters other than tab, which cannot appear in
-// a header value and in other fields are almost surely a YAML accident.
-func hasControl(s string) bool {
-	for _, c := range s {
-		if c < 0x20 && c != '\t' || c == 0x7F {
-			return true
-		}
-	}
-	return false
-}
-
-// validToken is RFC 9110's token, the syntax of a header name.
-func validToken(s string) bool {
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') && !strings.ContainsRune("!#$%&'*+-.^_`|~", c) {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// parseDuration is time.ParseDuration plus whole days ("30d"), because the lifetimes
-// providers document run to a year and "8760h" is easy to get wrong. Days cannot be
-// combined with other units; "1d12h" is written "36h".
+// parseDuration is time.ParseDuration plus whole days ("30d"), because lifetimes run
+// to a year and "8760h" is easy to get wrong. "1d12h" is written "36h".
 func parseDuration(s string) (time.Duration, error) {
-	var d time.Duration
+	d, err := time.ParseDuration(s)
 	if days, ok := strings.CutSuffix(s, "d"); ok && days != "" && strings.Trim(days, "0123456789") == "" {
-		n, err := strconv.ParseInt(days, 10, 64)
-		if err != nil || n > math.MaxInt64/int64(24*time.Hour) {
-			return 0, detail(ErrInvalid, "duration %q is out of range", s)
+		n, perr := strconv.ParseInt(days, 10, 64)
+		if perr != nil || n > math.MaxInt64/int64(24*time.Hour) {
+			return 0, detail(errInvalid, "duration %q is out of range", s)
 		}
-		d = time.Duration(n) * 24 * time.Hour
-	} else {
-		var err error
-		if d, err = time.ParseDuration(s); err != nil {
-			return 0, detail(ErrInvalid, "invalid duration %q (want a Go duration such as 90s, 15m or 12h, or whole days such as 30d)", s)
-		}
+		d, err = time.Duration(n)*24*time.Hour, nil
 	}
-	if d <= 0 {
-		return 0, detail(ErrInvalid, "duration %q must be positive", s)
+	switch {
+	case err != nil:
+		return 0, detail(errInvalid, "invalid duration %q (want a Go duration such as 90s, 15m or 12h, or whole days such as 30d)", s)
+	case d <= 0:
+		return 0, detail(errInvalid, "duration %q must be positive", s)
 	}
 	return d, nil
 }
 
-// checkParameterName applies SSM's rules for hierarchical parameter names, so a bad
-// name fails at load time instead of at the first PutParameter.
+var notInParameter = regexp.MustCompile(`[^A-Za-z0-9_./-]`)
+
+// checkParameterName applies SSM's naming rules, so a bad name fails at load time.
 func checkParameterName(s string) error {
-	switch {
+	switch lower := strings.ToLower(s); {
 	case !strings.HasPrefix(s, "/"):
-		return detail(ErrInvalid, "%q must start with \"/\"", s)
+		return detail(errInvalid, "%q must start with \"/\"", s)
 	case len(s) > 1011:
-		return detail(ErrInvalid, "longer than 1011 characters")
+		return detail(errInvalid, "longer than 1011 characters")
 	case strings.Contains(s, "//"):
-		return detail(ErrInvalid, "%q contains an empty path segment (\"//\")", s)
+		return detail(errInvalid, "%q contains an empty path segment (\"//\")", s)
 	case strings.HasSuffix(s, "/"):
-		return detail(ErrInvalid, "%q must not end with \"/\"", s)
-	case hasPrefixFold(s, "/aws") || hasPrefixFold(s, "/ssm"):
-		return detail(ErrInvalid, "%q: names starting with /aws or /ssm are reserved by AWS", s)
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') && !strings.ContainsRune("_.-/", c) {
-			return detail(ErrInvalid, "%q: %q is not allowed (only letters, digits and _.-/)", s, c)
-		}
-	}
-	if strings.Count(s, "/") > 15 {
-		return detail(ErrInvalid, "%q is more than 15 levels deep, SSM's limit", s)
+		return detail(errInvalid, "%q must not end with \"/\"", s)
+	case strings.HasPrefix(lower, "/aws") || strings.HasPrefix(lower, "/ssm"):
+		return detail(errInvalid, "%q: names starting with /aws or /ssm are reserved by AWS", s)
+	case notInParameter.MatchString(s):
+		return detail(errInvalid, "%q: %q is not allowed (only letters, digits and _.-/)", s, notInParameter.FindString(s))
+	case strings.Count(s, "/") > 15:
+		return detail(errInvalid, "%q is more than 15 levels deep, SSM's limit", s)
 	}
 	return nil
-}
-
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
-}
-
-// normalizePrefix applies the default and drops trailing slashes. The root "/" is
-// refused: an IAM policy for every parameter in the account is what the prefix exists
-// to avoid.
-func normalizePrefix(p string) (string, error) {
-	if p == "" {
-		p = DefaultParameterPrefix
-	}
-	trimmed := strings.TrimRight(p, "/")
-	if trimmed == "" {
-		return "", detail(ErrInvalid, "parameter prefix %q: must name a path below the root, such as %s", p, DefaultParameterPrefix)
-	}
-	if err := checkParameterName(trimmed); err != nil {
-		return "", detail(ErrInvalid, "parameter prefix: %v", err)
-	}
-	return trimmed, nil
 }

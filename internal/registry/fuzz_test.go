@@ -24,11 +24,11 @@ func FuzzLoad(f *testing.F) {
 			for _, p := range reg.Providers() {
 				if !validName(p.Name) || oauth.CheckTokenURL(p.TokenURL) != nil || p.SecretID == "" ||
 					!strings.HasPrefix(p.Parameter, DefaultParameterPrefix+"/") || p.MaxLifetime <= 0 {
-					t.Fatalf("accepted an unusable provider %+v", p)
+					t.Fatalf("got provider %+v, want only providers the function can use", p)
 				}
 				for _, v := range p.Headers {
 					if hasControl(v) {
-						t.Fatalf("accepted a header value with a control character")
+						t.Fatalf("got a header value with a control character, want it refused")
 					}
 				}
 			}
@@ -36,15 +36,15 @@ func FuzzLoad(f *testing.F) {
 		}
 		for _, e := range allErrors(err) {
 			if !knownProblem(e) && !strings.Contains(e.Error(), "not valid YAML") {
-				t.Fatalf("unclassified problem: %v", e)
+				t.Fatalf("got %v, want a problem that wraps a sentinel or says the YAML is invalid", e)
 			}
 		}
 	})
 }
 
 func knownProblem(err error) bool {
-	for _, s := range []error{ErrNoProviders, ErrUnknownField, ErrDuplicateKey, ErrRequired, ErrDuplicate,
-		ErrReserved, ErrOutsidePrefix, ErrInvalid, ErrInvalidPointer} {
+	for _, s := range []error{ErrNoProviders, errUnknownField, errDuplicateKey, errRequired, errDuplicate,
+		errReserved, errOutsidePrefix, errInvalid, errInvalidPointer} {
 		if errors.Is(err, s) {
 			return true
 		}

@@ -2,12 +2,14 @@ package registry
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
-	"go.yaml.in/yaml/v3"
+	"go.yaml.in/yaml/v4"
 
 	"github.com/token-refresher/token-refresher/internal/secretid"
 )
@@ -50,12 +52,12 @@ func LoadFile(path string, opts Options) (*Registry, error) {
 // silently misconfigured token request at 3 a.m.: unknown keys, duplicate keys,
 // duplicate names or parameters, bad URLs, durations, pointers, headers and
 // parameters are all rejected. Every problem is reported, not just the first, joined
-// with errors.Join; each per-provider problem is a *FieldError naming the provider,
-// the field and the line, and every one wraps a sentinel error of this package.
+// with errors.Join; each per-provider problem names the provider, the field and
+// the line.
 //
 // Optional fields given as "" or null are treated as absent. Defaults applied:
 // auth_method client_secret_post, basic_auth_encoding form, request_format form,
-// max_lifetime DefaultMaxLifetime, parameter ParameterPrefix + "/" + name. Durations are Go durations ("15m", "12h")
+// max_lifetime 395 days, parameter ParameterPrefix + "/" + name. Durations are Go durations ("15m", "12h")
 // or whole days ("30d"), and must be positive. YAML anchors and aliases work; merge
 // keys ("<<") do not, since they would hide which provider sets what.
 func Load(r io.Reader, opts Options) (*Registry, error) {
@@ -68,7 +70,7 @@ func Load(r io.Reader, opts Options) (*Registry, error) {
 		return nil, fmt.Errorf("read providers: %w", err)
 	}
 	if len(data) > maxFileSize {
-		return nil, detail(ErrInvalid, "providers file is larger than %d bytes", maxFileSize)
+		return nil, detail(errInvalid, "providers file is larger than %d bytes", maxFileSize)
 	}
 	items, errs, err := parseRoot(data)
 	if err != nil {
@@ -93,56 +95,62 @@ func Load(r io.Reader, opts Options) (*Registry, error) {
 // A non-nil error means the file cannot be read as a registry at all; errs are
 // problems that still let the entries be checked, so they are reported together.
 func parseRoot(data []byte) (items []*yaml.Node, errs []error, err error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if err == io.EOF {
-			return nil, nil, detail(ErrNoProviders, "providers file is empty")
-		}
-		return nil, nil, fmt.Errorf("providers file is not valid YAML: %w", err)
+	dec, err := yaml.NewLoader(bytes.NewReader(data))
+	if err != nil {
+		return nil, nil, err
 	}
-	var extra yaml.Node
-	switch err := dec.Decode(&extra); {
-	case err == nil:
-		return nil, nil, detail(ErrInvalid, "providers file has more than one YAML document (line %d); put all providers in one list", extra.Line)
-	case err != io.EOF:
-		return nil, nil, fmt.Errorf("providers file is not valid YAML: %w", err)
+	var doc, extra yaml.Node
+	if err := dec.Load(&doc); err == io.EOF {
+		return nil, nil, detail(ErrNoProviders, "providers file is empty")
+	} else if err != nil {
+		return nil, nil, syntaxError(err)
 	}
-	root := &doc
-	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
-		root = resolve(root.Content[0])
+	if err := dec.Load(&extra); err == nil {
+		return nil, nil, detail(errInvalid, "providers file has more than one YAML document (line %d); put all providers in one list", extra.Line)
+	} else if err != io.EOF {
+		return nil, nil, syntaxError(err)
 	}
-	if isNull(root) {
+	root := resolve(doc.Content[0])
+	if root.ShortTag() == "!!null" {
 		return nil, nil, detail(ErrNoProviders, "providers file has no providers")
 	}
 	if root.Kind != yaml.MappingNode {
-		return nil, nil, detail(ErrInvalid, "providers file must be a mapping with a \"providers\" list, not %s (line %d)", kindName(root), root.Line)
+		return nil, nil, detail(errInvalid, "providers file must be a mapping with a \"providers\" list, not %s (line %d)", kindName(root), root.Line)
 	}
-	var list *yaml.Node
-	seen := map[string]int{}
-	for k, v := range pairs(root) {
-		if first, dup := seen[k.Value]; dup {
-			errs = append(errs, detail(ErrDuplicateKey, "duplicate top-level key %q (line %d); first at line %d", k.Value, k.Line, first))
-			continue
-		}
-		seen[k.Value] = k.Line
-		if k.Kind != yaml.ScalarNode || k.Value != "providers" {
-			errs = append(errs, detail(ErrUnknownField, "unknown top-level field %q (line %d); only \"providers\" is allowed", k.Value, k.Line))
-			continue
-		}
-		list = v
+	var file struct {
+		Providers yaml.Node `yaml:"providers"`
 	}
-	switch {
-	case list == nil:
+	problems(root.Load(&file, yaml.WithKnownFields()), func(line int, key string, e error) {
+		switch {
+		case errors.Is(e, errUnknownField):
+			errs = append(errs, detail(errUnknownField, "unknown top-level field %q (line %d); only \"providers\" is allowed", key, line))
+		case key != "":
+			err = detail(errDuplicateKey, "duplicate top-level key %q (line %d); %v", key, line, e)
+		}
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	switch list := resolve(&file.Providers); {
+	case list.Kind == 0:
 		errs = append(errs, detail(ErrNoProviders, "providers file has no \"providers\" list"))
-	case isNull(list) || list.Kind == yaml.SequenceNode && len(list.Content) == 0:
+	case list.ShortTag() == "!!null" || list.Kind == yaml.SequenceNode && len(list.Content) == 0:
 		errs = append(errs, detail(ErrNoProviders, "the \"providers\" list is empty (line %d)", list.Line))
 	case list.Kind != yaml.SequenceNode:
-		errs = append(errs, detail(ErrInvalid, "\"providers\" must be a list, not %s (line %d)", kindName(list), list.Line))
+		errs = append(errs, detail(errInvalid, "\"providers\" must be a list, not %s (line %d)", kindName(list), list.Line))
 	default:
 		items = list.Content
 	}
 	return items, errs, nil
+}
+
+// syntaxError names the line yaml stopped at, where the mistake is, rather than the
+// start of the block it was reading.
+func syntaxError(err error) error {
+	if le := (*yaml.LoadError)(nil); errors.As(err, &le) && le.Mark.Line > 0 {
+		err = fmt.Errorf("line %d: %s", le.Mark.Line, le.Message)
+	}
+	return fmt.Errorf("providers file is not valid YAML: %w", err)
 }
 
 // loader carries what checking one provider needs to know about the others.
@@ -155,20 +163,17 @@ type loader struct {
 	params    map[string]string // parameter -> how the first provider with it is called
 }
 
-// provider checks one entry of the providers list and, when it has no problem,
-// adds it to the registry.
-func (l *loader) provider(idx int, n *yaml.Node) {
-	n = resolve(n)
-	e := newEntry(l, idx, n)
-	defer e.report()
-	if n.Kind != yaml.MappingNode {
-		e.fail("", n.Line, detail(ErrInvalid, "must be a mapping of fields, not %s", kindName(n)))
-		return
+// normalizePrefix applies the default and drops trailing slashes. The root "/" is
+// refused: an IAM policy for every parameter in the account is what the prefix exists
+// to avoid.
+func normalizePrefix(p string) (string, error) {
+	p = cmp.Or(p, DefaultParameterPrefix)
+	trimmed := strings.TrimRight(p, "/")
+	if trimmed == "" {
+		return "", detail(errInvalid, "parameter prefix %q: must name a path below the root, such as %s", p, DefaultParameterPrefix)
 	}
-	e.decode(n)
-	p, secret, ok := e.check()
-	if ok {
-		l.providers = append(l.providers, p)
-		l.secrets = append(l.secrets, secret)
+	if err := checkParameterName(trimmed); err != nil {
+		return "", detail(errInvalid, "parameter prefix: %v", err)
 	}
+	return trimmed, nil
 }

@@ -55,7 +55,7 @@ func mustLoad(t *testing.T, doc string, opts Options) *Registry {
 	t.Helper()
 	reg, err := load(t, doc, opts)
 	if err != nil {
-		t.Fatalf("Load:\n%s\nerror: %v", doc, err)
+		t.Fatalf("Load:\n%s\ngot %v, want no error", doc, err)
 	}
 	return reg
 }
@@ -77,16 +77,16 @@ func TestLoadDefaults(t *testing.T) {
 		},
 		SecretID:    "token-refresher/p",
 		Parameter:   "/token-refresher/tokens/p",
-		MaxLifetime: DefaultMaxLifetime,
+		MaxLifetime: defaultMaxLifetime,
 	}
 	if !reflect.DeepEqual(p, want) {
 		t.Errorf("got  %+v\nwant %+v", p, want)
 	}
 	if got := p.TokenURL.String(); got != "https://auth.example.com/oauth/token" {
-		t.Errorf("TokenURL = %q", got)
+		t.Errorf("TokenURL = %q, want https://auth.example.com/oauth/token", got)
 	}
 	if got := reg.ParameterPrefix(); got != DefaultParameterPrefix {
-		t.Errorf("ParameterPrefix() = %q", got)
+		t.Errorf("ParameterPrefix() = %q, want %q", got, DefaultParameterPrefix)
 	}
 }
 
@@ -115,7 +115,7 @@ func TestLoadAllFields(t *testing.T) {
 `
 	p, ok := mustLoad(t, doc, Options{}).Lookup("full_1")
 	if !ok {
-		t.Fatal("Lookup(full_1) failed")
+		t.Fatal("Lookup(full_1) = false, want true")
 	}
 	want := Provider{
 		Name: "full_1",
@@ -146,7 +146,7 @@ func TestLoadAllFields(t *testing.T) {
 		t.Errorf("got  %+v\nwant %+v", p, want)
 	}
 	if got := p.TokenURL.String(); got != "http://127.0.0.1:8080/token?tenant=a" {
-		t.Errorf("TokenURL = %q", got)
+		t.Errorf("TokenURL = %q, want http://127.0.0.1:8080/token?tenant=a", got)
 	}
 }
 
@@ -173,12 +173,12 @@ func TestLoadAccepts(t *testing.T) {
 			reg := mustLoad(t, tc.doc, Options{})
 			for _, p := range reg.Providers() {
 				if p.AuthMethod == "" || p.BasicEncoding == "" || p.RequestFormat == "" || p.Parameter == "" {
-					t.Errorf("defaults not applied: %+v", p)
+					t.Errorf("got %+v, want auth_method, basic_auth_encoding, request_format and parameter set by default", p)
 				}
 			}
 			if tc.name == "anchors and aliases" {
 				if b, _ := reg.Lookup("b"); b.Headers["Accept"] != "application/json" {
-					t.Errorf("alias not resolved: %v", b.Headers)
+					t.Errorf("b.Headers = %v, want Accept: application/json from the alias", b.Headers)
 				}
 			}
 		})
@@ -195,118 +195,118 @@ func TestLoadFieldErrors(t *testing.T) {
 		msg      string
 	}{
 		// Structure.
-		{"unknown field", entryYAML("scopes: read"), "p", "scopes", ErrUnknownField, `provider "p": unknown field "scopes" (line 5)`},
-		{"duplicate key", entryYAML("+scope: a", "+scope: b"), "p", "scope", ErrDuplicateKey, "first at line 5"},
-		{"entry not a mapping", "providers:\n  - just-a-string\n", "", "", ErrInvalid, "providers[0]: must be a mapping"},
-		{"string field is a list", entryYAML("scope: [a, b]"), "p", "scope", ErrInvalid, "must be a string, not a list"},
+		{"unknown field", entryYAML("scopes: read"), "p", "scopes", errUnknownField, `provider "p": unknown field "scopes" (line 5)`},
+		{"duplicate key", entryYAML("+scope: a", "+scope: b"), "p", "scope", errDuplicateKey, "first at line 5"},
+		{"entry not a mapping", "providers:\n  - just-a-string\n", "", "", errInvalid, "providers[0]: must be a mapping"},
+		{"string field is a list", entryYAML("scope: [a, b]"), "p", "scope", errInvalid, "must be a string, not a list"},
 		// name
-		{"name missing", entryYAML("-name"), "", "name", ErrRequired, "providers[0]: name: required"},
-		{"name empty", entryYAML(`name: ""`), "", "name", ErrRequired, "providers[0]: name: required"},
-		{"name upper case", entryYAML("name: ECard"), "ECard", "name", ErrInvalid, "use only a-z"},
-		{"name with slash", entryYAML("name: a/b"), "a/b", "name", ErrInvalid, "use only a-z"},
-		{"name too long", entryYAML("name: " + strings.Repeat("a", 65)), strings.Repeat("a", 65), "name", ErrInvalid, "longer than 64"},
+		{"name missing", entryYAML("-name"), "", "name", errRequired, "providers[0]: name: required"},
+		{"name empty", entryYAML(`name: ""`), "", "name", errRequired, "providers[0]: name: required"},
+		{"name upper case", entryYAML("name: ECard"), "ECard", "name", errInvalid, "use only a-z"},
+		{"name with slash", entryYAML("name: a/b"), "a/b", "name", errInvalid, "use only a-z"},
+		{"name too long", entryYAML("name: " + strings.Repeat("a", 65)), strings.Repeat("a", 65), "name", errInvalid, "longer than 64"},
 		// token_url
-		{"token_url missing", entryYAML("-token_url"), "p", "token_url", ErrRequired, "token_url: required"},
-		{"token_url relative", entryYAML("token_url: /oauth/token"), "p", "token_url", ErrInvalid, "absolute URL"},
-		{"token_url no scheme", entryYAML("token_url: auth.example.com/token"), "p", "token_url", ErrInvalid, "absolute URL"},
-		{"token_url http remote", entryYAML("token_url: http://auth.example.com/token"), "p", "token_url", ErrInvalid, `loopback host (127.0.0.0/8, ::1, localhost), not "auth.example.com"`},
-		{"token_url http private", entryYAML("token_url: http://10.0.0.1/token"), "p", "token_url", ErrInvalid, "loopback"},
-		{"token_url http localhost subdomain", entryYAML("token_url: http://localhost.evil.com/token"), "p", "token_url", ErrInvalid, "loopback"},
-		{"token_url ftp", entryYAML("token_url: ftp://auth.example.com/token"), "p", "token_url", ErrInvalid, `scheme "ftp"`},
-		{"token_url userinfo", entryYAML("token_url: https://id:hunter2@auth.example.com/token"), "p", "token_url", ErrInvalid, "user info"},
-		{"token_url fragment", entryYAML("token_url: https://auth.example.com/token#x"), "p", "token_url", ErrInvalid, "fragment"},
-		{"token_url bad port", entryYAML("token_url: https://auth.example.com:x/token"), "p", "token_url", ErrInvalid, "not a valid URL"},
-		{"token_url no host", entryYAML("token_url: https://:443/token"), "p", "token_url", ErrInvalid, "no host"},
+		{"token_url missing", entryYAML("-token_url"), "p", "token_url", errRequired, "token_url: required"},
+		{"token_url relative", entryYAML("token_url: /oauth/token"), "p", "token_url", errInvalid, "absolute URL"},
+		{"token_url no scheme", entryYAML("token_url: auth.example.com/token"), "p", "token_url", errInvalid, "absolute URL"},
+		{"token_url http remote", entryYAML("token_url: http://auth.example.com/token"), "p", "token_url", errInvalid, `loopback host (127.0.0.0/8, ::1, localhost), not "auth.example.com"`},
+		{"token_url http private", entryYAML("token_url: http://10.0.0.1/token"), "p", "token_url", errInvalid, "loopback"},
+		{"token_url http localhost subdomain", entryYAML("token_url: http://localhost.evil.com/token"), "p", "token_url", errInvalid, "loopback"},
+		{"token_url ftp", entryYAML("token_url: ftp://auth.example.com/token"), "p", "token_url", errInvalid, `scheme "ftp"`},
+		{"token_url userinfo", entryYAML("token_url: https://id:hunter2@auth.example.com/token"), "p", "token_url", errInvalid, "user info"},
+		{"token_url fragment", entryYAML("token_url: https://auth.example.com/token#x"), "p", "token_url", errInvalid, "fragment"},
+		{"token_url bad port", entryYAML("token_url: https://auth.example.com:x/token"), "p", "token_url", errInvalid, "not a valid URL"},
+		{"token_url no host", entryYAML("token_url: https://:443/token"), "p", "token_url", errInvalid, "no host"},
 		// secret_id
-		{"secret_id missing", entryYAML("-secret_id"), "p", "secret_id", ErrRequired, "secret_id: required"},
-		{"secret_id bad char", entryYAML("secret_id: my secret"), "p", "secret_id", ErrInvalid, "not allowed"},
-		{"secret_id wrong service", entryYAML("secret_id: arn:aws:ssm:eu-west-1:123456789012:secret:x"), "p", "secret_id", ErrInvalid, "want secretsmanager"},
-		{"secret_id short ARN", entryYAML("secret_id: arn:aws:secretsmanager:eu-west-1:123456789012:x"), "p", "secret_id", ErrInvalid, "want arn:PARTITION"},
-		{"secret_id bad account", entryYAML("secret_id: arn:aws:secretsmanager:eu-west-1:1234:secret:x"), "p", "secret_id", ErrInvalid, "12 digits"},
-		{"secret_id bad resource type", entryYAML("secret_id: arn:aws:secretsmanager:eu-west-1:123456789012:key:x"), "p", "secret_id", ErrInvalid, "want secret"},
-		{"secret_id ARN empty name", entryYAML("secret_id: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:'"), "p", "secret_id", ErrInvalid, "empty secret name"},
+		{"secret_id missing", entryYAML("-secret_id"), "p", "secret_id", errRequired, "secret_id: required"},
+		{"secret_id bad char", entryYAML("secret_id: my secret"), "p", "secret_id", errInvalid, "not allowed"},
+		{"secret_id wrong service", entryYAML("secret_id: arn:aws:ssm:eu-west-1:123456789012:secret:x"), "p", "secret_id", errInvalid, "want secretsmanager"},
+		{"secret_id short ARN", entryYAML("secret_id: arn:aws:secretsmanager:eu-west-1:123456789012:x"), "p", "secret_id", errInvalid, "want arn:PARTITION"},
+		{"secret_id bad account", entryYAML("secret_id: arn:aws:secretsmanager:eu-west-1:1234:secret:x"), "p", "secret_id", errInvalid, "12 digits"},
+		{"secret_id bad resource type", entryYAML("secret_id: arn:aws:secretsmanager:eu-west-1:123456789012:key:x"), "p", "secret_id", errInvalid, "want secret"},
+		{"secret_id ARN empty name", entryYAML("secret_id: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:'"), "p", "secret_id", errInvalid, "empty secret name"},
 		// dialect
-		{"auth_method unknown", entryYAML("auth_method: private_key_jwt"), "p", "auth_method", ErrInvalid, `"private_key_jwt": want client_secret_post or client_secret_basic`},
-		{"basic_auth_encoding unknown", entryYAML("auth_method: client_secret_basic", "basic_auth_encoding: base64"), "p", "basic_auth_encoding", ErrInvalid, "want form or raw"},
-		{"raw with post", entryYAML("basic_auth_encoding: raw"), "p", "basic_auth_encoding", ErrInvalid, "no effect with auth_method client_secret_post"},
-		{"request_format unknown", entryYAML("request_format: xml"), "p", "request_format", ErrInvalid, "want form or json"},
+		{"auth_method unknown", entryYAML("auth_method: private_key_jwt"), "p", "auth_method", errInvalid, `"private_key_jwt": want client_secret_post or client_secret_basic`},
+		{"basic_auth_encoding unknown", entryYAML("auth_method: client_secret_basic", "basic_auth_encoding: base64"), "p", "basic_auth_encoding", errInvalid, "want form or raw"},
+		{"raw with post", entryYAML("basic_auth_encoding: raw"), "p", "basic_auth_encoding", errInvalid, "no effect with auth_method client_secret_post"},
+		{"request_format unknown", entryYAML("request_format: xml"), "p", "request_format", errInvalid, "want form or json"},
 		// scope, audience
-		{"scope double space", entryYAML(`scope: "a  b"`), "p", "scope", ErrInvalid, "single spaces"},
-		{"scope newline", entryYAML(`scope: "a\nb"`), "p", "scope", ErrInvalid, "not allowed in a scope"},
-		{"scope quote", entryYAML(`scope: 'a"b'`), "p", "scope", ErrInvalid, "not allowed in a scope"},
-		{"audience control char", entryYAML(`audience: "a\nb"`), "p", "audience", ErrInvalid, "control character"},
+		{"scope double space", entryYAML(`scope: "a  b"`), "p", "scope", errInvalid, "single spaces"},
+		{"scope newline", entryYAML(`scope: "a\nb"`), "p", "scope", errInvalid, "not allowed in a scope"},
+		{"scope quote", entryYAML(`scope: 'a"b'`), "p", "scope", errInvalid, "not allowed in a scope"},
+		{"audience control char", entryYAML(`audience: "a\nb"`), "p", "audience", errInvalid, "control character"},
 		// extra_params
-		{"extra_params not a map", entryYAML("extra_params: [a]"), "p", "extra_params", ErrInvalid, "mapping of strings"},
-		{"extra_params value not a string", entryYAML("extra_params: {a: [1]}"), "p", "extra_params.a", ErrInvalid, "must be a string"},
-		{"extra_params null value", entryYAML("extra_params: {a: }"), "p", "extra_params.a", ErrInvalid, "must be a string, not null"},
-		{"extra_params duplicate", entryYAML("extra_params: {a: x, a: y}"), "p", "extra_params.a", ErrDuplicateKey, "duplicate key"},
-		{"extra_params grant_type", entryYAML("extra_params: {grant_type: password}"), "p", "extra_params.grant_type", ErrReserved, "reserved"},
-		{"extra_params client_id", entryYAML("extra_params: {client_id: x}"), "p", "extra_params.client_id", ErrReserved, "secret_id"},
-		{"extra_params client_secret", entryYAML("extra_params: {client_secret: x}"), "p", "extra_params.client_secret", ErrReserved, "secret_id"},
-		{"extra_params scope", entryYAML("extra_params: {scope: x}"), "p", "extra_params.scope", ErrReserved, "use the scope field"},
-		{"extra_params audience", entryYAML("extra_params: {audience: x}"), "p", "extra_params.audience", ErrReserved, "use the audience field"},
+		{"extra_params not a map", entryYAML("extra_params: [a]"), "p", "extra_params", errInvalid, "mapping of strings"},
+		{"extra_params value not a string", entryYAML("extra_params: {a: [1]}"), "p", "extra_params.a", errInvalid, "must be a string"},
+		{"extra_params null value", entryYAML("extra_params: {a: }"), "p", "extra_params.a", errInvalid, "must be a string, not null"},
+		{"extra_params duplicate", entryYAML("extra_params: {a: x, a: y}"), "p", "extra_params.a", errDuplicateKey, "duplicate key"},
+		{"extra_params grant_type", entryYAML("extra_params: {grant_type: password}"), "p", "extra_params.grant_type", errReserved, "reserved"},
+		{"extra_params client_id", entryYAML("extra_params: {client_id: x}"), "p", "extra_params.client_id", errReserved, "secret_id"},
+		{"extra_params client_secret", entryYAML("extra_params: {client_secret: x}"), "p", "extra_params.client_secret", errReserved, "secret_id"},
+		{"extra_params scope", entryYAML("extra_params: {scope: x}"), "p", "extra_params.scope", errReserved, "use the scope field"},
+		{"extra_params audience", entryYAML("extra_params: {audience: x}"), "p", "extra_params.audience", errReserved, "use the audience field"},
 		// headers
-		{"header bad name", entryYAML(`headers: {"X Api": x}`), "p", "headers.X Api", ErrInvalid, "not a valid header name"},
-		{"header Authorization", entryYAML("headers: {Authorization: Bearer x}"), "p", "headers.Authorization", ErrReserved, "reserved"},
-		{"header content-type any case", entryYAML("headers: {content-type: application/json; charset=utf-8}"), "p", "headers.content-type", ErrReserved, "request_format"},
-		{"header Content-Length", entryYAML("headers: {Content-Length: '1'}"), "p", "headers.Content-Length", ErrReserved, "reserved"},
-		{"header Host", entryYAML("headers: {Host: x}"), "p", "headers.Host", ErrReserved, "token_url"},
-		{"header value newline", entryYAML(`headers: {X-Key: "sec\nret"}`), "p", "headers.X-Key", ErrInvalid, "control character"},
-		{"header case duplicate", entryYAML("headers: {Accept: a, accept: b}"), "p", "headers.accept", ErrDuplicateKey, `same header as "Accept"`},
+		{"header bad name", entryYAML(`headers: {"X Api": x}`), "p", "headers.X Api", errInvalid, "not a valid header name"},
+		{"header Authorization", entryYAML("headers: {Authorization: Bearer x}"), "p", "headers.Authorization", errReserved, "reserved"},
+		{"header content-type any case", entryYAML("headers: {content-type: application/json; charset=utf-8}"), "p", "headers.content-type", errReserved, "request_format"},
+		{"header Content-Length", entryYAML("headers: {Content-Length: '1'}"), "p", "headers.Content-Length", errReserved, "reserved"},
+		{"header Host", entryYAML("headers: {Host: x}"), "p", "headers.Host", errReserved, "token_url"},
+		{"header value newline", entryYAML(`headers: {X-Key: "sec\nret"}`), "p", "headers.X-Key", errInvalid, "control character"},
+		{"header case duplicate", entryYAML("headers: {Accept: a, accept: b}"), "p", "headers.accept", errDuplicateKey, `same header as "Accept"`},
 		// response
-		{"response unknown key", entryYAML("response: {token: /x}"), "p", "response.token", ErrUnknownField, `unknown field "response.token"`},
-		{"response not a map", entryYAML("response: /x"), "p", "response", ErrInvalid, "must be a mapping"},
-		{"response bad pointer", entryYAML("response: {access_token: data/access_token}"), "p", "response.access_token", ErrInvalidPointer, `start with "/"`},
-		{"response bad escape", entryYAML("response: {expires_in: /a~2b}"), "p", "response.expires_in", ErrInvalidPointer, "followed by 0 or 1"},
-		{"response duplicate", entryYAML("response: {scope: /a, scope: /b}"), "p", "response.scope", ErrDuplicateKey, "duplicate key"},
+		{"response unknown key", entryYAML("response: {token: /x}"), "p", "response.token", errUnknownField, `unknown field "response.token"`},
+		{"response not a map", entryYAML("response: /x"), "p", "response", errInvalid, "must be a mapping"},
+		{"response bad pointer", entryYAML("response: {access_token: data/access_token}"), "p", "response.access_token", errInvalidPointer, `start with "/"`},
+		{"response bad escape", entryYAML("response: {expires_in: /a~2b}"), "p", "response.expires_in", errInvalidPointer, "followed by 0 or 1"},
+		{"response duplicate", entryYAML("response: {scope: /a, scope: /b}"), "p", "response.scope", errDuplicateKey, "duplicate key"},
 		// durations
-		{"refresh_before bad unit", entryYAML("refresh_before: 15x"), "p", "refresh_before", ErrInvalid, `provider "p": refresh_before: invalid duration "15x"`},
-		{"refresh_before no unit", entryYAML("refresh_before: 900"), "p", "refresh_before", ErrInvalid, `invalid duration "900"`},
-		{"max_age zero", entryYAML("max_age: 0s"), "p", "max_age", ErrInvalid, "must be positive"},
-		{"max_age zero days", entryYAML("max_age: 0d"), "p", "max_age", ErrInvalid, "must be positive"},
-		{"max_age negative", entryYAML("max_age: -5m"), "p", "max_age", ErrInvalid, "must be positive"},
-		{"max_age days overflow", entryYAML("max_age: 999999999d"), "p", "max_age", ErrInvalid, "out of range"},
-		{"max_lifetime zero", entryYAML("max_lifetime: 0s"), "p", "max_lifetime", ErrInvalid, "must be positive"},
-		{"default_lifetime mixed days", entryYAML("default_lifetime: 1d12h"), "p", "default_lifetime", ErrInvalid, "invalid duration"},
+		{"refresh_before bad unit", entryYAML("refresh_before: 15x"), "p", "refresh_before", errInvalid, `provider "p": refresh_before: invalid duration "15x"`},
+		{"refresh_before no unit", entryYAML("refresh_before: 900"), "p", "refresh_before", errInvalid, `invalid duration "900"`},
+		{"max_age zero", entryYAML("max_age: 0s"), "p", "max_age", errInvalid, "must be positive"},
+		{"max_age zero days", entryYAML("max_age: 0d"), "p", "max_age", errInvalid, "must be positive"},
+		{"max_age negative", entryYAML("max_age: -5m"), "p", "max_age", errInvalid, "must be positive"},
+		{"max_age days overflow", entryYAML("max_age: 999999999d"), "p", "max_age", errInvalid, "out of range"},
+		{"max_lifetime zero", entryYAML("max_lifetime: 0s"), "p", "max_lifetime", errInvalid, "must be positive"},
+		{"default_lifetime mixed days", entryYAML("default_lifetime: 1d12h"), "p", "default_lifetime", errInvalid, "invalid duration"},
 		// parameter
-		{"parameter relative", entryYAML("parameter: token-refresher/tokens/p"), "p", "parameter", ErrInvalid, `must start with "/"`},
-		{"parameter bad char", entryYAML("parameter: /token-refresher/tokens/p q"), "p", "parameter", ErrInvalid, "not allowed"},
-		{"parameter double slash", entryYAML("parameter: /token-refresher/tokens//p"), "p", "parameter", ErrInvalid, `"//"`},
-		{"parameter trailing slash", entryYAML("parameter: /token-refresher/tokens/p/"), "p", "parameter", ErrInvalid, `must not end with "/"`},
-		{"parameter too long", entryYAML("parameter: /token-refresher/tokens/" + strings.Repeat("a", 1000)), "p", "parameter", ErrInvalid, "longer than 1011"},
-		{"parameter too deep", entryYAML("parameter: /token-refresher/tokens" + strings.Repeat("/a", 14)), "p", "parameter", ErrInvalid, "15 levels"},
-		{"parameter /aws", entryYAML("parameter: /AWS/x"), "p", "parameter", ErrInvalid, "reserved by AWS"},
-		{"parameter /ssm", entryYAML("parameter: /ssm/x"), "p", "parameter", ErrInvalid, "reserved by AWS"},
-		{"parameter outside prefix", entryYAML("parameter: /other/p"), "p", "parameter", ErrOutsidePrefix, "IAM policy"},
-		{"parameter is a sibling of the prefix", entryYAML("parameter: /token-refresher/tokens-old/p"), "p", "parameter", ErrOutsidePrefix, "not under the parameter prefix /token-refresher/tokens/"},
-		{"parameter is the prefix", entryYAML("parameter: /token-refresher/tokens"), "p", "parameter", ErrOutsidePrefix, "not under"},
+		{"parameter relative", entryYAML("parameter: token-refresher/tokens/p"), "p", "parameter", errInvalid, `must start with "/"`},
+		{"parameter bad char", entryYAML("parameter: /token-refresher/tokens/p q"), "p", "parameter", errInvalid, "not allowed"},
+		{"parameter double slash", entryYAML("parameter: /token-refresher/tokens//p"), "p", "parameter", errInvalid, `"//"`},
+		{"parameter trailing slash", entryYAML("parameter: /token-refresher/tokens/p/"), "p", "parameter", errInvalid, `must not end with "/"`},
+		{"parameter too long", entryYAML("parameter: /token-refresher/tokens/" + strings.Repeat("a", 1000)), "p", "parameter", errInvalid, "longer than 1011"},
+		{"parameter too deep", entryYAML("parameter: /token-refresher/tokens" + strings.Repeat("/a", 14)), "p", "parameter", errInvalid, "15 levels"},
+		{"parameter /aws", entryYAML("parameter: /AWS/x"), "p", "parameter", errInvalid, "reserved by AWS"},
+		{"parameter /ssm", entryYAML("parameter: /ssm/x"), "p", "parameter", errInvalid, "reserved by AWS"},
+		{"parameter outside prefix", entryYAML("parameter: /other/p"), "p", "parameter", errOutsidePrefix, "IAM policy"},
+		{"parameter is a sibling of the prefix", entryYAML("parameter: /token-refresher/tokens-old/p"), "p", "parameter", errOutsidePrefix, "not under the parameter prefix /token-refresher/tokens/"},
+		{"parameter is the prefix", entryYAML("parameter: /token-refresher/tokens"), "p", "parameter", errOutsidePrefix, "not under"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load(t, tc.doc, Options{})
 			if err == nil {
-				t.Fatalf("Load succeeded on\n%s", tc.doc)
+				t.Fatalf("Load succeeded on\n%s\nwant an error", tc.doc)
 			}
 			checkFieldError(t, err, tc.provider, 0, tc.field, tc.is, tc.msg)
 		})
 	}
 }
 
-// checkFieldError asserts that err holds exactly one problem, a *FieldError with the
+// checkFieldError asserts that err holds exactly one problem, a *fieldError with the
 // given provider and field, whose message names both.
 func checkFieldError(t *testing.T, err error, provider string, index int, field string, is error, msg string) {
 	t.Helper()
 	if errs := allErrors(err); len(errs) != 1 {
 		t.Errorf("want exactly one error, got %d:\n%v", len(errs), err)
 	}
-	var fe *FieldError
+	var fe *fieldError
 	if !errors.As(err, &fe) {
-		t.Fatalf("errors.As(*FieldError) failed on %T: %v", err, err)
+		t.Fatalf("got %T: %v, want a *fieldError", err, err)
 	}
 	if fe.Provider != provider || fe.Index != index || fe.Field != field {
-		t.Errorf("FieldError{Provider: %q, Index: %d, Field: %q}, want {%q, %d, %q}", fe.Provider, fe.Index, fe.Field, provider, index, field)
+		t.Errorf("fieldError{Provider: %q, Index: %d, Field: %q}, want {%q, %d, %q}", fe.Provider, fe.Index, fe.Field, provider, index, field)
 	}
 	if !errors.Is(err, is) {
-		t.Errorf("errors.Is(err, %v) = false; err: %v", is, err)
+		t.Errorf("got %v, want an error that is %v", err, is)
 	}
 	text := err.Error()
 	label := `provider "` + provider + `"`
@@ -314,16 +314,16 @@ func checkFieldError(t *testing.T, err error, provider string, index int, field 
 		label = fmt.Sprintf("providers[%d]", index)
 	}
 	if !strings.Contains(text, label) {
-		t.Errorf("message %q does not name the provider (%s)", text, label)
+		t.Errorf("got %q, want it to name the provider (%s)", text, label)
 	}
 	if field != "" && !strings.Contains(text, field) {
-		t.Errorf("message %q does not name the field %q", text, field)
+		t.Errorf("got %q, want it to name the field %q", text, field)
 	}
 	if !strings.Contains(text, msg) {
-		t.Errorf("message %q does not contain %q", text, msg)
+		t.Errorf("got %q, want it to contain %q", text, msg)
 	}
 	if fe.Line == 0 {
-		t.Errorf("FieldError has no line: %v", fe)
+		t.Errorf("got line 0 in %v, want the line of the problem", fe)
 	}
 }
 
@@ -340,21 +340,21 @@ func TestLoadCrossProviderErrors(t *testing.T) {
 			"  - {name: a, token_url: 'https://a.example/t', secret_id: a}\n" +
 			"  - {name: a, token_url: 'https://b.example/t', secret_id: b}\n"
 		_, err := load(t, doc, Options{})
-		checkFieldError(t, err, "a", 1, "name", ErrDuplicate, `provider "a" (providers[1]): name: "a" is also the name of providers[0]`)
+		checkFieldError(t, err, "a", 1, "name", errDuplicate, `provider "a" (providers[1]): name: "a" is also the name of providers[0]`)
 	})
 	t.Run("duplicate parameter", func(t *testing.T) {
 		doc := "providers:\n" +
 			"  - {name: a, token_url: 'https://a.example/t', secret_id: a}\n" +
 			"  - {name: b, token_url: 'https://b.example/t', secret_id: b, parameter: /token-refresher/tokens/a}\n"
 		_, err := load(t, doc, Options{})
-		checkFieldError(t, err, "b", 1, "parameter", ErrDuplicate, `also the parameter of provider "a"`)
+		checkFieldError(t, err, "b", 1, "parameter", errDuplicate, `also the parameter of provider "a"`)
 	})
 	t.Run("second entry by index", func(t *testing.T) {
 		doc := "providers:\n" +
 			"  - {name: a, token_url: 'https://a.example/t', secret_id: a}\n" +
 			"  - {token_url: 'https://b.example/t', secret_id: b}\n"
 		_, err := load(t, doc, Options{})
-		checkFieldError(t, err, "", 1, "name", ErrRequired, "providers[1]: name: required (line 3)")
+		checkFieldError(t, err, "", 1, "name", errRequired, "providers[1]: name: required (line 3)")
 	})
 }
 
@@ -370,32 +370,41 @@ func TestLoadDocumentErrors(t *testing.T) {
 		{"no providers key", "other: 1\n", ErrNoProviders, `no "providers" list`},
 		{"empty list", "providers: []\n", ErrNoProviders, "empty"},
 		{"null list", "providers:\n", ErrNoProviders, "empty"},
-		{"providers not a list", "providers: {a: 1}\n", ErrInvalid, "must be a list"},
-		{"root is a list", "- a\n", ErrInvalid, "must be a mapping"},
-		{"unknown top-level key", entryYAML() + "version: 2\n", ErrUnknownField, `unknown top-level field "version" (line 5)`},
-		{"duplicate providers key", entryYAML() + "providers: []\n", ErrDuplicateKey, `duplicate top-level key "providers"`},
-		{"two documents", entryYAML() + "---\n" + entryYAML(), ErrInvalid, "more than one YAML document"},
+		{"providers not a list", "providers: {a: 1}\n", errInvalid, "must be a list"},
+		{"root is a list", "- a\n", errInvalid, "must be a mapping"},
+		{"unknown top-level key", entryYAML() + "version: 2\n", errUnknownField, `unknown top-level field "version" (line 5)`},
+		{"duplicate providers key", entryYAML() + "providers: []\n", errDuplicateKey, `duplicate top-level key "providers"`},
+		{"two documents", entryYAML() + "---\n" + entryYAML(), errInvalid, "more than one YAML document"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load(t, tc.doc, Options{})
 			if !errors.Is(err, tc.is) {
-				t.Fatalf("errors.Is(%v, %v) = false", err, tc.is)
+				t.Fatalf("got %v, want an error that is %v", err, tc.is)
 			}
 			if !strings.Contains(err.Error(), tc.msg) {
-				t.Errorf("message %q does not contain %q", err, tc.msg)
+				t.Errorf("got %q, want it to contain %q", err, tc.msg)
 			}
 		})
 	}
 	t.Run("syntax error", func(t *testing.T) {
 		_, err := load(t, "providers:\n  - name: [\n", Options{})
 		if err == nil || !strings.Contains(err.Error(), "not valid YAML") {
-			t.Errorf("got %v", err)
+			t.Errorf("got %v, want a YAML syntax error", err)
+		}
+	})
+	t.Run("syntax error names its line", func(t *testing.T) {
+		// Line 4 is indented less than the mapping it belongs to; yaml's parser knows
+		// the line, though its message would name where the enclosing block began.
+		doc := "providers:\n  - name: a\n    token_url: https://a.example/t\n   secret_id: a\n"
+		_, err := load(t, doc, Options{})
+		if want := "providers file is not valid YAML: line 4: "; err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("got %v, want an error starting %q", err, want)
 		}
 	})
 	t.Run("too large", func(t *testing.T) {
 		_, err := load(t, entryYAML()+"#"+strings.Repeat("x", maxFileSize)+"\n", Options{})
-		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "larger than") {
-			t.Errorf("got %v", err)
+		if !errors.Is(err, errInvalid) || !strings.Contains(err.Error(), "larger than") {
+			t.Errorf("got %v, want errInvalid saying larger than", err)
 		}
 	})
 }
@@ -458,18 +467,18 @@ func TestParameterPrefix(t *testing.T) {
 	}
 	t.Run("explicit outside custom", func(t *testing.T) {
 		_, err := load(t, entryYAML("parameter: /token-refresher/tokens/p"), Options{ParameterPrefix: "/acme/tokens"})
-		checkFieldError(t, err, "p", 0, "parameter", ErrOutsidePrefix, "/acme/tokens/")
+		checkFieldError(t, err, "p", 0, "parameter", errOutsidePrefix, "/acme/tokens/")
 	})
 	t.Run("default too long", func(t *testing.T) {
 		prefix := "/" + strings.Repeat("a", 1000)
 		_, err := load(t, entryYAML("name: "+strings.Repeat("b", 20)), Options{ParameterPrefix: prefix})
-		checkFieldError(t, err, strings.Repeat("b", 20), 0, "parameter", ErrInvalid, "default parameter")
+		checkFieldError(t, err, strings.Repeat("b", 20), 0, "parameter", errInvalid, "default parameter")
 	})
 	for _, bad := range []string{"/", "relative/path", "/aws/tokens", "/a b", "/a//b"} {
 		t.Run("invalid prefix "+bad, func(t *testing.T) {
 			_, err := load(t, entryYAML(), Options{ParameterPrefix: bad})
-			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "parameter prefix") {
-				t.Errorf("got %v", err)
+			if !errors.Is(err, errInvalid) || !strings.Contains(err.Error(), "parameter prefix") {
+				t.Errorf("got %v, want errInvalid naming the parameter prefix", err)
 			}
 		})
 	}
@@ -503,7 +512,7 @@ func TestShippedRegistry(t *testing.T) {
 		names = append(names, p.Name)
 		w, ok := want[p.Name]
 		if !ok {
-			t.Errorf("unexpected provider %q", p.Name)
+			t.Errorf("got provider %q, want only the five seed providers", p.Name)
 			continue
 		}
 		got := dialect{p.TokenURL.String(), p.AuthMethod, p.BasicEncoding, p.RequestFormat, p.Headers}
@@ -511,17 +520,17 @@ func TestShippedRegistry(t *testing.T) {
 			t.Errorf("%s: got %+v, want %+v", p.Name, got, w)
 		}
 		if p.SecretID != "token-refresher/"+p.Name {
-			t.Errorf("%s: secret_id %q", p.Name, p.SecretID)
+			t.Errorf("%s: got secret_id %q, want token-refresher/%s", p.Name, p.SecretID, p.Name)
 		}
 		if p.Parameter != "/token-refresher/tokens/"+p.Name {
-			t.Errorf("%s: parameter %q", p.Name, p.Parameter)
+			t.Errorf("%s: got parameter %q, want /token-refresher/tokens/%s", p.Name, p.Parameter, p.Name)
 		}
 		if p.Response != (oauth.ResponseFields{}) {
 			t.Errorf("%s: response pointers %+v, want none (JSON:API and flat are found unaided)", p.Name, p.Response)
 		}
 	}
 	if got := strings.Join(names, ","); got != "ecard,booking,opencard,cardlytics,checkissuing" {
-		t.Errorf("providers in order %s", got)
+		t.Errorf("got providers in order %s, want ecard,booking,opencard,cardlytics,checkissuing", got)
 	}
 	opencard, _ := reg.Lookup("opencard")
 	const emsScopes = "account-tpas-read account-tpas-write account-tpa-signatories-write account-tpa-identities-read " +
@@ -532,7 +541,7 @@ func TestShippedRegistry(t *testing.T) {
 		t.Errorf("opencard scope\n got %q\nwant %q", opencard.Scope, emsScopes)
 	}
 	if opencard.MaxAge != 30*24*time.Hour {
-		t.Errorf("opencard max_age %v", opencard.MaxAge)
+		t.Errorf("got opencard max_age %v, want 720h", opencard.MaxAge)
 	}
 	if _, err := LoadFile(filepath.Join("..", "..", "functions", "refresher", "providers.yaml"), Options{}); !errors.Is(err, ErrNoProviders) {
 		t.Errorf("embedded default registry: %v, want ErrNoProviders", err)
@@ -547,24 +556,24 @@ func TestLoadFile(t *testing.T) {
 	}
 	_, err := LoadFile(path, Options{})
 	if err == nil || !strings.HasPrefix(err.Error(), path+": 2 problems:\n") {
-		t.Errorf("got %v", err)
+		t.Errorf("got %v, want it to start %q", err, path+": 2 problems:\n")
 	}
-	if !errors.Is(err, ErrUnknownField) || !errors.Is(err, ErrInvalid) {
-		t.Errorf("errors.Is through LoadFile's wrapping failed: %v", err)
+	if !errors.Is(err, errUnknownField) || !errors.Is(err, errInvalid) {
+		t.Errorf("got %v, want an error that is both errUnknownField and errInvalid", err)
 	}
 	if _, err := LoadFile(filepath.Join(dir, "missing.yaml"), Options{}); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("missing file: got %v", err)
+		t.Errorf("missing file: got %v, want os.ErrNotExist", err)
 	}
 }
 
 func TestErrorsAs(t *testing.T) {
 	_, err := load(t, entryYAML("name: ecard", "refresh_before: 15x"), Options{})
-	var fe *FieldError
+	var fe *fieldError
 	if !errors.As(err, &fe) {
-		t.Fatalf("errors.As failed on %v", err)
+		t.Fatalf("got %v, want a *fieldError", err)
 	}
-	if fe.Provider != "ecard" || fe.Field != "refresh_before" || fe.Line != 5 || !errors.Is(fe, ErrInvalid) {
-		t.Errorf("got %+v", fe)
+	if fe.Provider != "ecard" || fe.Field != "refresh_before" || fe.Line != 5 || !errors.Is(fe, errInvalid) {
+		t.Errorf("got %+v, want ecard, refresh_before, line 5, errInvalid", fe)
 	}
 	if got, want := fe.Error(), `provider "ecard": refresh_before: invalid duration "15x"`; !strings.HasPrefix(got, want) {
 		t.Errorf("Error() = %q, want prefix %q", got, want)
@@ -579,10 +588,10 @@ func TestRegistryIsImmutable(t *testing.T) {
 	reg.Providers()[0].Headers["X"] = "y"
 	again, _ := reg.Lookup("p")
 	if again.Headers["Accept"] != "a" || len(again.Headers) != 1 || again.TokenURL.Host != "auth.example.com" {
-		t.Errorf("registry changed through a returned copy: %+v", again)
+		t.Errorf("got %+v after changing a returned copy, want the provider as loaded", again)
 	}
 	if _, ok := reg.Lookup("nope"); ok {
-		t.Error("Lookup of an unknown name succeeded")
+		t.Error("Lookup(nope) = true, want false")
 	}
 }
 
@@ -666,7 +675,7 @@ func TestFingerprint(t *testing.T) {
 	fp := func(doc string, opts Options) string { return mustLoad(t, doc, opts).Fingerprint() }
 	base := fp(entryYAML(), Options{})
 	if len(base) != 64 || fp(entryYAML("auth_method: client_secret_post", "request_format: form"), Options{}) != base {
-		t.Fatalf("defaults spelt out change the fingerprint")
+		t.Fatalf("got a different fingerprint for defaults spelt out, want the same")
 	}
 	for _, changed := range []string{
 		fp(entryYAML("refresh_before: 20m"), Options{}),
@@ -676,7 +685,7 @@ func TestFingerprint(t *testing.T) {
 		fp(entryYAML(), Options{ParameterPrefix: "/other/tokens"}),
 	} {
 		if changed == base {
-			t.Errorf("a change kept the fingerprint %s", base)
+			t.Errorf("got fingerprint %s after a change, want a different one", base)
 		}
 	}
 }
@@ -686,7 +695,7 @@ func TestFingerprint(t *testing.T) {
 func TestHeaderValueNotEchoed(t *testing.T) {
 	_, err := load(t, entryYAML(`headers: {X-Api-Key: "k3y-v4lue-s3cr3t\n"}`), Options{})
 	if err == nil || strings.Contains(err.Error(), "k3y-v4lue") || !strings.Contains(err.Error(), "control character") {
-		t.Fatalf("err = %v", err)
+		t.Fatalf("got %v, want a control-character error that does not echo the value", err)
 	}
 }
 
@@ -695,10 +704,10 @@ func TestLoadVerify(t *testing.T) {
 	p, _ := reg.Lookup("p")
 	if p.Verify == nil || p.Verify.URL.String() != "https://api.example.com/v1/ping" || p.Verify.Method != "HEAD" ||
 		!reflect.DeepEqual(p.Verify.Expect, []int{200, 204}) {
-		t.Fatalf("verify %+v", p.Verify)
+		t.Fatalf("got verify %+v, want https://api.example.com/v1/ping, HEAD, [200 204]", p.Verify)
 	}
 	if p := mustLoad(t, entryYAML("verify: {url: 'http://127.0.0.1:9/ping'}"), Options{}).Providers()[0]; p.Verify.Method != "" || p.Verify.Expect != nil {
-		t.Fatalf("defaults: %+v", p.Verify)
+		t.Fatalf("got verify %+v, want no method and no expect", p.Verify)
 	}
 	for _, tc := range []struct{ line, field, msg string }{
 		{"verify: https://x", "verify", "must be a mapping"},
@@ -710,9 +719,9 @@ func TestLoadVerify(t *testing.T) {
 		{"verify: {url: 'https://a.example/p', headers: {}}", "verify.headers", "unknown field"},
 	} {
 		_, err := load(t, entryYAML(tc.line), Options{})
-		var fe *FieldError
+		var fe *fieldError
 		if !errors.As(err, &fe) || fe.Field != tc.field || !strings.Contains(err.Error(), tc.msg) {
-			t.Errorf("%s: %v", tc.line, err)
+			t.Errorf("%s: got %v, want a problem with %s saying %q", tc.line, err, tc.field, tc.msg)
 		}
 	}
 }

@@ -24,10 +24,10 @@ import (
 // is empty, and the default of the function's TOKEN_PARAMETER_PREFIX.
 const DefaultParameterPrefix = "/token-refresher/tokens"
 
-// DefaultMaxLifetime is a provider's max_lifetime when it sets none: a year and a
+// defaultMaxLifetime is a provider's max_lifetime when it sets none: a year and a
 // month, above the longest lifetime the seed providers document (one year), far
 // below what a unit mistake in expires_in or a JWT exp in year 9999 claims.
-const DefaultMaxLifetime = 395 * 24 * time.Hour
+const defaultMaxLifetime = 395 * 24 * time.Hour
 
 // Provider is one partner API: its token endpoint and what the refresher needs
 // besides it.
@@ -49,7 +49,7 @@ type Provider struct {
 	MaxAge time.Duration
 	// MaxLifetime is the longest lifetime believed: a token whose answer claims more
 	// is published as living this long (the refresher notes it). Load sets
-	// DefaultMaxLifetime when unset.
+	// defaultMaxLifetime when unset.
 	MaxLifetime time.Duration
 	// Verify, when set, is a call to the partner's API that a new token must pass
 	// before it is published.

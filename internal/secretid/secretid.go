@@ -17,17 +17,17 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
 )
 
 // ID is a parsed secret name or ARN.
 type ID struct {
-	arn       bool
-	partition string
-	region    string
-	account   string
-	// resource is the name, or for an ARN everything after "secret:" (the name, with
-	// the random suffix when the ARN is a full one).
-	resource string
+	// arn is the ARN without its resource, or zero for a name.
+	arn arn.ARN
+	// name is the name, or for an ARN everything after "secret:" (the name, with the
+	// random suffix when the ARN is a full one).
+	name string
 }
 
 // ErrEmpty is returned by Parse for an empty name.
@@ -42,29 +42,29 @@ func Parse(s string) (ID, error) {
 		if err := checkName(s); err != nil {
 			return ID{}, err
 		}
-		return ID{resource: s}, nil
+		return ID{name: s}, nil
 	}
-	parts := strings.SplitN(s, ":", 7)
-	if len(parts) != 7 {
-		return ID{}, fmt.Errorf("ARN %q: want arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME", s)
-	}
-	id := ID{arn: true, partition: parts[1], region: parts[3], account: parts[4], resource: parts[6]}
+	a, err := arn.Parse(s)
+	kind, name, ok := strings.Cut(a.Resource, ":")
 	switch {
-	case id.partition == "":
+	case err != nil || !ok:
+		return ID{}, fmt.Errorf("ARN %q: want arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME", s)
+	case a.Partition == "":
 		return ID{}, fmt.Errorf("ARN %q: empty partition", s)
-	case parts[2] != "secretsmanager":
-		return ID{}, fmt.Errorf("ARN %q: service is %q, want secretsmanager", s, parts[2])
-	case id.region == "":
+	case a.Service != "secretsmanager":
+		return ID{}, fmt.Errorf("ARN %q: service is %q, want secretsmanager", s, a.Service)
+	case a.Region == "":
 		return ID{}, fmt.Errorf("ARN %q: empty region", s)
-	case len(id.account) != 12 || !allDigits(id.account):
+	case len(a.AccountID) != 12 || strings.Trim(a.AccountID, "0123456789") != "":
 		return ID{}, fmt.Errorf("ARN %q: account must be 12 digits", s)
-	case parts[5] != "secret":
-		return ID{}, fmt.Errorf("ARN %q: resource type is %q, want secret", s, parts[5])
+	case kind != "secret":
+		return ID{}, fmt.Errorf("ARN %q: resource type is %q, want secret", s, kind)
 	}
-	if err := checkName(id.resource); err != nil {
+	if err := checkName(name); err != nil {
 		return ID{}, fmt.Errorf("ARN %q: %w", s, err)
 	}
-	return id, nil
+	a.Resource = ""
+	return ID{arn: a, name: name}, nil
 }
 
 func checkName(s string) error {
@@ -99,21 +99,13 @@ func checkName(s string) error {
 // one secret too many only costs an unneeded token request; missing one would leave
 // a token minted with credentials that were just rotated away.
 func (a ID) Matches(b ID) bool {
-	switch {
-	case !a.arn && !b.arn:
-		return a.resource == b.resource
-	case a.arn && b.arn:
-		if a.partition != b.partition || a.region != b.region || a.account != b.account {
-			return false
-		}
-		return a.resource == b.resource ||
-			trimSuffix(a.resource) == b.resource ||
-			a.resource == trimSuffix(b.resource)
-	case a.arn:
-		return a.resource == b.resource || trimSuffix(a.resource) == b.resource
-	default:
-		return b.resource == a.resource || trimSuffix(b.resource) == a.resource
+	aARN, bARN := a.arn != (arn.ARN{}), b.arn != (arn.ARN{})
+	if aARN && bARN && a.arn != b.arn {
+		return false
 	}
+	return a.name == b.name ||
+		aARN && trimSuffix(a.name) == b.name ||
+		bARN && a.name == trimSuffix(b.name)
 }
 
 // Same reports whether a and b, each a secret name, partial ARN or full ARN, can
@@ -145,13 +137,4 @@ func trimSuffix(resource string) string {
 
 func isAlnum(c rune) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-}
-
-func allDigits(s string) bool {
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return s != ""
 }

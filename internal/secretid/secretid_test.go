@@ -36,10 +36,13 @@ func TestParseRefuses(t *testing.T) {
 	for in, want := range map[string]string{
 		"":          "empty secret name",
 		"my secret": "not allowed",
-		"arn:aws:secretsmanager:eu-west-1:123456789012:x": "want arn:PARTITION",
-		"arn:aws:ssm:eu-west-1:123456789012:secret:x":     "want secretsmanager",
-		"arn:aws:secretsmanager:eu-west-1:1234:secret:x":  "12 digits",
-		strings.Repeat("a", 513):                          "longer than 512",
+		"arn:aws:secretsmanager:eu-west-1:123456789012:x":     "want arn:PARTITION",
+		"arn:aws:ssm:eu-west-1:123456789012:secret:x":         "want secretsmanager",
+		"arn:aws:secretsmanager:eu-west-1:1234:secret:x":      "12 digits",
+		strings.Repeat("a", 513):                              "longer than 512",
+		"arn:aws:secretsmanager":                              "want arn:PARTITION",
+		"arn:aws:secretsmanager:eu-west-1:123456789012:key:x": "want secret",
+		"arn::secretsmanager:eu-west-1:123456789012:secret:x": "empty partition",
 	} {
 		_, err := Parse(in)
 		if err == nil || !strings.Contains(err.Error(), want) {
