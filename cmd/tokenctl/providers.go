@@ -208,7 +208,7 @@ func removeProvider(ctx context.Context, st *catalog.Store, name string, stdout,
 // registryExit maps a registry error to an exit code: a refusal is a problem, anything
 // else (AWS, access) is an error.
 func registryExit(err error) int {
-	if errors.Is(err, catalog.ErrNotFound) || errors.Is(err, catalog.ErrConflict) || errors.Is(err, registry.ErrInvalid) {
+	if errors.Is(err, catalog.ErrNotFound) || errors.Is(err, catalog.ErrConflict) || errors.Is(err, catalog.ErrInvalid) {
 		return exitProblem
 	}
 	return exitUsage

@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"go.yaml.in/yaml/v3"
+	"go.yaml.in/yaml/v4"
 
 	"github.com/token-refresher/token-refresher/internal/registry"
 )
@@ -28,6 +28,9 @@ var (
 	ErrConflict = errors.New("the provider registry changed meanwhile; nothing was stored, try again")
 	// ErrNotFound says the registry has no provider of that name.
 	ErrNotFound = errors.New("no such provider")
+	// ErrInvalid says a file given to Put does not load with the strict loader:
+	// nothing was stored, and the error lists every problem.
+	ErrInvalid = errors.New("invalid provider registry")
 )
 
 // Store changes the registry object for tokenctl. Every change is a read, a change
@@ -113,7 +116,7 @@ type Change struct {
 // not load.
 func (s *Store) Put(ctx context.Context, file []byte) (Change, error) {
 	if _, err := registry.Load(bytes.NewReader(file), s.Options); err != nil {
-		return Change{}, err
+		return Change{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	fileRoot, incoming, err := entries(file)
 	if err != nil {

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-
-	"github.com/token-refresher/token-refresher/internal/registry"
 )
 
 func storedNames(t *testing.T, s *Store) string {
@@ -51,7 +49,7 @@ func TestStorePutInvalidStoresNothing(t *testing.T) {
 	s := &Store{API: f, Bucket: "b", Key: DefaultKey}
 	bad := file("b") + "    colour: blue\n" + "  - name: Bad Name\n    token_url: http://x\n    secret_id: s\n"
 	_, err := s.Put(context.Background(), []byte(bad))
-	if !errors.Is(err, registry.ErrUnknownField) || !errors.Is(err, registry.ErrInvalid) {
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "colour") || !strings.Contains(err.Error(), "Bad Name") {
 		t.Errorf("got %v, want every problem (unknown field and invalid)", err)
 	}
 	if _, _, puts := f.counts(); puts != 0 {
