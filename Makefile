@@ -32,26 +32,31 @@ lint: ## gofmt, go vet and staticcheck
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags integration ./...
 	$(GO) run $(STATICCHECK) -tags lambda.norpc ./functions/refresher
-	@echo "lint: pkg/tokens, its own module (./... from the root does not descend into it)"
-	cd $(TOKENS_MODULE) && $(GO) vet ./... && $(GO) vet -tags integration ./...
-	cd $(TOKENS_MODULE) && $(GO) run $(STATICCHECK) ./... && $(GO) run $(STATICCHECK) -tags integration ./...
+	@# ./... from the root does not descend into a nested module: each has its own pass.
+	@for m in $(TOKENS_MODULE) $(CONSUMER_GO); do \
+	  echo "lint: $$m, its own module"; \
+	  (cd $$m && $(GO) vet ./... && $(GO) vet -tags integration ./... && \
+	    $(GO) run $(STATICCHECK) ./... && $(GO) run $(STATICCHECK) -tags integration ./...); done
 	$(MAKE) --no-print-directory tokens-module
 
-# pkg/tokens is the module consumers require, tagged pkg/tokens/vX.Y.Z. Its graph must
+# pkg/tokens is the module consumers require, its tags prefixed with its directory. Its graph must
 # hold none of the function's own dependencies: a consumer that requires it must not
 # inherit the Lambda runtime, Secrets Manager, SQS, YAML or backoff, nor be upgraded
 # whenever the function's dependencies are.
 TOKENS_MODULE    := pkg/tokens
+CONSUMER_GO      := examples/consumer-go
 FUNCTION_ONLY_RE := ^(github\.com/aws/aws-lambda-go|github\.com/aws/aws-sdk-go-v2/service/(secretsmanager|sqs|cloudwatchlogs|eventbridge|kms|lambda)|github\.com/cenkalti/backoff|go\.yaml\.in/yaml|gopkg\.in/yaml|github\.com/token-refresher/token-refresher)
 
 .PHONY: tokens-module
-tokens-module: ## check pkg/tokens' own module: tidy, a go directive with no patch level beyond .0, none of the function's dependencies in its graph
+tokens-module: ## check pkg/tokens' own module (tidy, a go directive without a patch release, none of the function's dependencies in its graph) and the example consumer's (tidy)
 	@echo "tokens-module: go.mod tidy, module graph free of the function's dependencies"
 	cd $(TOKENS_MODULE) && $(GO) mod tidy -diff
 	@directive=$$(cd $(TOKENS_MODULE) && $(GO) list -m -f '{{.GoVersion}}'); \
 	  if [[ ! "$$directive" =~ ^1\.[0-9]+(\.0)?$$ ]]; then echo "tokens-module: go $$directive: consumers would need that patch release; want 1.N (or 1.N.0 where a dependency says so)" >&2; exit 1; fi
 	@leaked=$$(cd $(TOKENS_MODULE) && $(GO) list -m all | tail -n +2 | grep -E '$(FUNCTION_ONLY_RE)' || true); \
 	  if [ -n "$$leaked" ]; then echo "tokens-module: pkg/tokens' module graph holds the function's dependencies:" >&2; echo "$$leaked" >&2; exit 1; fi
+	@# The example consumer Lambda is its own module too, as a consumer's function is.
+	cd $(CONSUMER_GO) && $(GO) mod tidy -diff
 
 .PHONY: unit
 unit: ## unit tests, with the race detector; the function also as built for Lambda (tag lambda.norpc)

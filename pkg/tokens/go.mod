@@ -1,5 +1,7 @@
 module github.com/token-refresher/token-refresher/pkg/tokens
 
+// The lowest the dependencies allow: golang.org/x/oauth2 and golang.org/x/sync declare
+// go 1.26.0, so any Go 1.26 release builds this module.
 go 1.26.0
 
 require (
