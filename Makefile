@@ -89,6 +89,22 @@ $(EXAMPLES_JS_STAMP): examples/node/package.json examples/node/package-lock.json
 	cd examples/node && npm ci --no-audit --no-fund
 	@touch $@
 
+# The offline IAM evaluation (scripts/iam): its evaluator, @cloud-copilot/iam-simulate,
+# and YAML parser come with `npm ci` from the committed lock file.
+IAM_JS_STAMP := scripts/iam/node_modules/.installed
+IAM_TOKENCTL := .cache/iam/tokenctl
+
+$(IAM_JS_STAMP): scripts/iam/package.json scripts/iam/package-lock.json
+	@echo "iam-check: installing the IAM evaluator's locked dependencies (npm ci)"
+	@command -v npm >/dev/null || { echo "iam-check: npm not found: the IAM check needs Node.js 20 or later with npm" >&2; exit 1; }
+	cd scripts/iam && npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: iam-check
+iam-check: $(IAM_JS_STAMP) ## evaluate every role and policy of the template, and tokenctl's per-consumer policy, with a real IAM policy evaluator, offline
+	$(GO) build -o $(IAM_TOKENCTL) ./cmd/tokenctl
+	TOKENCTL=$(abspath $(IAM_TOKENCTL)) node scripts/iam/check.mjs $(SAM_TEMPLATE)
+
 .PHONY: examples-deps
 examples-deps: $(EXAMPLES_PY_STAMP) $(EXAMPLES_JS_STAMP) ## install the consumer examples' pinned dependencies (.venv/examples, examples/node/node_modules)
 
