@@ -19,7 +19,7 @@ help: ## list the targets
 ## ---- checks -----------------------------------------------------------------
 
 .PHONY: test
-test: lint unit sam-check integration ## everything CI runs: lint, unit, SAM checks, integration and end-to-end against LocalStack
+test: lint unit sam-check iam-check integration ## everything CI runs: lint, unit, SAM checks, integration and end-to-end against LocalStack
 
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck
@@ -32,15 +32,41 @@ lint: ## gofmt, go vet and staticcheck
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags integration ./...
 	$(GO) run $(STATICCHECK) -tags lambda.norpc ./functions/refresher
+	@# ./... from the root does not descend into a nested module: each has its own pass.
+	@for m in $(TOKENS_MODULE) $(CONSUMER_GO); do \
+	  echo "lint: $$m, its own module"; \
+	  (cd $$m && $(GO) vet ./... && $(GO) vet -tags integration ./... && \
+	    $(GO) run $(STATICCHECK) ./... && $(GO) run $(STATICCHECK) -tags integration ./...); done
+	$(MAKE) --no-print-directory tokens-module
+
+# pkg/tokens is the module consumers require, its tags prefixed with its directory. Its graph must
+# hold none of the function's own dependencies: a consumer that requires it must not
+# inherit the Lambda runtime, Secrets Manager, SQS, YAML or backoff, nor be upgraded
+# whenever the function's dependencies are.
+TOKENS_MODULE    := pkg/tokens
+CONSUMER_GO      := examples/consumer-go
+FUNCTION_ONLY_RE := ^(github\.com/aws/aws-lambda-go|github\.com/aws/aws-sdk-go-v2/service/(secretsmanager|sqs|cloudwatchlogs|eventbridge|kms|lambda)|github\.com/cenkalti/backoff|go\.yaml\.in/yaml|gopkg\.in/yaml|github\.com/token-refresher/token-refresher)
+
+.PHONY: tokens-module
+tokens-module: ## check pkg/tokens' own module (tidy, a go directive without a patch release, none of the function's dependencies in its graph) and the example consumer's (tidy)
+	@echo "tokens-module: go.mod tidy, module graph free of the function's dependencies"
+	cd $(TOKENS_MODULE) && $(GO) mod tidy -diff
+	@directive=$$(cd $(TOKENS_MODULE) && $(GO) list -m -f '{{.GoVersion}}'); \
+	  if [[ ! "$$directive" =~ ^1\.[0-9]+(\.0)?$$ ]]; then echo "tokens-module: go $$directive: consumers would need that patch release; want 1.N (or 1.N.0 where a dependency says so)" >&2; exit 1; fi
+	@leaked=$$(cd $(TOKENS_MODULE) && $(GO) list -m all | tail -n +2 | grep -E '$(FUNCTION_ONLY_RE)' || true); \
+	  if [ -n "$$leaked" ]; then echo "tokens-module: pkg/tokens' module graph holds the function's dependencies:" >&2; echo "$$leaked" >&2; exit 1; fi
+	@# The example consumer Lambda is its own module too, as a consumer's function is.
+	cd $(CONSUMER_GO) && $(GO) mod tidy -diff
 
 .PHONY: unit
 unit: ## unit tests, with the race detector; the function also as built for Lambda (tag lambda.norpc)
 	$(GO) test -race $(GOTEST_FLAGS) ./...
 	$(GO) test -race $(GOTEST_FLAGS) -tags lambda.norpc ./functions/refresher
+	cd $(TOKENS_MODULE) && $(GO) test -race $(GOTEST_FLAGS) ./...
 
 .PHONY: integration
 integration: build examples-deps ## integration and end-to-end tests, the host-mode executor's tests and a deploy of the built stack, against a LocalStack the launcher starts and stops
-	$(LAUNCHER) run -- bash -c '$(GO) test -tags integration $(GOTEST_FLAGS) -run Integration -p 1 -timeout 30m ./... && scripts/sam-deploy-local'
+	$(LAUNCHER) run -- bash -c '$(GO) test -tags integration $(GOTEST_FLAGS) -run Integration -p 1 -timeout 30m ./... && (cd $(TOKENS_MODULE) && $(GO) test -tags integration $(GOTEST_FLAGS) -run Integration -p 1 ./...) && scripts/sam-deploy-local'
 	$(LAUNCHER) test
 
 # The consumer examples' dependencies, pinned in their own files: Python's into a venv,
@@ -62,6 +88,22 @@ $(EXAMPLES_JS_STAMP): examples/node/package.json examples/node/package-lock.json
 	@command -v npm >/dev/null || { echo "examples-deps: npm not found: the Node.js example needs Node.js 20 or later with npm" >&2; exit 1; }
 	cd examples/node && npm ci --no-audit --no-fund
 	@touch $@
+
+# The offline IAM evaluation (scripts/iam): its evaluator, @cloud-copilot/iam-simulate,
+# and YAML parser come with `npm ci` from the committed lock file.
+IAM_JS_STAMP := scripts/iam/node_modules/.installed
+IAM_TOKENCTL := .cache/iam/tokenctl
+
+$(IAM_JS_STAMP): scripts/iam/package.json scripts/iam/package-lock.json
+	@echo "iam-check: installing the IAM evaluator's locked dependencies (npm ci)"
+	@command -v npm >/dev/null || { echo "iam-check: npm not found: the IAM check needs Node.js 20 or later with npm" >&2; exit 1; }
+	cd scripts/iam && npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: iam-check
+iam-check: $(IAM_JS_STAMP) ## evaluate every role and policy of the template, and tokenctl's per-consumer policy, with a real IAM policy evaluator, offline
+	$(GO) build -o $(IAM_TOKENCTL) ./cmd/tokenctl
+	TOKENCTL=$(abspath $(IAM_TOKENCTL)) node scripts/iam/check.mjs $(SAM_TEMPLATE)
 
 .PHONY: examples-deps
 examples-deps: $(EXAMPLES_PY_STAMP) $(EXAMPLES_JS_STAMP) ## install the consumer examples' pinned dependencies (.venv/examples, examples/node/node_modules)

@@ -3,6 +3,7 @@
 //	tokenctl status [-json] [-providers FILE] [-token-prefix P] [-state-prefix P]
 //	tokenctl check [-probe] [-provider NAME]... [-json] FILE
 //	tokenctl providers list | get NAME | put [-probe] FILE | rm NAME
+//	tokenctl policy [-token-prefix P] [-providers FILE] [-kms-key ARN] [-region R] [-account ID] NAME...
 //
 // status prints one line per provider: its health, its token's expiry and time
 // left, age, when it is next refreshed, and its last failure. It reads SSM only,
@@ -19,6 +20,11 @@
 // deployed stack reads from S3 (see "tokenctl providers" for its flags); put
 // validates the whole file offline first and stores nothing when any entry is
 // invalid or names a secret outside the stack's secret name prefix.
+//
+// policy prints the IAM policy JSON that lets a consumer read the tokens of exactly
+// the named providers, and decrypt them only through SSM: least privilege per
+// consumer, where the stack's TokenReadersPolicy grants every token. It reads nothing
+// when -region and -account are given.
 //
 // All use the AWS SDK's standard settings (AWS_ENDPOINT_URL for LocalStack). Exit
 // codes: 0 all is well, 1 a provider is failing or a check failed, 2 usage or
@@ -62,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return check(ctx, args[1:], stdout, stderr)
 	case "providers":
 		return providers(ctx, args[1:], stdout, stderr)
+	case "policy":
+		return policy(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return exitOK
@@ -73,4 +81,5 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 const usage = `usage:
   tokenctl status [-json] [-providers FILE] [-token-prefix PREFIX] [-state-prefix PREFIX]
   tokenctl check [-probe] [-provider NAME]... [-json] FILE
-  tokenctl providers list | get NAME | put [-probe] FILE | rm NAME  [-bucket B] [-key K] [-secret-prefix P]`
+  tokenctl providers list | get NAME | put [-probe] FILE | rm NAME  [-bucket B] [-key K] [-secret-prefix P]
+  tokenctl policy [-token-prefix PREFIX] [-providers FILE] [-kms-key ARN] [-region R] [-account ID] NAME...`

@@ -8,7 +8,14 @@
 // and the partner sees one token request per token lifetime, not one per cold start.
 //
 // This package imports no other package of the project, so a consumer depends on
-// nothing but the published form.
+// nothing but the published form. It is a module of its own,
+// github.com/token-refresher/token-refresher/pkg/tokens, requiring the SSM client,
+// golang.org/x/oauth2 and golang.org/x/sync only: a consumer does not inherit the
+// refresher function's dependencies. Its release tags are its directory, pkg/tokens,
+// a slash and the version (vX.Y.Z), one tag prefix per module as aws-sdk-go-v2 does
+// for each service:
+//
+//	go get github.com/token-refresher/token-refresher/pkg/tokens@latest
 //
 // # The published token
 //

@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
-	"github.com/token-refresher/token-refresher/internal/awstest"
 	"github.com/token-refresher/token-refresher/pkg/tokens"
 )
 
@@ -20,10 +19,10 @@ import (
 // SecureString round trip, WithDecryption and the SDK's error types are checked
 // against the emulator rather than against the fake's idea of them.
 func TestIntegrationSourceAgainstSSM(t *testing.T) {
-	cfg := awstest.Config(t)
+	cfg := emulatorConfig(t)
 	client := ssm.NewFromConfig(cfg)
 	ctx := t.Context()
-	name := awstest.UniqueName("/token-refresher-test/tokens/consumer-")
+	name := uniqueName("/token-refresher-test/tokens/consumer-")
 	t.Cleanup(func() {
 		_, _ = client.DeleteParameter(context.WithoutCancel(ctx), &ssm.DeleteParameterInput{Name: &name})
 	})
