@@ -54,9 +54,15 @@ type Job struct {
 	Provider string `json:"provider"`
 	// PlannedAt is when the planner read the token it decided on.
 	PlannedAt time.Time `json:"planned_at"`
-	// Rotate asks for a new token whatever the published one claims, unless one was
-	// published after PlannedAt.
+	// Rotate asks for a new token whatever the published one claims, unless the
+	// parameter was written since the planner read it at Version.
 	Rotate bool `json:"rotate,omitempty"`
+	// Version is the version of the token's parameter the planner decided on (0:
+	// none was published). A rotation job is done once the parameter has another
+	// version: an exact test where the published issued_at, cut to whole seconds,
+	// cannot tell a rotation made within the second the job was planned from none.
+	// Nil in a job sent before the field existed.
+	Version *int64 `json:"version,omitempty"`
 	// MessageID is the queue's id of the message, from the event; not in the body.
 	MessageID string `json:"-"`
 	// err says why the body could not be read as a job.
@@ -89,7 +95,7 @@ func (r *Refresher) fansOut(req Request, pl *plan) bool {
 func (r *Refresher) enqueue(ctx context.Context, pl *plan) {
 	msgs := make([]queue.Message, len(pl.due))
 	for k, j := range pl.due {
-		msgs[k] = message(Job{Provider: j.p.Name, PlannedAt: pl.started, Rotate: j.rotate}, j.version)
+		msgs[k] = message(Job{Provider: j.p.Name, PlannedAt: pl.started, Rotate: j.rotate, Version: &j.version}, j.version)
 	}
 	errs := r.Queue.Send(ctx, msgs)
 	for k, j := range pl.due {
@@ -130,10 +136,18 @@ func digest(s string) string {
 func (r *Refresher) work(d deadlines, req Request) Result {
 	pl := &plan{outcomes: make([]Outcome, len(req.Jobs)), started: r.now()}
 	var failed []events.SQSBatchItemFailure
-	retry := func(i int) {
-		failed = append(failed, events.SQSBatchItemFailure{ItemIdentifier: req.Jobs[i].MessageID})
-	}
 	jobs, first := merged(req.Jobs)
+	// retry sends job i's message again, with every other message of its provider
+	// in the batch: a rotation merged into a failed refresh must not be deleted with
+	// the refresh's success nowhere in sight, and on the FIFO queue a provider's later
+	// messages must stay behind its earlier ones.
+	retry := func(i int) {
+		for k := range req.Jobs {
+			if k == i || first[k] == i && k != first[k] {
+				failed = append(failed, events.SQSBatchItemFailure{ItemIdentifier: req.Jobs[k].MessageID})
+			}
+		}
+	}
 	providers := make([]registry.Provider, len(req.Jobs))
 	var params []string
 	for i, j := range req.Jobs {
@@ -230,6 +244,13 @@ func (r *Refresher) stillDue(now time.Time, p registry.Provider, cur *tokens.Tok
 		return true, merr.Error()
 	}
 	if j.Rotate {
+		if j.Version != nil {
+			if v := published.Versions[p.Parameter]; v != *j.Version {
+				return false, fmt.Sprintf("rotated since the job was planned (version %d, planned on %d)", v, *j.Version)
+			}
+			return true, "rotation requested"
+		}
+		// A job sent before versions were: as then, by the clock.
 		if cur != nil && cur.Provider == p.Name && cur.IssuedAt.After(j.PlannedAt) {
 			return false, fmt.Sprintf("rotated since the job was planned (%s)", stamp(j.PlannedAt))
 		}
