@@ -62,7 +62,8 @@ func TestIntegrationIdleRunCalls(t *testing.T) {
 				t.Fatal(err)
 			}
 			root := fmt.Sprintf("/%s/n%d", id, n)
-			vars := map[string]string{"PROVIDERS_FILE": regFile, "TOKEN_PARAMETER_PREFIX": root + "/tokens", "STATE_PARAMETER_PREFIX": root + "/state"}
+			vars := map[string]string{"PROVIDERS_FILE": regFile, "TOKEN_PARAMETER_PREFIX": root + "/tokens", "STATE_PARAMETER_PREFIX": root + "/state",
+				"PUT_PARAMETER_RATE": "0"} // the first run writes every token: no budget
 			e, err := loadEnv(func(k string) string { return vars[k] }, nil)
 			if err != nil {
 				t.Fatal(err)
