@@ -43,7 +43,7 @@ func TestIntegrationFanOut(t *testing.T) {
 		providers = append(providers, fmt.Sprintf("p%04d", i))
 	}
 	providers = append(providers, failing...)
-	p := deploy(t, "fanout", providers, "MaxConcurrency=8 PerProviderMetrics=false")
+	p := deploy(t, "fanout", providers, "MaxConcurrency=8 PerProviderMetrics=false PutParameterRate=0")
 	for _, name := range failing {
 		p.srv.SetFault(name, oauthtest.Fault{Kind: oauthtest.ServerError, Status: 500})
 	}
