@@ -28,7 +28,7 @@ type Metrics struct {
 	Out io.Writer
 	// Namespace is the CloudWatch namespace the alarms watch.
 	Namespace string
-	// PerProvider adds the Provider dimension, which makes four custom metrics per
+	// PerProvider adds the Provider dimension, which makes five custom metrics per
 	// provider (see docs/operations.md, costs).
 	PerProvider bool
 	// Now is the clock; time.Now when nil.
