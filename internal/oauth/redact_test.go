@@ -125,9 +125,19 @@ func TestSanitizeRedactsBeforeItCuts(t *testing.T) {
 // FuzzRedact: whatever the secret and the text around it, no form of the secret
 // survives redaction. The seed inputs are the f.Add calls below.
 func FuzzRedact(f *testing.F) {
-	f.Add("s3cr3t+/=% :with spaces", "before ", " after", uint8(0))
-	f.Add(`quote"back\slash<&>'`, "", "", uint8(5))
-	f.Add("ümlaut-日本-😀", "x", "y", uint8(6))
+	// Seed every form of each secret, so that the seeds alone (a plain go test)
+	// check every encoding the redactor promises.
+	for _, seed := range []struct{ secret, before, after string }{
+		{"s3cr3t+/=% :with spaces", "before ", " after"},
+		{`quote"back\slash<&>'`, "", ""},
+		{"ümlaut-日本-😀", "x", "y"},
+		// Shorter than the shortest redacted start, so every character counts.
+		{"😀/k\"", "", ""},
+	} {
+		for i := range oauthtest.SecretForms("id", seed.secret) {
+			f.Add(seed.secret, seed.before, seed.after, uint8(i))
+		}
+	}
 	f.Fuzz(func(t *testing.T, secret, before, after string, which uint8) {
 		if !utf8.ValidString(secret) || secret == "" || strings.ContainsAny(before+after, "\x00") {
 			t.Skip()
