@@ -141,22 +141,27 @@ func TestRunOneFailureDoesNotStopOthers(t *testing.T) {
 			w.srv.SetFault("cardlytics", f)
 			res, err := r.Run(context.Background(), Request{Action: ActionRefresh})
 			if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "cardlytics") {
-				t.Fatalf("err = %v", err)
+				t.Fatalf("got error %v, want one wrapping ErrFailed that names cardlytics", err)
+			}
+			if got, want := len(res.Results), len(oauthtest.Dialects()); got != want {
+				t.Fatalf("got %d results, want %d (one per provider): %+v", got, want, res.Results)
+			}
+			for _, d := range oauthtest.Dialects() {
+				want := StatusRefreshed
+				if d == "cardlytics" {
+					want = StatusFailed
+				}
+				if got := statuses(res)[string(d)]; got != want {
+					t.Errorf("%s: got status %q, want %q", d, got, want)
+				}
 			}
 			for _, o := range res.Results {
-				want := StatusRefreshed
-				if o.Provider == "cardlytics" {
-					want = StatusFailed
-					if o.Error == "" {
-						t.Error("no reason for the failure")
-					}
-				}
-				if o.Status != want {
-					t.Errorf("%s: %+v", o.Provider, o)
+				if o.Provider == "cardlytics" && o.Error == "" {
+					t.Error("cardlytics: got no reason for the failure, want one")
 				}
 			}
 			if got := w.store.tokens[param("cardlytics")]; got != old["cardlytics"] {
-				t.Errorf("failed refresh replaced the token: %+v", got)
+				t.Errorf("failed refresh replaced the token: got %+v, want the old one %+v", got, old["cardlytics"])
 			}
 		})
 	}
