@@ -95,29 +95,44 @@ func TestCurrentBatchesAndCaches(t *testing.T) {
 
 	got, errs := s.Current(context.Background(), ids)
 	if len(got) != 45 || len(errs) != 1 || !errors.Is(errs["token-refresher/missing"], ErrNotFound) {
-		t.Fatalf("%d secrets, errors %v", len(got), errs)
+		t.Fatalf("got %d secrets and errors %v, want 45 secrets and ErrNotFound for token-refresher/missing", len(got), errs)
 	}
 	if got[ids[3]].VersionID != "cur-token-refresher/p03" {
-		t.Fatalf("ARN-named secret: %v", got[ids[3]])
+		t.Fatalf("ARN-named secret: got version %q, want %q", got[ids[3]].VersionID, "cur-token-refresher/p03")
 	}
 	if api.batchCalls != 3 || fmt.Sprint(api.batchSizes) != "[20 20 6]" {
-		t.Fatalf("%d batch calls of %v", api.batchCalls, api.batchSizes)
+		t.Fatalf("got %d batch calls of %v, want 3 of [20 20 6]", api.batchCalls, api.batchSizes)
 	}
 
 	// Warm: nothing is read again until the TTL passes or a secret is invalidated.
 	s.Current(context.Background(), ids[:45])
 	if api.batchCalls != 3 || api.getCalls != 0 {
-		t.Fatalf("warm read called the API: %d batch, %d get", api.batchCalls, api.getCalls)
+		t.Fatalf("warm read: got %d batch and %d get calls, want 3 and 0", api.batchCalls, api.getCalls)
 	}
 	s.Invalidate(ids[0])
 	s.Current(context.Background(), ids[:45])
 	if api.getCalls != 1 {
-		t.Fatalf("invalidated secret read %d times", api.getCalls)
+		t.Fatalf("invalidated secret: got %d reads, want 1", api.getCalls)
 	}
 	now = now.Add(time.Minute)
 	s.Current(context.Background(), ids[:45])
 	if api.batchCalls != 6 {
-		t.Fatalf("expired cache: %d batch calls", api.batchCalls)
+		t.Fatalf("expired cache: got %d batch calls, want 6", api.batchCalls)
+	}
+
+	// Without a TTL of its own, a Source keeps a secret for 15 minutes.
+	api.batchCalls = 0
+	d := &Source{API: api, Now: func() time.Time { return now }}
+	d.Current(context.Background(), ids[:20])
+	now = now.Add(15*time.Minute - time.Nanosecond)
+	d.Current(context.Background(), ids[:20])
+	if api.batchCalls != 1 {
+		t.Fatalf("default TTL: got %d batch calls just before 15 minutes, want 1", api.batchCalls)
+	}
+	now = now.Add(time.Nanosecond)
+	d.Current(context.Background(), ids[:20])
+	if api.batchCalls != 2 {
+		t.Fatalf("default TTL: got %d batch calls at 15 minutes, want 2", api.batchCalls)
 	}
 }
 
