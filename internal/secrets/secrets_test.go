@@ -153,10 +153,10 @@ func TestMalformedSecrets(t *testing.T) {
 			api := &fakeSM{values: map[string][2]string{"s": {value, ""}}}
 			_, err := (&Source{API: api}).Fresh(context.Background(), "s")
 			if !errors.Is(err, ErrMalformed) {
-				t.Fatalf("err = %v", err)
+				t.Fatalf("got %v, want ErrMalformed", err)
 			}
 			if strings.Contains(err.Error(), "hunter2") {
-				t.Fatalf("error leaks the secret: %v", err)
+				t.Fatalf("error %q holds the secret, want it without", err)
 			}
 		})
 	}
@@ -167,10 +167,10 @@ func TestPrevious(t *testing.T) {
 	s := &Source{API: api}
 	prev, err := s.Previous(context.Background(), "s")
 	if err != nil || prev.ClientSecret != "old" || prev.VersionID != "prev-s" {
-		t.Fatalf("%v %v", prev, err)
+		t.Fatalf("got version %q (old secret: %v), error %v; want version %q, the old secret", prev.VersionID, prev.ClientSecret == "old", err, "prev-s")
 	}
 	if _, err := s.Previous(context.Background(), "t"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("no previous version: err = %v", err)
+		t.Fatalf("no previous version: got %v, want ErrNotFound", err)
 	}
 }
 
@@ -178,7 +178,7 @@ func TestSecretNeverFormatted(t *testing.T) {
 	s := Secret{ClientID: "id", ClientSecret: "hunter2", VersionID: "v"}
 	for _, out := range []string{fmt.Sprint(s), fmt.Sprintf("%v %+v %#v %s", s, s, s, s), s.LogValue().String()} {
 		if strings.Contains(out, "hunter2") {
-			t.Fatalf("formatted secret: %s", out)
+			t.Fatalf("formatted secret %q holds the client secret, want it without", out)
 		}
 	}
 }
@@ -195,15 +195,15 @@ func TestCurrentOneSecretNamedTwoWays(t *testing.T) {
 			ids := []string{"token-refresher/shared", arn, "token-refresher/other"}
 			got, errs := (&Source{API: api}).Current(context.Background(), ids)
 			if len(errs) != 0 || len(got) != 3 {
-				t.Fatalf("secrets %v, errors %v", got, errs)
+				t.Fatalf("got %d secrets and errors %v, want 3 and none", len(got), errs)
 			}
 			for _, id := range ids[:2] {
 				if got[id].ClientID != "id" || got[id].VersionID != "cur-token-refresher/shared" {
-					t.Errorf("%s: %v", id, got[id])
+					t.Errorf("%s: got client %q, version %q; want %q, %q", id, got[id].ClientID, got[id].VersionID, "id", "cur-token-refresher/shared")
 				}
 			}
 			if api.batchCalls != 1 {
-				t.Errorf("%d batch calls", api.batchCalls)
+				t.Errorf("got %d batch calls, want 1", api.batchCalls)
 			}
 		})
 	}
