@@ -12,28 +12,21 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/token-refresher/token-refresher/internal/awstest"
-	"github.com/token-refresher/token-refresher/internal/localaws"
 )
 
 func TestIntegrationSecrets(t *testing.T) {
-	cfg := awstest.Config(t)
+	cfg, calls := awstest.Counted(awstest.Config(t))
 	ctx := context.Background()
-	var calls localaws.Calls
-	cfg.APIOptions = append(cfg.APIOptions, calls.Middleware)
 	sm := secretsmanager.NewFromConfig(cfg)
-	base := awstest.UniqueName("secrets-it-") + "/"
+	base := awstest.Secrets(t, cfg, "secrets-it-")
 
 	const n = 25
 	var ids []string
 	versions := map[string]string{}
 	for i := range n {
 		id := fmt.Sprintf("%sp%02d", base, i)
-		v, err := localaws.PutSecret(ctx, sm, id, "id", fmt.Sprintf("secret-%d", i))
-		if err != nil {
-			t.Fatal(err)
-		}
 		ids = append(ids, id)
-		versions[id] = v
+		versions[id] = awstest.PutSecret(t, sm, id, "id", fmt.Sprintf("secret-%d", i))
 	}
 	if _, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(base + "bad"), SecretString: aws.String(`{"client_id":"x"}`)}); err != nil {
 		t.Fatal(err)
@@ -66,10 +59,7 @@ func TestIntegrationSecrets(t *testing.T) {
 	}
 
 	// A new version: Fresh reads it, Previous the one before.
-	v2, err := localaws.PutSecret(ctx, sm, ids[0], "id", "rotated")
-	if err != nil {
-		t.Fatal(err)
-	}
+	v2 := awstest.PutSecret(t, sm, ids[0], "id", "rotated")
 	fresh, err := src.Fresh(ctx, ids[0])
 	if err != nil || fresh.ClientSecret != "rotated" || fresh.VersionID != v2 {
 		t.Fatalf("Fresh: got version %q (rotated secret: %v), error %v; want version %q, the rotated secret", fresh.VersionID, fresh.ClientSecret == "rotated", err, v2)

@@ -17,7 +17,7 @@ import (
 func TestIntegrationState(t *testing.T) {
 	cfg := awstest.Config(t)
 	ctx := context.Background()
-	s := &Store{API: ssm.NewFromConfig(cfg), Prefix: "/" + awstest.UniqueName("state-") + "/state"}
+	s := &Store{API: ssm.NewFromConfig(cfg), Prefix: awstest.Parameters(t, cfg, "state-") + "/state"}
 	t0 := time.Now().UTC().Truncate(time.Second)
 
 	var names []string

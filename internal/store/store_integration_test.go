@@ -16,18 +16,16 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/token-refresher/token-refresher/internal/awstest"
-	"github.com/token-refresher/token-refresher/internal/localaws"
 	"github.com/token-refresher/token-refresher/pkg/tokens"
 )
 
 func TestIntegrationStore(t *testing.T) {
-	cfg := awstest.Config(t)
+	cfg, calls := awstest.Counted(awstest.Config(t))
 	ctx := context.Background()
-	var calls localaws.Calls
 	// LocalStack neither enforces nor reports parameter tiers faithfully, so the tier
 	// is checked on the request the store sends and the value on what SSM returns.
 	var tiers []types.ParameterTier
-	cfg.APIOptions = append(cfg.APIOptions, calls.Middleware, func(st *middleware.Stack) error {
+	cfg.APIOptions = append(cfg.APIOptions, func(st *middleware.Stack) error {
 		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("tier", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 			if put, ok := in.Parameters.(*ssm.PutParameterInput); ok {
 				tiers = append(tiers, put.Tier)
@@ -36,7 +34,7 @@ func TestIntegrationStore(t *testing.T) {
 		}), middleware.After)
 	})
 	client := ssm.NewFromConfig(cfg)
-	prefix := "/" + awstest.UniqueName("store-") + "/tokens"
+	prefix := awstest.Parameters(t, cfg, "store-") + "/tokens"
 	s := &Store{API: client, Prefix: prefix}
 
 	const n = 23
@@ -151,7 +149,7 @@ func TestIntegrationStoreOverlappingWriters(t *testing.T) {
 	cfg := awstest.Config(t)
 	ctx := context.Background()
 	client := ssm.NewFromConfig(cfg)
-	prefix := "/" + awstest.UniqueName("store-") + "/tokens"
+	prefix := awstest.Parameters(t, cfg, "store-") + "/tokens"
 	s := &Store{API: client, Prefix: prefix}
 	name := prefix + "/x"
 	if _, err := s.Publish(ctx, Write{Parameter: name, Token: live("x", "before", 30*time.Minute)}); err != nil {
