@@ -85,7 +85,7 @@ func TestClientErrorsNeverCarryTheSecret(t *testing.T) {
 					msg := err.Error()
 					assertNoForm(t, "error", msg, id, secret)
 					if len(msg) > oauth.MaxErrorLen+len("…") {
-						t.Errorf("error is %d bytes", len(msg))
+						t.Errorf("got an error of %d bytes, want at most %d", len(msg), oauth.MaxErrorLen+len("…"))
 					}
 					var oe *oauth.Error
 					if errors.As(err, &oe) {
@@ -93,7 +93,7 @@ func TestClientErrorsNeverCarryTheSecret(t *testing.T) {
 					}
 					if kind == oauthtest.EchoStatusLine || kind == oauthtest.HugeStatusLine {
 						if !errors.Is(err, oauth.ErrUnreachable) {
-							t.Errorf("errors.Is(ErrUnreachable) = false: %v", err)
+							t.Errorf("got %v, want ErrUnreachable", err)
 						}
 					}
 				})
@@ -116,7 +116,7 @@ func TestSanitizeRedactsBeforeItCuts(t *testing.T) {
 				t.Errorf("%q with %d bytes before the cut: the error ends %q", secret, k, msg[max(0, len(msg)-20):])
 			}
 			if len(msg) > oauth.MaxErrorLen+len("…") {
-				t.Errorf("error of %d bytes", len(msg))
+				t.Errorf("got an error of %d bytes, want at most %d", len(msg), oauth.MaxErrorLen+len("…"))
 			}
 		}
 	}
