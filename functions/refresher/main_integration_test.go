@@ -21,7 +21,6 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/token-refresher/token-refresher/internal/awstest"
-	"github.com/token-refresher/token-refresher/internal/localaws"
 	"github.com/token-refresher/token-refresher/internal/oauthtest"
 	"github.com/token-refresher/token-refresher/internal/refresher"
 	"github.com/token-refresher/token-refresher/internal/registry"
@@ -48,7 +47,7 @@ func newStack(t *testing.T) *stack {
 	t.Helper()
 	cfg := awstest.Config(t)
 	s := &stack{t: t, cfg: cfg, srv: oauthtest.NewServer(), sm: secretsmanager.NewFromConfig(cfg), ssm: ssm.NewFromConfig(cfg),
-		prefix: "/" + awstest.UniqueName("it-") + "/tokens", out: &bytes.Buffer{}, metrics: &bytes.Buffer{}}
+		prefix: awstest.Parameters(t, cfg, "it-") + "/tokens", out: &bytes.Buffer{}, metrics: &bytes.Buffer{}}
 	t.Cleanup(s.srv.Close)
 
 	var reg strings.Builder
@@ -83,11 +82,7 @@ func (s *stack) getenv(k string) string {
 // putSecret stores credentials as the secret id and returns the new version's id.
 func (s *stack) putSecret(id, clientID, clientSecret string) string {
 	s.t.Helper()
-	v, err := localaws.PutSecret(context.Background(), s.sm, id, clientID, clientSecret)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return v
+	return awstest.PutSecret(s.t, s.sm, id, clientID, clientSecret)
 }
 
 // event runs the handler with a sample event from events/.

@@ -209,13 +209,13 @@ func TestCurrentReadsTenPerCall(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(got.Tokens) != n || len(got.Malformed) != 1 {
-				t.Fatalf("%d tokens, %d malformed", len(got.Tokens), len(got.Malformed))
+				t.Fatalf("got %d tokens, %d malformed; want %d, 1", len(got.Tokens), len(got.Malformed), n)
 			}
 			if want := (n + 1 + 9) / 10; api.getCalls != want {
-				t.Fatalf("%d calls for %d parameters", api.getCalls, n+1)
+				t.Fatalf("got %d calls for %d parameters, want %d", api.getCalls, n+1, want)
 			}
 			if err := got.Malformed["/token-refresher/tokens/broken"]; !errors.Is(err, tokens.ErrMalformed) || !strings.Contains(err.Error(), "broken") {
-				t.Fatalf("malformed error %v", err)
+				t.Fatalf("got malformed error %v, want one wrapping tokens.ErrMalformed that names the parameter", err)
 			}
 		})
 	}
@@ -242,10 +242,10 @@ func TestTokensReadsOnlyTheNamed(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(got.Tokens) != n || len(got.Malformed) != 1 || len(got.Versions) != n+1 {
-				t.Fatalf("%d tokens, %d malformed, %d versions", len(got.Tokens), len(got.Malformed), len(got.Versions))
+				t.Fatalf("got %d tokens, %d malformed, %d versions; want %d, 1, %d", len(got.Tokens), len(got.Malformed), len(got.Versions), n, n+1)
 			}
 			if want := (len(names) + 9) / 10; api.getCalls != want {
-				t.Fatalf("%d calls for %d names", api.getCalls, len(names))
+				t.Fatalf("got %d calls for %d names, want %d", api.getCalls, len(names), want)
 			}
 		})
 	}
@@ -287,14 +287,14 @@ func TestPublish(t *testing.T) {
 			}
 			in := api.puts[0]
 			if in.Type != types.ParameterTypeSecureString || !aws.ToBool(in.Overwrite) || in.Tier != tt.wantTier {
-				t.Fatalf("put %+v", in)
+				t.Fatalf("put type %s, overwrite %v, tier %s; want %s, true, %s", in.Type, aws.ToBool(in.Overwrite), in.Tier, types.ParameterTypeSecureString, tt.wantTier)
 			}
 			if len(in.Tags) != 0 || aws.ToString(in.KeyId) != tt.kms {
-				t.Fatalf("tags %v, key %q", in.Tags, aws.ToString(in.KeyId))
+				t.Fatalf("got tags %v, key %q; want no tags, key %q", in.Tags, aws.ToString(in.KeyId), tt.kms)
 			}
 			got, err := tokens.Parse([]byte(aws.ToString(in.Value)))
 			if err != nil || got.AccessToken != strings.Repeat("a", tt.size) || !got.ExpiresAt.Equal(t0.Add(time.Hour)) {
-				t.Fatalf("published %+v, %v", got, err)
+				t.Fatalf("published %+v (error %v), want a %d-byte access token expiring at %s", got, err, tt.size, t0.Add(time.Hour))
 			}
 		})
 	}
@@ -315,7 +315,7 @@ func TestPublishPastTheStandardLimit(t *testing.T) {
 	}
 	if api.tiers["/p/a"] != types.ParameterTierStandard || api.tiers["/p/b"] != types.ParameterTierStandard ||
 		api.tiers["/p/c"] != types.ParameterTierAdvanced {
-		t.Fatalf("tiers %v", api.tiers)
+		t.Fatalf("got tiers %v, want a and b %s, c %s", api.tiers, types.ParameterTierStandard, types.ParameterTierAdvanced)
 	}
 }
 
@@ -457,7 +457,7 @@ func TestPublishOverlappingWriters(t *testing.T) {
 			t.Fatal(err)
 		}
 		if api.historyCalls != 0 || len(api.puts) != 2 {
-			t.Fatalf("%d history reads, %d writes", api.historyCalls, len(api.puts))
+			t.Fatalf("got %d history reads and %d writes, want 0 and 2", api.historyCalls, len(api.puts))
 		}
 	})
 }
@@ -470,7 +470,7 @@ func TestDescription(t *testing.T) {
 	due := tok.ExpiresAt.Add(-15 * time.Minute)
 	desc := describe(tok, func(tokens.Token) time.Time { return due })
 	if strings.Contains(desc, "sekrit") || len(desc) > 1024 {
-		t.Fatalf("description %q", desc)
+		t.Fatalf("description %q: want at most 1024 bytes and no part of the token", desc)
 	}
 	info, ok := parseInfo(desc)
 	want := Info{Provider: "ecard", IssuedAt: tok.IssuedAt, ExpiresAt: tok.ExpiresAt, RefreshAt: due,
@@ -480,7 +480,7 @@ func TestDescription(t *testing.T) {
 	}
 	for _, other := range []string{"", "OAuth access token for ecard, published by token-refresher", "token-refresher: provider=x"} {
 		if _, ok := parseInfo(other); ok {
-			t.Errorf("parseInfo(%q) accepted it", other)
+			t.Errorf("parseInfo(%q): got ok, want not ok", other)
 		}
 	}
 }
