@@ -180,10 +180,12 @@ def cmd_verify(stack):
         env = c.get("Environment", {}).get("Variables", {})
         want_env = {"SCHEDULE_EXPRESSION": "rate(5 minutes)", "TOKEN_PARAMETER_PREFIX": "/token-refresher/tokens",
                     "STATE_PARAMETER_PREFIX": "/token-refresher/state",
-                    "MAX_CONCURRENCY": "8", "METRICS_NAMESPACE": "TokenRefresher", "PER_PROVIDER_METRICS": "true"}
+                    "MAX_CONCURRENCY": "8", "METRICS_NAMESPACE": "TokenRefresher", "PER_PROVIDER_METRICS": "true",
+                    "PUT_PARAMETER_RATE": "2"}
         want_env["REGISTRY_BUCKET"] = resources["RegistryBucket"]["PhysicalResourceId"]
         if fanout:
             want_env["REFRESH_QUEUE_URL"] = resources["RefreshJobsQueue"]["PhysicalResourceId"]
+            want_env["WORKER_CONCURRENCY"] = "2"
         expect(env == want_env, f"environment {env} != {want_env} (no TOKEN_KMS_KEY_ID without KmsKeyArn)")
         lc = c.get("LoggingConfig", {})
         expect(lc.get("LogFormat") == "JSON" and lc.get("LogGroup") == f"/aws/lambda/{fn_name}", f"LoggingConfig {lc}")
