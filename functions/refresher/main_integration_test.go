@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -338,5 +339,55 @@ func TestIntegrationCommand(t *testing.T) {
 	s.srv.SetFault("opencard", oauthtest.Fault{})
 	if _, stderr, code = run("rotate-all.json", "-timeout", "5s"); code != 2 || !strings.Contains(stderr, "-timeout") {
 		t.Fatalf("-timeout 5s: exit %d\n%s", code, stderr)
+	}
+}
+
+// TestIntegrationOverlappingScheduledRuns: with no reserved concurrency (the
+// template's ReservedConcurrency 0), two scheduled runs may run at once in two
+// execution environments. The store's conditional writes are what keeps that safe:
+// both runs succeed, every provider ends with a valid token one of them obtained,
+// and no provider is asked more than once per run.
+func TestIntegrationOverlappingScheduledRuns(t *testing.T) {
+	s := newStack(t)
+	second := newHandler(s.cfg, s.env, slog.New(slog.NewJSONHandler(&bytes.Buffer{}, nil)), &bytes.Buffer{})
+	raw, err := os.ReadFile(filepath.Join("..", "..", "events", "scheduled.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type run struct {
+		res refresher.Result
+		err error
+	}
+	done := make(chan run, 2)
+	for _, h := range []*refresher.Handler{s.h, second} {
+		go func() {
+			res, err := h.Handle(context.Background(), raw)
+			done <- run{res, err}
+		}()
+	}
+	for range 2 {
+		r := <-done
+		if r.err != nil {
+			t.Fatalf("got %v, want both overlapping runs to succeed; results %+v", r.err, r.res.Results)
+		}
+		for _, o := range r.res.Results {
+			if o.Status != refresher.StatusRefreshed && o.Status != refresher.StatusSkipped {
+				t.Errorf("got %s %s (%s), want refreshed or skipped", o.Provider, o.Status, o.Error)
+			}
+		}
+	}
+	for _, d := range oauthtest.Dialects() {
+		name := string(d)
+		p, ok := s.published(name)
+		if !ok {
+			t.Fatalf("got no token for %s, want one", name)
+		}
+		st := s.srv.Stats(name)
+		if !slices.Contains(st.Issued, p.token.AccessToken) || !p.token.ExpiresAt.After(time.Now()) {
+			t.Errorf("got %s's published token %s expiring %s, want a valid one the provider issued", name, p.token, p.token.ExpiresAt)
+		}
+		if st.Requests > 2 {
+			t.Errorf("got %d token requests for %s, want at most one per run", st.Requests, name)
+		}
 	}
 }
