@@ -85,8 +85,17 @@ build: $(TOOLS_STAMP) ## sam build: the bootstrap for ARCH in .aws-sam/build, em
 	TOKEN_REFRESHER_GOARCH=$(GOARCH_OF) TOKEN_REFRESHER_PROVIDERS=$(if $(PROVIDERS),$(abspath $(PROVIDERS))) \
 	  $(SAM) build --template-file $(SAM_TEMPLATE) --build-dir $(SAM_BUILD_DIR) --build-in-source --parallel --parameter-overrides Architecture=$(ARCH)
 
+# What CloudFormation cannot say in the template (it compares no numbers, tests no
+# prefixes) is checked by scripts/template_checks.py: here its own tests, and on
+# every deploy the stack's name and parameter values, before anything is built.
+TEMPLATE_CHECKS = $(TOOLS_VENV)/bin/python scripts/template_checks.py
+
+.PHONY: template-checks
+template-checks: $(TOOLS_STAMP) ## test the offline checks of a deploy's parameters against template.yaml
+	$(TOOLS_VENV)/bin/python -m unittest discover -s scripts -p 'test_*.py'
+
 .PHONY: sam-check
-sam-check: validate build ## what `make test` runs for SAM: validate, then build; fails on any error or warning
+sam-check: validate template-checks build ## what `make test` runs for SAM: validate, the template checks, then build; fails on any error or warning
 
 .PHONY: need-providers
 need-providers:
@@ -95,6 +104,7 @@ need-providers:
 .PHONY: deploy
 deploy: $(if $(PROVIDERS),check) build ## deploy the stack of ENV (samconfig.toml); with PROVIDERS=FILE, store that registry after it: make deploy ENV=local|dev|prod [PROVIDERS=FILE]
 	@# --parameter-overrides replaces the environment's own overrides: repeat them.
+	@$(TEMPLATE_CHECKS) parameters $(SAM_TEMPLATE) $(STACK_NAME) "$$($(TOOLS_VENV)/bin/python scripts/sam-overrides $(ENV)) Architecture=$(ARCH) $$PARAMS"
 ifeq ($(ENV),local)
 	$(LOCAL_UP)
 	$(AWS_TARGET) scripts/deploy-local $(STACK_NAME) $(SAM_BUILD_DIR)/template.yaml \

@@ -1,0 +1,69 @@
+"""Tests of template_checks.py against the committed template.yaml (make template-checks)."""
+
+import pathlib
+import sys
+import unittest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import template_checks as tc  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TEMPLATE = tc.load_template(ROOT / "template.yaml")
+
+
+def problems(stack="token-refresher-dev", **overrides):
+    return tc.parameter_problems(stack, tc.effective_parameters(TEMPLATE, overrides))
+
+
+class ParameterTests(unittest.TestCase):
+    def test_defaults_deploy(self):
+        for mode in ("single", "fanout"):
+            got = problems(Mode=mode)
+            self.assertEqual(got, [], f"Mode {mode}: got {got}, want no problem")
+
+    def test_visibility_timeout_shorter_than_function_timeout_is_refused_in_fanout(self):
+        cases = [
+            # (Mode, FunctionTimeout, JobVisibilityTimeout, refused)
+            ("fanout", "900", None, True),  # the default 720 under the longest timeout
+            ("fanout", "900", "899", True),
+            ("fanout", "900", "900", False),
+            ("fanout", "120", "720", False),
+            ("single", "900", None, False),  # no queue in single mode
+        ]
+        for mode, timeout, visibility, refused in cases:
+            over = {"Mode": mode, "FunctionTimeout": timeout}
+            if visibility:
+                over["JobVisibilityTimeout"] = visibility
+            got = [p for p in problems(**over) if "JobVisibilityTimeout" in p]
+            self.assertEqual(bool(got), refused, f"{over}: got {got}, want refused={refused}")
+
+    def test_prefixes_overlapping_either_way_are_refused(self):
+        cases = [
+            ("/tr/tokens", "/tr/state", False),
+            ("/tr", "/tr/state", True),  # state under tokens
+            ("/tr/health", "/tr", True),  # tokens under state
+            ("/tr", "/tr", True),
+            ("/tr", "/tr-state", False),  # a shared start of a name is not a path under it
+            ("/tr-tokens", "/tr", False),
+        ]
+        for tokens, state, refused in cases:
+            got = [p for p in problems(TokenParameterPrefix=tokens, StateParameterPrefix=state) if "Prefix" in p]
+            self.assertEqual(bool(got), refused, f"tokens {tokens}, state {state}: got {got}, want refused={refused}")
+
+    def test_stack_name_longer_than_the_function_name_allows_is_refused(self):
+        for stack, refused in [("a" * 54, False), ("a" * 55, True), ("token-refresher-prod", False), ("1abc", True)]:
+            got = problems(stack=stack)
+            self.assertEqual(bool(got), refused, f"stack {stack!r}: got {got}, want refused={refused}")
+
+    def test_unknown_parameter_is_refused(self):
+        with self.assertRaises(ValueError):
+            tc.effective_parameters(TEMPLATE, {"NoSuchParameter": "1"})
+
+    def test_overrides_are_split_as_samconfig_writes_them(self):
+        got = tc.parse_overrides('ScheduleExpression="rate(5 minutes)" LogRetentionDays=30')
+        want = {"ScheduleExpression": "rate(5 minutes)", "LogRetentionDays": "30"}
+        self.assertEqual(got, want)
+
+
+if __name__ == "__main__":
+    unittest.main()
