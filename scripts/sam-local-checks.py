@@ -195,8 +195,10 @@ def cmd_verify(stack):
         elif conc is None:
             # LocalStack 4.14's AWS::Lambda::Function provider drops this property.
             asked = template_props("RefresherFunction").get("ReservedConcurrentExecutions")
-            expect(asked in (1, {"Fn::If": ["FanOut", {"Ref": "AWS::NoValue"}, 1]}),
-                   f"template asks for ReservedConcurrentExecutions {asked}, not 1 in Mode single")
+            want = {"Fn::If": ["ReservesConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+            expect(asked == want and params.get("ReservedConcurrency") == "1",
+                   f"template asks for ReservedConcurrentExecutions {asked} with ReservedConcurrency "
+                   f"{params.get('ReservedConcurrency')}, not 1 in Mode single")
             conc = "1 (in the deployed template; LocalStack does not apply it)"
         else:
             expect(conc == 1, f"reserved concurrency {conc}")

@@ -15,6 +15,40 @@ def problems(stack="token-refresher-dev", **overrides):
     return tc.parameter_problems(stack, tc.effective_parameters(TEMPLATE, overrides))
 
 
+def condition(name, params):
+    """Evaluates one of the template's Conditions for the given parameter values."""
+
+    def value(node):
+        if isinstance(node, dict) and len(node) == 1:
+            (k, a), = node.items()
+            if k == "Ref":
+                return condition(a, params) if a in TEMPLATE["Conditions"] else params[a]
+            if k == "Fn::Equals":
+                return str(value(a[0])) == str(value(a[1]))
+            if k == "Fn::Not":
+                return not value(a[0])
+            if k == "Fn::And":
+                return all(value(x) for x in a)
+            if k == "Fn::Or":
+                return any(value(x) for x in a)
+        return node
+
+    return value(TEMPLATE["Conditions"][name])
+
+
+class ReservedConcurrencyTests(unittest.TestCase):
+    def test_reservation_follows_the_parameter_and_can_be_turned_off(self):
+        prop = TEMPLATE["Resources"]["RefresherFunction"]["Properties"]["ReservedConcurrentExecutions"]
+        cond, then, otherwise = prop["Fn::If"]
+        self.assertEqual((then, otherwise), ({"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}))
+        cases = [("single", "1", True), ("single", "0", False), ("fanout", "1", False), ("single", "5", True)]
+        for mode, reserved, want in cases:
+            params = tc.effective_parameters(TEMPLATE, {"Mode": mode, "ReservedConcurrency": reserved})
+            got = condition(cond, params)
+            self.assertEqual(got, want, f"Mode {mode}, ReservedConcurrency {reserved}: reserves {got}, want {want}")
+        self.assertEqual(TEMPLATE["Parameters"]["ReservedConcurrency"]["MinValue"], 0)
+
+
 class ParameterTests(unittest.TestCase):
     def test_defaults_deploy(self):
         for mode in ("single", "fanout"):
