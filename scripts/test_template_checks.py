@@ -17,6 +17,11 @@ def problems(stack="token-refresher-dev", **overrides):
 
 def condition(name, params):
     """Evaluates one of the template's Conditions for the given parameter values."""
+    return evaluate(TEMPLATE["Conditions"][name], params)
+
+
+def evaluate(node, params):
+    """Evaluates a condition or rule expression (Ref, Equals, Not, And, Or) for the given parameter values."""
 
     def value(node):
         if isinstance(node, dict) and len(node) == 1:
@@ -33,7 +38,16 @@ def condition(name, params):
                 return any(value(x) for x in a)
         return node
 
-    return value(TEMPLATE["Conditions"][name])
+    return value(node)
+
+
+class RuleTests(unittest.TestCase):
+    def test_template_rule_refuses_equal_prefixes(self):
+        (assertion,) = TEMPLATE["Rules"]["TokenAndStatePrefixesDiffer"]["Assertions"]
+        for tokens, state, want in [("/tr", "/tr", False), ("/tr/tokens", "/tr/state", True)]:
+            params = {"TokenParameterPrefix": tokens, "StateParameterPrefix": state}
+            got = evaluate(assertion["Assert"], params)
+            self.assertEqual(got, want, f"tokens {tokens}, state {state}: rule holds {got}, want {want}")
 
 
 class ReservedConcurrencyTests(unittest.TestCase):
