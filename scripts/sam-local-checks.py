@@ -383,7 +383,7 @@ def cmd_verify(stack):
     def exports():
         want = {"FunctionArn", "TokenReadersPolicyArn", "TokenParameterPrefix", "FailedInvocationsQueueUrl",
                 "OperatorsPolicyArn", "StateParameterPrefix", "DashboardName", "RegistryBucket",
-                "ProviderManagersPolicyArn", "SecretNamePrefix"}
+                "ProviderManagersPolicyArn", "ProviderProbePolicyArn", "SecretNamePrefix"}
         unexported = {"DashboardName", "SecretNamePrefix"}
         if fanout:
             unexported |= {"RefreshJobsQueueUrl", "RefreshJobsDeadLetterQueueUrl"}

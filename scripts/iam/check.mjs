@@ -26,7 +26,9 @@ const param = name => arn('ssm', `parameter${name}`)
 const customerKey = arn('kms', 'key/11111111-2222-3333-4444-555555555555')
 const otherKey = arn('kms', 'key/99999999-8888-7777-6666-555555555555')
 const ssmKey = arn('kms', 'key/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee') // what alias/aws/ssm names
+const secretsKey = arn('kms', 'key/bbbbbbbb-cccc-dddd-eeee-ffffffffffff') // SecretsKmsKeyArn
 const viaSSM = { 'kms:ViaService': `ssm.${region}.amazonaws.com` }
+const viaSecretsManager = { 'kms:ViaService': `secretsmanager.${region}.amazonaws.com` }
 
 // The default key policy, which lets the account's IAM policies decide: KMS requires a
 // key policy as well as an identity policy, and this is the one both keys have here.
@@ -37,7 +39,7 @@ const keyPolicy = {
 
 const configurations = [
   { name: 'Mode single, AWS managed key', parameters: { Mode: 'single', KmsKeyArn: '' }, key: ssmKey, aliases: ['alias/aws/ssm'] },
-  { name: 'Mode fanout, own key', parameters: { Mode: 'fanout', KmsKeyArn: customerKey }, key: customerKey, aliases: ['alias/tokens'] },
+  { name: 'Mode fanout, own keys', parameters: { Mode: 'fanout', KmsKeyArn: customerKey, SecretsKmsKeyArn: secretsKey }, key: customerKey, aliases: ['alias/tokens'] },
 ]
 
 let failures = 0
@@ -95,9 +97,21 @@ for (const conf of configurations) {
   const kms = (action, key = conf.key, aliases = conf.aliases) => [action, key, { ...viaSSM, 'kms:ResourceAliases': aliases }]
   const directKms = action => [action, conf.key, { 'kms:ResourceAliases': conf.aliases }]
   const fanout = conf.parameters.Mode === 'fanout'
+  const ownSecretsKey = Boolean(conf.parameters.SecretsKmsKeyArn)
+  // Decrypting a secret under SecretsKmsKeyArn: only through Secrets Manager, only when given.
+  const secretsKms = [
+    [ownSecretsKey ? 'allow' : 'deny', 'kms:Decrypt', secretsKey, viaSecretsManager],
+    ['deny', 'kms:Decrypt', secretsKey],
+    ['deny', 'kms:Decrypt', secretsKey, viaSSM],
+    ['deny', 'kms:Encrypt', secretsKey, viaSecretsManager],
+    ['deny', 'kms:Decrypt', otherKey, viaSecretsManager],
+  ]
   const jobs = arn('sqs', `${stackName}-jobs.fifo`)
   const deadJobs = arn('sqs', `${stackName}-jobs-dlq.fifo`)
   const logGroup = `/aws/lambda/${stackName}-refresher`
+  const bucket = `arn:aws:s3:::${stackName}-RegistryBucket-TEST`
+  const registry = `${bucket}/providers.yaml`
+  const listing = { 's3:prefix': 'providers.yaml' }
   const failedQueue = resources.RefresherFunction?.Properties?.EventInvokeConfig?.DestinationConfig?.OnFailure?.Destination
     ?? arn('sqs', `${stackName}-FailedInvocationsQueue-TEST`)
 
@@ -164,6 +178,45 @@ for (const conf of configurations) {
       ['deny', 'kms:CreateGrant', conf.key, viaSSM],
       ['deny', 'cloudwatch:PutMetricData', '*'],
       ['deny', 'lambda:InvokeFunction', arn('lambda', 'function:other')],
+      ...secretsKms,
+    ],
+    // The function's registry read: providers.yaml, and telling a missing one from no access.
+    RefresherRegistryReadPolicy: [
+      ['allow', 's3:GetObject', registry],
+      ['allow', 's3:ListBucket', bucket, listing],
+      ['deny', 's3:ListBucket', bucket],
+      ['deny', 's3:ListBucket', bucket, { 's3:prefix': 'other' }],
+      ['deny', 's3:GetObject', `${bucket}/other.yaml`],
+      ['deny', 's3:GetObjectVersion', registry],
+      ['deny', 's3:PutObject', registry],
+      ['deny', 's3:DeleteObject', registry],
+    ],
+    // The people who manage providers: the registry and its history; no secret, no token.
+    ProviderManagersPolicy: [
+      ['allow', 's3:GetObject', registry],
+      ['allow', 's3:PutObject', registry],
+      ['allow', 's3:GetObjectVersion', registry],
+      ['allow', 's3:ListBucket', bucket, listing],
+      ['allow', 's3:ListBucketVersions', bucket, listing],
+      ['deny', 's3:PutObject', `${bucket}/other.yaml`],
+      ['deny', 's3:DeleteObject', registry],
+      ['deny', 's3:DeleteObjectVersion', registry],
+      ['deny', 's3:PutBucketPolicy', bucket],
+      ['deny', 'secretsmanager:GetSecretValue', secret('ecard')],
+      ...tokenReads(`${tokens}/ecard`).map(c => ['deny', ...c]),
+    ],
+    // tokenctl check -probe: the providers' secrets, nothing else.
+    ProviderProbePolicy: [
+      ['allow', 'secretsmanager:GetSecretValue', secret('ecard')],
+      ['allow', 'secretsmanager:BatchGetSecretValue', '*'],
+      ...secretsKms,
+      ['deny', 'secretsmanager:GetSecretValue', secret('').replace(parameters.SecretNamePrefix, 'other-app/db')],
+      ['deny', 'secretsmanager:PutSecretValue', secret('ecard')],
+      ['deny', 'secretsmanager:ListSecrets', '*'],
+      ...tokenReads(`${tokens}/ecard`).map(c => ['deny', ...c]),
+      ['deny', 'ssm:PutParameter', param(`${tokens}/ecard`)],
+      ['deny', 'ssm:GetParameter', param(`${state}/health/ecard`)],
+      ['deny', ...kms('kms:Decrypt')],
     ],
     // Consumers: every token, decrypted only through SSM; no state record, no secret.
     TokenReadersPolicy: [
@@ -193,6 +246,7 @@ for (const conf of configurations) {
       ['deny', ...kms('kms:Decrypt')],
       ['deny', 'secretsmanager:GetSecretValue', secret('ecard')],
       ['deny', 'secretsmanager:BatchGetSecretValue', '*'],
+      ['deny', 'kms:Decrypt', secretsKey, viaSecretsManager],
     ],
   }
   for (const [logical, policies] of Object.entries(held)) {
