@@ -376,6 +376,13 @@ def cmd_verify(stack):
         for want in ("SecondsToExpiry", "Refreshed", "Failed", "Degraded", "AWS/Lambda", "Errors", "Duration",
                      "ApproximateNumberOfMessagesVisible", fn_name):
             expect(want in metrics, f"the dashboard shows no {want}")
+        jobs = [t for t in titles if t.startswith("Refresh jobs")]
+        expect(len(jobs) == (1 if fanout else 0), f"refresh jobs widgets {jobs} in Mode {params.get('Mode')}")
+        if fanout:
+            expect(f"{stack}-jobs.fifo" in metrics, "the dashboard does not graph the job queue")
+        else:
+            expect("jobs.fifo" not in metrics and "Mode single" not in metrics,
+                   "the dashboard graphs a job queue that single mode does not have")
         return f"{name}: {len(titles)} widgets: " + "; ".join(titles)
 
     check("dashboard of expiry, refreshes, failures, function errors and duration, failure queue", dashboard)

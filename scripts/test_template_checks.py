@@ -1,6 +1,8 @@
 """Tests of template_checks.py against the committed template.yaml (make template-checks)."""
 
+import json
 import pathlib
+import re
 import sys
 import unittest
 
@@ -48,6 +50,37 @@ class RuleTests(unittest.TestCase):
             params = {"TokenParameterPrefix": tokens, "StateParameterPrefix": state}
             got = evaluate(assertion["Assert"], params)
             self.assertEqual(got, want, f"tokens {tokens}, state {state}: rule holds {got}, want {want}")
+
+
+def sub(node, params, names):
+    """Resolves a Fn::Sub (nested ones and Fn::If of the given conditions too) with fixed names for resources."""
+    if isinstance(node, dict) and "Fn::If" in node:
+        cond, then, otherwise = node["Fn::If"]
+        return sub(then if condition(cond, params) else otherwise, params, names)
+    if isinstance(node, dict) and "Fn::Sub" in node:
+        text, variables = node["Fn::Sub"]
+        values = {k: sub(v, params, names) for k, v in variables.items()}
+        return re.sub(r"\$\{([^}]+)\}", lambda m: str(values.get(m[1], names.get(m[1], m[1]))), text)
+    if isinstance(node, dict):
+        (key, arg), = node.items()
+        return names[arg if isinstance(arg, str) else ".".join(arg)]
+    return node
+
+
+class DashboardTests(unittest.TestCase):
+    def test_jobs_widget_only_in_fanout(self):
+        body = TEMPLATE["Resources"]["Dashboard"]["Properties"]["DashboardBody"]
+        names = {"MetricsNamespace": "TokenRefresher", "ExpiryAlarmThresholdSeconds": "900", "FunctionTimeout": "120",
+                 "RefresherFunction": "s-refresher", "FailedInvocationsQueue.QueueName": "s-failed",
+                 "RefreshJobsQueue.QueueName": "s-jobs.fifo", "RefreshJobsDeadLetterQueue.QueueName": "s-jobs-dlq.fifo",
+                 "AWS::Region": "us-east-1"}
+        for mode, want in [("single", 0), ("fanout", 1)]:
+            params = tc.effective_parameters(TEMPLATE, {"Mode": mode})
+            text = sub(body, params, names)
+            widgets = json.loads(text)["widgets"]  # a dashboard body is JSON, or CloudFormation refuses it
+            jobs = [w for w in widgets if "jobs" in json.dumps(w)]
+            self.assertEqual(len(jobs), want, f"Mode {mode}: got {len(jobs)} job queue widgets, want {want}")
+            self.assertNotIn("Mode single", text)
 
 
 class ReservedConcurrencyTests(unittest.TestCase):
