@@ -91,8 +91,9 @@ build: $(TOOLS_STAMP) ## sam build: the bootstrap for ARCH in .aws-sam/build, em
 TEMPLATE_CHECKS = $(TOOLS_VENV)/bin/python scripts/template_checks.py
 
 .PHONY: template-checks
-template-checks: $(TOOLS_STAMP) ## test the offline checks of a deploy's parameters against template.yaml
+template-checks: $(TOOLS_STAMP) ## test the offline checks of a deploy's parameters; check the Serverless Application Repository metadata
 	$(TOOLS_VENV)/bin/python -m unittest discover -s scripts -p 'test_*.py'
+	$(TEMPLATE_CHECKS) metadata $(SAM_TEMPLATE)
 
 .PHONY: sam-check
 sam-check: validate template-checks build ## what `make test` runs for SAM: validate, the template checks, then build; fails on any error or warning

@@ -39,7 +39,7 @@ const keyPolicy = {
 
 const configurations = [
   { name: 'Mode single, AWS managed key', parameters: { Mode: 'single', KmsKeyArn: '' }, key: ssmKey, aliases: ['alias/aws/ssm'] },
-  { name: 'Mode fanout, own keys', parameters: { Mode: 'fanout', KmsKeyArn: customerKey, SecretsKmsKeyArn: secretsKey }, key: customerKey, aliases: ['alias/tokens'] },
+  { name: 'Mode fanout, own keys, tracing Active', parameters: { Mode: 'fanout', KmsKeyArn: customerKey, SecretsKmsKeyArn: secretsKey, Tracing: 'Active' }, key: customerKey, aliases: ['alias/tokens'] },
 ]
 
 let failures = 0
@@ -179,6 +179,11 @@ for (const conf of configurations) {
       ['deny', 'cloudwatch:PutMetricData', '*'],
       ['deny', 'lambda:InvokeFunction', arn('lambda', 'function:other')],
       ...secretsKms,
+      // Tracing Active: send segments; never read traces.
+      [conf.parameters.Tracing === 'Active' ? 'allow' : 'deny', 'xray:PutTraceSegments', '*'],
+      [conf.parameters.Tracing === 'Active' ? 'allow' : 'deny', 'xray:PutTelemetryRecords', '*'],
+      ['deny', 'xray:GetTraceSummaries', '*'],
+      ['deny', 'xray:BatchGetTraces', '*'],
     ],
     // The function's registry read: providers.yaml, and telling a missing one from no access.
     RefresherRegistryReadPolicy: [
