@@ -52,6 +52,10 @@ endif
 PARAMS ?=
 export PARAMS
 
+# The region the caller's environment names, before the default below: the deploy
+# check must tell a region given from none.
+DEPLOY_REGION := $(or $(AWS_REGION),$(AWS_DEFAULT_REGION))
+
 # No usage reports from SAM CLI (this also keeps it off the network when it is offline).
 export SAM_CLI_TELEMETRY ?= 0
 # sam validate/build need a region even though they call no AWS API.
@@ -102,10 +106,22 @@ sam-check: validate template-checks build ## what `make test` runs for SAM: vali
 need-providers:
 	@test -n "$(PROVIDERS)" || { echo "give PROVIDERS=FILE, the provider registry to deploy (see functions/refresher/providers.example.yaml)" >&2; exit 2; }
 
+# A deploy fails fast: the registry file, the stack name, the region and the
+# credentials are checked before anything is installed or built (deploy-preflight),
+# then the parameter values against the template, then the stack is deployed.
 .PHONY: deploy
-deploy: $(if $(PROVIDERS),check) build ## deploy the stack of ENV (samconfig.toml); with PROVIDERS=FILE, store that registry after it: make deploy ENV=local|dev|prod [PROVIDERS=FILE]
+deploy: ## deploy the stack of ENV (samconfig.toml); with PROVIDERS=FILE, store that registry after it: make deploy ENV=local|dev|prod [PROVIDERS=FILE]
+	@DEPLOY_REGION=$(DEPLOY_REGION) PYTHON=$(TOOLS_PYTHON) scripts/deploy-preflight $(ENV) $(STACK_NAME) $(PROVIDERS)
+	@$(MAKE) --no-print-directory -f $(SAM_MK) deploy-parameters
+	@$(MAKE) --no-print-directory -f $(SAM_MK) deploy-stack
+
+.PHONY: deploy-parameters
+deploy-parameters: $(TOOLS_STAMP)
 	@# --parameter-overrides replaces the environment's own overrides: repeat them.
 	@$(TEMPLATE_CHECKS) parameters $(SAM_TEMPLATE) $(STACK_NAME) "$$($(TOOLS_VENV)/bin/python scripts/sam-overrides $(ENV)) Architecture=$(ARCH) $$PARAMS"
+
+.PHONY: deploy-stack
+deploy-stack: $(if $(PROVIDERS),check) build
 ifeq ($(ENV),local)
 	$(LOCAL_UP)
 	$(AWS_TARGET) scripts/deploy-local $(STACK_NAME) $(SAM_BUILD_DIR)/template.yaml \
