@@ -99,8 +99,23 @@ template-checks: $(TOOLS_STAMP) ## test the offline checks of a deploy's paramet
 	$(TOOLS_VENV)/bin/python -m unittest discover -s scripts -p 'test_*.py'
 	$(TEMPLATE_CHECKS) metadata $(SAM_TEMPLATE)
 
+# checkov in its own venv: it pins a boto3 that aws-sam-cli's cannot sit beside.
+CHECKOV_VENV  ?= .venv/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	@echo "checkov: installing the pinned checkov from requirements-checkov.txt into $(CHECKOV_VENV) (about 30 s the first time) ..."
+	@test -x $(CHECKOV_VENV)/bin/python || $(TOOLS_PYTHON) -m venv $(CHECKOV_VENV)
+	@$(CHECKOV_VENV)/bin/python -m pip install --disable-pip-version-check --progress-bar off -q -r requirements-checkov.txt
+	@touch $@
+
+.PHONY: checkov
+checkov: $(CHECKOV_STAMP) ## scan template.yaml with checkov; fails on any finding not explained in the template (Metadata checkov skip)
+	@# Offline (--skip-download): no platform key, no guideline download.
+	$(CHECKOV_VENV)/bin/checkov --file $(SAM_TEMPLATE) --framework cloudformation --skip-download --compact --quiet
+
 .PHONY: sam-check
-sam-check: validate template-checks build ## what `make test` runs for SAM: validate, the template checks, then build; fails on any error or warning
+sam-check: validate template-checks checkov build ## what `make test` runs for SAM: validate, the template checks, checkov, then build; fails on any error or warning
 
 .PHONY: need-providers
 need-providers:

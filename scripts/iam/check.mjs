@@ -27,6 +27,8 @@ const customerKey = arn('kms', 'key/11111111-2222-3333-4444-555555555555')
 const otherKey = arn('kms', 'key/99999999-8888-7777-6666-555555555555')
 const ssmKey = arn('kms', 'key/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee') // what alias/aws/ssm names
 const secretsKey = arn('kms', 'key/bbbbbbbb-cccc-dddd-eeee-ffffffffffff') // SecretsKmsKeyArn
+const queuesKey = arn('kms', 'key/cccccccc-dddd-eeee-ffff-000000000000') // QueuesKmsKeyArn
+const viaSQS = { 'kms:ViaService': `sqs.${region}.amazonaws.com` }
 const viaSSM = { 'kms:ViaService': `ssm.${region}.amazonaws.com` }
 const viaSecretsManager = { 'kms:ViaService': `secretsmanager.${region}.amazonaws.com` }
 
@@ -39,7 +41,10 @@ const keyPolicy = {
 
 const configurations = [
   { name: 'Mode single, AWS managed key', parameters: { Mode: 'single', KmsKeyArn: '' }, key: ssmKey, aliases: ['alias/aws/ssm'] },
-  { name: 'Mode fanout, own keys, tracing Active', parameters: { Mode: 'fanout', KmsKeyArn: customerKey, SecretsKmsKeyArn: secretsKey, Tracing: 'Active' }, key: customerKey, aliases: ['alias/tokens'] },
+  { name: 'Mode fanout, own keys, tracing Active, in a VPC', parameters: {
+      Mode: 'fanout', KmsKeyArn: customerKey, SecretsKmsKeyArn: secretsKey, QueuesKmsKeyArn: queuesKey, Tracing: 'Active',
+      VpcSubnetIds: 'subnet-0123456789abcdef0,subnet-0fedcba9876543210', VpcSecurityGroupIds: 'sg-0123456789abcdef0',
+    }, key: customerKey, aliases: ['alias/tokens'] },
 ]
 
 let failures = 0
@@ -179,6 +184,16 @@ for (const conf of configurations) {
       ['deny', 'cloudwatch:PutMetricData', '*'],
       ['deny', 'lambda:InvokeFunction', arn('lambda', 'function:other')],
       ...secretsKms,
+      // In a VPC: the function's network interfaces, nothing else of EC2.
+      ...['CreateNetworkInterface', 'DescribeNetworkInterfaces', 'DeleteNetworkInterface', 'AssignPrivateIpAddresses', 'UnassignPrivateIpAddresses']
+        .map(a => [conf.parameters.VpcSubnetIds ? 'allow' : 'deny', `ec2:${a}`, '*']),
+      ['deny', 'ec2:RunInstances', '*'],
+      ['deny', 'ec2:AuthorizeSecurityGroupEgress', '*'],
+      // Queues under QueuesKmsKeyArn: through SQS only.
+      [conf.parameters.QueuesKmsKeyArn ? 'allow' : 'deny', 'kms:GenerateDataKey', queuesKey, viaSQS],
+      [conf.parameters.QueuesKmsKeyArn ? 'allow' : 'deny', 'kms:Decrypt', queuesKey, viaSQS],
+      ['deny', 'kms:Decrypt', queuesKey],
+      ['deny', 'kms:Decrypt', queuesKey, viaSSM],
       // Tracing Active: send segments; never read traces.
       [conf.parameters.Tracing === 'Active' ? 'allow' : 'deny', 'xray:PutTraceSegments', '*'],
       [conf.parameters.Tracing === 'Active' ? 'allow' : 'deny', 'xray:PutTelemetryRecords', '*'],
