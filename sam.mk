@@ -178,9 +178,10 @@ else
 endif
 
 .PHONY: status
-status: ## each provider's health, token expiry and last failure; exit 1 when one is failing: make status ENV=prod [PROVIDERS=FILE]
+status: $(TOOLS_STAMP) ## each provider's health, token expiry and last failure; exit 1 when one is failing: make status ENV=prod [PROVIDERS=FILE]
 	@$(LOCAL_UP) >/dev/null 2>&1 || true
-	$(AWS_TARGET) $(GO) run ./cmd/tokenctl status $(if $(PROVIDERS),-providers $(PROVIDERS)) \
+	@bucket=$(if $(PROVIDERS),,$$( { $(REGISTRY_OUTPUTS); } 2>/dev/null | cut -d' ' -f1 || true)); \
+	  $(AWS_TARGET) $(GO) run ./cmd/tokenctl status $(if $(PROVIDERS),-providers $(PROVIDERS),$${bucket:+-bucket $$bucket}) \
 	  $(if $(TOKEN_PREFIX),-token-prefix $(TOKEN_PREFIX)) $(if $(STATE_PREFIX),-state-prefix $(STATE_PREFIX))
 
 .PHONY: check

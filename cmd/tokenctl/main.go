@@ -1,6 +1,6 @@
 // Command tokenctl is the operator's tool for the token refresher.
 //
-//	tokenctl status [-json] [-providers FILE] [-token-prefix P] [-state-prefix P]
+//	tokenctl status [-json] [-providers FILE | -bucket B] [-token-prefix P] [-state-prefix P]
 //	tokenctl check [-probe] [-provider NAME]... [-json] FILE
 //	tokenctl providers list | get NAME | put [-probe] FILE | rm NAME
 //	tokenctl policy [-token-prefix P] [-providers FILE] [-kms-key ARN] [-region R] [-account ID] NAME...
@@ -79,7 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 const usage = `usage:
-  tokenctl status [-json] [-providers FILE] [-token-prefix PREFIX] [-state-prefix PREFIX]
+  tokenctl status [-json] [-providers FILE | -bucket B [-key K]] [-token-prefix PREFIX] [-state-prefix PREFIX]
   tokenctl check [-probe] [-provider NAME]... [-json] FILE
   tokenctl providers list | get NAME | put [-probe] FILE | rm NAME  [-bucket B] [-key K] [-secret-prefix P]
   tokenctl policy [-token-prefix PREFIX] [-providers FILE] [-kms-key ARN] [-region R] [-account ID] NAME...`

@@ -67,4 +67,24 @@ func TestIntegrationProviders(t *testing.T) {
 	if out := ctl(exitOK, "list"); !strings.Contains(out, "1 provider ") || strings.Contains(out, "one.example") {
 		t.Errorf("after rm: got %q", out)
 	}
+
+	// status reads the stack's registry from the same bucket: its one provider,
+	// without a token yet, and "no providers" once that is removed too.
+	status := func(want int) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		prefix := awstest.Parameters(t, cfg, "ctl-status-")
+		args := []string{"status", "-token-prefix", "/token-refresher/tokens", "-state-prefix", prefix + "/state"}
+		if code := run(context.Background(), args, &out, &errOut); code != want {
+			t.Fatalf("tokenctl status: got exit %d (%s%s), want %d", code, out.String(), errOut.String(), want)
+		}
+		return out.String()
+	}
+	if out := status(exitProblem); !strings.Contains(out, "two") {
+		t.Errorf("status: got %q, want the stack's provider two, failing without a token", out)
+	}
+	ctl(exitOK, "rm", "two")
+	if out := status(exitOK); strings.TrimSpace(out) != "no providers" {
+		t.Errorf("status of a stack with no providers: got %q, want \"no providers\"", out)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"github.com/token-refresher/token-refresher/internal/catalog"
 	"github.com/token-refresher/token-refresher/internal/registry"
 	"github.com/token-refresher/token-refresher/internal/state"
 	"github.com/token-refresher/token-refresher/internal/store"
@@ -50,21 +52,36 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	providersFile := fs.String("providers", "", "the deployment's registry `FILE`: lists its providers even when they have no token yet")
 	tokenPrefix := fs.String("token-prefix", registry.DefaultParameterPrefix, "the deployment's TOKEN_PARAMETER_PREFIX")
 	statePrefix := fs.String("state-prefix", state.DefaultPrefix, "the deployment's STATE_PARAMETER_PREFIX")
+	bucket := fs.String("bucket", os.Getenv("REGISTRY_BUCKET"), "the stack's registry bucket (its RegistryBucket output), whose providers are listed; -providers wins")
+	key := fs.String("key", catalog.DefaultKey, "the registry's object key in -bucket")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
 		return exitUsage
-	}
-	var reg *registry.Registry
-	if *providersFile != "" {
-		var err error
-		if reg, err = registry.LoadFile(*providersFile, registry.Options{ParameterPrefix: *tokenPrefix}); err != nil {
-			fmt.Fprintln(stderr, err)
-			return exitUsage
-		}
 	}
 	cfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		fmt.Fprintln(stderr, "AWS configuration:", err)
 		return exitUsage
+	}
+	opts := registry.Options{ParameterPrefix: *tokenPrefix}
+	var reg *registry.Registry
+	switch {
+	case *providersFile != "":
+		if reg, err = registry.LoadFile(*providersFile, opts); err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitUsage
+		}
+	case *bucket != "":
+		snap, err := (&catalog.Reader{API: catalog.NewClient(cfg), Bucket: *bucket, Key: *key, Options: opts}).Current(ctx)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitUsage
+		}
+		if snap.Registry == nil || snap.Registry.Len() == 0 {
+			// Tokens of removed providers may remain until they expire; the stack
+			// refreshes none.
+			return noProviders(stdout, *asJSON)
+		}
+		reg = snap.Registry
 	}
 	api := ssm.NewFromConfig(cfg)
 	infos, err := store.Describe(ctx, api, *tokenPrefix)
@@ -78,6 +95,9 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	table := rows(time.Now(), reg, infos, health)
+	if len(table) == 0 {
+		return noProviders(stdout, *asJSON)
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -91,6 +111,17 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if r.State == state.Failing {
 			return exitProblem
 		}
+	}
+	return exitOK
+}
+
+// noProviders is status's answer for a deployment with no providers: a healthy
+// one, not an empty table.
+func noProviders(stdout io.Writer, asJSON bool) int {
+	if asJSON {
+		fmt.Fprintln(stdout, "[]")
+	} else {
+		fmt.Fprintln(stdout, "no providers")
 	}
 	return exitOK
 }

@@ -267,6 +267,12 @@ for (const conf of configurations) {
       ['deny', 'secretsmanager:GetSecretValue', secret('ecard')],
       ['deny', 'secretsmanager:BatchGetSecretValue', '*'],
       ['deny', 'kms:Decrypt', secretsKey, viaSecretsManager],
+      // status lists the stack's providers: the registry read, never a change.
+      ['allow', 's3:GetObject', registry],
+      ['allow', 's3:ListBucket', bucket, listing],
+      ['deny', 's3:GetObject', `${bucket}/other.yaml`],
+      ['deny', 's3:PutObject', registry],
+      ['deny', 's3:DeleteObject', registry],
     ],
   }
   for (const [logical, policies] of Object.entries(held)) {
