@@ -25,12 +25,18 @@ const (
 	ActionWork Action = "work"
 )
 
-// Triggers: what asked for a run, as Request.Trigger says.
+// Trigger says what asked for a run; it names the run in its summary log line.
+type Trigger string
+
+// Triggers.
 const (
-	TriggerSchedule     = "schedule"
-	TriggerManual       = "manual"
-	TriggerSecretChange = "secret change"
-	TriggerQueue        = "queue"
+	TriggerSchedule     Trigger = "schedule"
+	TriggerManual       Trigger = "manual"
+	TriggerSecretChange Trigger = "secret change"
+	// TriggerSecretChangeIgnored is a secret change whose call failed: it changed
+	// nothing, so the run rotates nothing.
+	TriggerSecretChangeIgnored Trigger = "secret change (failed call, ignored)"
+	TriggerQueue               Trigger = "queue"
 )
 
 // Request is an invocation's intent, decoded from its event by ParseEvent.
@@ -39,8 +45,8 @@ type Request struct {
 	// Providers names the providers to rotate; ["*"] means all.
 	Providers []string
 	// Trigger says what asked: TriggerSchedule, TriggerManual, TriggerSecretChange,
-	// or a secret change that is ignored.
-	Trigger string
+	// TriggerSecretChangeIgnored or TriggerQueue.
+	Trigger Trigger
 	// DryRun, for a rotation: obtain (and verify) the tokens and report them, publish
 	// nothing, record nothing.
 	DryRun bool
@@ -180,7 +186,7 @@ func secretChange(detail json.RawMessage, users SecretLookup) (Request, error) {
 	}
 	if d.ErrorCode != "" {
 		// A call that failed changed nothing.
-		return Request{Action: ActionRotate, Trigger: TriggerSecretChange + " (failed call, ignored)"}, nil
+		return Request{Action: ActionRotate, Trigger: TriggerSecretChangeIgnored}, nil
 	}
 	var ids []string
 	for _, id := range []string{d.RequestParameters.SecretID, d.ResponseElements.ARN, d.AdditionalEventData.SecretID} {

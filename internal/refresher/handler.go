@@ -44,7 +44,7 @@ func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (Result, er
 	}
 	res, err := h.Refresher.Run(ctx, req)
 	c := res.Counts()
-	attrs := []any{"action", string(req.Action), "trigger", req.Trigger,
+	attrs := []any{"action", string(req.Action), "trigger", string(req.Trigger),
 		"refreshed", c[StatusRefreshed], "skipped", c[StatusSkipped], "failed", c[StatusFailed]}
 	if c[StatusQueued] > 0 {
 		attrs = append(attrs, "queued", c[StatusQueued])
