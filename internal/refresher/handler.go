@@ -37,7 +37,7 @@ func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (Result, er
 		h.log(ctx, slog.LevelError, "unconfigured deployment", "error", err.Error())
 		return Result{Results: []Outcome{}}, err
 	}
-	req, err := ParseEvent(event, h.secretUsers)
+	req, err := parseEvent(event, h.secretUsers)
 	if err != nil {
 		h.log(ctx, slog.LevelError, "event refused", "error", err.Error())
 		return Result{Results: []Outcome{}}, err
@@ -49,7 +49,7 @@ func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (Result, er
 	if c[StatusQueued] > 0 {
 		attrs = append(attrs, "queued", c[StatusQueued])
 	}
-	if req.Action == ActionWork {
+	if req.Action == actionWork {
 		attrs = append(attrs, "jobs", len(req.Jobs), "retried", len(res.BatchItemFailures))
 		if err := failures(res.Results); err != nil {
 			h.log(ctx, slog.LevelError, "run finished with failures", append(attrs, "error", err.Error())...)

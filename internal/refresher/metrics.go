@@ -9,13 +9,13 @@ import (
 
 // Metric names, as the alarms in template.yaml use them.
 const (
-	MetricRefreshed       = "Refreshed"
-	MetricFailed          = "Failed"
-	MetricRefreshLatency  = "RefreshLatency"
-	MetricSecondsToExpiry = "SecondsToExpiry"
-	// MetricDegraded is 1 for a provider whose published token was obtained with
+	metricRefreshed       = "Refreshed"
+	metricFailed          = "Failed"
+	metricRefreshLatency  = "RefreshLatency"
+	metricSecondsToExpiry = "SecondsToExpiry"
+	// metricDegraded is 1 for a provider whose published token was obtained with
 	// the previous client secret because the current one was refused.
-	MetricDegraded = "Degraded"
+	metricDegraded = "Degraded"
 )
 
 // Metrics writes CloudWatch Embedded Metric Format lines: JSON log lines that
@@ -56,13 +56,13 @@ func (m *Metrics) observe(provider string, status Status, latency time.Duration,
 		values[name] = v
 	}
 	if status != StatusSkipped && status != StatusQueued { // a queued provider's worker counts it
-		add(MetricRefreshed, "Count", boolInt(status == StatusRefreshed))
-		add(MetricFailed, "Count", boolInt(status == StatusFailed))
-		add(MetricRefreshLatency, "Milliseconds", latency.Milliseconds())
+		add(metricRefreshed, "Count", boolInt(status == StatusRefreshed))
+		add(metricFailed, "Count", boolInt(status == StatusFailed))
+		add(metricRefreshLatency, "Milliseconds", latency.Milliseconds())
 	}
 	if !expiresAt.IsZero() {
-		add(MetricSecondsToExpiry, "Seconds", int64(expiresAt.Sub(m.now()).Seconds()))
-		add(MetricDegraded, "Count", boolInt(degraded))
+		add(metricSecondsToExpiry, "Seconds", int64(expiresAt.Sub(m.now()).Seconds()))
+		add(metricDegraded, "Count", boolInt(degraded))
 	}
 	if len(defs) == 0 {
 		return
@@ -107,8 +107,8 @@ func (m *Metrics) observeSoonest(expiresAt time.Time) {
 	if m == nil || expiresAt.IsZero() {
 		return
 	}
-	m.write(map[string]any{MetricSecondsToExpiry: int64(expiresAt.Sub(m.now()).Seconds())},
-		[]emfMetric{{Name: MetricSecondsToExpiry, Unit: "Seconds"}}, [][]string{{}})
+	m.write(map[string]any{metricSecondsToExpiry: int64(expiresAt.Sub(m.now()).Seconds())},
+		[]emfMetric{{Name: metricSecondsToExpiry, Unit: "Seconds"}}, [][]string{{}})
 }
 
 func boolInt(b bool) int {

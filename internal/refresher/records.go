@@ -130,7 +130,7 @@ func (u *run) recordHealth() {
 // fingerprint identifies the registry and the settings decisions depend on.
 func (r *Refresher) fingerprint() string {
 	sum := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%s|%s", r.Providers.Fingerprint(),
-		r.Policy.MinWindow(), r.Policy.ConsumerCache, r.reconcile()))
+		r.Policy.minWindow(), r.Policy.ConsumerCache, r.reconcile()))
 	return hex.EncodeToString(sum[:])
 }
 

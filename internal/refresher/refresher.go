@@ -112,7 +112,7 @@ var ErrFailed = errors.New("token refresh failed")
 func (r *Refresher) Run(ctx context.Context, req Request) (Result, error) {
 	u := r.start(ctx, req.DryRun)
 	defer u.cancel()
-	if req.Action == ActionWork {
+	if req.Action == actionWork {
 		return u.batch(req.Jobs), nil
 	}
 	if res, ok := r.idle(u.work, req); ok {
@@ -164,12 +164,12 @@ func (r *Refresher) targets(req Request) ([]registry.Provider, error) {
 
 // decide applies the policy, a rotation request, a token that is not the
 // provider's, and a known change of the secret.
-func (r *Refresher) decide(now time.Time, p registry.Provider, cur *tokens.Token, rotate bool) Decision {
+func (r *Refresher) decide(now time.Time, p registry.Provider, cur *tokens.Token, rotate bool) decision {
 	if rotate {
-		return Decision{Due: true, Reason: "rotation requested"}
+		return decision{Due: true, Reason: "rotation requested"}
 	}
 	if cur != nil && cur.Provider != p.Name {
-		return Decision{Due: true, Reason: fmt.Sprintf("the published token is provider %q's", cut.String(cur.Provider, maxName))}
+		return decision{Due: true, Reason: fmt.Sprintf("the published token is provider %q's", cut.String(cur.Provider, maxName))}
 	}
 	if cur != nil && cur.SecretVersion != "" {
 		// Only a secret already in the cache is compared: reading secrets just to
@@ -179,10 +179,10 @@ func (r *Refresher) decide(now time.Time, p registry.Provider, cur *tokens.Token
 		// only be refused again.
 		if sec, ok := r.Secrets.Cached(p.SecretID); ok && sec.VersionID != "" &&
 			sec.VersionID != cur.SecretVersion && sec.VersionID != cur.RefusedSecretVersion {
-			return Decision{Due: true, Reason: "client secret changed"}
+			return decision{Due: true, Reason: "client secret changed"}
 		}
 	}
-	return r.Policy.Decide(now, p, cur)
+	return r.Policy.decide(now, p, cur)
 }
 
 func (r *Refresher) now() time.Time {

@@ -268,7 +268,7 @@ func (u *run) refresh(j due, sec secrets.Secret, secErr error) (Outcome, tokens.
 			oauth.ErrInvalidToken, stamp(next.ExpiresAt), stamp(cur.ExpiresAt)))
 	}
 	published, err := r.Store.Publish(u.publish, store.Write{Parameter: p.Parameter, Token: next, After: j.version,
-		RefreshAt: func(t tokens.Token) time.Time { return r.Policy.Decide(t.IssuedAt, p, &t).RefreshAt }})
+		RefreshAt: func(t tokens.Token) time.Time { return r.Policy.decide(t.IssuedAt, p, &t).RefreshAt }})
 	if err != nil {
 		if u.publish.Err() != nil {
 			return fail(errors.New("the new token was not published before the run's time ran out; kept the published one"))
