@@ -22,6 +22,7 @@ package oauth
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -148,11 +149,11 @@ func (c *Client) token(ctx context.Context, e Endpoint, cred Credentials) (*toke
 		return tok, err
 	}
 	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = orDefault(c.InitialBackoff, 500*time.Millisecond)
+	bo.InitialInterval = cmp.Or(c.InitialBackoff, 500*time.Millisecond)
 	bo.MaxInterval = 10 * time.Second
 	opts := []backoff.RetryOption{
 		backoff.WithBackOff(bo),
-		backoff.WithMaxTries(uint(max(1, orDefault(c.MaxAttempts, defaultMaxAttempts)))),
+		backoff.WithMaxTries(uint(max(1, cmp.Or(c.MaxAttempts, defaultMaxAttempts)))),
 		backoff.WithMaxElapsedTime(0),
 	}
 	if deadline, ok := ctx.Deadline(); ok {
@@ -171,7 +172,7 @@ func (c *Client) token(ctx context.Context, e Endpoint, cred Credentials) (*toke
 // attempt sends one request. Errors worth retrying are returned as they are; final
 // ones wrapped in backoff.Permanent.
 func (c *Client) attempt(ctx context.Context, e Endpoint, cred Credentials, body []byte, contentType string) (*tokens.Token, error) {
-	timeout := orDefault(c.RequestTimeout, defaultRequestTimeout)
+	timeout := cmp.Or(c.RequestTimeout, defaultRequestTimeout)
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
@@ -329,7 +330,7 @@ func (c *Client) retryAfter(v string, now time.Time) (time.Duration, bool) {
 	} else {
 		return 0, false
 	}
-	return min(d, orDefault(c.MaxRetryAfter, defaultMaxRetryAfter)), true
+	return min(d, cmp.Or(c.MaxRetryAfter, defaultMaxRetryAfter)), true
 }
 
 // requestBody encodes the grant request in the endpoint's format.
@@ -394,12 +395,4 @@ func redirectHost(resp *http.Response) string {
 		return "an unknown location"
 	}
 	return loc.Host
-}
-
-func orDefault[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }

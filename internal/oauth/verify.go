@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -52,7 +53,7 @@ func (c *Client) verify(ctx context.Context, chk Check, tok *tokens.Token) error
 	if len(expect) == 0 {
 		expect = []int{http.StatusOK}
 	}
-	ctx, cancel := context.WithTimeout(ctx, orDefault(c.RequestTimeout, defaultRequestTimeout))
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(c.RequestTimeout, defaultRequestTimeout))
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, chk.URL.String(), nil)
 	if err != nil {
