@@ -30,7 +30,7 @@ func (r *Refresher) idle(ctx context.Context, req Request) (Result, bool) {
 	if !rec.Current(now, r.fingerprint(), r.reconcile()) {
 		return Result{}, false
 	}
-	r.Metrics.observeSoonest(rec.MinExpiry)
+	r.Metrics.observeSoonest(now, rec.MinExpiry)
 	return Result{Results: []Outcome{}, NextDue: stamp(rec.NextDue), Idle: true}, true
 }
 

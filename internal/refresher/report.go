@@ -16,8 +16,9 @@ func (r *Refresher) report(ctx context.Context, o Outcome, tok *tokens.Token, el
 	if tok != nil {
 		expiresAt, fingerprint = tok.ExpiresAt, tokens.Fingerprint(tok.AccessToken)
 	}
-	degraded := tok != nil && tok.RefusedSecretVersion != "" && tok.Valid(r.now())
-	r.Metrics.observe(o.Provider, o.Status, elapsed, expiresAt, degraded)
+	now := r.now()
+	degraded := tok != nil && tok.RefusedSecretVersion != "" && tok.Valid(now)
+	r.Metrics.observe(now, o.Provider, o.Status, elapsed, expiresAt, degraded)
 	if r.Log == nil {
 		return
 	}
