@@ -52,6 +52,10 @@ endif
 PARAMS ?=
 export PARAMS
 
+# The region the caller's environment names, before the default below: the deploy
+# check must tell a region given from none.
+DEPLOY_REGION := $(or $(AWS_REGION),$(AWS_DEFAULT_REGION))
+
 # No usage reports from SAM CLI (this also keeps it off the network when it is offline).
 export SAM_CLI_TELEMETRY ?= 0
 # sam validate/build need a region even though they call no AWS API.
@@ -85,16 +89,54 @@ build: $(TOOLS_STAMP) ## sam build: the bootstrap for ARCH in .aws-sam/build, em
 	TOKEN_REFRESHER_GOARCH=$(GOARCH_OF) TOKEN_REFRESHER_PROVIDERS=$(if $(PROVIDERS),$(abspath $(PROVIDERS))) \
 	  $(SAM) build --template-file $(SAM_TEMPLATE) --build-dir $(SAM_BUILD_DIR) --build-in-source --parallel --parameter-overrides Architecture=$(ARCH)
 
+# What CloudFormation cannot say in the template (it compares no numbers, tests no
+# prefixes) is checked by scripts/template_checks.py: here its own tests, and on
+# every deploy the stack's name and parameter values, before anything is built.
+TEMPLATE_CHECKS = $(TOOLS_VENV)/bin/python scripts/template_checks.py
+
+.PHONY: template-checks
+template-checks: $(TOOLS_STAMP) ## test the offline checks of a deploy's parameters; check the Serverless Application Repository metadata
+	$(TOOLS_VENV)/bin/python -m unittest discover -s scripts -p 'test_*.py'
+	$(TEMPLATE_CHECKS) metadata $(SAM_TEMPLATE)
+
+# checkov in its own venv: it pins a boto3 that aws-sam-cli's cannot sit beside.
+CHECKOV_VENV  ?= .venv/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	@echo "checkov: installing the pinned checkov from requirements-checkov.txt into $(CHECKOV_VENV) (about 30 s the first time) ..."
+	@test -x $(CHECKOV_VENV)/bin/python || $(TOOLS_PYTHON) -m venv $(CHECKOV_VENV)
+	@$(CHECKOV_VENV)/bin/python -m pip install --disable-pip-version-check --progress-bar off -q -r requirements-checkov.txt
+	@touch $@
+
+.PHONY: checkov
+checkov: $(CHECKOV_STAMP) ## scan template.yaml with checkov; fails on any finding not explained in the template (Metadata checkov skip)
+	@# Offline (--skip-download): no platform key, no guideline download.
+	$(CHECKOV_VENV)/bin/checkov --file $(SAM_TEMPLATE) --framework cloudformation --skip-download --compact --quiet
+
 .PHONY: sam-check
-sam-check: validate build ## what `make test` runs for SAM: validate, then build; fails on any error or warning
+sam-check: validate template-checks checkov build ## what `make test` runs for SAM: validate, the template checks, checkov, then build; fails on any error or warning
 
 .PHONY: need-providers
 need-providers:
 	@test -n "$(PROVIDERS)" || { echo "give PROVIDERS=FILE, the provider registry to deploy (see functions/refresher/providers.example.yaml)" >&2; exit 2; }
 
+# A deploy fails fast: the registry file, the stack name, the region and the
+# credentials are checked before anything is installed or built (deploy-preflight),
+# then the parameter values against the template, then the stack is deployed.
 .PHONY: deploy
-deploy: $(if $(PROVIDERS),check) build ## deploy the stack of ENV (samconfig.toml); with PROVIDERS=FILE, store that registry after it: make deploy ENV=local|dev|prod [PROVIDERS=FILE]
+deploy: ## deploy the stack of ENV (samconfig.toml); with PROVIDERS=FILE, store that registry after it: make deploy ENV=local|dev|prod [PROVIDERS=FILE]
+	@DEPLOY_REGION=$(DEPLOY_REGION) PYTHON=$(TOOLS_PYTHON) scripts/deploy-preflight $(ENV) $(STACK_NAME) $(PROVIDERS)
+	@$(MAKE) --no-print-directory -f $(SAM_MK) deploy-parameters
+	@$(MAKE) --no-print-directory -f $(SAM_MK) deploy-stack
+
+.PHONY: deploy-parameters
+deploy-parameters: $(TOOLS_STAMP)
 	@# --parameter-overrides replaces the environment's own overrides: repeat them.
+	@$(TEMPLATE_CHECKS) parameters $(SAM_TEMPLATE) $(STACK_NAME) "$$($(TOOLS_VENV)/bin/python scripts/sam-overrides $(ENV)) Architecture=$(ARCH) $$PARAMS"
+
+.PHONY: deploy-stack
+deploy-stack: $(if $(PROVIDERS),check) build
 ifeq ($(ENV),local)
 	$(LOCAL_UP)
 	$(AWS_TARGET) scripts/deploy-local $(STACK_NAME) $(SAM_BUILD_DIR)/template.yaml \

@@ -43,7 +43,7 @@ func TestIntegrationFanOut(t *testing.T) {
 		providers = append(providers, fmt.Sprintf("p%04d", i))
 	}
 	providers = append(providers, failing...)
-	p := deploy(t, "fanout", providers, "MaxConcurrency=8 PerProviderMetrics=false")
+	p := deploy(t, "fanout", providers, "MaxConcurrency=8 PerProviderMetrics=false PutParameterRate=0")
 	for _, name := range failing {
 		p.srv.SetFault(name, oauthtest.Fault{Kind: oauthtest.ServerError, Status: 500})
 	}
@@ -112,6 +112,24 @@ func TestIntegrationFanOut(t *testing.T) {
 			t.Fatalf("%s: %d tokens issued after one rotation", name, len(st.Issued))
 		}
 	}
+	// A rotation job delivered again after its rotation was done (SQS delivers at
+	// least once), planned later than the new token's issued_at as the published
+	// second reads it: the parameter's version says it is done, nothing changes.
+	rotated := p.token(dup)
+	body = fmt.Sprintf(`{"provider":%q,"planned_at":%q,"rotate":true,"version":1}`, dup, time.Now().UTC().Add(time.Second).Format(time.RFC3339Nano))
+	if _, err := p.sqs.SendMessage(p.ctx, &sqs.SendMessageInput{QueueUrl: aws.String(jobs), MessageBody: aws.String(body),
+		MessageGroupId: aws.String(dup), MessageDeduplicationId: aws.String("duplicate-rotation-" + p.id)}); err != nil {
+		t.Fatal(err)
+	}
+	p.eventually(2*time.Minute, "the duplicate rotation job worked off", func() bool {
+		return p.loggedLine(func(line string) bool {
+			return strings.Contains(line, `"provider":"`+dup+`","status":"skipped"`) && strings.Contains(line, "rotated since the job was planned")
+		})
+	})
+	if after := p.token(dup); after.AccessToken != rotated.AccessToken || p.version(dup) != 2 || len(p.srv.Stats(dup).Issued) != 2 {
+		t.Fatalf("got version %d and %d tokens issued for %s after a duplicate rotation job, want version 2 and 2 tokens", p.version(dup), len(p.srv.Stats(dup).Issued), dup)
+	}
+
 	// Failing jobs: three attempts, then the dead-letter queue; nothing else there.
 	// (Checked last: their retries ran alongside everything above.)
 	deadJobs := map[string]bool{}

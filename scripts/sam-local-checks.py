@@ -180,10 +180,12 @@ def cmd_verify(stack):
         env = c.get("Environment", {}).get("Variables", {})
         want_env = {"SCHEDULE_EXPRESSION": "rate(5 minutes)", "TOKEN_PARAMETER_PREFIX": "/token-refresher/tokens",
                     "STATE_PARAMETER_PREFIX": "/token-refresher/state",
-                    "MAX_CONCURRENCY": "8", "METRICS_NAMESPACE": "TokenRefresher", "PER_PROVIDER_METRICS": "true"}
+                    "MAX_CONCURRENCY": "8", "METRICS_NAMESPACE": "TokenRefresher", "PER_PROVIDER_METRICS": "true",
+                    "PUT_PARAMETER_RATE": "2"}
         want_env["REGISTRY_BUCKET"] = resources["RegistryBucket"]["PhysicalResourceId"]
         if fanout:
             want_env["REFRESH_QUEUE_URL"] = resources["RefreshJobsQueue"]["PhysicalResourceId"]
+            want_env["WORKER_CONCURRENCY"] = "2"
         expect(env == want_env, f"environment {env} != {want_env} (no TOKEN_KMS_KEY_ID without KmsKeyArn)")
         lc = c.get("LoggingConfig", {})
         expect(lc.get("LogFormat") == "JSON" and lc.get("LogGroup") == f"/aws/lambda/{fn_name}", f"LoggingConfig {lc}")
@@ -195,8 +197,10 @@ def cmd_verify(stack):
         elif conc is None:
             # LocalStack 4.14's AWS::Lambda::Function provider drops this property.
             asked = template_props("RefresherFunction").get("ReservedConcurrentExecutions")
-            expect(asked in (1, {"Fn::If": ["FanOut", {"Ref": "AWS::NoValue"}, 1]}),
-                   f"template asks for ReservedConcurrentExecutions {asked}, not 1 in Mode single")
+            want = {"Fn::If": ["ReservesConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+            expect(asked == want and params.get("ReservedConcurrency") == "1",
+                   f"template asks for ReservedConcurrentExecutions {asked} with ReservedConcurrency "
+                   f"{params.get('ReservedConcurrency')}, not 1 in Mode single")
             conc = "1 (in the deployed template; LocalStack does not apply it)"
         else:
             expect(conc == 1, f"reserved concurrency {conc}")
@@ -374,6 +378,13 @@ def cmd_verify(stack):
         for want in ("SecondsToExpiry", "Refreshed", "Failed", "Degraded", "AWS/Lambda", "Errors", "Duration",
                      "ApproximateNumberOfMessagesVisible", fn_name):
             expect(want in metrics, f"the dashboard shows no {want}")
+        jobs = [t for t in titles if t.startswith("Refresh jobs")]
+        expect(len(jobs) == (1 if fanout else 0), f"refresh jobs widgets {jobs} in Mode {params.get('Mode')}")
+        if fanout:
+            expect(f"{stack}-jobs.fifo" in metrics, "the dashboard does not graph the job queue")
+        else:
+            expect("jobs.fifo" not in metrics and "Mode single" not in metrics,
+                   "the dashboard graphs a job queue that single mode does not have")
         return f"{name}: {len(titles)} widgets: " + "; ".join(titles)
 
     check("dashboard of expiry, refreshes, failures, function errors and duration, failure queue", dashboard)
@@ -381,7 +392,7 @@ def cmd_verify(stack):
     def exports():
         want = {"FunctionArn", "TokenReadersPolicyArn", "TokenParameterPrefix", "FailedInvocationsQueueUrl",
                 "OperatorsPolicyArn", "StateParameterPrefix", "DashboardName", "RegistryBucket",
-                "ProviderManagersPolicyArn", "SecretNamePrefix"}
+                "ProviderManagersPolicyArn", "ProviderProbePolicyArn", "SecretNamePrefix"}
         unexported = {"DashboardName", "SecretNamePrefix"}
         if fanout:
             unexported |= {"RefreshJobsQueueUrl", "RefreshJobsDeadLetterQueueUrl"}

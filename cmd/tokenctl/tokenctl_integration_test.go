@@ -17,7 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/token-refresher/token-refresher/internal/awstest"
-	"github.com/token-refresher/token-refresher/internal/localaws"
 	"github.com/token-refresher/token-refresher/internal/oauth"
 	"github.com/token-refresher/token-refresher/internal/oauthtest"
 	"github.com/token-refresher/token-refresher/internal/refresher"
@@ -45,9 +44,9 @@ type deployment struct {
 // provider's entry, once the fake providers are up.
 func newDeployment(t *testing.T, extra func(d *deployment, name string) string) *deployment {
 	cfg := awstest.Config(t)
-	id := awstest.UniqueName("ctl-")
+	root, secretBase := awstest.Parameters(t, cfg, "ctl-"), awstest.Secrets(t, cfg, "ctl-")
 	d := &deployment{t: t, ctx: context.Background(), srv: oauthtest.NewServer(),
-		tokenPrefix: "/" + id + "/tokens", statePrefix: "/" + id + "/state", api: ssm.NewFromConfig(cfg)}
+		tokenPrefix: root + "/tokens", statePrefix: root + "/state", api: ssm.NewFromConfig(cfg)}
 	t.Cleanup(d.srv.Close)
 	sm := secretsmanager.NewFromConfig(cfg)
 	var reg strings.Builder
@@ -57,13 +56,11 @@ func newDeployment(t *testing.T, extra func(d *deployment, name string) string) 
 	for _, dl := range dialects {
 		name := string(dl)
 		urls[name] = d.srv.Add(oauthtest.Provider{Name: name, Dialect: dl, ClientID: "id-" + name, ClientSecret: "secret " + name})
-		if _, err := localaws.PutSecret(d.ctx, sm, id+"/"+name, "id-"+name, "secret "+name); err != nil {
-			t.Fatal(err)
-		}
+		awstest.PutSecret(t, sm, secretBase+name, "id-"+name, "secret "+name)
 	}
 	for _, dl := range dialects {
 		name := string(dl)
-		reg.WriteString(registry.EntryYAML(name, id+"/"+name, dl.Endpoint(urls[name])))
+		reg.WriteString(registry.EntryYAML(name, secretBase+name, dl.Endpoint(urls[name])))
 		if extra != nil {
 			if e := extra(d, name); e != "" {
 				reg.WriteString("    " + e + "\n")
@@ -116,15 +113,15 @@ func TestIntegrationStatusTransitions(t *testing.T) {
 	d.handle(`{"action":"rotate","providers":["*"]}`)
 	rows, code, table := d.status()
 	if code != exitOK || rows["ecard"].State != state.Healthy || rows["cardlytics"].State != state.Healthy {
-		t.Fatalf("after publishing, exit %d:\n%s", code, table)
+		t.Fatalf("after publishing: got exit %d, want %d with both providers healthy:\n%s", code, exitOK, table)
 	}
 	c := rows["cardlytics"]
 	issued := d.srv.Stats("cardlytics").Issued
 	if c.SecondsLeft < 3500 || c.Fingerprint != tokens.Fingerprint(issued[len(issued)-1]) || c.NextRefresh.IsZero() || c.IssuedAt.IsZero() {
-		t.Fatalf("cardlytics %+v", c)
+		t.Fatalf("cardlytics %+v: want at least 3500 s left, the fingerprint of the last token issued, issue and next refresh times", c)
 	}
 	if strings.Contains(table, issued[len(issued)-1]) || !strings.Contains(table, "PROVIDER") {
-		t.Fatalf("table:\n%s", table)
+		t.Fatalf("table:\n%s\nwant a PROVIDER header and no access token", table)
 	}
 
 	// The provider fails while its token is still valid: degraded, exit 0.
@@ -170,23 +167,23 @@ func TestIntegrationCheckProbe(t *testing.T) {
 	code := run(d.ctx, []string{"check", "-probe", "-json", "-token-prefix", d.tokenPrefix, d.regFile}, &out, &errOut)
 	var res refresher.Result
 	if code != exitOK || json.Unmarshal(out.Bytes(), &res) != nil || len(res.Results) != 2 {
-		t.Fatalf("exit %d: %s %s", code, out.String(), errOut.String())
+		t.Fatalf("got exit %d, want %d and two results: %s %s", code, exitOK, out.String(), errOut.String())
 	}
 	for _, o := range res.Results {
 		issued := d.srv.Stats(o.Provider).Issued
 		if o.Status != refresher.StatusChecked || o.Probe == nil || len(issued) != 1 || o.Probe.Fingerprint != tokens.Fingerprint(issued[0]) ||
 			strings.Contains(out.String(), issued[0]) {
-			t.Fatalf("%+v", o)
+			t.Fatalf("got %+v; want status %s with a probe of the one token issued, its fingerprint and not the token shown", o, refresher.StatusChecked)
 		}
 	}
 	published, err := d.api.GetParametersByPath(d.ctx, &ssm.GetParametersByPathInput{Path: aws.String(d.tokenPrefix), Recursive: aws.Bool(true)})
 	if err != nil || len(published.Parameters) != 0 {
-		t.Fatalf("a probe published %d parameters (%v)", len(published.Parameters), err)
+		t.Fatalf("a probe published %d parameters (error %v), want 0", len(published.Parameters), err)
 	}
 	out.Reset()
 	if code := run(d.ctx, []string{"check", "-probe", "-provider", "ecard", "-token-prefix", d.tokenPrefix, d.regFile}, &out, &errOut); code != exitOK ||
 		!strings.Contains(out.String(), "ecard") || strings.Contains(out.String(), "cardlytics") || !strings.Contains(out.String(), "JWT EXP") {
-		t.Fatalf("exit %d:\n%s", code, out.String())
+		t.Fatalf("got exit %d, want %d with ecard only and a JWT EXP column:\n%s", code, exitOK, out.String())
 	}
 	t.Logf("check -probe:\n%s", out.String())
 }
@@ -203,9 +200,9 @@ func TestIntegrationVerifyBeforePublish(t *testing.T) {
 	rows, code, table := d.status()
 	if code != exitProblem || rows["ecard"].State != state.Healthy || rows["cardlytics"].State != state.Failing ||
 		!strings.Contains(rows["cardlytics"].LastError, "answered 401, want 200") {
-		t.Fatalf("exit %d:\n%s\n%+v", code, table, rows["cardlytics"])
+		t.Fatalf("got exit %d, want %d with ecard healthy and cardlytics failing on the 401:\n%s\n%+v", code, exitProblem, table, rows["cardlytics"])
 	}
 	if d.srv.Stats("ecard").APIAccepted != 1 || len(d.srv.Stats("cardlytics").Issued) != 1 {
-		t.Fatalf("ecard %+v, cardlytics %+v", d.srv.Stats("ecard"), d.srv.Stats("cardlytics"))
+		t.Fatalf("ecard API accepted %d, cardlytics issued %d; want 1 and 1", d.srv.Stats("ecard").APIAccepted, len(d.srv.Stats("cardlytics").Issued))
 	}
 }

@@ -39,7 +39,7 @@ func TestRows(t *testing.T) {
 	}
 	got := rows(now, nil, infos, health)
 	if len(got) != len(want) {
-		t.Fatalf("%d rows: %+v", len(got), got)
+		t.Fatalf("got %d rows, want %d: %+v", len(got), len(want), got)
 	}
 	for _, r := range got {
 		if r.State != want[r.Provider] {
@@ -48,7 +48,7 @@ func TestRows(t *testing.T) {
 	}
 	healthy := got[slicesIndex(got, "healthy")]
 	if healthy.SecondsLeft != 3600 || healthy.AgeSeconds != 3600 || healthy.Fingerprint != "abcd1234" || healthy.NextRefresh.IsZero() {
-		t.Errorf("healthy row %+v", healthy)
+		t.Errorf("healthy row %+v: want 3600 s left, age 3600 s, fingerprint abcd1234, a next refresh", healthy)
 	}
 
 	// With a registry, its providers are listed, one without a token as failing.
@@ -61,7 +61,7 @@ func TestRows(t *testing.T) {
 	}
 	got = rows(now, reg, infos, health)
 	if len(got) != 2 || got[0].Provider != "healthy" || got[1].Provider != "fresh" || got[1].State != state.Failing || got[1].Reason != "no token is published" {
-		t.Fatalf("with a registry: %+v", got)
+		t.Fatalf("with a registry: got %+v; want healthy, then fresh failing with %q", got, "no token is published")
 	}
 }
 
@@ -101,7 +101,7 @@ func TestCheckOffline(t *testing.T) {
 `), 0o600)
 	var out, errOut bytes.Buffer
 	if code := run(context.Background(), []string{"check", broken}, &out, &errOut); code != exitProblem {
-		t.Fatalf("exit %d: %s %s", code, out.String(), errOut.String())
+		t.Fatalf("got exit %d, want %d: %s %s", code, exitProblem, out.String(), errOut.String())
 	}
 	for _, want := range []string{broken + ": 4 problems", `provider "ecard": token_url:`, `provider "ecard": refresh_before: invalid duration "15x"`, "(line 5)",
 		`provider "Bad": name:`, `provider "Bad": token_url: required (line 6)`} {
@@ -112,10 +112,10 @@ func TestCheckOffline(t *testing.T) {
 	out.Reset()
 	if code := run(context.Background(), []string{"check", filepath.Join("..", "..", "functions", "refresher", "providers.example.yaml")}, &out, &errOut); code != exitOK ||
 		!strings.Contains(out.String(), "5 providers, no problems") || !strings.Contains(out.String(), "checkissuing") {
-		t.Fatalf("exit %d: %s", code, out.String())
+		t.Fatalf("got exit %d, want %d and \"5 providers, no problems\" naming checkissuing: %s", code, exitOK, out.String())
 	}
 	if code := run(context.Background(), []string{"nonsense"}, &out, &errOut); code != exitUsage {
-		t.Fatalf("unknown command: exit %d", code)
+		t.Fatalf("unknown command: got exit %d, want %d", code, exitUsage)
 	}
 }
 

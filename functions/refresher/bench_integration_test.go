@@ -22,6 +22,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -218,6 +219,8 @@ func (bn *bench) handlerWith(b *testing.B, vars map[string]string, calls *locala
 	cfg.APIOptions = append(append(append([]func(*middleware.Stack) error{}, bn.cfg.APIOptions...), calls.Middleware), more...)
 	vars = maps.Clone(vars)
 	vars["MAX_CONCURRENCY"] = os.Getenv("MAX_CONCURRENCY")
+	// The concurrency-bound figures: a budget above what the emulator can write.
+	vars["PUT_PARAMETER_RATE"] = cmp.Or(os.Getenv("PUT_PARAMETER_RATE"), "10000")
 	vars["STATE_PARAMETER_PREFIX"] = strings.TrimSuffix(vars["TOKEN_PARAMETER_PREFIX"], "/tokens") + "/state"
 	e, err := loadEnv(func(k string) string { return vars[k] }, nil)
 	if err != nil {
@@ -453,7 +456,7 @@ func BenchmarkFootprint(b *testing.B) {
 	}
 	regFile := bn.registry(b, n)
 	prefix := bn.populate(b, n, regFile)
-	env := append(os.Environ(), "PROVIDERS_FILE="+regFile, "TOKEN_PARAMETER_PREFIX="+prefix)
+	env := append(os.Environ(), "PROVIDERS_FILE="+regFile, "TOKEN_PARAMETER_PREFIX="+prefix, "PUT_PARAMETER_RATE=10000")
 
 	// Init: from exec to the first line the handler logs, for an event it refuses at
 	// once ({"action":"rotate"} without providers), so nothing after the init is timed

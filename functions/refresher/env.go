@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -39,7 +40,18 @@ type env struct {
 	RegistryBucket, RegistryKey string
 	// Options are the registry's settings, for the registries read at run time.
 	Options registry.Options
+	// PutParameterRate is the deployment's write budget, PutParameter calls a second
+	// for all its invocations together; 0: none. WriteShares is how many invocations
+	// may run at once (in fanout mode, WORKER_CONCURRENCY workers and a planner),
+	// each pacing itself to PutParameterRate / WriteShares (see ssmput.Budget).
+	PutParameterRate float64
+	WriteShares      int
 }
+
+// defaultPutParameterRate is PUT_PARAMETER_RATE's default: under the about 3
+// PutParameter calls a second that an account and Region get with standard
+// throughput, shared with everything else that writes parameters there.
+const defaultPutParameterRate = 2
 
 // defaultNamespace is METRICS_NAMESPACE's default; the template's alarms watch it.
 const defaultNamespace = "TokenRefresher"
@@ -97,6 +109,21 @@ func loadEnv(getenv func(string) string, embedded []byte) (env, error) {
 			return env{}, fmt.Errorf("PER_PROVIDER_METRICS=%q: want true or false", v)
 		}
 		e.PerProviderMetrics = b
+	}
+	e.PutParameterRate, e.WriteShares = defaultPutParameterRate, 1
+	if v := getenv("PUT_PARAMETER_RATE"); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || r < 0 || r > 10_000 || math.IsNaN(r) {
+			return env{}, fmt.Errorf("PUT_PARAMETER_RATE=%q: want PutParameter calls a second, from 0 (no budget) to 10000", v)
+		}
+		e.PutParameterRate = r
+	}
+	if v := getenv("WORKER_CONCURRENCY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return env{}, fmt.Errorf("WORKER_CONCURRENCY=%q: want the fan-out queue's maximum concurrency, 1 to 1000", v)
+		}
+		e.WriteShares = n + 1 // and the planner
 	}
 	if v := getenv("REFRESH_QUEUE_URL"); v != "" {
 		u, err := url.Parse(v)

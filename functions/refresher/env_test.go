@@ -100,6 +100,24 @@ func TestLoadEnv(t *testing.T) {
 			}
 		}, ""},
 		{"registry in S3, tokens under the state prefix", map[string]string{"REGISTRY_BUCKET": "b", "STATE_PARAMETER_PREFIX": "/tr", "TOKEN_PARAMETER_PREFIX": "/tr/health"}, nil, "STATE_PARAMETER_PREFIX"},
+		{"write budget by default", map[string]string{"PROVIDERS_FILE": file}, func(t *testing.T, e env) {
+			if e.PutParameterRate != 2 || e.WriteShares != 1 {
+				t.Fatalf("got %v writes a second in %d shares, want 2 in 1", e.PutParameterRate, e.WriteShares)
+			}
+		}, ""},
+		{"write budget shared by workers and the planner", map[string]string{"PROVIDERS_FILE": file, "PUT_PARAMETER_RATE": "9.5", "WORKER_CONCURRENCY": "4"}, func(t *testing.T, e env) {
+			if e.PutParameterRate != 9.5 || e.WriteShares != 5 {
+				t.Fatalf("got %v writes a second in %d shares, want 9.5 in 5", e.PutParameterRate, e.WriteShares)
+			}
+		}, ""},
+		{"no write budget", map[string]string{"PROVIDERS_FILE": file, "PUT_PARAMETER_RATE": "0"}, func(t *testing.T, e env) {
+			if e.PutParameterRate != 0 {
+				t.Fatalf("got %v, want 0", e.PutParameterRate)
+			}
+		}, ""},
+		{"bad write budget", map[string]string{"PROVIDERS_FILE": file, "PUT_PARAMETER_RATE": "fast"}, nil, "PUT_PARAMETER_RATE"},
+		{"negative write budget", map[string]string{"PROVIDERS_FILE": file, "PUT_PARAMETER_RATE": "-1"}, nil, "PUT_PARAMETER_RATE"},
+		{"bad worker concurrency", map[string]string{"PROVIDERS_FILE": file, "WORKER_CONCURRENCY": "0"}, nil, "WORKER_CONCURRENCY"},
 		{"state prefix", map[string]string{"PROVIDERS_FILE": file, "STATE_PARAMETER_PREFIX": "/acme/state/"}, func(t *testing.T, e env) {
 			if e.StatePrefix != "/acme/state" {
 				t.Fatal(e.StatePrefix)

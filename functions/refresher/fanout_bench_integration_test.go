@@ -64,7 +64,8 @@ func (bn *bench) fanout(b *testing.B, n int) {
 		b.Fatal(err)
 	}
 	defer func() { _, _ = sq.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: q.QueueUrl}) }()
-	vars := map[string]string{"PROVIDERS_FILE": regFile, "TOKEN_PARAMETER_PREFIX": prefix, "REFRESH_QUEUE_URL": aws.ToString(q.QueueUrl)}
+	vars := map[string]string{"PROVIDERS_FILE": regFile, "TOKEN_PARAMETER_PREFIX": prefix, "REFRESH_QUEUE_URL": aws.ToString(q.QueueUrl),
+		"PUT_PARAMETER_RATE": "10000"}
 	var plannerCalls, workerCalls localaws.Calls
 	var times opTimes
 	planner := bn.handlerWith(b, vars, &plannerCalls)

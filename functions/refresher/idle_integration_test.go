@@ -33,7 +33,8 @@ func TestIntegrationIdleRunCalls(t *testing.T) {
 	srv := oauthtest.NewServer()
 	defer srv.Close()
 	sm := secretsmanager.NewFromConfig(cfg)
-	id := awstest.UniqueName("idle-")
+	secretBase := awstest.Secrets(t, cfg, "idle-")
+	paramRoot := awstest.Parameters(t, cfg, "idle-")
 	const largest = 300
 	urls := make([]string, largest)
 	var g errgroup.Group
@@ -42,7 +43,7 @@ func TestIntegrationIdleRunCalls(t *testing.T) {
 		name := fmt.Sprintf("p%03d", i)
 		urls[i] = srv.Add(oauthtest.Provider{Name: name, Dialect: oauthtest.Cardlytics, ClientID: "id-" + name, ClientSecret: "secret " + name})
 		g.Go(func() error {
-			_, err := localaws.PutSecret(context.Background(), sm, id+"/"+name, "id-"+name, "secret "+name)
+			_, err := localaws.PutSecret(context.Background(), sm, secretBase+name, "id-"+name, "secret "+name)
 			return err
 		})
 	}
@@ -55,21 +56,20 @@ func TestIntegrationIdleRunCalls(t *testing.T) {
 			reg.WriteString("providers:\n")
 			for i := range n {
 				name := fmt.Sprintf("p%03d", i)
-				reg.WriteString(registry.EntryYAML(name, id+"/"+name, oauthtest.Cardlytics.Endpoint(urls[i])))
+				reg.WriteString(registry.EntryYAML(name, secretBase+name, oauthtest.Cardlytics.Endpoint(urls[i])))
 			}
 			regFile := filepath.Join(t.TempDir(), "providers.yaml")
 			if err := os.WriteFile(regFile, []byte(reg.String()), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			root := fmt.Sprintf("/%s/n%d", id, n)
-			vars := map[string]string{"PROVIDERS_FILE": regFile, "TOKEN_PARAMETER_PREFIX": root + "/tokens", "STATE_PARAMETER_PREFIX": root + "/state"}
+			root := fmt.Sprintf("%s/n%d", paramRoot, n)
+			vars := map[string]string{"PROVIDERS_FILE": regFile, "TOKEN_PARAMETER_PREFIX": root + "/tokens", "STATE_PARAMETER_PREFIX": root + "/state",
+				"PUT_PARAMETER_RATE": "0"} // the first run writes every token: no budget
 			e, err := loadEnv(func(k string) string { return vars[k] }, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var calls localaws.Calls
-			c := cfg.Copy()
-			c.APIOptions = append(c.APIOptions, calls.Middleware)
+			c, calls := awstest.Counted(cfg)
 			handler := func() *refresher.Handler { // a new one: a cold start
 				return newHandler(c, e, slog.New(slog.NewJSONHandler(io.Discard, nil)), io.Discard)
 			}

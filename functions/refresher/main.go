@@ -33,6 +33,7 @@ import (
 	"github.com/token-refresher/token-refresher/internal/queue"
 	"github.com/token-refresher/token-refresher/internal/refresher"
 	"github.com/token-refresher/token-refresher/internal/secrets"
+	"github.com/token-refresher/token-refresher/internal/ssmput"
 	"github.com/token-refresher/token-refresher/internal/state"
 	"github.com/token-refresher/token-refresher/internal/store"
 )
@@ -96,6 +97,10 @@ func newHandler(awsCfg aws.Config, env env, log *slog.Logger, metricsOut io.Writ
 	if env.QueueURL != "" {
 		jobs = &queue.Queue{API: sqs.NewFromConfig(awsCfg), URL: env.QueueURL}
 	}
+	// Tokens and records are written through one budget: PutParameter's quota is
+	// the account's, whatever is written.
+	writes := pacedSSM{Client: ssm.NewFromConfig(awsCfg, throttleAware)}
+	writes.budget = ssmput.Budget{API: writes.Client, Limiter: ssmput.NewLimiter(env.PutParameterRate, env.WriteShares)}
 	return &refresher.Handler{
 		Log: log,
 		Refresher: &refresher.Refresher{
@@ -103,12 +108,12 @@ func newHandler(awsCfg aws.Config, env env, log *slog.Logger, metricsOut io.Writ
 			Providers: env.Providers,
 			Secrets:   &secrets.Source{API: secretsmanager.NewFromConfig(awsCfg)},
 			Store: &store.Store{
-				API:      ssm.NewFromConfig(awsCfg, throttleAware),
+				API:      writes,
 				Prefix:   env.Providers.ParameterPrefix(),
 				KMSKeyID: env.KMSKeyID,
 				Log:      log,
 			},
-			State:          &state.Store{API: ssm.NewFromConfig(awsCfg, throttleAware), Prefix: env.StatePrefix},
+			State:          &state.Store{API: writes, Prefix: env.StatePrefix},
 			Client:         &oauth.Client{UserAgent: "token-refresher"},
 			Policy:         refresher.Policy{Period: env.SchedulePeriod},
 			MaxConcurrency: env.MaxConcurrency,
@@ -116,6 +121,16 @@ func newHandler(awsCfg aws.Config, env env, log *slog.Logger, metricsOut io.Writ
 			Metrics:        &refresher.Metrics{Out: metricsOut, Namespace: env.MetricsNamespace, PerProvider: env.PerProviderMetrics},
 		},
 	}
+}
+
+// pacedSSM is the SSM client with its writes paced to the write budget.
+type pacedSSM struct {
+	*ssm.Client
+	budget ssmput.Budget
+}
+
+func (p pacedSSM) PutParameter(ctx context.Context, in *ssm.PutParameterInput, optFns ...func(*ssm.Options)) (*ssm.PutParameterOutput, error) {
+	return p.budget.PutParameter(ctx, in, optFns...)
 }
 
 // throttleAware makes the SSM client back off as a whole once it is throttled:

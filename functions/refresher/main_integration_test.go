@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,6 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/token-refresher/token-refresher/internal/awstest"
-	"github.com/token-refresher/token-refresher/internal/localaws"
 	"github.com/token-refresher/token-refresher/internal/oauthtest"
 	"github.com/token-refresher/token-refresher/internal/refresher"
 	"github.com/token-refresher/token-refresher/internal/registry"
@@ -48,7 +48,7 @@ func newStack(t *testing.T) *stack {
 	t.Helper()
 	cfg := awstest.Config(t)
 	s := &stack{t: t, cfg: cfg, srv: oauthtest.NewServer(), sm: secretsmanager.NewFromConfig(cfg), ssm: ssm.NewFromConfig(cfg),
-		prefix: "/" + awstest.UniqueName("it-") + "/tokens", out: &bytes.Buffer{}, metrics: &bytes.Buffer{}}
+		prefix: awstest.Parameters(t, cfg, "it-") + "/tokens", out: &bytes.Buffer{}, metrics: &bytes.Buffer{}}
 	t.Cleanup(s.srv.Close)
 
 	var reg strings.Builder
@@ -83,11 +83,7 @@ func (s *stack) getenv(k string) string {
 // putSecret stores credentials as the secret id and returns the new version's id.
 func (s *stack) putSecret(id, clientID, clientSecret string) string {
 	s.t.Helper()
-	v, err := localaws.PutSecret(context.Background(), s.sm, id, clientID, clientSecret)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return v
+	return awstest.PutSecret(s.t, s.sm, id, clientID, clientSecret)
 }
 
 // event runs the handler with a sample event from events/.
@@ -343,5 +339,55 @@ func TestIntegrationCommand(t *testing.T) {
 	s.srv.SetFault("opencard", oauthtest.Fault{})
 	if _, stderr, code = run("rotate-all.json", "-timeout", "5s"); code != 2 || !strings.Contains(stderr, "-timeout") {
 		t.Fatalf("-timeout 5s: exit %d\n%s", code, stderr)
+	}
+}
+
+// TestIntegrationOverlappingScheduledRuns: with no reserved concurrency (the
+// template's ReservedConcurrency 0), two scheduled runs may run at once in two
+// execution environments. The store's conditional writes are what keeps that safe:
+// both runs succeed, every provider ends with a valid token one of them obtained,
+// and no provider is asked more than once per run.
+func TestIntegrationOverlappingScheduledRuns(t *testing.T) {
+	s := newStack(t)
+	second := newHandler(s.cfg, s.env, slog.New(slog.NewJSONHandler(&bytes.Buffer{}, nil)), &bytes.Buffer{})
+	raw, err := os.ReadFile(filepath.Join("..", "..", "events", "scheduled.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type run struct {
+		res refresher.Result
+		err error
+	}
+	done := make(chan run, 2)
+	for _, h := range []*refresher.Handler{s.h, second} {
+		go func() {
+			res, err := h.Handle(context.Background(), raw)
+			done <- run{res, err}
+		}()
+	}
+	for range 2 {
+		r := <-done
+		if r.err != nil {
+			t.Fatalf("got %v, want both overlapping runs to succeed; results %+v", r.err, r.res.Results)
+		}
+		for _, o := range r.res.Results {
+			if o.Status != refresher.StatusRefreshed && o.Status != refresher.StatusSkipped {
+				t.Errorf("got %s %s (%s), want refreshed or skipped", o.Provider, o.Status, o.Error)
+			}
+		}
+	}
+	for _, d := range oauthtest.Dialects() {
+		name := string(d)
+		p, ok := s.published(name)
+		if !ok {
+			t.Fatalf("got no token for %s, want one", name)
+		}
+		st := s.srv.Stats(name)
+		if !slices.Contains(st.Issued, p.token.AccessToken) || !p.token.ExpiresAt.After(time.Now()) {
+			t.Errorf("got %s's published token %s expiring %s, want a valid one the provider issued", name, p.token, p.token.ExpiresAt)
+		}
+		if st.Requests > 2 {
+			t.Errorf("got %d token requests for %s, want at most one per run", st.Requests, name)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/token-refresher/token-refresher/internal/catalog"
+	"github.com/token-refresher/token-refresher/internal/cut"
 	"github.com/token-refresher/token-refresher/internal/refresher"
 	"github.com/token-refresher/token-refresher/internal/registry"
 )
@@ -85,7 +86,18 @@ func (l *liveRegistry) Handle(ctx context.Context, event json.RawMessage) (refre
 		l.log.InfoContext(ctx, "no providers configured", "registry_version", snap.VersionID)
 		return refresher.Result{Results: []refresher.Outcome{}}, nil
 	}
-	res, err := l.handler(snap.Registry).Handle(ctx, event)
+	res := refresher.Result{Results: []refresher.Outcome{}}
+	var err error
+	if snap.Registry.Len() > 0 {
+		res, err = l.handler(snap.Registry).Handle(ctx, event)
+	}
+	// A worker's batch names its failures itself; the planner's runs and the
+	// others report the entries that do not load.
+	if len(snap.Rejected) > 0 && !queueBatch(event) {
+		res.Results = append(res.Results, rejectedOutcomes(snap.Rejected)...)
+		err = errors.Join(err, fmt.Errorf("%d provider registry entries cannot be loaded (the first: %s)", len(snap.Rejected), res.Results[len(res.Results)-len(snap.Rejected)].Provider))
+		l.log.ErrorContext(ctx, "provider registry entries cannot be loaded; the others ran", "rejected", len(snap.Rejected), "registry_version", snap.VersionID)
+	}
 	if readErr != nil {
 		return res, errors.Join(readErr, err)
 	}
@@ -111,4 +123,28 @@ func providerCount(reg *registry.Registry) int {
 		return 0
 	}
 	return reg.Len()
+}
+
+// rejectedOutcomes fails each registry entry that does not load, with its reason.
+func rejectedOutcomes(rejected []registry.Rejected) []refresher.Outcome {
+	out := make([]refresher.Outcome, len(rejected))
+	for i, r := range rejected {
+		name := r.Name
+		if name == "" {
+			name = fmt.Sprintf("providers[%d]", r.Index)
+		}
+		out[i] = refresher.Outcome{Provider: cut.String(name, 64), Status: refresher.StatusFailed,
+			Error: cut.String("registry entry cannot be loaded: "+r.Err.Error(), 1024)}
+	}
+	return out
+}
+
+// queueBatch says whether event is a batch from the fan-out queue.
+func queueBatch(event json.RawMessage) bool {
+	var ev struct {
+		Records []struct {
+			EventSource string `json:"eventSource"`
+		} `json:"Records"`
+	}
+	return json.Unmarshal(event, &ev) == nil && len(ev.Records) > 0 && ev.Records[0].EventSource == "aws:sqs"
 }

@@ -141,3 +141,29 @@ func TestNoProvidersFunction(t *testing.T) {
 		t.Errorf("got %+v, %v, log %s; want an empty successful run that logs \"no providers configured\"", res, err, logs.String())
 	}
 }
+
+// TestLiveRegistryBrokenEntry: an entry broken by hand in the stored registry fails
+// its own provider with the reason and the invocation, while the others run; a
+// worker's batch, which reports per message, is left to do so.
+func TestLiveRegistryBrokenEntry(t *testing.T) {
+	broken := oneProvider + "  - {name: two, token_url: 'http://two.example/token', secret_id: s/two}\n"
+	built := 0
+	l, logs := newLive(&objectAPI{data: []byte(broken), etag: `"1"`}, &built, nil)
+	res, err := l.Handle(context.Background(), json.RawMessage(`{"action":"refresh"}`))
+	if err == nil || !strings.Contains(err.Error(), "two") {
+		t.Errorf("got error %v, want the invocation failed naming two", err)
+	}
+	if len(res.Results) != 2 || res.Results[0].Provider != "one" || res.Results[0].Status != refresher.StatusRefreshed {
+		t.Fatalf("got results %+v, want one refreshed and two failed", res.Results)
+	}
+	if o := res.Results[1]; o.Provider != "two" || o.Status != refresher.StatusFailed || !strings.Contains(o.Error, "token_url") {
+		t.Errorf("got %+v, want two failed with its token_url problem", o)
+	}
+	if !strings.Contains(logs.String(), "cannot be loaded") {
+		t.Errorf("got log %s, want the broken entries named", logs.String())
+	}
+	batch := json.RawMessage(`{"Records":[{"messageId":"m","eventSource":"aws:sqs","body":"{}"}]}`)
+	if res, err := l.Handle(context.Background(), batch); err != nil || len(res.Results) != 1 {
+		t.Errorf("worker batch: got %+v, %v; want the worker's own result, no error", res, err)
+	}
+}

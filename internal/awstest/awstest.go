@@ -17,7 +17,12 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/token-refresher/token-refresher/internal/localaws"
 )
 
 // Config returns an AWS configuration for the emulator named by AWS_ENDPOINT_URL and
@@ -52,6 +57,93 @@ func UniqueName(prefix string) string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	return prefix + hex.EncodeToString(b)
+}
+
+// Counted returns a copy of cfg whose clients count every AWS call they make in
+// the returned counter, so a test can hold the code to a number of calls.
+func Counted(cfg aws.Config) (aws.Config, *localaws.Calls) {
+	calls := &localaws.Calls{}
+	c := cfg.Copy()
+	c.APIOptions = append(c.APIOptions, calls.Middleware)
+	return c, calls
+}
+
+// Parameters returns a parameter path of the test's own, "/" followed by a
+// UniqueName of prefix, and deletes every parameter under it when the test ends:
+// tests sharing one emulator see neither each other's parameters nor leftovers.
+func Parameters(t testing.TB, cfg aws.Config, prefix string) string {
+	t.Helper()
+	root := "/" + UniqueName(prefix)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		api := ssm.NewFromConfig(cfg)
+		var names []string
+		p := ssm.NewGetParametersByPathPaginator(api, &ssm.GetParametersByPathInput{Path: aws.String(root), Recursive: aws.Bool(true)})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				t.Errorf("clean up %s: %v", root, err)
+				return
+			}
+			for _, prm := range page.Parameters {
+				names = append(names, aws.ToString(prm.Name))
+			}
+		}
+		for len(names) > 0 {
+			n := min(len(names), 10) // DeleteParameters' limit
+			if _, err := api.DeleteParameters(ctx, &ssm.DeleteParametersInput{Names: names[:n]}); err != nil {
+				t.Errorf("clean up %s: %v", root, err)
+				return
+			}
+			names = names[n:]
+		}
+	})
+	return root
+}
+
+// Secrets returns a secret name prefix of the test's own, a UniqueName of prefix
+// followed by "/", and deletes every secret whose name starts with it when the test
+// ends.
+func Secrets(t testing.TB, cfg aws.Config, prefix string) string {
+	t.Helper()
+	base := UniqueName(prefix) + "/"
+	t.Cleanup(func() {
+		ctx := context.Background()
+		api := secretsmanager.NewFromConfig(cfg)
+		p := secretsmanager.NewListSecretsPaginator(api, &secretsmanager.ListSecretsInput{
+			Filters: []smtypes.Filter{{Key: smtypes.FilterNameStringTypeName, Values: []string{base}}},
+		})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				t.Errorf("clean up %s: %v", base, err)
+				return
+			}
+			for _, sec := range page.SecretList {
+				if !strings.HasPrefix(aws.ToString(sec.Name), base) {
+					continue // the filter matches words, not only prefixes
+				}
+				if _, err := api.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{
+					SecretId: sec.ARN, ForceDeleteWithoutRecovery: aws.Bool(true),
+				}); err != nil {
+					t.Errorf("clean up %s: %v", aws.ToString(sec.Name), err)
+				}
+			}
+		}
+	})
+	return base
+}
+
+// PutSecret stores client credentials as the secret id, as the function expects
+// them, and returns the new version's id; the test fails when it cannot. Call it
+// from the test's goroutine; from others, use localaws.PutSecret.
+func PutSecret(t testing.TB, sm localaws.SecretWriter, id, clientID, clientSecret string) string {
+	t.Helper()
+	v, err := localaws.PutSecret(context.Background(), sm, id, clientID, clientSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 func envOr(key, fallback string) string {

@@ -49,6 +49,10 @@ type Snapshot struct {
 	// Registry is the loaded registry; nil when there are no providers (no object,
 	// an empty one, or an empty list).
 	Registry *registry.Registry
+	// Rejected are the entries of the stored file that do not load (edited by hand
+	// since it was stored, say): each fails its own provider, the others are
+	// Registry.
+	Rejected []registry.Rejected
 	// ETag and VersionID identify the object read; both are empty when there is none.
 	ETag      string
 	VersionID string
@@ -98,11 +102,11 @@ func (r *Reader) Current(ctx context.Context) (Snapshot, error) {
 	if err != nil {
 		return r.last, fmt.Errorf("%w: s3://%s/%s: %w", ErrUnreadable, r.Bucket, r.Key, err)
 	}
-	reg, err := parse(data, r.Options)
+	reg, rejected, err := parseEach(data, r.Options)
 	if err != nil {
 		return r.last, fmt.Errorf("%w: s3://%s/%s (version %s): %w", ErrUnreadable, r.Bucket, r.Key, aws.ToString(out.VersionId), err)
 	}
-	r.last = Snapshot{Registry: reg, ETag: aws.ToString(out.ETag), VersionID: aws.ToString(out.VersionId)}
+	r.last = Snapshot{Registry: reg, Rejected: rejected, ETag: aws.ToString(out.ETag), VersionID: aws.ToString(out.VersionId)}
 	r.read = true
 	return r.last, nil
 }
@@ -117,6 +121,20 @@ func parse(data []byte, opts registry.Options) (*registry.Registry, error) {
 		return nil, nil
 	}
 	return reg, err
+}
+
+// parseEach is parse entry by entry, as the function reads the registry: the
+// entries that do not load are returned apart. A registry of rejected entries only
+// is an empty one, not nil, so that they are still reported.
+func parseEach(data []byte, opts registry.Options) (*registry.Registry, []registry.Rejected, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, nil, nil
+	}
+	reg, rejected, err := registry.LoadEach(bytes.NewReader(data), opts)
+	if errors.Is(err, registry.ErrNoProviders) && !hasOtherProblem(err) {
+		return nil, nil, nil
+	}
+	return reg, rejected, err
 }
 
 // hasOtherProblem says whether a load error holds more than "no providers": a file

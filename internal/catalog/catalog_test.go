@@ -94,7 +94,7 @@ func TestReaderFailureKeepsLast(t *testing.T) {
 		breakIt func()
 	}{
 		{"S3 fails", func() { f.fail = errDown }},
-		{"stored file broken by hand", func() { f.fail = nil; f.set([]byte(file("a") + "    colour: blue\n")) }},
+		{"stored file broken by hand", func() { f.fail = nil; f.set([]byte("colour: blue\n" + file("a"))) }},
 		{"stored file not YAML", func() { f.set([]byte("providers: [")) }},
 	} {
 		tc.breakIt()
@@ -110,6 +110,24 @@ func TestReaderFailureKeepsLast(t *testing.T) {
 	got, err := r.Current(ctx)
 	if err != nil || strings.Join(names(got), ",") != "c" {
 		t.Errorf("after repair: got %v, %v; want [c], no error", names(got), err)
+	}
+}
+
+// TestReaderRejectsBrokenEntries: an entry broken by hand in the stored file fails
+// only itself: the others are the registry, and the broken one is returned with its
+// problems, so its provider is reported failed, not silently dropped.
+func TestReaderRejectsBrokenEntries(t *testing.T) {
+	f := &fakeS3{}
+	f.set([]byte(file("a", "b", "c") + "    refresh_before: soon\n"))
+	got, err := newReader(f).Current(context.Background())
+	if err != nil {
+		t.Fatalf("got %v, want the good entries read", err)
+	}
+	if strings.Join(names(got), ",") != "a,b" {
+		t.Errorf("got providers %v, want [a b]", names(got))
+	}
+	if len(got.Rejected) != 1 || got.Rejected[0].Name != "c" || !strings.Contains(got.Rejected[0].Err.Error(), "refresh_before") {
+		t.Errorf("got rejected %+v, want c with its refresh_before problem", got.Rejected)
 	}
 }
 

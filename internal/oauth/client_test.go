@@ -45,7 +45,7 @@ func TestClientSeedDialects(t *testing.T) {
 				t.Fatalf("got token %q, provider issued %q", tok.AccessToken, st.Issued)
 			}
 			if tok.TokenType != "Bearer" {
-				t.Errorf("token type %q", tok.TokenType)
+				t.Errorf("got token type %q, want %q", tok.TokenType, "Bearer")
 			}
 			life := d.Lifetime()
 			// Expiry is counted from when the request was sent.
@@ -115,17 +115,17 @@ func TestClientFaults(t *testing.T) {
 				t.Fatalf("err = %#v, want a %d refusal (credentials rejected: %v)", err, status, rejected)
 			}
 			if st.Requests != 1 {
-				t.Fatalf("%d requests: a final refusal must not be retried", st.Requests)
+				t.Fatalf("got %d requests, want 1: a final refusal must not be retried", st.Requests)
 			}
 		}
 	}
 	succeedsAfter := func(requests int) check {
 		return func(t *testing.T, tok *tokens.Token, err error, st oauthtest.Stats) {
 			if err != nil {
-				t.Fatalf("err = %v", err)
+				t.Fatalf("got error %v, want a token", err)
 			}
 			if st.Requests != requests || tok.AccessToken != st.Issued[len(st.Issued)-1] {
-				t.Fatalf("%d requests, token %q of %q", st.Requests, tok.AccessToken, st.Issued)
+				t.Fatalf("got %d requests and token %q of %q; want %d requests and the last token issued", st.Requests, tok.AccessToken, st.Issued, requests)
 			}
 		}
 	}
@@ -143,7 +143,7 @@ func TestClientFaults(t *testing.T) {
 			func(t *testing.T, tok *tokens.Token, err error, st oauthtest.Stats) {
 				var e *oauth.Error
 				if !errors.As(err, &e) || e.StatusCode != 500 || st.Requests != oauth.DefaultMaxAttempts {
-					t.Fatalf("err = %v after %d requests", err, st.Requests)
+					t.Fatalf("got %v after %d requests, want an *oauth.Error with status 500 after %d", err, st.Requests, oauth.DefaultMaxAttempts)
 				}
 			}},
 		{"slow answer times out and is retried", oauthtest.Cardlytics, oauthtest.Fault{Kind: oauthtest.Slow, Times: 1}, 0,
@@ -164,7 +164,7 @@ func TestClientFaults(t *testing.T) {
 		{"no expiry, opaque token, default_lifetime", oauthtest.Cardlytics, oauthtest.Fault{Kind: oauthtest.NoExpiry}, 2 * time.Hour, nil,
 			func(t *testing.T, tok *tokens.Token, err error, st oauthtest.Stats) {
 				if err != nil || tok.ExpiresAt.Sub(tok.IssuedAt) != 2*time.Hour {
-					t.Fatalf("err = %v, token %+v", err, tok)
+					t.Fatalf("got token %+v, error %v; want a token living 2h", tok, err)
 				}
 			}},
 		{"no expiry, JWT exp used", oauthtest.Booking, oauthtest.Fault{Kind: oauthtest.NoExpiry}, 0, nil,
@@ -213,7 +213,7 @@ func TestClientRespectsDeadline(t *testing.T) {
 	_, err := c.Token(ctx, p, oauth.Credentials{ClientID: "id", ClientSecret: secret})
 	var e *oauth.Error
 	if !errors.As(err, &e) || e.StatusCode != 429 || e.RetryAfter != "3600" {
-		t.Fatalf("err = %v", err)
+		t.Fatalf("got %v, want an *oauth.Error with status 429 and Retry-After 3600", err)
 	}
 	if n := srv.Stats("busy").Requests; n != 1 {
 		t.Fatalf("%d requests, want 1", n)
@@ -226,7 +226,7 @@ func TestClientRefusesInsecureURL(t *testing.T) {
 		p := oauth.Endpoint{TokenURL: u}
 		_, err := fastClient().Token(context.Background(), p, oauth.Credentials{ClientID: "a", ClientSecret: "b"})
 		if !errors.Is(err, oauth.ErrInsecureURL) {
-			t.Errorf("%s: err = %v", raw, err)
+			t.Errorf("%s: got %v, want ErrInsecureURL", raw, err)
 		}
 	}
 }
@@ -252,10 +252,10 @@ func TestClientRequestShape(t *testing.T) {
 		}
 	}
 	if got := req.Header.Get("X-Partner"); got != "acme" {
-		t.Errorf("X-Partner = %q", got)
+		t.Errorf("got X-Partner %q, want %q", got, "acme")
 	}
 	if got := req.Header.Get("Content-Type"); got != "application/json; charset=utf-8" {
-		t.Errorf("Content-Type = %q", got)
+		t.Errorf("got Content-Type %q, want %q", got, "application/json; charset=utf-8")
 	}
 }
 
@@ -286,7 +286,7 @@ func TestClientRetriesNetworkErrors(t *testing.T) {
 	_, err = fastClient().Token(context.Background(), p, oauth.Credentials{ClientID: "id", ClientSecret: secret})
 	var e *oauth.Error
 	if err == nil || errors.As(err, &e) || !errors.Is(err, oauth.ErrUnreachable) {
-		t.Fatalf("err = %v", err)
+		t.Fatalf("got %v, want ErrUnreachable and no *oauth.Error", err)
 	}
 }
 
@@ -325,10 +325,10 @@ func TestClientTLSFailureIsFinal(t *testing.T) {
 	u, _ := url.Parse(srv.URL)
 	_, err := fastClient().Token(context.Background(), oauth.Endpoint{TokenURL: u}, oauth.Credentials{ClientID: "id", ClientSecret: secret})
 	if !errors.Is(err, oauth.ErrUnreachable) || !strings.Contains(err.Error(), "TLS") {
-		t.Fatalf("err = %v", err)
+		t.Fatalf("got %v, want ErrUnreachable naming TLS", err)
 	}
 	if n := conns.Load(); n != 1 {
-		t.Fatalf("%d connections: a failed handshake was retried", n)
+		t.Fatalf("got %d connections, want 1: a failed handshake was retried", n)
 	}
 }
 
@@ -390,15 +390,15 @@ func TestClientZeroEndpointIsRFC6749(t *testing.T) {
 	}
 	st := srv.Stats("plain")
 	if tok.AccessToken != st.Issued[0] {
-		t.Fatalf("token %v, issued %q", tok, st.Issued)
+		t.Fatalf("got token %v, want the one issued, %q", tok, st.Issued)
 	}
 	req := st.LastRequest
 	form, err := url.ParseQuery(req.Body)
 	if err != nil || form.Get("grant_type") != "client_credentials" || form.Get("client_id") != "id" || form.Get("client_secret") != secret {
-		t.Errorf("body %q", req.Body)
+		t.Errorf("got body %q, want a client_credentials grant with client_id and client_secret", req.Body)
 	}
 	if ct, accept := req.Header.Get("Content-Type"), req.Header.Get("Accept"); ct != "application/x-www-form-urlencoded" || accept != "application/json" {
-		t.Errorf("Content-Type %q, Accept %q", ct, accept)
+		t.Errorf("got Content-Type %q, Accept %q; want %q, %q", ct, accept, "application/x-www-form-urlencoded", "application/json")
 	}
 	if req.Header.Get("Authorization") != "" {
 		t.Error("credentials sent in an Authorization header too")

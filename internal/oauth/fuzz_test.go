@@ -21,21 +21,21 @@ func FuzzParseResponse(f *testing.F) {
 		if err != nil {
 			var e *Error
 			if !errors.As(err, &e) && !errors.Is(err, ErrInvalidToken) && !errors.Is(err, errBadResponse) {
-				t.Fatalf("unclassified error: %v", err)
+				t.Fatalf("unclassified error %v: want an *Error, ErrInvalidToken or errBadResponse", err)
 			}
 			if e != nil && (strings.ContainsAny(e.Description+e.Code, "\n\r") || e.Description != clean(e.Description)) {
-				t.Fatalf("reason not cleaned: %q", e.Description)
+				t.Fatalf("got reason %q, want it cleaned (one line, no control characters)", e.Description)
 			}
 			return
 		}
 		if status < 200 || status > 299 {
-			t.Fatalf("accepted a token from status %d", status)
+			t.Fatalf("accepted a token from status %d, want an error outside 2xx", status)
 		}
 		if err := checkToken(r.AccessToken); err != nil {
-			t.Fatalf("accepted an unusable token: %v", err)
+			t.Fatalf("accepted an unusable token (%v), want an error", err)
 		}
 		if r.TokenType != "Bearer" || r.ExpiresIn < 0 || r.ExpiresIn > maxLifetime {
-			t.Fatalf("accepted %+v", r)
+			t.Fatalf("accepted %+v: want type Bearer and a lifetime from 0 to %v", r, maxLifetime)
 		}
 	})
 }

@@ -85,7 +85,7 @@ func TestClientErrorsNeverCarryTheSecret(t *testing.T) {
 					msg := err.Error()
 					assertNoForm(t, "error", msg, id, secret)
 					if len(msg) > oauth.MaxErrorLen+len("…") {
-						t.Errorf("error is %d bytes", len(msg))
+						t.Errorf("got an error of %d bytes, want at most %d", len(msg), oauth.MaxErrorLen+len("…"))
 					}
 					var oe *oauth.Error
 					if errors.As(err, &oe) {
@@ -93,7 +93,7 @@ func TestClientErrorsNeverCarryTheSecret(t *testing.T) {
 					}
 					if kind == oauthtest.EchoStatusLine || kind == oauthtest.HugeStatusLine {
 						if !errors.Is(err, oauth.ErrUnreachable) {
-							t.Errorf("errors.Is(ErrUnreachable) = false: %v", err)
+							t.Errorf("got %v, want ErrUnreachable", err)
 						}
 					}
 				})
@@ -116,7 +116,7 @@ func TestSanitizeRedactsBeforeItCuts(t *testing.T) {
 				t.Errorf("%q with %d bytes before the cut: the error ends %q", secret, k, msg[max(0, len(msg)-20):])
 			}
 			if len(msg) > oauth.MaxErrorLen+len("…") {
-				t.Errorf("error of %d bytes", len(msg))
+				t.Errorf("got an error of %d bytes, want at most %d", len(msg), oauth.MaxErrorLen+len("…"))
 			}
 		}
 	}
@@ -125,9 +125,19 @@ func TestSanitizeRedactsBeforeItCuts(t *testing.T) {
 // FuzzRedact: whatever the secret and the text around it, no form of the secret
 // survives redaction. The seed inputs are the f.Add calls below.
 func FuzzRedact(f *testing.F) {
-	f.Add("s3cr3t+/=% :with spaces", "before ", " after", uint8(0))
-	f.Add(`quote"back\slash<&>'`, "", "", uint8(5))
-	f.Add("ümlaut-日本-😀", "x", "y", uint8(6))
+	// Seed every form of each secret, so that the seeds alone (a plain go test)
+	// check every encoding the redactor promises.
+	for _, seed := range []struct{ secret, before, after string }{
+		{"s3cr3t+/=% :with spaces", "before ", " after"},
+		{`quote"back\slash<&>'`, "", ""},
+		{"ümlaut-日本-😀", "x", "y"},
+		// Shorter than the shortest redacted start, so every character counts.
+		{"😀/k\"", "", ""},
+	} {
+		for i := range oauthtest.SecretForms("id", seed.secret) {
+			f.Add(seed.secret, seed.before, seed.after, uint8(i))
+		}
+	}
 	f.Fuzz(func(t *testing.T, secret, before, after string, which uint8) {
 		if !utf8.ValidString(secret) || secret == "" || strings.ContainsAny(before+after, "\x00") {
 			t.Skip()

@@ -148,7 +148,7 @@ func TestParseResponse(t *testing.T) {
 				}
 			default:
 				if err != nil {
-					t.Fatalf("err = %v", err)
+					t.Fatalf("got error %v, want none", err)
 				}
 				if got != tt.want {
 					t.Fatalf("got %+v, want %+v", got, tt.want)
@@ -176,10 +176,10 @@ func TestErrorClassification(t *testing.T) {
 	}
 	for _, tt := range tests {
 		if got := tt.err.CredentialsRejected(); got != tt.rejected {
-			t.Errorf("%v: CredentialsRejected = %v", &tt.err, got)
+			t.Errorf("%v: got CredentialsRejected %v, want %v", &tt.err, got, tt.rejected)
 		}
 		if got := tt.err.temporary(); got != tt.temporary {
-			t.Errorf("%v: Temporary = %v", &tt.err, got)
+			t.Errorf("%v: got Temporary %v, want %v", &tt.err, got, tt.temporary)
 		}
 	}
 }
@@ -216,10 +216,10 @@ func TestJWTExpiry(t *testing.T) {
 func TestCutKeepsRunesWhole(t *testing.T) {
 	long := strings.Repeat("é", maxReasonLen)
 	if got := cut.String(long, maxReasonLen); !strings.HasSuffix(got, "…") || !isValidUTF8(got) || len(got) > maxReasonLen+len("…") {
-		t.Fatalf("cut badly: %q", got)
+		t.Fatalf("got %q, want whole runes ending in … within %d bytes", got, maxReasonLen+len("…"))
 	}
 	if got := clean(" a\nb\tc\x00 "); got != "a b c" {
-		t.Fatalf("clean = %q", got)
+		t.Fatalf("clean = %q, want %q", got, "a b c")
 	}
 }
 
@@ -245,7 +245,7 @@ func TestJWTClaims(t *testing.T) {
 	} {
 		got, ok := JWTClaims(hdr + "." + seg(tc.claims) + ".sig")
 		if !ok || !got.Exp.Equal(tc.want.Exp) || got.Issuer != tc.want.Issuer || !reflect.DeepEqual(got.Audience, tc.want.Audience) {
-			t.Errorf("JWTClaims(%s) = %+v, %v", tc.claims, got, ok)
+			t.Errorf("JWTClaims(%s) = %+v, %v; want %+v, true", tc.claims, got, ok, tc.want)
 		}
 	}
 	if _, ok := JWTClaims("opaque-token"); ok {

@@ -33,14 +33,14 @@ func TestDialectsAnswerLikeSeeds(t *testing.T) {
 			checkToken: func(t *testing.T, p Provider, token string) {
 				header, claims := jwtParts(t, token)
 				if got := keys(t, header); !slices.Equal(got, []string{"alg", "typ", "kid"}) {
-					t.Errorf("JWT header keys %v", got)
+					t.Errorf("got JWT header keys %v, want [alg typ kid]", got)
 				}
 				if !strings.HasPrefix(token, "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCIs") {
-					t.Errorf("JWT does not start like seed 000's: %.40s", token)
+					t.Errorf("got a JWT starting %.40s, want one starting like seed 000's", token)
 				}
 				c := object(t, claims)
 				if c["sub"] != p.ClientID || c["scope"] != "read:reports read:transactions export:reports" {
-					t.Errorf("claims %v", c)
+					t.Errorf("got sub %v, scope %v; want %q, %q", c["sub"], c["scope"], p.ClientID, "read:reports read:transactions export:reports")
 				}
 				if c["iat"] != json.Number("1795341600") || c["exp"] != json.Number("1795428000") {
 					t.Errorf("iat %v exp %v, want 1795341600 and 1795428000", c["iat"], c["exp"])
@@ -49,30 +49,30 @@ func TestDialectsAnswerLikeSeeds(t *testing.T) {
 			checkOther: func(t *testing.T, body []byte) {
 				data := field(t, body, "data")
 				if got := keys(t, data); !slices.Equal(got, []string{"type", "attributes"}) {
-					t.Errorf("data keys %v", got)
+					t.Errorf("got data keys %v, want [type attributes]", got)
 				}
 				if string(field(t, data, "type")) != `"oauth-token"` {
-					t.Errorf("data.type %s", field(t, data, "type"))
+					t.Errorf("got data.type %s, want \"oauth-token\"", field(t, data, "type"))
 				}
 				attrs := field(t, data, "attributes")
 				if got := keys(t, attrs); !slices.Equal(got, []string{"access_token", "token_type", "expires_in", "scope"}) {
-					t.Errorf("attributes keys %v", got)
+					t.Errorf("got attributes keys %v, want [access_token token_type expires_in scope]", got)
 				}
 				if string(field(t, attrs, "token_type")) != `"Bearer"` ||
 					string(field(t, attrs, "scope")) != `"read:reports read:transactions export:reports"` {
-					t.Errorf("attributes %s", attrs)
+					t.Errorf("got attributes %s, want token_type Bearer and the seed's scope", attrs)
 				}
 				meta := field(t, body, "meta")
 				if got := keys(t, meta); !slices.Equal(got, []string{"timestamp", "request_id", "version"}) {
-					t.Errorf("meta keys %v", got)
+					t.Errorf("got meta keys %v, want [timestamp request_id version]", got)
 				}
 				m := object(t, meta)
 				if m["timestamp"] != "2026-11-22T10:00:00.583Z" || m["version"] != "1.0.0" ||
 					!regexp.MustCompile(`^req-1795341600583-[a-z2-7]{7}$`).MatchString(m["request_id"].(string)) {
-					t.Errorf("meta %s", meta)
+					t.Errorf("got meta %s, want the seed's timestamp, version 1.0.0 and a req-1795341600583-… request id", meta)
 				}
 				if string(field(t, body, "jsonapi")) != `{"version":"1.0"}` {
-					t.Errorf("jsonapi %s", field(t, body, "jsonapi"))
+					t.Errorf("got jsonapi %s, want {\"version\":\"1.0\"}", field(t, body, "jsonapi"))
 				}
 			},
 		},
@@ -84,7 +84,7 @@ func TestDialectsAnswerLikeSeeds(t *testing.T) {
 			checkToken: func(t *testing.T, p Provider, token string) {
 				header, claims := jwtParts(t, token)
 				if string(header) != `{"typ":"JWT","alg":"RS256"}` {
-					t.Errorf("JWT header %s", header)
+					t.Errorf("got JWT header %s, want {\"typ\":\"JWT\",\"alg\":\"RS256\"}", header)
 				}
 				want := []string{"aud", "jti", "iat", "nbf", "exp", "sub", "scopes", "user_id", "partner_id", "is_test"}
 				if got := keys(t, claims); !slices.Equal(got, want) {
@@ -94,10 +94,10 @@ func TestDialectsAnswerLikeSeeds(t *testing.T) {
 				// Fractional NumericDates, exactly as seed 001's token has them.
 				if c["iat"] != json.Number("1795341600.583112") || c["nbf"] != c["iat"] ||
 					c["exp"] != json.Number("1795345200.583112") {
-					t.Errorf("iat %v nbf %v exp %v", c["iat"], c["nbf"], c["exp"])
+					t.Errorf("got iat %v nbf %v exp %v, want 1795341600.583112 twice and 1795345200.583112", c["iat"], c["nbf"], c["exp"])
 				}
 				if c["aud"] != p.ClientID || c["sub"] != "" || len(c["jti"].(string)) != 80 || c["is_test"] != false {
-					t.Errorf("claims %v", c)
+					t.Errorf("got claims %v, want aud %q, empty sub, an 80-character jti, is_test false", c, p.ClientID)
 				}
 				if s, ok := c["scopes"].([]any); !ok || len(s) != 0 {
 					t.Errorf("scopes %v, want []", c["scopes"])
@@ -112,7 +112,7 @@ func TestDialectsAnswerLikeSeeds(t *testing.T) {
 			expiresIn:   "31536000",
 			checkToken: func(t *testing.T, p Provider, token string) {
 				if !strings.HasPrefix(token, "eyJ0eXAiOiJKV1QiLCJhbGc") {
-					t.Errorf("JWT does not start like seed 002's: %.40s", token)
+					t.Errorf("got a JWT starting %.40s, want one starting like seed 002's", token)
 				}
 				_, claims := jwtParts(t, token)
 				want := []string{"aud", "jti", "iat", "nbf", "exp", "sub", "scopes"}
@@ -121,10 +121,10 @@ func TestDialectsAnswerLikeSeeds(t *testing.T) {
 				}
 				c := object(t, claims)
 				if c["iat"] != json.Number("1795341600") || c["exp"] != json.Number("1826877600") {
-					t.Errorf("iat %v exp %v", c["iat"], c["exp"])
+					t.Errorf("got iat %v exp %v, want 1795341600 and 1826877600", c["iat"], c["exp"])
 				}
 				if got := c["scopes"].([]any); len(got) != 3 || got[0] != "organizations-read" || got[2] != "webhooks-write" {
-					t.Errorf("scopes %v", got)
+					t.Errorf("got scopes %v, want [organizations-read organizations-write webhooks-write]", got)
 				}
 			},
 		},
@@ -156,18 +156,18 @@ func TestDialectsAnswerLikeSeeds(t *testing.T) {
 			s := newServer(t)
 			p := testProvider(tt.dialect)
 			if got := s.Add(p); got != s.URL()+"/"+p.Name+"/token" {
-				t.Fatalf("Add returned %q", got)
+				t.Fatalf("Add returned %q, want %q", got, s.URL()+"/"+p.Name+"/token")
 			}
 			c := goodCall(s, p, tt.scope)
 			a := c.send(t)
 			if a.status != http.StatusOK {
-				t.Fatalf("status %d: %s", a.status, a.body)
+				t.Fatalf("got status %d, want 200: %s", a.status, a.body)
 			}
 			if got := a.header.Get("Content-Type"); got != tt.contentType {
 				t.Errorf("Content-Type %q, want %q", got, tt.contentType)
 			}
 			if a.header.Get("Cache-Control") != "no-store" {
-				t.Errorf("Cache-Control %q", a.header.Get("Cache-Control"))
+				t.Errorf("got Cache-Control %q, want no-store", a.header.Get("Cache-Control"))
 			}
 			if got := keys(t, a.body); !slices.Equal(got, tt.keys) {
 				t.Errorf("keys %v, want %v", got, tt.keys)
@@ -189,10 +189,10 @@ func TestDialectsAnswerLikeSeeds(t *testing.T) {
 			lr := st.LastRequest
 			if lr.Method != http.MethodPost || lr.URI != "/"+p.Name+"/token" || lr.Body != c.body ||
 				lr.Header.Get("Content-Type") != c.header.Get("Content-Type") {
-				t.Errorf("last request %+v", lr)
+				t.Errorf("last request %+v, want the POST to /%s/token as sent", lr, p.Name)
 			}
 			if s.TotalRequests() != 1 {
-				t.Errorf("TotalRequests %d", s.TotalRequests())
+				t.Errorf("got TotalRequests %d, want 1", s.TotalRequests())
 			}
 		})
 	}

@@ -11,7 +11,8 @@ import (
 
 // SecretForms lists the forms in which a client secret can leak from a token
 // request: raw; form-encoded with '+' or %20 for a space; percent-encoded with upper-
-// and lower-case hex digits; JSON-escaped as Go and as ASCII-only encoders write it;
+// and lower-case hex digits; JSON-escaped as Go and as ASCII-only encoders write it,
+// and with '/' escaped;
 // HTML-escaped; the base64 of the secret and of "id:secret" in both Basic encodings,
 // both alphabets, padded or not; and the first eight characters of the secret, as a
 // cut echo leaves them. Tests assert that none of them appears in an output. Forms
@@ -27,6 +28,8 @@ func SecretForms(id, secret string) []string {
 		pct,
 		lowerHex(pct),
 		string(goJSON[1 : len(goJSON)-1]),
+		// PHP's json_encode and others escape '/' as well.
+		strings.ReplaceAll(string(goJSON[1:len(goJSON)-1]), "/", `\/`),
 		asciiJSON(secret),
 		html.EscapeString(secret),
 	}

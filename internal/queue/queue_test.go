@@ -114,15 +114,15 @@ func TestSend(t *testing.T) {
 			}
 			for _, i := range tt.wantLost {
 				if !errors.Is(lost[i], ErrNotSent) {
-					t.Errorf("message %d: %v", i, lost[i])
+					t.Errorf("message %d: got %v, want ErrNotSent", i, lost[i])
 				}
 				if _, ok := api.accepted[msgs[i].Body]; ok {
-					t.Errorf("message %d reported lost but accepted", i)
+					t.Errorf("message %d: reported lost and accepted, want one or the other", i)
 				}
 			}
 			for i, m := range msgs {
 				if _, ok := api.accepted[m.Body]; !ok && lost[i] == nil {
-					t.Errorf("message %d neither accepted nor reported lost", i)
+					t.Errorf("message %d: neither accepted nor reported lost, want one or the other", i)
 				}
 			}
 		})
@@ -140,10 +140,10 @@ func TestSendFIFOFields(t *testing.T) {
 		for i := range 3 {
 			e := api.accepted[fmt.Sprintf("m%d", i)]
 			if (e.MessageGroupId != nil) != fifo || (e.MessageDeduplicationId != nil) != fifo {
-				t.Errorf("%s: entry %+v", url, e)
+				t.Errorf("%s: got group id %v, dedup id %v; want them set only on a FIFO queue", url, e.MessageGroupId, e.MessageDeduplicationId)
 			}
 			if fifo && (aws.ToString(e.MessageGroupId) != fmt.Sprintf("g%d", i) || aws.ToString(e.MessageDeduplicationId) != fmt.Sprintf("d%d", i)) {
-				t.Errorf("%s: entry %+v", url, e)
+				t.Errorf("%s: got group id %q, dedup id %q; want %q, %q", url, aws.ToString(e.MessageGroupId), aws.ToString(e.MessageDeduplicationId), fmt.Sprintf("g%d", i), fmt.Sprintf("d%d", i))
 			}
 		}
 	}

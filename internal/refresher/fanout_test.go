@@ -226,6 +226,34 @@ func TestFanOutWorkerReportsOnlyFailedJobs(t *testing.T) {
 	}
 }
 
+// TestFanOutFailedProviderReturnsAllItsMessages: a refresh job and a rotation job
+// of one provider in a batch are worked as one; when that fails, both messages come
+// back, so the retried batch still rotates, and so do the provider's later
+// messages, as FIFO order wants, while other providers' messages are done.
+func TestFanOutFailedProviderReturnsAllItsMessages(t *testing.T) {
+	w := newWorld(t)
+	w.srv.SetFault("booking", oauthtest.Fault{Kind: oauthtest.ServerError, Status: 500})
+	r := w.refresher()
+	r.Queue = &fakeQueue{}
+	now := time.Now()
+	msgs := []queue.Message{
+		jobMessage(t, Job{Provider: "booking", PlannedAt: now}),
+		jobMessage(t, Job{Provider: "ecard", PlannedAt: now}),
+		jobMessage(t, Job{Provider: "booking", PlannedAt: now, Rotate: true}),
+		jobMessage(t, Job{Provider: "booking", PlannedAt: now}),
+	}
+	res, err := handle(t, r, delivery(t, "m", msgs))
+	if err != nil {
+		t.Fatalf("a worker's invocation failed: %v", err)
+	}
+	if got, want := failedMessages(res), []string{"m0", "m2", "m3"}; !slices.Equal(got, want) {
+		t.Fatalf("got batch item failures %v, want %v (every message of the failed provider); results %+v", got, want, res.Results)
+	}
+	if got := res.Results[1].Status; got != StatusRefreshed {
+		t.Fatalf("got ecard %s, want refreshed", got)
+	}
+}
+
 // TestFanOutRotationJobs: a rotation job replaces a fresh token, once: the same job
 // delivered again, or one planned before the token was issued, is skipped; two
 // jobs of one provider in a batch make one token.
@@ -238,7 +266,8 @@ func TestFanOutRotationJobs(t *testing.T) {
 	r.Queue = &fakeQueue{}
 	before := w.store.tokens[param("ecard")]
 	planned := time.Now()
-	rotate := []queue.Message{jobMessage(t, Job{Provider: "ecard", PlannedAt: planned, Rotate: true})}
+	version := w.store.versions[param("ecard")]
+	rotate := []queue.Message{jobMessage(t, Job{Provider: "ecard", PlannedAt: planned, Rotate: true, Version: &version})}
 
 	res, err := handle(t, r, delivery(t, "r", rotate))
 	if err != nil || res.Results[0].Status != StatusRefreshed || w.store.tokens[param("ecard")].AccessToken == before.AccessToken {
@@ -248,6 +277,14 @@ func TestFanOutRotationJobs(t *testing.T) {
 	res, err = handle(t, r, delivery(t, "again", rotate))
 	if err != nil || res.Results[0].Status != StatusSkipped || !strings.Contains(res.Results[0].Reason, "rotated since") {
 		t.Fatalf("redelivered rotation job: %v %+v", err, res)
+	}
+	// The same job again, planned after the token it replaced was issued (within
+	// the same second, as when a worker takes a job up at once; the published
+	// issued_at is cut to whole seconds): the version says it is done.
+	later := []queue.Message{jobMessage(t, Job{Provider: "ecard", PlannedAt: time.Now().Add(time.Second), Rotate: true, Version: &version})}
+	res, err = handle(t, r, delivery(t, "later", later))
+	if err != nil || res.Results[0].Status != StatusSkipped || !strings.Contains(res.Results[0].Reason, "rotated since") {
+		t.Fatalf("redelivered rotation job planned after the new token: got %v %+v, want skipped, rotated since", err, res)
 	}
 	old := []queue.Message{jobMessage(t, Job{Provider: "ecard", PlannedAt: planned.Add(-time.Hour), Rotate: true})}
 	if res, _ := handle(t, r, delivery(t, "old", old)); res.Results[0].Status != StatusSkipped {

@@ -56,14 +56,14 @@ func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (Result, er
 		} else {
 			h.log(ctx, slog.LevelInfo, "run finished", attrs...)
 		}
-		return res, nil
+		return res.bounded(maxResultBytes), nil
 	}
 	if err != nil {
 		h.log(ctx, slog.LevelError, "run finished with failures", append(attrs, "error", err.Error())...)
 	} else {
 		h.log(ctx, slog.LevelInfo, "run finished", attrs...)
 	}
-	return res, err
+	return res.bounded(maxResultBytes), err
 }
 
 func (h *Handler) secretUsers(secretID string) []string {

@@ -28,9 +28,10 @@ type Metrics struct {
 	Out io.Writer
 	// Namespace is the CloudWatch namespace the alarms watch.
 	Namespace string
-	// PerProvider adds the Provider dimension, which makes four custom metrics per
+	// PerProvider adds the Provider dimension, which makes five custom metrics per
 	// provider (see docs/operations.md, costs).
 	PerProvider bool
+
 	mu sync.Mutex
 }
 
@@ -39,9 +40,9 @@ type emfMetric struct {
 	Unit string `json:"Unit"`
 }
 
-// observe writes one provider's figures at now, the run's clock. expiresAt is the expiry of the token now
-// published for it, zero when there is none; degraded says that token was obtained
-// with the previous client secret.
+// observe writes one provider's figures at now, the run's clock. expiresAt is
+// the expiry of the token now published for it, zero when there is none; degraded
+// says that token was obtained with the previous client secret.
 func (m *Metrics) observe(now time.Time, provider string, status Status, latency time.Duration, expiresAt time.Time, degraded bool) {
 	if m == nil {
 		return

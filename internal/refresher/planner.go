@@ -46,9 +46,15 @@ type Job struct {
 	Provider string `json:"provider"`
 	// PlannedAt is when the planner read the token it decided on.
 	PlannedAt time.Time `json:"planned_at"`
-	// Rotate asks for a new token whatever the published one claims, unless one was
-	// published after PlannedAt.
+	// Rotate asks for a new token whatever the published one claims, unless the
+	// parameter was written since the planner read it at Version.
 	Rotate bool `json:"rotate,omitempty"`
+	// Version is the version of the token's parameter the planner decided on (0:
+	// none was published). A rotation job is done once the parameter has another
+	// version: an exact test where the published issued_at, cut to whole seconds,
+	// cannot tell a rotation made within the second the job was planned from none.
+	// Nil in a job sent before the field existed.
+	Version *int64 `json:"version,omitempty"`
 	// MessageID is the queue's id of the message, from the event; not in the body.
 	MessageID string `json:"-"`
 	// err says why the body could not be read as a job.
@@ -68,7 +74,7 @@ func (u *run) fansOut(a Action) bool {
 func (u *run) enqueue() {
 	msgs := make([]queue.Message, len(u.due))
 	for k, j := range u.due {
-		msgs[k] = message(Job{Provider: j.p.Name, PlannedAt: u.started, Rotate: j.rotate}, j.version)
+		msgs[k] = message(Job{Provider: j.p.Name, PlannedAt: u.started, Rotate: j.rotate, Version: &j.version}, j.version)
 	}
 	errs := u.r.Queue.Send(u.work, msgs)
 	for k, j := range u.due {

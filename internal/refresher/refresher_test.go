@@ -39,18 +39,22 @@ func TestRunRefreshesAllThenNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if got, want := len(res.Results), len(oauthtest.Dialects()); got != want {
+		t.Fatalf("first run: got %d results, want %d (one per provider): %+v", got, want, res.Results)
+	}
 	for _, d := range oauthtest.Dialects() {
 		name := string(d)
-		if statuses(res)[name] != StatusRefreshed {
-			t.Errorf("%s: %+v", name, res.Results)
+		if got := statuses(res)[name]; got != StatusRefreshed {
+			t.Errorf("%s: got status %q, want %q", name, got, StatusRefreshed)
 		}
 		pub := w.store.tokens[param(name)]
 		st := w.srv.Stats(name)
 		if len(st.Issued) != 1 || pub.AccessToken != st.Issued[0] {
-			t.Errorf("%s: published %q, issued %q", name, pub.AccessToken, st.Issued)
+			t.Errorf("%s: published %q, issued %q; want exactly one token issued and that one published", name, pub.AccessToken, st.Issued)
 		}
 		if pub.Provider != name || pub.SecretVersion != "v1" || pub.ExpiresAt.Sub(pub.IssuedAt) != d.Lifetime() {
-			t.Errorf("%s: published %+v", name, pub)
+			t.Errorf("%s: published provider %q, secret version %q, lifetime %v; want %q, %q, %v",
+				name, pub.Provider, pub.SecretVersion, pub.ExpiresAt.Sub(pub.IssuedAt), name, "v1", d.Lifetime())
 		}
 	}
 	writes, calls := w.store.writes, w.srv.TotalRequests()
@@ -59,13 +63,23 @@ func TestRunRefreshesAllThenNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A second run reports every provider, skipped because its token is still
+	// valid; a run that reported nothing would hide a provider it forgot.
+	if got, want := len(res.Results), len(oauthtest.Dialects()); got != want {
+		t.Fatalf("second run: got %d results, want %d (one per provider): %+v", got, want, res.Results)
+	}
+	for _, d := range oauthtest.Dialects() {
+		if got := statuses(res)[string(d)]; got != StatusSkipped {
+			t.Errorf("second run, %s: got status %q, want %q", d, got, StatusSkipped)
+		}
+	}
 	for _, o := range res.Results {
-		if o.Status != StatusSkipped || !strings.HasPrefix(o.Reason, "valid until") {
-			t.Errorf("second run: %+v", o)
+		if !strings.HasPrefix(o.Reason, "valid until") {
+			t.Errorf("second run, %s: got reason %q, want one starting %q", o.Provider, o.Reason, "valid until")
 		}
 	}
 	if w.store.writes != writes || w.srv.TotalRequests() != calls {
-		t.Errorf("second run wrote %d and asked %d times", w.store.writes-writes, w.srv.TotalRequests()-calls)
+		t.Errorf("second run wrote %d and asked %d times, want 0 and 0", w.store.writes-writes, w.srv.TotalRequests()-calls)
 	}
 }
 
@@ -127,22 +141,27 @@ func TestRunOneFailureDoesNotStopOthers(t *testing.T) {
 			w.srv.SetFault("cardlytics", f)
 			res, err := r.Run(context.Background(), Request{Action: ActionRefresh})
 			if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "cardlytics") {
-				t.Fatalf("err = %v", err)
+				t.Fatalf("got error %v, want one wrapping ErrFailed that names cardlytics", err)
+			}
+			if got, want := len(res.Results), len(oauthtest.Dialects()); got != want {
+				t.Fatalf("got %d results, want %d (one per provider): %+v", got, want, res.Results)
+			}
+			for _, d := range oauthtest.Dialects() {
+				want := StatusRefreshed
+				if d == "cardlytics" {
+					want = StatusFailed
+				}
+				if got := statuses(res)[string(d)]; got != want {
+					t.Errorf("%s: got status %q, want %q", d, got, want)
+				}
 			}
 			for _, o := range res.Results {
-				want := StatusRefreshed
-				if o.Provider == "cardlytics" {
-					want = StatusFailed
-					if o.Error == "" {
-						t.Error("no reason for the failure")
-					}
-				}
-				if o.Status != want {
-					t.Errorf("%s: %+v", o.Provider, o)
+				if o.Provider == "cardlytics" && o.Error == "" {
+					t.Error("cardlytics: got no reason for the failure, want one")
 				}
 			}
 			if got := w.store.tokens[param("cardlytics")]; got != old["cardlytics"] {
-				t.Errorf("failed refresh replaced the token: %+v", got)
+				t.Errorf("failed refresh replaced the token: got %+v, want the old one %+v", got, old["cardlytics"])
 			}
 		})
 	}

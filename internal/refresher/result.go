@@ -1,6 +1,8 @@
 package refresher
 
 import (
+	"encoding/json"
+
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/token-refresher/token-refresher/internal/cut"
@@ -25,7 +27,8 @@ const (
 )
 
 // Result is what an invocation returns: one outcome per provider considered, in
-// registry order. It never holds a secret or a token.
+// registry order, unless there are too many for one response (see bounded). It
+// never holds a secret or a token.
 type Result struct {
 	Results []Outcome `json:"results"`
 	// NextDue is when the next token becomes due, RFC 3339 UTC, when the run knows
@@ -36,6 +39,52 @@ type Result struct {
 	// BatchItemFailures, a worker's, names the queue messages whose providers failed,
 	// so that the event source mapping sends only those again.
 	BatchItemFailures []events.SQSBatchItemFailure `json:"batchItemFailures,omitempty"`
+	// Totals tallies every provider's outcome by status, and Omitted says how many
+	// outcomes Results leaves out, when the whole list would not fit in a response
+	// (see bounded); both are absent otherwise.
+	Totals  map[Status]int `json:"counts,omitempty"`
+	Omitted int            `json:"omitted,omitempty"`
+	// Note says what was left out, when anything was.
+	Note string `json:"note,omitempty"`
+}
+
+// maxResultBytes bounds the JSON of a result. Lambda returns at most 6 MB
+// (6,291,456 bytes) from a synchronous invoke, and a result lists every provider
+// considered (about 160 bytes each: 6.3 MB at 40,000): past this bound the
+// outcomes that matter, those not skipped, are kept first, and a quarter of the
+// quota stays free for the rest of the answer.
+const maxResultBytes = 4_500_000
+
+// bounded returns res within limit bytes of JSON: unchanged when it fits; else
+// with Totals of every outcome, the outcomes that are not skipped in registry
+// order as far as they fit, and Omitted and Note saying what was left out.
+func (res Result) bounded(limit int) Result {
+	size := func(v any) int {
+		b, _ := json.Marshal(v) // a Result always marshals
+		return len(b)
+	}
+	total := size(res)
+	if total <= limit {
+		return res
+	}
+	out := res
+	out.Totals = res.Counts()
+	out.Results = []Outcome{}
+	out.Note = "too many outcomes for one response: counts has every provider; results lists those not skipped, as far as they fit; the metrics and the log have the rest"
+	budget := limit - size(out) - len(`,"omitted":9999999`)
+	for _, o := range res.Results {
+		if o.Status == StatusSkipped {
+			continue
+		}
+		n := size(o) + 1 // and its comma
+		if n > budget {
+			break
+		}
+		budget -= n
+		out.Results = append(out.Results, o)
+	}
+	out.Omitted = len(res.Results) - len(out.Results)
+	return out
 }
 
 // Outcome is one provider's part of a Result.

@@ -35,10 +35,18 @@ func (u *run) batch(in []Job) Result {
 	u.worker = true
 	u.outcomes, u.started = make([]Outcome, len(in)), r.now()
 	var failed []events.SQSBatchItemFailure
-	retry := func(i int) {
-		failed = append(failed, events.SQSBatchItemFailure{ItemIdentifier: in[i].MessageID})
-	}
 	jobs, first := merged(in)
+	// retry sends job i's message again, with every other message of its provider
+	// in the batch: a rotation merged into a failed refresh must not be deleted with
+	// the refresh's success nowhere in sight, and on the FIFO queue a provider's later
+	// messages must stay behind its earlier ones.
+	retry := func(i int) {
+		for k := range in {
+			if k == i || first[k] == i && k != first[k] {
+				failed = append(failed, events.SQSBatchItemFailure{ItemIdentifier: in[k].MessageID})
+			}
+		}
+	}
 	providers := make([]registry.Provider, len(in))
 	var params []string
 	for i, j := range in {
@@ -81,7 +89,7 @@ func (u *run) batch(in []Job) Result {
 			continue
 		}
 		u.sort(i, p, published, jobs[i].Rotate, func(cur *tokens.Token) (bool, string) {
-			return u.stillDue(now, p, cur, jobs[i])
+			return u.stillDue(now, p, cur, jobs[i], published.Versions[p.Parameter])
 		})
 	}
 	u.refreshDue()
@@ -117,10 +125,17 @@ func merged(in []Job) (jobs []Job, first []int) {
 	return jobs, first
 }
 
-// stillDue decides a job again against the token published now.
-// A malformed token is due before this is asked.
-func (u *run) stillDue(now time.Time, p registry.Provider, cur *tokens.Token, j Job) (bool, string) {
+// stillDue decides a job again against the token published now, at version of
+// its parameter. A malformed token is due before this is asked.
+func (u *run) stillDue(now time.Time, p registry.Provider, cur *tokens.Token, j Job, version int64) (bool, string) {
 	if j.Rotate {
+		if j.Version != nil {
+			if version != *j.Version {
+				return false, fmt.Sprintf("rotated since the job was planned (version %d, planned on %d)", version, *j.Version)
+			}
+			return true, "rotation requested"
+		}
+		// A job sent before versions were: as then, by the clock.
 		if cur != nil && cur.Provider == p.Name && cur.IssuedAt.After(j.PlannedAt) {
 			return false, fmt.Sprintf("rotated since the job was planned (%s)", stamp(j.PlannedAt))
 		}

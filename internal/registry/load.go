@@ -61,6 +61,71 @@ func LoadFile(path string, opts Options) (*Registry, error) {
 // or whole days ("30d"), and must be positive. YAML anchors and aliases work; merge
 // keys ("<<") do not, since they would hide which provider sets what.
 func Load(r io.Reader, opts Options) (*Registry, error) {
+	l, err := check(r, opts)
+	if err != nil {
+		return nil, err
+	}
+	if len(l.errs) > 0 {
+		return nil, errors.Join(l.errs...)
+	}
+	return l.registry(), nil
+}
+
+// Rejected is an entry of the providers list that LoadEach could not load.
+type Rejected struct {
+	// Name is the provider's name as written, "" when the entry has none usable.
+	Name string
+	// Index is the entry's 0-based position in the list.
+	Index int
+	// Err holds every problem of the entry, each naming field and line.
+	Err error
+}
+
+// LoadEach is Load for a registry read at run time, which an operator may have
+// edited by hand since it was checked: an entry that does not load is returned
+// among the rejected, with its problems, and the others are loaded, so that one
+// broken entry stops only its own provider. A problem of the file as a whole (its
+// syntax, its size, its top level) is still an error, as from Load.
+func LoadEach(r io.Reader, opts Options) (*Registry, []Rejected, error) {
+	l, err := check(r, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	var rejected []Rejected
+	var whole []error
+	byIndex := map[int]int{}
+	for _, e := range l.errs {
+		fe, ok := e.(*fieldError)
+		if !ok {
+			whole = append(whole, e)
+			continue
+		}
+		k, seen := byIndex[fe.Index]
+		if !seen {
+			k = len(rejected)
+			byIndex[fe.Index] = k
+			rejected = append(rejected, Rejected{Name: fe.Provider, Index: fe.Index})
+		}
+		rejected[k].Err = errors.Join(rejected[k].Err, e)
+	}
+	if len(whole) > 0 {
+		return nil, nil, errors.Join(l.errs...)
+	}
+	return l.registry(), rejected, nil
+}
+
+// registry is what the loader found valid.
+func (l *loader) registry() *Registry {
+	reg := &Registry{providers: l.providers, secrets: l.secrets, byName: map[string]int{}, prefix: l.prefix,
+		fingerprint: fingerprint(l.providers, l.prefix)}
+	for i, p := range reg.providers {
+		reg.byName[p.Name] = i
+	}
+	return reg
+}
+
+// check reads a registry and checks every entry; l.errs holds the problems found.
+func check(r io.Reader, opts Options) (*loader, error) {
 	prefix, err := normalizePrefix(opts.ParameterPrefix)
 	if err != nil {
 		return nil, err
@@ -80,15 +145,7 @@ func Load(r io.Reader, opts Options) (*Registry, error) {
 	for i, item := range items {
 		l.provider(i, item)
 	}
-	if len(l.errs) > 0 {
-		return nil, errors.Join(l.errs...)
-	}
-	reg := &Registry{providers: l.providers, secrets: l.secrets, byName: map[string]int{}, prefix: prefix,
-		fingerprint: fingerprint(l.providers, prefix)}
-	for i, p := range reg.providers {
-		reg.byName[p.Name] = i
-	}
-	return reg, nil
+	return l, nil
 }
 
 // parseRoot checks the document around the providers list and returns its entries.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -723,5 +724,58 @@ func TestLoadVerify(t *testing.T) {
 		if !errors.As(err, &fe) || fe.Field != tc.field || !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("%s: got %v, want a problem with %s saying %q", tc.line, err, tc.field, tc.msg)
 		}
+	}
+}
+
+// TestLoadEach: a registry edited by hand after it was checked loads entry by entry:
+// the entries that load are the registry, each one that does not is rejected with
+// its own problems (a second entry of the same name too), and a problem of the file
+// as a whole is still an error.
+func TestLoadEach(t *testing.T) {
+	good := func(name string) string {
+		return "  - name: " + name + "\n    token_url: https://" + name + ".example/token\n    secret_id: s/" + name + "\n"
+	}
+	tests := []struct {
+		name         string
+		file         string
+		wantLoaded   []string
+		wantRejected []string // name, or #index when the entry has no usable name
+		wantErr      bool
+	}{
+		{"all good", "providers:\n" + good("a") + good("b"), []string{"a", "b"}, nil, false},
+		{"one bad field", "providers:\n" + good("a") + good("b") + "    refresh_before: soon\n" + good("c"), []string{"a", "c"}, []string{"b"}, false},
+		{"unknown field and a second of one name", "providers:\n" + good("a") + "    colour: blue\n" + good("b") + good("b"), []string{"b"}, []string{"a", "b"}, false},
+		{"no name", "providers:\n" + good("a") + "  - token_url: https://x.example/t\n    secret_id: s/x\n", []string{"a"}, []string{"#1"}, false},
+		{"every entry bad", "providers:\n  - name: Bad\n    token_url: http://x.example/t\n    secret_id: s\n", nil, []string{"Bad"}, false},
+		{"unknown top-level key", "colour: blue\nproviders:\n" + good("a"), nil, nil, true},
+		{"syntax", "providers:\n  - name: a\n   token_url: x\n", nil, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg, rejected, err := LoadEach(strings.NewReader(tt.file), Options{})
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("got error %v, want error: %t", err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			var loaded, bad []string
+			for _, p := range reg.Providers() {
+				loaded = append(loaded, p.Name)
+			}
+			for _, r := range rejected {
+				name := r.Name
+				if name == "" {
+					name = fmt.Sprintf("#%d", r.Index)
+				}
+				bad = append(bad, name)
+				if r.Err == nil || !strings.Contains(r.Err.Error(), "line") {
+					t.Errorf("got rejected %s with %v, want its problems with their lines", name, r.Err)
+				}
+			}
+			if !slices.Equal(loaded, tt.wantLoaded) || !slices.Equal(bad, tt.wantRejected) {
+				t.Fatalf("got loaded %v, rejected %v; want %v, %v", loaded, bad, tt.wantLoaded, tt.wantRejected)
+			}
+		})
 	}
 }

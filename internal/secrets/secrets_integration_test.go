@@ -12,28 +12,21 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/token-refresher/token-refresher/internal/awstest"
-	"github.com/token-refresher/token-refresher/internal/localaws"
 )
 
 func TestIntegrationSecrets(t *testing.T) {
-	cfg := awstest.Config(t)
+	cfg, calls := awstest.Counted(awstest.Config(t))
 	ctx := context.Background()
-	var calls localaws.Calls
-	cfg.APIOptions = append(cfg.APIOptions, calls.Middleware)
 	sm := secretsmanager.NewFromConfig(cfg)
-	base := awstest.UniqueName("secrets-it-") + "/"
+	base := awstest.Secrets(t, cfg, "secrets-it-")
 
 	const n = 25
 	var ids []string
 	versions := map[string]string{}
 	for i := range n {
 		id := fmt.Sprintf("%sp%02d", base, i)
-		v, err := localaws.PutSecret(ctx, sm, id, "id", fmt.Sprintf("secret-%d", i))
-		if err != nil {
-			t.Fatal(err)
-		}
 		ids = append(ids, id)
-		versions[id] = v
+		versions[id] = awstest.PutSecret(t, sm, id, "id", fmt.Sprintf("secret-%d", i))
 	}
 	if _, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(base + "bad"), SecretString: aws.String(`{"client_id":"x"}`)}); err != nil {
 		t.Fatal(err)
@@ -44,14 +37,14 @@ func TestIntegrationSecrets(t *testing.T) {
 	calls.Reset()
 	got, errs := src.Current(ctx, ids)
 	if len(got) != n || len(errs) != 2 {
-		t.Fatalf("%d secrets, errors %v", len(got), errs)
+		t.Fatalf("got %d secrets and %d errors (%v), want %d and 2", len(got), len(errs), errs, n)
 	}
 	if !errors.Is(errs[base+"bad"], ErrMalformed) || !errors.Is(errs[base+"missing"], ErrNotFound) {
-		t.Fatalf("errors %v", errs)
+		t.Fatalf("got errors %v, want ErrMalformed for bad and ErrNotFound for missing", errs)
 	}
 	for i, id := range ids[:n] {
 		if s := got[id]; s.ClientSecret != fmt.Sprintf("secret-%d", i) || s.VersionID != versions[id] {
-			t.Fatalf("%s: %v", id, s)
+			t.Fatalf("%s: got version %q (secret as written: %v), want version %q and its secret", id, s.VersionID, s.ClientSecret == fmt.Sprintf("secret-%d", i), versions[id])
 		}
 	}
 	if b := calls.Count("Secrets Manager.BatchGetSecretValue"); b != 2 {
@@ -62,23 +55,20 @@ func TestIntegrationSecrets(t *testing.T) {
 	calls.Reset()
 	src.Current(ctx, ids[:n])
 	if c := calls.Total(); c != 0 {
-		t.Fatalf("warm read made %d calls", c)
+		t.Fatalf("warm read: got %d calls, want 0", c)
 	}
 
 	// A new version: Fresh reads it, Previous the one before.
-	v2, err := localaws.PutSecret(ctx, sm, ids[0], "id", "rotated")
-	if err != nil {
-		t.Fatal(err)
-	}
+	v2 := awstest.PutSecret(t, sm, ids[0], "id", "rotated")
 	fresh, err := src.Fresh(ctx, ids[0])
 	if err != nil || fresh.ClientSecret != "rotated" || fresh.VersionID != v2 {
-		t.Fatalf("fresh %v, %v", fresh, err)
+		t.Fatalf("Fresh: got version %q (rotated secret: %v), error %v; want version %q, the rotated secret", fresh.VersionID, fresh.ClientSecret == "rotated", err, v2)
 	}
 	prev, err := src.Previous(ctx, ids[0])
 	if err != nil || prev.ClientSecret != "secret-0" || prev.VersionID != versions[ids[0]] {
-		t.Fatalf("previous %v, %v", prev, err)
+		t.Fatalf("Previous: got version %q (first secret: %v), error %v; want version %q, the first secret", prev.VersionID, prev.ClientSecret == "secret-0", err, versions[ids[0]])
 	}
 	if _, err := src.Previous(ctx, ids[1]); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("a secret with one version has no previous: %v", err)
+		t.Fatalf("Previous of a secret with one version: got %v, want ErrNotFound", err)
 	}
 }

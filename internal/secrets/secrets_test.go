@@ -118,29 +118,44 @@ func TestCurrentBatchesAndCaches(t *testing.T) {
 
 	got, errs := s.Current(context.Background(), ids)
 	if len(got) != 45 || len(errs) != 1 || !errors.Is(errs["token-refresher/missing"], ErrNotFound) {
-		t.Fatalf("%d secrets, errors %v", len(got), errs)
+		t.Fatalf("got %d secrets and errors %v, want 45 secrets and ErrNotFound for token-refresher/missing", len(got), errs)
 	}
 	if got[ids[3]].VersionID != "cur-token-refresher/p03" {
-		t.Fatalf("ARN-named secret: %v", got[ids[3]])
+		t.Fatalf("ARN-named secret: got version %q, want %q", got[ids[3]].VersionID, "cur-token-refresher/p03")
 	}
 	if api.batchCalls != 3 || fmt.Sprint(api.batchSizes) != "[20 20 6]" {
-		t.Fatalf("%d batch calls of %v", api.batchCalls, api.batchSizes)
+		t.Fatalf("got %d batch calls of %v, want 3 of [20 20 6]", api.batchCalls, api.batchSizes)
 	}
 
 	// Warm: nothing is read again until the TTL passes or a secret is invalidated.
 	s.Current(context.Background(), ids[:45])
 	if api.batchCalls != 3 || api.getCalls != 0 {
-		t.Fatalf("warm read called the API: %d batch, %d get", api.batchCalls, api.getCalls)
+		t.Fatalf("warm read: got %d batch and %d get calls, want 3 and 0", api.batchCalls, api.getCalls)
 	}
 	s.Invalidate(ids[0])
 	s.Current(context.Background(), ids[:45])
 	if api.getCalls != 1 {
-		t.Fatalf("invalidated secret read %d times", api.getCalls)
+		t.Fatalf("invalidated secret: got %d reads, want 1", api.getCalls)
 	}
 	now = now.Add(time.Minute)
 	s.Current(context.Background(), ids[:45])
 	if api.batchCalls != 6 {
-		t.Fatalf("expired cache: %d batch calls", api.batchCalls)
+		t.Fatalf("expired cache: got %d batch calls, want 6", api.batchCalls)
+	}
+
+	// Without a TTL of its own, a Source keeps a secret for 15 minutes.
+	api.batchCalls = 0
+	d := &Source{API: api, Now: func() time.Time { return now }}
+	d.Current(context.Background(), ids[:20])
+	now = now.Add(15*time.Minute - time.Nanosecond)
+	d.Current(context.Background(), ids[:20])
+	if api.batchCalls != 1 {
+		t.Fatalf("default TTL: got %d batch calls just before 15 minutes, want 1", api.batchCalls)
+	}
+	now = now.Add(time.Nanosecond)
+	d.Current(context.Background(), ids[:20])
+	if api.batchCalls != 2 {
+		t.Fatalf("default TTL: got %d batch calls at 15 minutes, want 2", api.batchCalls)
 	}
 }
 
@@ -161,10 +176,10 @@ func TestMalformedSecrets(t *testing.T) {
 			api := &fakeSM{values: map[string][2]string{"s": {value, ""}}}
 			_, err := (&Source{API: api}).Fresh(context.Background(), "s")
 			if !errors.Is(err, ErrMalformed) {
-				t.Fatalf("err = %v", err)
+				t.Fatalf("got %v, want ErrMalformed", err)
 			}
 			if strings.Contains(err.Error(), "hunter2") {
-				t.Fatalf("error leaks the secret: %v", err)
+				t.Fatalf("error %q holds the secret, want it without", err)
 			}
 		})
 	}
@@ -175,10 +190,10 @@ func TestPrevious(t *testing.T) {
 	s := &Source{API: api}
 	prev, err := s.Previous(context.Background(), "s")
 	if err != nil || prev.ClientSecret != "old" || prev.VersionID != "prev-s" {
-		t.Fatalf("%v %v", prev, err)
+		t.Fatalf("got version %q (old secret: %v), error %v; want version %q, the old secret", prev.VersionID, prev.ClientSecret == "old", err, "prev-s")
 	}
 	if _, err := s.Previous(context.Background(), "t"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("no previous version: err = %v", err)
+		t.Fatalf("no previous version: got %v, want ErrNotFound", err)
 	}
 }
 
@@ -186,7 +201,7 @@ func TestSecretNeverFormatted(t *testing.T) {
 	s := Secret{ClientID: "id", ClientSecret: "hunter2", VersionID: "v"}
 	for _, out := range []string{fmt.Sprint(s), fmt.Sprintf("%v %+v %#v %s", s, s, s, s), s.LogValue().String()} {
 		if strings.Contains(out, "hunter2") {
-			t.Fatalf("formatted secret: %s", out)
+			t.Fatalf("formatted secret %q holds the client secret, want it without", out)
 		}
 	}
 }
@@ -203,15 +218,15 @@ func TestCurrentOneSecretNamedTwoWays(t *testing.T) {
 			ids := []string{"token-refresher/shared", arn, "token-refresher/other"}
 			got, errs := (&Source{API: api}).Current(context.Background(), ids)
 			if len(errs) != 0 || len(got) != 3 {
-				t.Fatalf("secrets %v, errors %v", got, errs)
+				t.Fatalf("got %d secrets and errors %v, want 3 and none", len(got), errs)
 			}
 			for _, id := range ids[:2] {
 				if got[id].ClientID != "id" || got[id].VersionID != "cur-token-refresher/shared" {
-					t.Errorf("%s: %v", id, got[id])
+					t.Errorf("%s: got client %q, version %q; want %q, %q", id, got[id].ClientID, got[id].VersionID, "id", "cur-token-refresher/shared")
 				}
 			}
 			if api.batchCalls != 1 {
-				t.Errorf("%d batch calls", api.batchCalls)
+				t.Errorf("got %d batch calls, want 1", api.batchCalls)
 			}
 		})
 	}

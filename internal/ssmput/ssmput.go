@@ -17,6 +17,12 @@
 // quoting Value), and the value may be a token. Put therefore returns, for an error
 // from the service, only its code, its fault and the operation, with a fixed
 // message: never the text the service sent.
+//
+// # Budget
+//
+// PutParameter's quota is the account's, shared with every writer in the Region:
+// Budget spaces a deployment's writes out to its share of it (PUT_PARAMETER_RATE),
+// rather than letting SSM throttle them and its neighbours.
 package ssmput
 
 import (

@@ -17,7 +17,7 @@ import (
 func TestIntegrationState(t *testing.T) {
 	cfg := awstest.Config(t)
 	ctx := context.Background()
-	s := &Store{API: ssm.NewFromConfig(cfg), Prefix: "/" + awstest.UniqueName("state-") + "/state"}
+	s := &Store{API: ssm.NewFromConfig(cfg), Prefix: awstest.Parameters(t, cfg, "state-") + "/state"}
 	t0 := time.Now().UTC().Truncate(time.Second)
 
 	var names []string
@@ -32,22 +32,22 @@ func TestIntegrationState(t *testing.T) {
 	}
 	got, err := s.Health(ctx, names)
 	if err != nil || len(got) != 6 || got["c-provider"].ConsecutiveFailures != 2 || got["c-provider"].State != Failing {
-		t.Fatalf("Health: %v %+v", err, got)
+		t.Fatalf("Health: got %d records (c-provider %+v), error %v; want 6, c-provider failing with 2 failures, no error", len(got), got["c-provider"], err)
 	}
 	all, err := s.AllHealth(ctx)
 	if err != nil || len(all) != 6 {
-		t.Fatalf("AllHealth: %v %d records", err, len(all))
+		t.Fatalf("AllHealth: got %d records, error %v; want 6, no error", len(all), err)
 	}
 
 	if r, v, err := s.Run(ctx); err != nil || v != 0 || r != (Run{}) {
-		t.Fatalf("missing record: %+v %d %v", r, v, err)
+		t.Fatalf("missing record: got %+v at version %d, error %v; want a zero record at version 0", r, v, err)
 	}
 	first := Run{Registry: "fp", NextDue: t0.Add(time.Hour), MinExpiry: t0.Add(2 * time.Hour), FullRead: t0}
 	if err := s.PutRun(ctx, first); err != nil {
 		t.Fatal(err)
 	}
 	if r, v, err := s.Run(ctx); err != nil || v != 1 || r != first {
-		t.Fatalf("first record: %+v %d %v", r, v, err)
+		t.Fatalf("first record: got %+v at version %d, error %v; want %+v at version 1", r, v, err, first)
 	}
 	// Another run writes between this run's read and its write (slipped in through
 	// a store that writes on every read): the earlier due time survives.
@@ -59,7 +59,7 @@ func TestIntegrationState(t *testing.T) {
 	}
 	r, _, err := s.Run(ctx)
 	if err != nil || !r.NextDue.Equal(other.NextDue) || !r.MinExpiry.Equal(late.MinExpiry) || !r.FullRead.Equal(other.FullRead) {
-		t.Fatalf("run record %+v, %v", r, err)
+		t.Fatalf("run record: got %+v, error %v; want next due %s, min expiry %s, full read %s", r, err, other.NextDue, late.MinExpiry, other.FullRead)
 	}
 }
 

@@ -33,19 +33,19 @@ func TestNext(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got, write := Next(tt.prev, "p", tt.a)
 			if got.State != tt.want || got.ConsecutiveFailures != tt.failures || write != tt.wantWrite || got.Provider != "p" {
-				t.Fatalf("Next = %+v, write %v", got, write)
+				t.Fatalf("Next = %+v, write %v; want provider %q, state %s, %d failures, write %v", got, write, "p", tt.want, tt.failures, tt.wantWrite)
 			}
 			if got.State != tt.prev.State && !got.Since.Equal(t0) {
-				t.Errorf("state changed but Since = %s", got.Since)
+				t.Errorf("state changed: got Since %s, want %s", got.Since, t0)
 			}
 			if tt.a.Error != "" && (got.LastError != tt.a.Error || !got.LastFailure.Equal(t0)) {
-				t.Errorf("failure not recorded: %+v", got)
+				t.Errorf("got LastError %q at %s, want %q at %s", got.LastError, got.LastFailure, tt.a.Error, t0)
 			}
 		})
 	}
 	long, _ := Next(Health{}, "p", Attempt{At: t0, Error: strings.Repeat("é", 1000)})
 	if len(long.LastError) > maxErrorLen+len("…") {
-		t.Fatalf("reason of %d bytes", len(long.LastError))
+		t.Fatalf("got a reason of %d bytes, want at most %d", len(long.LastError), maxErrorLen+len("…"))
 	}
 }
 
@@ -63,7 +63,7 @@ func TestRunCurrent(t *testing.T) {
 		"from the future": {Registry: "fp", NextDue: r.NextDue, FullRead: now.Add(time.Minute)},
 	} {
 		if bad.Current(now, "fp", time.Hour) {
-			t.Errorf("%s: taken as current", name)
+			t.Errorf("%s: got current, want not current", name)
 		}
 	}
 }
@@ -74,12 +74,12 @@ func TestMergeKeepsTheEarlier(t *testing.T) {
 	b := Run{Registry: "fp", NextDue: t0.Add(30 * time.Minute), MinExpiry: t0.Add(3 * time.Hour), FullRead: t0.Add(time.Minute)}
 	m := merge(a, b)
 	if !m.NextDue.Equal(b.NextDue) || !m.MinExpiry.Equal(a.MinExpiry) || !m.FullRead.Equal(a.FullRead) || m.Registry != "fp" {
-		t.Fatalf("merge = %+v", m)
+		t.Fatalf("merge = %+v, want next due %s, min expiry %s, full read %s, registry %q", m, b.NextDue, a.MinExpiry, a.FullRead, "fp")
 	}
 	if m := merge(a, Run{Registry: "fp", FullRead: t0}); !m.NextDue.IsZero() {
-		t.Fatalf("a record that says read everything was lost: %+v", m)
+		t.Fatalf("got next due %s, want zero: a record that says read everything was lost", m.NextDue)
 	}
 	if m := merge(a, Run{Registry: "other", NextDue: a.NextDue, FullRead: t0}); m.Registry != "" {
-		t.Fatalf("records of two registries merged into a current one: %+v", m)
+		t.Fatalf("got registry %q, want none: records of two registries merged into a current one", m.Registry)
 	}
 }

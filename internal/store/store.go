@@ -48,6 +48,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/aws/smithy-go"
 
 	"golang.org/x/sync/errgroup"
 
@@ -117,18 +118,21 @@ type Published struct {
 	Versions  map[string]int64
 }
 
-// Current reads every published token under the prefix, ten to a call.
+// Current reads every published token under the prefix, ten to a call. One token
+// that cannot be decrypted (written under a KMS key the function may no longer
+// use, after TOKEN_KMS_KEY_ID changed) fails only its own provider: the prefix is
+// listed again without decryption and the tokens are read by name, so that only
+// the parameters SSM cannot decrypt are lost, as Malformed; their providers are
+// then due, and their next token is written under the current key.
 func (s *Store) Current(ctx context.Context) (Published, error) {
-	out := Published{Tokens: map[string]tokens.Token{}, Malformed: map[string]error{}, Versions: map[string]int64{}}
-	p := ssm.NewGetParametersByPathPaginator(s.API, &ssm.GetParametersByPathInput{
-		Path:           aws.String(s.prefix()),
-		Recursive:      aws.Bool(true),
-		WithDecryption: aws.Bool(true),
-		MaxResults:     aws.Int32(pageSize),
-	})
+	out := newPublished()
+	p := s.paginator(true)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
+			if undecryptable(err) {
+				return s.currentByName(ctx, err)
+			}
 			return Published{}, fmt.Errorf("read tokens under %s: %w", s.prefix(), err)
 		}
 		out.add(page.Parameters, &s.tiers)
@@ -136,18 +140,73 @@ func (s *Store) Current(ctx context.Context) (Published, error) {
 	return out, nil
 }
 
+func (s *Store) paginator(decrypt bool) *ssm.GetParametersByPathPaginator {
+	return ssm.NewGetParametersByPathPaginator(s.API, &ssm.GetParametersByPathInput{
+		Path:           aws.String(s.prefix()),
+		Recursive:      aws.Bool(true),
+		WithDecryption: aws.Bool(decrypt),
+		MaxResults:     aws.Int32(pageSize),
+	})
+}
+
+// currentByName is Current after a page could not be decrypted: the names under the
+// prefix, listed without decryption, read as Tokens reads them.
+func (s *Store) currentByName(ctx context.Context, cause error) (Published, error) {
+	var names []string
+	p := s.paginator(false)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return Published{}, fmt.Errorf("read tokens under %s: %w (listing them without decryption: %w)", s.prefix(), cause, err)
+		}
+		for _, prm := range page.Parameters {
+			names = append(names, aws.ToString(prm.Name))
+		}
+	}
+	s.log().WarnContext(ctx, "a published token could not be decrypted; reading the tokens by name", "error", cause.Error())
+	return s.Tokens(ctx, names)
+}
+
+// undecryptable says whether err is SSM's refusal to decrypt a SecureString: its
+// key is not one the caller may use (InvalidKeyId, or kms:Decrypt denied).
+func undecryptable(err error) bool {
+	var api smithy.APIError
+	if !errors.As(err, &api) {
+		return false
+	}
+	switch api.ErrorCode() {
+	case "InvalidKeyId", "AccessDeniedException", "KMSAccessDeniedException", "KMSDisabledException", "KMSInvalidStateException", "KMSNotFoundException":
+		return true
+	}
+	return false
+}
+
+func newPublished() Published {
+	return Published{Tokens: map[string]tokens.Token{}, Malformed: map[string]error{}, Versions: map[string]int64{}}
+}
+
 // Tokens reads the named parameters only, ten to a call (GetParameters' limit),
 // ReadConcurrency calls at a time: a fanned-out planner's read of a registry too
 // large for one invocation, and a worker's of its batch. A name not found has no
-// entry.
+// entry. A call that cannot decrypt one of its ten is made again for each, so that
+// only the parameter SSM cannot decrypt is Malformed, with its version, so that its
+// next token can be published over it.
 func (s *Store) Tokens(ctx context.Context, params []string) (Published, error) {
-	out := Published{Tokens: map[string]tokens.Token{}, Malformed: map[string]error{}, Versions: map[string]int64{}}
+	out := newPublished()
 	var mu sync.Mutex
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(1, cmp.Or(s.ReadConcurrency, DefaultReadConcurrency)))
 	for batch := range slices.Chunk(params, pageSize) {
 		g.Go(func() error {
 			page, err := s.API.GetParameters(ctx, &ssm.GetParametersInput{Names: batch, WithDecryption: aws.Bool(true)})
+			if undecryptable(err) {
+				for _, name := range batch {
+					if err := s.one(ctx, name, out, &mu); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
 			if err != nil {
 				return fmt.Errorf("read tokens %s, ...: %w", batch[0], err)
 			}
@@ -161,6 +220,41 @@ func (s *Store) Tokens(ctx context.Context, params []string) (Published, error) 
 		return Published{}, err
 	}
 	return out, nil
+}
+
+// one reads one parameter into out; one that cannot be decrypted is Malformed, with
+// the version SSM lists for it.
+func (s *Store) one(ctx context.Context, name string, out Published, mu *sync.Mutex) error {
+	page, err := s.API.GetParameters(ctx, &ssm.GetParametersInput{Names: []string{name}, WithDecryption: aws.Bool(true)})
+	if undecryptable(err) {
+		cause := err
+		page, err = s.API.GetParameters(ctx, &ssm.GetParametersInput{Names: []string{name}, WithDecryption: aws.Bool(false)})
+		if err != nil {
+			return fmt.Errorf("read token %s: %w", name, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, prm := range page.Parameters {
+			out.Versions[name] = prm.Version
+			out.Malformed[name] = fmt.Errorf("parameter %s cannot be decrypted (%s): a new token is written under the current key", name, errorCode(cause))
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read token %s: %w", name, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	out.add(page.Parameters, &s.tiers)
+	return nil
+}
+
+func errorCode(err error) string {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		return api.ErrorCode()
+	}
+	return "error"
 }
 
 func (p Published) add(params []types.Parameter, tiers *ssmput.Tiers) {

@@ -16,18 +16,16 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/token-refresher/token-refresher/internal/awstest"
-	"github.com/token-refresher/token-refresher/internal/localaws"
 	"github.com/token-refresher/token-refresher/pkg/tokens"
 )
 
 func TestIntegrationStore(t *testing.T) {
-	cfg := awstest.Config(t)
+	cfg, calls := awstest.Counted(awstest.Config(t))
 	ctx := context.Background()
-	var calls localaws.Calls
 	// LocalStack neither enforces nor reports parameter tiers faithfully, so the tier
 	// is checked on the request the store sends and the value on what SSM returns.
 	var tiers []types.ParameterTier
-	cfg.APIOptions = append(cfg.APIOptions, calls.Middleware, func(st *middleware.Stack) error {
+	cfg.APIOptions = append(cfg.APIOptions, func(st *middleware.Stack) error {
 		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("tier", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 			if put, ok := in.Parameters.(*ssm.PutParameterInput); ok {
 				tiers = append(tiers, put.Tier)
@@ -36,7 +34,7 @@ func TestIntegrationStore(t *testing.T) {
 		}), middleware.After)
 	})
 	client := ssm.NewFromConfig(cfg)
-	prefix := "/" + awstest.UniqueName("store-") + "/tokens"
+	prefix := awstest.Parameters(t, cfg, "store-") + "/tokens"
 	s := &Store{API: client, Prefix: prefix}
 
 	const n = 23
@@ -51,15 +49,15 @@ func TestIntegrationStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(got.Tokens) != n || len(got.Malformed) != 0 {
-		t.Fatalf("%d tokens, %d malformed", len(got.Tokens), len(got.Malformed))
+		t.Fatalf("got %d tokens, %d malformed; want %d, 0", len(got.Tokens), len(got.Malformed), n)
 	}
 	if c := calls.Count("SSM.GetParametersByPath"); c != (n+9)/10 {
-		t.Fatalf("%d GetParametersByPath calls for %d parameters", c, n)
+		t.Fatalf("got %d GetParametersByPath calls for %d parameters, want %d", c, n, (n+9)/10)
 	}
 	for i := range n {
 		tok := got.Tokens[fmt.Sprintf("%s/p%02d", prefix, i)]
 		if tok.AccessToken != strings.Repeat("a", 100+i) || !tok.ExpiresAt.Equal(t0.Add(3600e9)) {
-			t.Fatalf("p%02d read back as %+v", i, tok)
+			t.Fatalf("p%02d read back as %+v, want a %d-byte token expiring at %s", i, tok, 100+i, t0.Add(3600e9))
 		}
 	}
 
@@ -75,13 +73,13 @@ func TestIntegrationStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(some.Tokens) != n || some.Versions[prefix+"/p03"] != 1 || some.Tokens[prefix+"/p03"].AccessToken != strings.Repeat("a", 103) {
-		t.Fatalf("Tokens read %d tokens, p03 version %d", len(some.Tokens), some.Versions[prefix+"/p03"])
+		t.Fatalf("Tokens: got %d tokens, p03 at version %d; want %d, version 1", len(some.Tokens), some.Versions[prefix+"/p03"], n)
 	}
 	if _, ok := some.Tokens[prefix+"/missing"]; ok {
 		t.Fatal("a missing parameter read as a token")
 	}
 	if c := calls.Count("SSM.GetParameters"); c != (n+1+9)/10 {
-		t.Fatalf("%d GetParameters calls for %d names", c, n+1)
+		t.Fatalf("got %d GetParameters calls for %d names, want %d", c, n+1, (n+1+9)/10)
 	}
 
 	check := func(name string, size int, wantKey string) {
@@ -91,7 +89,7 @@ func TestIntegrationStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		if out.Parameter.Type != types.ParameterTypeSecureString {
-			t.Fatalf("%s is a %s", name, out.Parameter.Type)
+			t.Fatalf("%s: got type %s, want %s", name, out.Parameter.Type, types.ParameterTypeSecureString)
 		}
 		if tok, err := tokens.Parse([]byte(aws.ToString(out.Parameter.Value))); err != nil || len(tok.AccessToken) != size {
 			t.Fatalf("%s: %v, token of %d bytes, want %d", name, err, len(tok.AccessToken), size)
@@ -100,7 +98,7 @@ func TestIntegrationStore(t *testing.T) {
 			ParameterFilters: []types.ParameterStringFilter{{Key: aws.String("Name"), Values: []string{name}}},
 		})
 		if err != nil || len(desc.Parameters) != 1 {
-			t.Fatalf("describe %s: %v", name, err)
+			t.Fatalf("describe %s: got %d parameters, error %v; want 1", name, len(desc.Parameters), err)
 		}
 		meta := desc.Parameters[0]
 		if wantKey != "" && !strings.HasSuffix(aws.ToString(meta.KeyId), wantKey) {
@@ -152,7 +150,7 @@ func TestIntegrationStoreOverlappingWriters(t *testing.T) {
 	cfg := awstest.Config(t)
 	ctx := context.Background()
 	client := ssm.NewFromConfig(cfg)
-	prefix := "/" + awstest.UniqueName("store-") + "/tokens"
+	prefix := awstest.Parameters(t, cfg, "store-") + "/tokens"
 	s := &Store{API: client, Prefix: prefix}
 	name := prefix + "/x"
 	if _, err := s.Publish(ctx, Write{Parameter: name, Token: live("x", "before", 30*time.Minute)}); err != nil {
@@ -164,7 +162,7 @@ func TestIntegrationStoreOverlappingWriters(t *testing.T) {
 	}
 	after := read.Versions[name]
 	if after != 1 {
-		t.Fatalf("version %d after one write", after)
+		t.Fatalf("got version %d after one write, want 1", after)
 	}
 	if _, err := s.Publish(ctx, Write{Parameter: name, Token: live("x", "long", 2*time.Hour), After: after}); err != nil {
 		t.Fatal(err)
@@ -178,7 +176,7 @@ func TestIntegrationStoreOverlappingWriters(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.AccessToken != "long" || final.Tokens[name].AccessToken != "long" || final.Versions[name] != 4 {
-		t.Fatalf("Publish returned %q; published %q at version %d", got.AccessToken, final.Tokens[name].AccessToken, final.Versions[name])
+		t.Fatalf("Publish returned %q, published %q at version %d; want %q, %q at version 4", got.AccessToken, final.Tokens[name].AccessToken, final.Versions[name], "long", "long")
 	}
 	// The description follows the token that stayed, and says what status needs
 	// without decrypting anything.
@@ -189,6 +187,6 @@ func TestIntegrationStoreOverlappingWriters(t *testing.T) {
 	info := infos[name]
 	if info.Provider != "x" || info.Fingerprint != tokens.Fingerprint("long") || info.Version != 4 ||
 		!info.ExpiresAt.Equal(final.Tokens[name].ExpiresAt) {
-		t.Fatalf("Describe: %+v", info)
+		t.Fatalf("Describe: got %+v, want provider %q, the fingerprint of %q, version 4, expiry %s", info, "x", "long", final.Tokens[name].ExpiresAt)
 	}
 }

@@ -23,15 +23,16 @@ import (
 // GetParametersByPath like SSM. beforePut, when set, runs before each write, so a
 // test can slip in another writer's.
 type fakeSSM struct {
-	params       map[string]string
-	history      map[string][]string // every value written, version i+1 at index i
-	tiers        map[string]types.ParameterTier
-	puts         []*ssm.PutParameterInput
-	getCalls     int
-	historyCalls int
-	beforePut    func(name string)
-	standardMax  int        // when set, the most Standard parameters there may be
-	mu           sync.Mutex // Tokens reads concurrently
+	params        map[string]string
+	history       map[string][]string // every value written, version i+1 at index i
+	tiers         map[string]types.ParameterTier
+	puts          []*ssm.PutParameterInput
+	getCalls      int
+	historyCalls  int
+	beforePut     func(name string)
+	standardMax   int             // when set, the most Standard parameters there may be
+	undecryptable map[string]bool // parameters under a key the caller may not use
+	mu            sync.Mutex      // Tokens reads concurrently
 }
 
 func newFakeSSM() *fakeSSM {
@@ -61,6 +62,9 @@ func (f *fakeSSM) GetParameters(_ context.Context, in *ssm.GetParametersInput, _
 	if len(in.Names) > pageSize {
 		return nil, &smithy.GenericAPIError{Code: "ValidationException", Message: "names: at most 10"}
 	}
+	if aws.ToBool(in.WithDecryption) && slices.ContainsFunc(in.Names, func(n string) bool { return f.undecryptable[n] }) {
+		return nil, errInvalidKeyID
+	}
 	out := &ssm.GetParametersOutput{}
 	for _, n := range in.Names {
 		v, ok := f.params[n]
@@ -86,6 +90,9 @@ func (f *fakeSSM) GetParametersByPath(_ context.Context, in *ssm.GetParametersBy
 	size := int(aws.ToInt32(in.MaxResults))
 	out := &ssm.GetParametersByPathOutput{}
 	for _, n := range names[start:min(start+size, len(names))] {
+		if aws.ToBool(in.WithDecryption) && f.undecryptable[n] {
+			return nil, errInvalidKeyID
+		}
 		out.Parameters = append(out.Parameters, types.Parameter{Name: aws.String(n), Value: aws.String(f.params[n]),
 			Version: int64(len(f.history[n]))})
 	}
@@ -126,6 +133,60 @@ func (f *fakeSSM) PutParameter(_ context.Context, in *ssm.PutParameterInput, _ .
 
 var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
+// errInvalidKeyID is SSM's answer to a read with decryption of a SecureString whose
+// key the caller may not use.
+var errInvalidKeyID = &smithy.GenericAPIError{Code: "InvalidKeyId", Message: "The query key ID isn't valid."}
+
+// TestCurrentOneUndecryptableToken: after the KMS key changed, a token SSM cannot
+// decrypt is that provider's problem only: every other token is read, the bad one
+// is Malformed with its version, so its provider is due and its next token is
+// published over it; both through Current and Tokens.
+func TestCurrentOneUndecryptableToken(t *testing.T) {
+	f := newFakeSSM()
+	var names []string
+	for i := range 25 {
+		name := fmt.Sprintf("/tokens/p%02d", i)
+		names = append(names, name)
+		f.write(name, string(must(token(name, 10).Marshal())))
+	}
+	f.write("/tokens/p07", string(must(token("/tokens/p07", 10).Marshal())))
+	f.undecryptable = map[string]bool{"/tokens/p07": true}
+	s := &Store{API: f, Prefix: "/tokens"}
+	for _, read := range []struct {
+		name string
+		read func() (Published, error)
+	}{
+		{"Current", func() (Published, error) { return s.Current(context.Background()) }},
+		{"Tokens", func() (Published, error) { return s.Tokens(context.Background(), names) }},
+	} {
+		t.Run(read.name, func(t *testing.T) {
+			got, err := read.read()
+			if err != nil {
+				t.Fatalf("got %v, want the other tokens read", err)
+			}
+			if len(got.Tokens) != 24 {
+				t.Errorf("got %d tokens, want 24", len(got.Tokens))
+			}
+			merr, bad := got.Malformed["/tokens/p07"]
+			if !bad || !strings.Contains(merr.Error(), "InvalidKeyId") {
+				t.Errorf("got malformed %v, want /tokens/p07 cannot be decrypted (InvalidKeyId)", got.Malformed)
+			}
+			if v := got.Versions["/tokens/p07"]; v != 2 {
+				t.Errorf("got version %d of the undecryptable token, want 2", v)
+			}
+		})
+	}
+	// Published over it, in one write: the version read says nobody wrote since.
+	f.undecryptable = nil
+	puts := len(f.puts)
+	if _, err := s.Publish(context.Background(), Write{Parameter: "/tokens/p07", Token: token("/tokens/p07", 10), After: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.puts) - puts; n != 1 {
+		t.Errorf("got %d writes over the undecryptable token, want 1", n)
+	}
+}
+
 func token(name string, size int) tokens.Token {
 	return tokens.Token{AccessToken: strings.Repeat("a", size), TokenType: "Bearer", Provider: name,
 		IssuedAt: t0, ExpiresAt: t0.Add(time.Hour)}
@@ -148,13 +209,13 @@ func TestCurrentReadsTenPerCall(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(got.Tokens) != n || len(got.Malformed) != 1 {
-				t.Fatalf("%d tokens, %d malformed", len(got.Tokens), len(got.Malformed))
+				t.Fatalf("got %d tokens, %d malformed; want %d, 1", len(got.Tokens), len(got.Malformed), n)
 			}
 			if want := (n + 1 + 9) / 10; api.getCalls != want {
-				t.Fatalf("%d calls for %d parameters", api.getCalls, n+1)
+				t.Fatalf("got %d calls for %d parameters, want %d", api.getCalls, n+1, want)
 			}
 			if err := got.Malformed["/token-refresher/tokens/broken"]; !errors.Is(err, tokens.ErrMalformed) || !strings.Contains(err.Error(), "broken") {
-				t.Fatalf("malformed error %v", err)
+				t.Fatalf("got malformed error %v, want one wrapping tokens.ErrMalformed that names the parameter", err)
 			}
 		})
 	}
@@ -181,10 +242,10 @@ func TestTokensReadsOnlyTheNamed(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(got.Tokens) != n || len(got.Malformed) != 1 || len(got.Versions) != n+1 {
-				t.Fatalf("%d tokens, %d malformed, %d versions", len(got.Tokens), len(got.Malformed), len(got.Versions))
+				t.Fatalf("got %d tokens, %d malformed, %d versions; want %d, 1, %d", len(got.Tokens), len(got.Malformed), len(got.Versions), n, n+1)
 			}
 			if want := (len(names) + 9) / 10; api.getCalls != want {
-				t.Fatalf("%d calls for %d names", api.getCalls, len(names))
+				t.Fatalf("got %d calls for %d names, want %d", api.getCalls, len(names), want)
 			}
 		})
 	}
@@ -226,14 +287,14 @@ func TestPublish(t *testing.T) {
 			}
 			in := api.puts[0]
 			if in.Type != types.ParameterTypeSecureString || !aws.ToBool(in.Overwrite) || in.Tier != tt.wantTier {
-				t.Fatalf("put %+v", in)
+				t.Fatalf("put type %s, overwrite %v, tier %s; want %s, true, %s", in.Type, aws.ToBool(in.Overwrite), in.Tier, types.ParameterTypeSecureString, tt.wantTier)
 			}
 			if len(in.Tags) != 0 || aws.ToString(in.KeyId) != tt.kms {
-				t.Fatalf("tags %v, key %q", in.Tags, aws.ToString(in.KeyId))
+				t.Fatalf("got tags %v, key %q; want no tags, key %q", in.Tags, aws.ToString(in.KeyId), tt.kms)
 			}
 			got, err := tokens.Parse([]byte(aws.ToString(in.Value)))
 			if err != nil || got.AccessToken != strings.Repeat("a", tt.size) || !got.ExpiresAt.Equal(t0.Add(time.Hour)) {
-				t.Fatalf("published %+v, %v", got, err)
+				t.Fatalf("published %+v (error %v), want a %d-byte access token expiring at %s", got, err, tt.size, t0.Add(time.Hour))
 			}
 		})
 	}
@@ -254,7 +315,7 @@ func TestPublishPastTheStandardLimit(t *testing.T) {
 	}
 	if api.tiers["/p/a"] != types.ParameterTierStandard || api.tiers["/p/b"] != types.ParameterTierStandard ||
 		api.tiers["/p/c"] != types.ParameterTierAdvanced {
-		t.Fatalf("tiers %v", api.tiers)
+		t.Fatalf("got tiers %v, want a and b %s, c %s", api.tiers, types.ParameterTierStandard, types.ParameterTierAdvanced)
 	}
 }
 
@@ -396,7 +457,7 @@ func TestPublishOverlappingWriters(t *testing.T) {
 			t.Fatal(err)
 		}
 		if api.historyCalls != 0 || len(api.puts) != 2 {
-			t.Fatalf("%d history reads, %d writes", api.historyCalls, len(api.puts))
+			t.Fatalf("got %d history reads and %d writes, want 0 and 2", api.historyCalls, len(api.puts))
 		}
 	})
 }
@@ -409,7 +470,7 @@ func TestDescription(t *testing.T) {
 	due := tok.ExpiresAt.Add(-15 * time.Minute)
 	desc := describe(tok, func(tokens.Token) time.Time { return due })
 	if strings.Contains(desc, "sekrit") || len(desc) > 1024 {
-		t.Fatalf("description %q", desc)
+		t.Fatalf("description %q: want at most 1024 bytes and no part of the token", desc)
 	}
 	info, ok := parseInfo(desc)
 	want := Info{Provider: "ecard", IssuedAt: tok.IssuedAt, ExpiresAt: tok.ExpiresAt, RefreshAt: due,
@@ -419,7 +480,7 @@ func TestDescription(t *testing.T) {
 	}
 	for _, other := range []string{"", "OAuth access token for ecard, published by token-refresher", "token-refresher: provider=x"} {
 		if _, ok := parseInfo(other); ok {
-			t.Errorf("parseInfo(%q) accepted it", other)
+			t.Errorf("parseInfo(%q): got ok, want not ok", other)
 		}
 	}
 }

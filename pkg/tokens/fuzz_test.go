@@ -30,7 +30,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		if tok.AccessToken == "" || tok.ExpiresAt.IsZero() || tok.TokenType == "" {
-			t.Fatalf("accepted %v", tok)
+			t.Fatalf("accepted %v: want an access token, a type and an expiry, or an error", tok)
 		}
 	})
 }

@@ -67,6 +67,6 @@ func TestParseIgnoresUnknownFields(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.AccessToken != "tok-A" || !got.ExpiresAt.Equal(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)) {
-		t.Errorf("Parse = %v", got)
+		t.Errorf("Parse = %v, want access token %q expiring at 2026-11-23T10:00:00Z", got, "tok-A")
 	}
 }

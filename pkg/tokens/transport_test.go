@@ -362,7 +362,7 @@ func TestNewClient(t *testing.T) {
 		base := &http.Client{Transport: p, Timeout: 7 * time.Second, Jar: jar}
 		c := tokens.NewClient(context.WithValue(context.Background(), oauth2.HTTPClient, base), src)
 		if c.Timeout != base.Timeout || c.Jar != jar {
-			t.Errorf("client %+v does not keep the base client's settings", c)
+			t.Errorf("got timeout %v, jar %v; want the base client's %v, %v", c.Timeout, c.Jar, base.Timeout, jar)
 		}
 		res, err := c.Get("https://partner.example/v1/things")
 		if err != nil {
@@ -371,7 +371,7 @@ func TestNewClient(t *testing.T) {
 		_ = res.Body.Close()
 		// Through the base transport, with the 401 recovery of a Transport.
 		if got := p.seen(); res.StatusCode != http.StatusOK || len(got) != 2 || got[0] != "Bearer tok-A" || got[1] != "Bearer tok-B" {
-			t.Errorf("status %d, partner saw %q", res.StatusCode, got)
+			t.Errorf("got status %d, partner saw %q; want 200, [\"Bearer tok-A\" \"Bearer tok-B\"]", res.StatusCode, got)
 		}
 	})
 	t.Run("default transport", func(t *testing.T) {
@@ -379,7 +379,7 @@ func TestNewClient(t *testing.T) {
 		c := tokens.NewClient(context.Background(), src)
 		tr, ok := c.Transport.(*tokens.Transport)
 		if !ok || tr.Source != src || tr.Base != nil || c.Timeout != 0 {
-			t.Errorf("client %+v, transport %+v", c, c.Transport)
+			t.Errorf("got transport %+v, timeout %v; want a *tokens.Transport of src on the default base, no timeout", c.Transport, c.Timeout)
 		}
 	})
 }

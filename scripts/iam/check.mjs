@@ -26,7 +26,11 @@ const param = name => arn('ssm', `parameter${name}`)
 const customerKey = arn('kms', 'key/11111111-2222-3333-4444-555555555555')
 const otherKey = arn('kms', 'key/99999999-8888-7777-6666-555555555555')
 const ssmKey = arn('kms', 'key/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee') // what alias/aws/ssm names
+const secretsKey = arn('kms', 'key/bbbbbbbb-cccc-dddd-eeee-ffffffffffff') // SecretsKmsKeyArn
+const queuesKey = arn('kms', 'key/cccccccc-dddd-eeee-ffff-000000000000') // QueuesKmsKeyArn
+const viaSQS = { 'kms:ViaService': `sqs.${region}.amazonaws.com` }
 const viaSSM = { 'kms:ViaService': `ssm.${region}.amazonaws.com` }
+const viaSecretsManager = { 'kms:ViaService': `secretsmanager.${region}.amazonaws.com` }
 
 // The default key policy, which lets the account's IAM policies decide: KMS requires a
 // key policy as well as an identity policy, and this is the one both keys have here.
@@ -37,7 +41,10 @@ const keyPolicy = {
 
 const configurations = [
   { name: 'Mode single, AWS managed key', parameters: { Mode: 'single', KmsKeyArn: '' }, key: ssmKey, aliases: ['alias/aws/ssm'] },
-  { name: 'Mode fanout, own key', parameters: { Mode: 'fanout', KmsKeyArn: customerKey }, key: customerKey, aliases: ['alias/tokens'] },
+  { name: 'Mode fanout, own keys, tracing Active, in a VPC', parameters: {
+      Mode: 'fanout', KmsKeyArn: customerKey, SecretsKmsKeyArn: secretsKey, QueuesKmsKeyArn: queuesKey, Tracing: 'Active',
+      VpcSubnetIds: 'subnet-0123456789abcdef0,subnet-0fedcba9876543210', VpcSecurityGroupIds: 'sg-0123456789abcdef0',
+    }, key: customerKey, aliases: ['alias/tokens'] },
 ]
 
 let failures = 0
@@ -95,9 +102,21 @@ for (const conf of configurations) {
   const kms = (action, key = conf.key, aliases = conf.aliases) => [action, key, { ...viaSSM, 'kms:ResourceAliases': aliases }]
   const directKms = action => [action, conf.key, { 'kms:ResourceAliases': conf.aliases }]
   const fanout = conf.parameters.Mode === 'fanout'
+  const ownSecretsKey = Boolean(conf.parameters.SecretsKmsKeyArn)
+  // Decrypting a secret under SecretsKmsKeyArn: only through Secrets Manager, only when given.
+  const secretsKms = [
+    [ownSecretsKey ? 'allow' : 'deny', 'kms:Decrypt', secretsKey, viaSecretsManager],
+    ['deny', 'kms:Decrypt', secretsKey],
+    ['deny', 'kms:Decrypt', secretsKey, viaSSM],
+    ['deny', 'kms:Encrypt', secretsKey, viaSecretsManager],
+    ['deny', 'kms:Decrypt', otherKey, viaSecretsManager],
+  ]
   const jobs = arn('sqs', `${stackName}-jobs.fifo`)
   const deadJobs = arn('sqs', `${stackName}-jobs-dlq.fifo`)
   const logGroup = `/aws/lambda/${stackName}-refresher`
+  const bucket = `arn:aws:s3:::${stackName}-RegistryBucket-TEST`
+  const registry = `${bucket}/providers.yaml`
+  const listing = { 's3:prefix': 'providers.yaml' }
   const failedQueue = resources.RefresherFunction?.Properties?.EventInvokeConfig?.DestinationConfig?.OnFailure?.Destination
     ?? arn('sqs', `${stackName}-FailedInvocationsQueue-TEST`)
 
@@ -164,6 +183,60 @@ for (const conf of configurations) {
       ['deny', 'kms:CreateGrant', conf.key, viaSSM],
       ['deny', 'cloudwatch:PutMetricData', '*'],
       ['deny', 'lambda:InvokeFunction', arn('lambda', 'function:other')],
+      ...secretsKms,
+      // In a VPC: the function's network interfaces, nothing else of EC2.
+      ...['CreateNetworkInterface', 'DescribeNetworkInterfaces', 'DeleteNetworkInterface', 'AssignPrivateIpAddresses', 'UnassignPrivateIpAddresses']
+        .map(a => [conf.parameters.VpcSubnetIds ? 'allow' : 'deny', `ec2:${a}`, '*']),
+      ['deny', 'ec2:RunInstances', '*'],
+      ['deny', 'ec2:AuthorizeSecurityGroupEgress', '*'],
+      // Queues under QueuesKmsKeyArn: through SQS only.
+      [conf.parameters.QueuesKmsKeyArn ? 'allow' : 'deny', 'kms:GenerateDataKey', queuesKey, viaSQS],
+      [conf.parameters.QueuesKmsKeyArn ? 'allow' : 'deny', 'kms:Decrypt', queuesKey, viaSQS],
+      ['deny', 'kms:Decrypt', queuesKey],
+      ['deny', 'kms:Decrypt', queuesKey, viaSSM],
+      // Tracing Active: send segments; never read traces.
+      [conf.parameters.Tracing === 'Active' ? 'allow' : 'deny', 'xray:PutTraceSegments', '*'],
+      [conf.parameters.Tracing === 'Active' ? 'allow' : 'deny', 'xray:PutTelemetryRecords', '*'],
+      ['deny', 'xray:GetTraceSummaries', '*'],
+      ['deny', 'xray:BatchGetTraces', '*'],
+    ],
+    // The function's registry read: providers.yaml, and telling a missing one from no access.
+    RefresherRegistryReadPolicy: [
+      ['allow', 's3:GetObject', registry],
+      ['allow', 's3:ListBucket', bucket, listing],
+      ['deny', 's3:ListBucket', bucket],
+      ['deny', 's3:ListBucket', bucket, { 's3:prefix': 'other' }],
+      ['deny', 's3:GetObject', `${bucket}/other.yaml`],
+      ['deny', 's3:GetObjectVersion', registry],
+      ['deny', 's3:PutObject', registry],
+      ['deny', 's3:DeleteObject', registry],
+    ],
+    // The people who manage providers: the registry and its history; no secret, no token.
+    ProviderManagersPolicy: [
+      ['allow', 's3:GetObject', registry],
+      ['allow', 's3:PutObject', registry],
+      ['allow', 's3:GetObjectVersion', registry],
+      ['allow', 's3:ListBucket', bucket, listing],
+      ['allow', 's3:ListBucketVersions', bucket, listing],
+      ['deny', 's3:PutObject', `${bucket}/other.yaml`],
+      ['deny', 's3:DeleteObject', registry],
+      ['deny', 's3:DeleteObjectVersion', registry],
+      ['deny', 's3:PutBucketPolicy', bucket],
+      ['deny', 'secretsmanager:GetSecretValue', secret('ecard')],
+      ...tokenReads(`${tokens}/ecard`).map(c => ['deny', ...c]),
+    ],
+    // tokenctl check -probe: the providers' secrets, nothing else.
+    ProviderProbePolicy: [
+      ['allow', 'secretsmanager:GetSecretValue', secret('ecard')],
+      ['allow', 'secretsmanager:BatchGetSecretValue', '*'],
+      ...secretsKms,
+      ['deny', 'secretsmanager:GetSecretValue', secret('').replace(parameters.SecretNamePrefix, 'other-app/db')],
+      ['deny', 'secretsmanager:PutSecretValue', secret('ecard')],
+      ['deny', 'secretsmanager:ListSecrets', '*'],
+      ...tokenReads(`${tokens}/ecard`).map(c => ['deny', ...c]),
+      ['deny', 'ssm:PutParameter', param(`${tokens}/ecard`)],
+      ['deny', 'ssm:GetParameter', param(`${state}/health/ecard`)],
+      ['deny', ...kms('kms:Decrypt')],
     ],
     // Consumers: every token, decrypted only through SSM; no state record, no secret.
     TokenReadersPolicy: [
@@ -193,6 +266,7 @@ for (const conf of configurations) {
       ['deny', ...kms('kms:Decrypt')],
       ['deny', 'secretsmanager:GetSecretValue', secret('ecard')],
       ['deny', 'secretsmanager:BatchGetSecretValue', '*'],
+      ['deny', 'kms:Decrypt', secretsKey, viaSecretsManager],
     ],
   }
   for (const [logical, policies] of Object.entries(held)) {

@@ -37,6 +37,10 @@ export function render(template, { account, region, partition = 'aws', stackName
   for (const [name, p] of Object.entries(template.Parameters ?? {})) {
     params[name] = name in parameters ? parameters[name] : p.Default
     if (params[name] === undefined) throw new Error(`parameter ${name} has no default: give it a value`)
+    // A list parameter is a list once resolved, as CloudFormation gives it ("" is [""]).
+    if ((p.Type === 'CommaDelimitedList' || p.Type?.startsWith('List<')) && !Array.isArray(params[name])) {
+      params[name] = String(params[name]).split(',').map(x => x.trim())
+    }
   }
   const pseudo = {
     'AWS::AccountId': account, 'AWS::Region': region, 'AWS::Partition': partition, 'AWS::StackName': stackName,
@@ -80,6 +84,7 @@ export function render(template, { account, region, partition = 'aws', stackName
       'AWS::Serverless::Function': `arn:${partition}:lambda:${region}:${account}:function:${id}`,
       'AWS::Lambda::Function': `arn:${partition}:lambda:${region}:${account}:function:${id}`,
       'AWS::SNS::Topic': `arn:${partition}:sns:${region}:${account}:${id}`,
+      'AWS::S3::Bucket': `arn:${partition}:s3:::${id}`,
     }
     if (attr === 'Arn' && arns[r.Type]) return arns[r.Type]
     if (attr === 'QueueName') return id

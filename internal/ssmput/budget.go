@@ -1,0 +1,52 @@
+package ssmput
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"golang.org/x/time/rate"
+)
+
+// ErrWriteBudget means a write could not be made within its context's deadline at
+// the write budget's pace: the work was stopped, not refused by SSM.
+var ErrWriteBudget = errors.New("write budget")
+
+// Budget paces the PutParameter calls of API to a rate: the share of the
+// deployment's write budget (PUT_PARAMETER_RATE) that one invocation environment may
+// spend. SSM's PutParameter quota is per account and Region and shared with every
+// other writer there (about 3 a second with standard throughput, 10 with higher
+// throughput), and a throttled write costs its neighbours' writes too, so the
+// writes are spaced out before they are sent instead of retried after SSM refuses
+// them. A Budget is a token bucket (golang.org/x/time/rate) of burst 1: at most
+// one call per interval, whatever the concurrency of its callers.
+type Budget struct {
+	// API makes the calls.
+	API PutAPI
+	// Limiter is the pace. Nil means no budget.
+	Limiter *rate.Limiter
+}
+
+// NewLimiter returns the limiter of a budget of perSecond writes a second shared by
+// shares invocations at once: each paces itself to perSecond / shares, so that the
+// total holds however many of them run (fewer spend less of it). perSecond <= 0
+// means no budget: nil.
+func NewLimiter(perSecond float64, shares int) *rate.Limiter {
+	if perSecond <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(perSecond/float64(max(shares, 1))), 1)
+}
+
+// PutParameter waits for the budget, then writes. When ctx's deadline comes before
+// the budget allows the write, it returns at once an error wrapping ErrWriteBudget,
+// so that the caller reports the provider unreached for that reason.
+func (b Budget) PutParameter(ctx context.Context, in *ssm.PutParameterInput, optFns ...func(*ssm.Options)) (*ssm.PutParameterOutput, error) {
+	if b.Limiter != nil {
+		if err := b.Limiter.Wait(ctx); err != nil {
+			return nil, fmt.Errorf("%w of %.3g writes a second: not reached before the deadline (%w)", ErrWriteBudget, float64(b.Limiter.Limit()), err)
+		}
+	}
+	return b.API.PutParameter(ctx, in, optFns...)
+}

@@ -1,0 +1,95 @@
+package ssmput
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+)
+
+type countingPut struct{ calls atomic.Int64 }
+
+func (c *countingPut) PutParameter(context.Context, *ssm.PutParameterInput, ...func(*ssm.Options)) (*ssm.PutParameterOutput, error) {
+	c.calls.Add(1)
+	return &ssm.PutParameterOutput{}, nil
+}
+
+// TestBudgetSharesHold: workers that each pace themselves to their share of the
+// budget, with many concurrent callers each, together never write faster than the
+// budget: n writes take at least (n - workers) / rate, the first write of each
+// worker being free. A delayed goroutine can only make the run slower, so the
+// bound holds on a loaded machine too.
+func TestBudgetSharesHold(t *testing.T) {
+	tests := []struct {
+		name             string
+		perSecond        float64
+		workers, callers int
+		writesPerCaller  int
+	}{
+		{"one invocation", 400, 1, 8, 10},
+		{"four workers", 400, 4, 8, 5},
+		{"fewer workers than shares", 400, 2, 8, 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			api := &countingPut{}
+			shares := 4
+			if tt.workers == 1 {
+				shares = 1
+			}
+			start := time.Now()
+			var wg sync.WaitGroup
+			for range tt.workers {
+				b := Budget{API: api, Limiter: NewLimiter(tt.perSecond, shares)}
+				for range tt.callers {
+					wg.Go(func() {
+						for range tt.writesPerCaller {
+							if _, err := b.PutParameter(context.Background(), &ssm.PutParameterInput{Name: aws.String("/p")}); err != nil {
+								t.Error(err)
+							}
+						}
+					})
+				}
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			n := api.calls.Load()
+			if want := int64(tt.workers * tt.callers * tt.writesPerCaller); n != want {
+				t.Fatalf("got %d writes, want %d", n, want)
+			}
+			// Each worker writes at perSecond/shares: its k writes take (k-1) intervals.
+			perWorker := n / int64(tt.workers)
+			least := time.Duration(float64(perWorker-1) / (tt.perSecond / float64(shares)) * float64(time.Second))
+			if elapsed < least {
+				t.Errorf("got %d writes in %v, want at least %v at %.0f a second shared %d ways", n, elapsed, least, tt.perSecond, shares)
+			}
+		})
+	}
+}
+
+// TestBudgetDeadline: a write the budget cannot allow before the deadline is not
+// waited for: it fails at once with ErrWriteBudget, and nothing is sent.
+func TestBudgetDeadline(t *testing.T) {
+	api := &countingPut{}
+	b := Budget{API: api, Limiter: NewLimiter(0.1, 1)} // one write every 10 s
+	if _, err := b.PutParameter(context.Background(), &ssm.PutParameterInput{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err := b.PutParameter(ctx, &ssm.PutParameterInput{})
+	if !errors.Is(err, ErrWriteBudget) {
+		t.Fatalf("got %v, want ErrWriteBudget", err)
+	}
+	if n := api.calls.Load(); n != 1 {
+		t.Fatalf("got %d writes, want 1", n)
+	}
+	if NewLimiter(0, 3) != nil {
+		t.Fatal("got a limiter for a budget of 0, want none")
+	}
+}
