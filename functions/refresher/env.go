@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -90,9 +91,9 @@ func schedulePeriod(expr string) (time.Duration, error) {
 func loadEnv(getenv func(string) string, embedded []byte) (env, error) {
 	e := env{
 		KMSKeyID:           getenv("TOKEN_KMS_KEY_ID"),
-		StatePrefix:        "/" + strings.Trim(or(getenv("STATE_PARAMETER_PREFIX"), state.DefaultPrefix), "/"),
+		StatePrefix:        "/" + strings.Trim(cmp.Or(getenv("STATE_PARAMETER_PREFIX"), state.DefaultPrefix), "/"),
 		MaxConcurrency:     refresher.DefaultMaxConcurrency,
-		MetricsNamespace:   or(getenv("METRICS_NAMESPACE"), defaultNamespace),
+		MetricsNamespace:   cmp.Or(getenv("METRICS_NAMESPACE"), defaultNamespace),
 		PerProviderMetrics: true,
 	}
 	if v := getenv("MAX_CONCURRENCY"); v != "" {
@@ -144,7 +145,7 @@ func loadEnv(getenv func(string) string, embedded []byte) (env, error) {
 	e.Options = opts
 	var err error
 	if bucket := getenv("REGISTRY_BUCKET"); bucket != "" && getenv("PROVIDERS_FILE") == "" {
-		return registryInS3(e, bucket, or(getenv("REGISTRY_KEY"), catalog.DefaultKey))
+		return registryInS3(e, bucket, cmp.Or(getenv("REGISTRY_KEY"), catalog.DefaultKey))
 	}
 	if path := getenv("PROVIDERS_FILE"); path != "" {
 		e.Providers, err = registry.LoadFile(path, opts)
@@ -183,7 +184,7 @@ func registryInS3(e env, bucket, key string) (env, error) {
 	if !errors.Is(err, registry.ErrNoProviders) {
 		return env{}, fmt.Errorf("TOKEN_PARAMETER_PREFIX=%q: %w", e.Options.ParameterPrefix, err)
 	}
-	tokens := "/" + strings.Trim(or(e.Options.ParameterPrefix, registry.DefaultParameterPrefix), "/")
+	tokens := "/" + strings.Trim(cmp.Or(e.Options.ParameterPrefix, registry.DefaultParameterPrefix), "/")
 	if e.StatePrefix == "/" || within(e.StatePrefix, tokens) || within(tokens, e.StatePrefix) {
 		return env{}, fmt.Errorf("STATE_PARAMETER_PREFIX=%q: must be a path of its own, neither under nor above TOKEN_PARAMETER_PREFIX %s, so that readers of the tokens never meet the records and no record overwrites a token", e.StatePrefix, tokens)
 	}
@@ -230,11 +231,4 @@ func checkNameLengths(e env, region string) error {
 // within reports whether path is parent or a path under it.
 func within(path, parent string) bool {
 	return strings.HasPrefix(path+"/", strings.TrimSuffix(parent, "/")+"/")
-}
-
-func or(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }

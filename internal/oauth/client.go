@@ -22,6 +22,7 @@ package oauth
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -42,14 +43,14 @@ import (
 	"github.com/token-refresher/token-refresher/pkg/tokens"
 )
 
-// MaxResponseBytes caps how much of a token endpoint's answer is read.
-const MaxResponseBytes = 1 << 20
+// maxResponseBytes caps how much of a token endpoint's answer is read.
+const maxResponseBytes = 1 << 20
 
 // Defaults for a Client's zero fields.
 const (
-	DefaultRequestTimeout = 10 * time.Second
-	DefaultMaxAttempts    = 4
-	DefaultMaxRetryAfter  = 30 * time.Second
+	defaultRequestTimeout = 10 * time.Second
+	defaultMaxAttempts    = 4
+	defaultMaxRetryAfter  = 30 * time.Second
 )
 
 // Credentials are a client's identity at a token endpoint.
@@ -61,11 +62,11 @@ type Credentials struct {
 // Client requests tokens. Its zero value is ready to use.
 type Client struct {
 	// HTTPClient sends the requests. When nil, a client that never follows redirects
-	// and reads at most MaxHeaderBytes of an answer's headers is used. A client given
+	// and reads at most maxHeaderBytes of an answer's headers is used. A client given
 	// here has its CheckRedirect replaced for the same reason: a redirected token
 	// request could carry the client secret elsewhere.
 	HTTPClient *http.Client
-	// RequestTimeout bounds each attempt; DefaultRequestTimeout when zero.
+	// RequestTimeout bounds each attempt; defaultRequestTimeout when zero.
 	RequestTimeout time.Duration
 	// MaxAttempts bounds the attempts for one token, the first included.
 	MaxAttempts int
@@ -79,10 +80,10 @@ type Client struct {
 	UserAgent string
 }
 
-// MaxHeaderBytes bounds the status line and headers of an answer the default HTTP
+// maxHeaderBytes bounds the status line and headers of an answer the default HTTP
 // client reads: net/http's own default is 10 MB, and its errors quote a malformed
 // status line whole.
-const MaxHeaderBytes = 64 << 10
+const maxHeaderBytes = 64 << 10
 
 // jwtTolerance is how much earlier than expires_in says a JWT's exp may be before it
 // is taken instead: exp has whole seconds and the provider's clock its own skew.
@@ -95,7 +96,7 @@ const maxScopeLen = 1024
 // read-only once made, and shared so that connections are reused.
 var defaultTransport = func() http.RoundTripper {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxResponseHeaderBytes = MaxHeaderBytes
+	t.MaxResponseHeaderBytes = maxHeaderBytes
 	return t
 }()
 
@@ -110,7 +111,7 @@ var defaultTransport = func() http.RoundTripper {
 // The returned token has no Provider or SecretVersion: those are the publisher's.
 // Every error passes through one step that removes the client secret in every form
 // the client sends or that can be derived from it, and then bounds the text to
-// MaxErrorLen; errors.Is and errors.As still find this package's sentinels, the
+// maxErrorLen; errors.Is and errors.As still find this package's sentinels, the
 // context's errors and *Error.
 func (c *Client) Token(ctx context.Context, e Endpoint, cred Credentials) (*tokens.Token, error) {
 	tok, err := c.token(ctx, e, cred)
@@ -125,7 +126,7 @@ func (c *Client) Token(ctx context.Context, e Endpoint, cred Credentials) (*toke
 
 func (c *Client) token(ctx context.Context, e Endpoint, cred Credentials) (*tokens.Token, error) {
 	if err := CheckTokenURL(e.TokenURL); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInsecureURL, err)
+		return nil, fmt.Errorf("%w: %v", errInsecureURL, err)
 	}
 	if cred.ClientID == "" || cred.ClientSecret == "" {
 		return nil, errors.New("client_id or client_secret is empty")
@@ -148,11 +149,11 @@ func (c *Client) token(ctx context.Context, e Endpoint, cred Credentials) (*toke
 		return tok, err
 	}
 	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = orDefault(c.InitialBackoff, 500*time.Millisecond)
+	bo.InitialInterval = cmp.Or(c.InitialBackoff, 500*time.Millisecond)
 	bo.MaxInterval = 10 * time.Second
 	opts := []backoff.RetryOption{
 		backoff.WithBackOff(bo),
-		backoff.WithMaxTries(uint(max(1, orDefault(c.MaxAttempts, DefaultMaxAttempts)))),
+		backoff.WithMaxTries(uint(max(1, cmp.Or(c.MaxAttempts, defaultMaxAttempts)))),
 		backoff.WithMaxElapsedTime(0),
 	}
 	if deadline, ok := ctx.Deadline(); ok {
@@ -171,7 +172,7 @@ func (c *Client) token(ctx context.Context, e Endpoint, cred Credentials) (*toke
 // attempt sends one request. Errors worth retrying are returned as they are; final
 // ones wrapped in backoff.Permanent.
 func (c *Client) attempt(ctx context.Context, e Endpoint, cred Credentials, body []byte, contentType string) (*tokens.Token, error) {
-	timeout := orDefault(c.RequestTimeout, DefaultRequestTimeout)
+	timeout := cmp.Or(c.RequestTimeout, defaultRequestTimeout)
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
@@ -189,14 +190,14 @@ func (c *Client) attempt(ctx context.Context, e Endpoint, cred Credentials, body
 			// The caller's time ran out with this request in flight: that the endpoint
 			// had not answered yet is the real reason, not the context's error.
 			return nil, backoff.Permanent(fmt.Errorf("%w: no answer %s after the request was sent; %w",
-				ErrUnreachable, time.Since(started).Round(time.Millisecond), timeUp{ctx.Err()}))
+				errUnreachable, time.Since(started).Round(time.Millisecond), timeUp{ctx.Err()}))
 		case actx.Err() != nil:
-			return nil, fmt.Errorf("%w: no answer within %s", ErrUnreachable, timeout)
+			return nil, fmt.Errorf("%w: no answer within %s", errUnreachable, timeout)
 		case isTLSFailure(err):
 			// A certificate that does not verify will not verify on the next attempt.
-			return nil, backoff.Permanent(fmt.Errorf("%w: TLS: %v", ErrUnreachable, err))
+			return nil, backoff.Permanent(fmt.Errorf("%w: TLS: %v", errUnreachable, err))
 		}
-		return nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
+		return nil, fmt.Errorf("%w: %v", errUnreachable, err)
 	}
 	defer resp.Body.Close()
 	return c.readResponse(resp, e, sent)
@@ -247,25 +248,25 @@ func (c *Client) newRequest(ctx context.Context, e Endpoint, cred Credentials, b
 	return req, nil
 }
 
-// readResponse reads at most MaxResponseBytes of the answer and turns it into a
+// readResponse reads at most maxResponseBytes of the answer and turns it into a
 // token whose lifetime counts from sent, or into the error the endpoint stated.
 func (c *Client) readResponse(resp *http.Response, e Endpoint, sent time.Time) (*tokens.Token, error) {
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("%w: read token response: %v", ErrUnreachable, scrubURLError(err))
+		return nil, fmt.Errorf("%w: read token response: %v", errUnreachable, scrubURLError(err))
 	}
-	if len(data) > MaxResponseBytes {
-		return nil, backoff.Permanent(fmt.Errorf("%w: response body exceeds %d bytes", ErrBadResponse, MaxResponseBytes))
+	if len(data) > maxResponseBytes {
+		return nil, backoff.Permanent(fmt.Errorf("%w: response body exceeds %d bytes", errBadResponse, maxResponseBytes))
 	}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		return nil, backoff.Permanent(&Error{StatusCode: resp.StatusCode,
 			Description: "redirect to " + redirectHost(resp) + " not followed"})
 	}
 
-	r, err := ParseResponse(resp.StatusCode, data, e.Response)
+	r, err := parseResponse(resp.StatusCode, data, e.Response)
 	if err != nil {
 		var oe *Error
-		if errors.As(err, &oe) && oe.Temporary() {
+		if errors.As(err, &oe) && oe.temporary() {
 			oe.RetryAfter = resp.Header.Get("Retry-After")
 			if wait, ok := c.retryAfter(oe.RetryAfter, sent); ok {
 				return nil, fmt.Errorf("%w (%w)", oe, &backoff.RetryAfterError{Duration: wait})
@@ -291,7 +292,7 @@ func (c *Client) readResponse(resp *http.Response, e Endpoint, sent time.Time) (
 	case e.DefaultLifetime > 0:
 		tok.ExpiresAt = sent.Add(e.DefaultLifetime).UTC()
 	default:
-		return nil, backoff.Permanent(fmt.Errorf("%w: no expires_in, the token is no JWT with exp, and no default_lifetime is configured", ErrNoExpiry))
+		return nil, backoff.Permanent(fmt.Errorf("%w: no expires_in, the token is no JWT with exp, and no default_lifetime is configured", errNoExpiry))
 	}
 	if !tok.ExpiresAt.After(c.now()) {
 		return nil, backoff.Permanent(fmt.Errorf("%w: it expired at %s", ErrInvalidToken, tok.ExpiresAt.Format(time.RFC3339)))
@@ -329,7 +330,7 @@ func (c *Client) retryAfter(v string, now time.Time) (time.Duration, bool) {
 	} else {
 		return 0, false
 	}
-	return min(d, orDefault(c.MaxRetryAfter, DefaultMaxRetryAfter)), true
+	return min(d, cmp.Or(c.MaxRetryAfter, defaultMaxRetryAfter)), true
 }
 
 // requestBody encodes the grant request in the endpoint's format.
@@ -394,12 +395,4 @@ func redirectHost(resp *http.Response) string {
 		return "an unknown location"
 	}
 	return loc.Host
-}
-
-func orDefault[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }

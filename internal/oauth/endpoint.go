@@ -118,10 +118,10 @@ func ReservedHeader(name string) (why string, reserved bool) {
 	return why, reserved
 }
 
-// IsLoopback reports whether host cannot leave the machine (localhost, 127.0.0.0/8,
+// isLoopback reports whether host cannot leave the machine (localhost, 127.0.0.0/8,
 // ::1): the only hosts a token request may reach over plain HTTP, for local tests
 // and fakes.
-func IsLoopback(host string) bool {
+func isLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
@@ -133,7 +133,7 @@ func IsLoopback(host string) bool {
 // scheme other than https (http only to a loopback host), user info, a fragment.
 // It returns nil for a URL the client uses. Its messages never echo the URL, which
 // may carry credentials in its user info or query; the client reports them
-// wrapped in ErrInsecureURL.
+// wrapped in errInsecureURL.
 func CheckTokenURL(u *url.URL) error {
 	switch {
 	case u == nil:
@@ -148,7 +148,7 @@ func CheckTokenURL(u *url.URL) error {
 		return errors.New("has no host")
 	case u.Scheme == "https":
 		return nil
-	case u.Scheme == "http" && IsLoopback(u.Hostname()):
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
 		return nil
 	case u.Scheme == "http":
 		return fmt.Errorf("http is allowed only for a loopback host (127.0.0.0/8, ::1, localhost), not %q; token requests need https", u.Hostname())

@@ -17,19 +17,19 @@ var (
 	// none, an empty one, one with characters RFC 6750 does not allow, one too large
 	// to publish, or one already expired.
 	ErrInvalidToken = errors.New("no usable access token")
-	// ErrNoExpiry means the answer says nothing of the token's lifetime and the
+	// errNoExpiry means the answer says nothing of the token's lifetime and the
 	// provider has no default_lifetime.
-	ErrNoExpiry = errors.New("token lifetime unknown")
-	// ErrBadResponse means the answer could not be understood at all.
-	ErrBadResponse = errors.New("unreadable token response")
-	// ErrInsecureURL means the token URL would send the client secret in clear text,
+	errNoExpiry = errors.New("token lifetime unknown")
+	// errBadResponse means the answer could not be understood at all.
+	errBadResponse = errors.New("unreadable token response")
+	// errInsecureURL means the token URL would send the client secret in clear text,
 	// or elsewhere than the configured host.
-	ErrInsecureURL = errors.New("insecure token URL")
+	errInsecureURL = errors.New("insecure token URL")
 	// ErrInvalidPointer means a response field's location is not an RFC 6901 JSON pointer.
 	ErrInvalidPointer = errors.New("invalid JSON pointer")
-	// ErrUnreachable means no answer came: the connection failed or broke, the TLS
+	// errUnreachable means no answer came: the connection failed or broke, the TLS
 	// handshake failed, the answer was not HTTP, or the endpoint did not answer in time.
-	ErrUnreachable = errors.New("token endpoint unreachable")
+	errUnreachable = errors.New("token endpoint unreachable")
 )
 
 // Bounds on text that comes from outside: enough to diagnose, too little to flood a
@@ -37,8 +37,8 @@ var (
 const (
 	// maxReasonLen bounds a provider's stated reason (an Error's Code or Description).
 	maxReasonLen = 200
-	// MaxErrorLen bounds the text of every error the client returns.
-	MaxErrorLen = 512
+	// maxErrorLen bounds the text of every error the client returns.
+	maxErrorLen = 512
 )
 
 // Error is a token endpoint's refusal: its HTTP status and its stated reason.
@@ -72,8 +72,8 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Temporary reports whether the same request may succeed later: 429 and 5xx.
-func (e *Error) Temporary() bool {
+// temporary reports whether the same request may succeed later: 429 and 5xx.
+func (e *Error) temporary() bool {
 	return e.StatusCode == 429 || e.StatusCode >= 500
 }
 
@@ -118,7 +118,7 @@ type cleanError struct {
 }
 
 // sentinels are the errors a caller may test a returned error against.
-var sentinels = []error{ErrInvalidToken, ErrNoExpiry, ErrBadResponse, ErrInsecureURL, ErrUnreachable, ErrVerification,
+var sentinels = []error{ErrInvalidToken, errNoExpiry, errBadResponse, errInsecureURL, errUnreachable, errVerification,
 	context.Canceled, context.DeadlineExceeded}
 
 // Error returns the redacted, bounded text.
@@ -144,7 +144,7 @@ func sanitize(err error, cred Credentials) error {
 		return nil
 	}
 	r := newRedactor(cred)
-	out := &cleanError{msg: cut.String(clean(r.redact(err.Error())), MaxErrorLen)}
+	out := &cleanError{msg: cut.String(clean(r.redact(err.Error())), maxErrorLen)}
 	for _, s := range sentinels {
 		if errors.Is(err, s) {
 			out.matches = append(out.matches, s)

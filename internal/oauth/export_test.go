@@ -6,3 +6,14 @@ func Redact(cred Credentials, s string) string { return newRedactor(cred).redact
 
 // Sanitize exposes the one step every error of the client passes through.
 func Sanitize(err error, cred Credentials) error { return sanitize(err, cred) }
+
+// The sentinels and limits the external tests check against.
+var (
+	ErrBadResponse     = errBadResponse
+	ErrInsecureURL     = errInsecureURL
+	ErrNoExpiry        = errNoExpiry
+	ErrUnreachable     = errUnreachable
+	ErrVerification    = errVerification
+	DefaultMaxAttempts = defaultMaxAttempts
+	MaxErrorLen        = maxErrorLen
+)

@@ -17,11 +17,11 @@ func FuzzParseResponse(f *testing.F) {
 	f.Add(401, []byte(`{"errors":[{"title":"Unauthorized","detail":"x"}]}`), "")
 	f.Add(200, []byte(`{"r":[{"t":"x"}]}`), "/r/0/t")
 	f.Fuzz(func(t *testing.T, status int, body []byte, pointer string) {
-		r, err := ParseResponse(status, body, ResponseFields{AccessToken: pointer})
+		r, err := parseResponse(status, body, ResponseFields{AccessToken: pointer})
 		if err != nil {
 			var e *Error
-			if !errors.As(err, &e) && !errors.Is(err, ErrInvalidToken) && !errors.Is(err, ErrBadResponse) {
-				t.Fatalf("unclassified error %v: want an *Error, ErrInvalidToken or ErrBadResponse", err)
+			if !errors.As(err, &e) && !errors.Is(err, ErrInvalidToken) && !errors.Is(err, errBadResponse) {
+				t.Fatalf("unclassified error %v: want an *Error, ErrInvalidToken or errBadResponse", err)
 			}
 			if e != nil && (strings.ContainsAny(e.Description+e.Code, "\n\r") || e.Description != clean(e.Description)) {
 				t.Fatalf("got reason %q, want it cleaned (one line, no control characters)", e.Description)

@@ -13,9 +13,9 @@ import (
 	"github.com/token-refresher/token-refresher/internal/cut"
 )
 
-// MaxTokenLen is the largest access token accepted. The published JSON around it
+// maxTokenLen is the largest access token accepted. The published JSON around it
 // (type, times, scope, names) stays well under SSM's 8 KB Advanced-tier limit.
-const MaxTokenLen = 7 * 1024
+const maxTokenLen = 7 * 1024
 
 // maxLifetime bounds expires_in so that adding it to a time cannot overflow;
 // no real token lives for a century.
@@ -24,8 +24,8 @@ const maxLifetime = 100 * 365 * 24 * time.Hour
 // maxUnixTime (9999-12-31T23:59:59Z) bounds a JWT exp claim for the same reason.
 const maxUnixTime = 253402300799
 
-// Response is what a token endpoint's successful answer says.
-type Response struct {
+// response is what a token endpoint's successful answer says.
+type response struct {
 	AccessToken string
 	TokenType   string
 	Scope       string
@@ -33,58 +33,58 @@ type Response struct {
 	ExpiresIn time.Duration
 }
 
-// ParseResponse interprets a token endpoint's answer: the HTTP status and the body.
+// parseResponse interprets a token endpoint's answer: the HTTP status and the body.
 // It recognises refusals in RFC 6749 form ({"error": ...}), in JSON:API form
 // ({"errors": [{...}]}) and as a list of messages ({"status":0,"errors":["Access Denied"]}),
 // whatever the status, and finds the token's fields by the provider's JSON pointers,
 // else flat (RFC 6749 §5.1), else under JSON:API's data.attributes.
 //
 // A refusal is returned as *Error; anything else that is not a usable token wraps
-// ErrInvalidToken or ErrBadResponse.
-func ParseResponse(status int, body []byte, fields ResponseFields) (Response, error) {
+// ErrInvalidToken or errBadResponse.
+func parseResponse(status int, body []byte, fields ResponseFields) (response, error) {
 	var doc any
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if err := dec.Decode(&doc); err != nil || dec.More() {
 		if status < 200 || status > 299 {
-			return Response{}, &Error{StatusCode: status, Description: bodyHint(body)}
+			return response{}, &Error{StatusCode: status, Description: bodyHint(body)}
 		}
-		return Response{}, fmt.Errorf("%w: status %d, body is not JSON (%d bytes)", ErrBadResponse, status, len(body))
+		return response{}, fmt.Errorf("%w: status %d, body is not JSON (%d bytes)", errBadResponse, status, len(body))
 	}
 	obj, _ := doc.(map[string]any)
 	if e := refusal(status, obj); e != nil {
-		return Response{}, e
+		return response{}, e
 	}
 	if status < 200 || status > 299 {
-		return Response{}, &Error{StatusCode: status}
+		return response{}, &Error{StatusCode: status}
 	}
 	if obj == nil {
-		return Response{}, fmt.Errorf("%w: status %d, body is not a JSON object", ErrBadResponse, status)
+		return response{}, fmt.Errorf("%w: status %d, body is not a JSON object", errBadResponse, status)
 	}
 
-	var r Response
+	var r response
 	var err error
 	if r.AccessToken, err = stringField(obj, fields.AccessToken, "access_token"); err != nil {
-		return Response{}, err
+		return response{}, err
 	}
 	if err := checkToken(r.AccessToken); err != nil {
-		return Response{}, err
+		return response{}, err
 	}
 	if r.TokenType, err = stringField(obj, fields.TokenType, "token_type"); err != nil {
-		return Response{}, err
+		return response{}, err
 	}
 	switch {
 	case r.TokenType == "" || strings.EqualFold(r.TokenType, "bearer"):
 		r.TokenType = "Bearer"
 	default:
 		// RFC 6749 §7.1: a client must not use a token whose type it does not understand.
-		return Response{}, fmt.Errorf("%w: token_type %q is not Bearer", ErrInvalidToken, clean(r.TokenType))
+		return response{}, fmt.Errorf("%w: token_type %q is not Bearer", ErrInvalidToken, clean(r.TokenType))
 	}
 	if r.Scope, err = scopeField(obj, fields.Scope); err != nil {
-		return Response{}, err
+		return response{}, err
 	}
 	if r.ExpiresIn, err = expiresIn(obj, fields.ExpiresIn); err != nil {
-		return Response{}, err
+		return response{}, err
 	}
 	return r, nil
 }
@@ -179,14 +179,14 @@ func lookup(obj map[string]any, pointer, name string) (any, bool, error) {
 func stringField(obj map[string]any, pointer, name string) (string, error) {
 	v, ok, err := lookup(obj, pointer, name)
 	if err != nil {
-		return "", fmt.Errorf("%w: %s: %v", ErrBadResponse, name, err)
+		return "", fmt.Errorf("%w: %s: %v", errBadResponse, name, err)
 	}
 	if !ok || v == nil {
 		return "", nil
 	}
 	s, ok := v.(string)
 	if !ok {
-		return "", fmt.Errorf("%w: %s is not a string", ErrBadResponse, name)
+		return "", fmt.Errorf("%w: %s is not a string", errBadResponse, name)
 	}
 	return s, nil
 }
@@ -195,7 +195,7 @@ func stringField(obj map[string]any, pointer, name string) (string, error) {
 func scopeField(obj map[string]any, pointer string) (string, error) {
 	v, ok, err := lookup(obj, pointer, "scope")
 	if err != nil {
-		return "", fmt.Errorf("%w: scope: %v", ErrBadResponse, err)
+		return "", fmt.Errorf("%w: scope: %v", errBadResponse, err)
 	}
 	if !ok || v == nil {
 		return "", nil
@@ -212,14 +212,14 @@ func scopeField(obj map[string]any, pointer string) (string, error) {
 		}
 		return clean(strings.Join(parts, " ")), nil
 	}
-	return "", fmt.Errorf("%w: scope is neither a string nor a list", ErrBadResponse)
+	return "", fmt.Errorf("%w: scope is neither a string nor a list", errBadResponse)
 }
 
 // expiresIn reads expires_in as a JSON number or a numeric string; zero when absent.
 func expiresIn(obj map[string]any, pointer string) (time.Duration, error) {
 	v, ok, err := lookup(obj, pointer, "expires_in")
 	if err != nil {
-		return 0, fmt.Errorf("%w: expires_in: %v", ErrBadResponse, err)
+		return 0, fmt.Errorf("%w: expires_in: %v", errBadResponse, err)
 	}
 	if !ok || v == nil {
 		return 0, nil
@@ -231,17 +231,17 @@ func expiresIn(obj map[string]any, pointer string) (time.Duration, error) {
 	case string:
 		text = strings.TrimSpace(n)
 	default:
-		return 0, fmt.Errorf("%w: expires_in is not a number", ErrBadResponse)
+		return 0, fmt.Errorf("%w: expires_in is not a number", errBadResponse)
 	}
 	secs, err := strconv.ParseFloat(text, 64)
 	if err != nil || math.IsNaN(secs) || math.IsInf(secs, 0) {
-		return 0, fmt.Errorf("%w: expires_in %q is not a number", ErrBadResponse, clean(text))
+		return 0, fmt.Errorf("%w: expires_in %q is not a number", errBadResponse, clean(text))
 	}
 	if secs <= 0 {
 		return 0, fmt.Errorf("%w: expires_in %s: the token is already expired", ErrInvalidToken, clean(text))
 	}
 	if secs > maxLifetime.Seconds() {
-		return 0, fmt.Errorf("%w: expires_in %s is beyond any plausible lifetime", ErrBadResponse, clean(text))
+		return 0, fmt.Errorf("%w: expires_in %s is beyond any plausible lifetime", errBadResponse, clean(text))
 	}
 	return time.Duration(secs * float64(time.Second)), nil
 }
@@ -252,8 +252,8 @@ func checkToken(tok string) error {
 	if tok == "" {
 		return fmt.Errorf("%w: access_token is missing or empty", ErrInvalidToken)
 	}
-	if len(tok) > MaxTokenLen {
-		return fmt.Errorf("%w: access_token is %d bytes, more than %d", ErrInvalidToken, len(tok), MaxTokenLen)
+	if len(tok) > maxTokenLen {
+		return fmt.Errorf("%w: access_token is %d bytes, more than %d", ErrInvalidToken, len(tok), maxTokenLen)
 	}
 	body := strings.TrimRight(tok, "=")
 	if body == "" {

@@ -17,7 +17,7 @@ func TestParseResponse(t *testing.T) {
 		status  int
 		body    string
 		fields  ResponseFields
-		want    Response
+		want    response
 		wantErr error  // errors.Is target, when the error is not an *Error
 		wantAPI *Error // the refusal, when there is one
 	}{
@@ -25,66 +25,66 @@ func TestParseResponse(t *testing.T) {
 			name:   "flat RFC 6749",
 			status: 200,
 			body:   `{"access_token":"abc.def-ghi","token_type":"Bearer","expires_in":3600}`,
-			want:   Response{AccessToken: "abc.def-ghi", TokenType: "Bearer", ExpiresIn: time.Hour},
+			want:   response{AccessToken: "abc.def-ghi", TokenType: "Bearer", ExpiresIn: time.Hour},
 		},
 		{
 			name:   "expires_in as numeric string, lower-case bearer",
 			status: 200,
 			body:   `{"access_token":"t","token_type":"bearer","expires_in":"86400"}`,
-			want:   Response{AccessToken: "t", TokenType: "Bearer", ExpiresIn: 24 * time.Hour},
+			want:   response{AccessToken: "t", TokenType: "Bearer", ExpiresIn: 24 * time.Hour},
 		},
 		{
 			name:   "fractional expires_in",
 			status: 200,
 			body:   `{"access_token":"t","expires_in":1.5}`,
-			want:   Response{AccessToken: "t", TokenType: "Bearer", ExpiresIn: 1500 * time.Millisecond},
+			want:   response{AccessToken: "t", TokenType: "Bearer", ExpiresIn: 1500 * time.Millisecond},
 		},
 		{
 			name:   "JSON:API data.attributes found unaided",
 			status: 200,
 			body: `{"data":{"type":"oauth-token","attributes":{"access_token":"eyJ.x.y","token_type":"Bearer","expires_in":86400,
 				"scope":"read:reports read:transactions"}},"meta":{"request_id":"r"},"jsonapi":{"version":"1.0"}}`,
-			want: Response{AccessToken: "eyJ.x.y", TokenType: "Bearer", Scope: "read:reports read:transactions", ExpiresIn: 24 * time.Hour},
+			want: response{AccessToken: "eyJ.x.y", TokenType: "Bearer", Scope: "read:reports read:transactions", ExpiresIn: 24 * time.Hour},
 		},
 		{
 			name:   "explicit pointers",
 			status: 200,
 			body:   `{"result":{"tok":"p1","life":"60","grants":["a","b"]}}`,
 			fields: ResponseFields{AccessToken: "/result/tok", ExpiresIn: "/result/life", Scope: "/result/grants"},
-			want:   Response{AccessToken: "p1", TokenType: "Bearer", Scope: "a b", ExpiresIn: time.Minute},
+			want:   response{AccessToken: "p1", TokenType: "Bearer", Scope: "a b", ExpiresIn: time.Minute},
 		},
 		{
 			name:   "pointer with escapes and array index",
 			status: 200,
 			body:   `{"a/b":[{"t~":"p2"}],"expires_in":5}`,
 			fields: ResponseFields{AccessToken: "/a~1b/0/t~0"},
-			want:   Response{AccessToken: "p2", TokenType: "Bearer", ExpiresIn: 5 * time.Second},
+			want:   response{AccessToken: "p2", TokenType: "Bearer", ExpiresIn: 5 * time.Second},
 		},
 		{
 			name:   "no expires_in is not an error here",
 			status: 200,
 			body:   `{"access_token":"t"}`,
-			want:   Response{AccessToken: "t", TokenType: "Bearer"},
+			want:   response{AccessToken: "t", TokenType: "Bearer"},
 		},
 		{name: "missing token", status: 200, body: `{"token_type":"Bearer","expires_in":3600}`, wantErr: ErrInvalidToken},
 		{name: "empty token", status: 200, body: `{"access_token":"","expires_in":3600}`, wantErr: ErrInvalidToken},
 		{name: "null token", status: 200, body: `{"access_token":null,"expires_in":3600}`, wantErr: ErrInvalidToken},
-		{name: "token not a string", status: 200, body: `{"access_token":42}`, wantErr: ErrBadResponse},
+		{name: "token not a string", status: 200, body: `{"access_token":42}`, wantErr: errBadResponse},
 		{name: "token with space", status: 200, body: `{"access_token":"a b","expires_in":1}`, wantErr: ErrInvalidToken},
 		{name: "token with quote", status: 200, body: `{"access_token":"a\"b","expires_in":1}`, wantErr: ErrInvalidToken},
 		{name: "token only padding", status: 200, body: `{"access_token":"==","expires_in":1}`, wantErr: ErrInvalidToken},
-		{name: "token too large", status: 200, body: `{"access_token":"` + strings.Repeat("a", MaxTokenLen+1) + `"}`, wantErr: ErrInvalidToken},
+		{name: "token too large", status: 200, body: `{"access_token":"` + strings.Repeat("a", maxTokenLen+1) + `"}`, wantErr: ErrInvalidToken},
 		{name: "expires_in zero", status: 200, body: `{"access_token":"t","expires_in":0}`, wantErr: ErrInvalidToken},
 		{name: "expires_in negative", status: 200, body: `{"access_token":"t","expires_in":-5}`, wantErr: ErrInvalidToken},
-		{name: "expires_in words", status: 200, body: `{"access_token":"t","expires_in":"soon"}`, wantErr: ErrBadResponse},
-		{name: "expires_in absurd", status: 200, body: `{"access_token":"t","expires_in":1e30}`, wantErr: ErrBadResponse},
-		{name: "expires_in object", status: 200, body: `{"access_token":"t","expires_in":{}}`, wantErr: ErrBadResponse},
+		{name: "expires_in words", status: 200, body: `{"access_token":"t","expires_in":"soon"}`, wantErr: errBadResponse},
+		{name: "expires_in absurd", status: 200, body: `{"access_token":"t","expires_in":1e30}`, wantErr: errBadResponse},
+		{name: "expires_in object", status: 200, body: `{"access_token":"t","expires_in":{}}`, wantErr: errBadResponse},
 		{name: "MAC token type", status: 200, body: `{"access_token":"t","token_type":"mac","expires_in":1}`, wantErr: ErrInvalidToken},
-		{name: "not JSON", status: 200, body: `<html>hello</html>`, wantErr: ErrBadResponse},
-		{name: "trailing garbage", status: 200, body: `{"access_token":"t"} {}`, wantErr: ErrBadResponse},
-		{name: "JSON array", status: 200, body: `[1,2]`, wantErr: ErrBadResponse},
-		{name: "empty body", status: 200, body: ``, wantErr: ErrBadResponse},
-		{name: "bad pointer", status: 200, body: `{"access_token":"t"}`, fields: ResponseFields{AccessToken: "nope"}, wantErr: ErrBadResponse},
+		{name: "not JSON", status: 200, body: `<html>hello</html>`, wantErr: errBadResponse},
+		{name: "trailing garbage", status: 200, body: `{"access_token":"t"} {}`, wantErr: errBadResponse},
+		{name: "JSON array", status: 200, body: `[1,2]`, wantErr: errBadResponse},
+		{name: "empty body", status: 200, body: ``, wantErr: errBadResponse},
+		{name: "bad pointer", status: 200, body: `{"access_token":"t"}`, fields: ResponseFields{AccessToken: "nope"}, wantErr: errBadResponse},
 		{
 			name: "RFC 6749 error", status: 401,
 			body:    `{"error":"invalid_client","error_description":"Client authentication failed"}`,
@@ -110,7 +110,7 @@ func TestParseResponse(t *testing.T) {
 			body:    `{"access_token":"t","error":"server_error"}`,
 			wantAPI: &Error{StatusCode: 200, Code: "server_error"},
 		},
-		{name: "empty errors list is no error", status: 200, body: `{"access_token":"t","errors":[]}`, want: Response{AccessToken: "t", TokenType: "Bearer"}},
+		{name: "empty errors list is no error", status: 200, body: `{"access_token":"t","errors":[]}`, want: response{AccessToken: "t", TokenType: "Bearer"}},
 		{name: "5xx HTML", status: 503, body: "<html>\nService Unavailable</html>", wantAPI: &Error{StatusCode: 503, Description: "<html>"}},
 		{name: "5xx empty", status: 502, body: "", wantAPI: &Error{StatusCode: 502}},
 		{name: "4xx JSON without reason", status: 403, body: `{}`, wantAPI: &Error{StatusCode: 403}},
@@ -129,7 +129,7 @@ func TestParseResponse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseResponse(tt.status, []byte(tt.body), tt.fields)
+			got, err := parseResponse(tt.status, []byte(tt.body), tt.fields)
 			var apiErr *Error
 			switch {
 			case tt.wantAPI != nil:
@@ -178,7 +178,7 @@ func TestErrorClassification(t *testing.T) {
 		if got := tt.err.CredentialsRejected(); got != tt.rejected {
 			t.Errorf("%v: got CredentialsRejected %v, want %v", &tt.err, got, tt.rejected)
 		}
-		if got := tt.err.Temporary(); got != tt.temporary {
+		if got := tt.err.temporary(); got != tt.temporary {
 			t.Errorf("%v: got Temporary %v, want %v", &tt.err, got, tt.temporary)
 		}
 	}

@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -27,8 +28,8 @@ type Check struct {
 	Expect []int
 }
 
-// ErrVerification means a Check's call did not answer as expected.
-var ErrVerification = errors.New("verification failed")
+// errVerification means a Check's call did not answer as expected.
+var errVerification = errors.New("verification failed")
 
 // Verify calls chk's URL with tok as a partner's client would ("Authorization:
 // <type> <token>") and returns nil when the answer's status is expected. It follows
@@ -42,7 +43,7 @@ func (c *Client) Verify(ctx context.Context, chk Check, tok *tokens.Token) error
 
 func (c *Client) verify(ctx context.Context, chk Check, tok *tokens.Token) error {
 	if err := CheckTokenURL(chk.URL); err != nil {
-		return fmt.Errorf("%w: verify URL: %v", ErrInsecureURL, err)
+		return fmt.Errorf("%w: verify URL: %v", errInsecureURL, err)
 	}
 	method := chk.Method
 	if method == "" {
@@ -52,11 +53,11 @@ func (c *Client) verify(ctx context.Context, chk Check, tok *tokens.Token) error
 	if len(expect) == 0 {
 		expect = []int{http.StatusOK}
 	}
-	ctx, cancel := context.WithTimeout(ctx, orDefault(c.RequestTimeout, DefaultRequestTimeout))
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(c.RequestTimeout, defaultRequestTimeout))
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, chk.URL.String(), nil)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrVerification, err)
+		return fmt.Errorf("%w: %v", errVerification, err)
 	}
 	req.Header.Set("Authorization", tok.TokenType+" "+tok.AccessToken)
 	if c.UserAgent != "" {
@@ -64,7 +65,7 @@ func (c *Client) verify(ctx context.Context, chk Check, tok *tokens.Token) error
 	}
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
-		return fmt.Errorf("%w: %w: %v", ErrVerification, ErrUnreachable, scrubURLError(err))
+		return fmt.Errorf("%w: %w: %v", errVerification, errUnreachable, scrubURLError(err))
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -73,7 +74,7 @@ func (c *Client) verify(ctx context.Context, chk Check, tok *tokens.Token) error
 		for i, s := range expect {
 			want[i] = strconv.Itoa(s)
 		}
-		return fmt.Errorf("%w: %s %s answered %d, want %s", ErrVerification, method, chk.URL.Path, resp.StatusCode, strings.Join(want, " or "))
+		return fmt.Errorf("%w: %s %s answered %d, want %s", errVerification, method, chk.URL.Path, resp.StatusCode, strings.Join(want, " or "))
 	}
 	return nil
 }

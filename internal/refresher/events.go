@@ -21,44 +21,50 @@ const (
 	ActionRefresh Action = "refresh"
 	// ActionRotate obtains a new token now for the named providers.
 	ActionRotate Action = "rotate"
-	// ActionWork refreshes the providers of jobs a planner sent through the queue.
-	ActionWork Action = "work"
+	// actionWork refreshes the providers of jobs a planner sent through the queue.
+	actionWork Action = "work"
 )
 
-// Triggers: what asked for a run, as Request.Trigger says.
+// Trigger says what asked for a run; it names the run in its summary log line.
+type Trigger string
+
+// Triggers.
 const (
-	TriggerSchedule     = "schedule"
-	TriggerManual       = "manual"
-	TriggerSecretChange = "secret change"
-	TriggerQueue        = "queue"
+	TriggerSchedule     Trigger = "schedule"
+	triggerManual       Trigger = "manual"
+	triggerSecretChange Trigger = "secret change"
+	// triggerSecretChangeIgnored is a secret change whose call failed: it changed
+	// nothing, so the run rotates nothing.
+	triggerSecretChangeIgnored Trigger = "secret change (failed call, ignored)"
+	triggerQueue               Trigger = "queue"
 )
 
-// Request is an invocation's intent, decoded from its event by ParseEvent.
+// Request is an invocation's intent, decoded from its event by parseEvent.
 type Request struct {
 	Action Action
 	// Providers names the providers to rotate; ["*"] means all.
 	Providers []string
-	// Trigger says what asked: TriggerSchedule, TriggerManual, TriggerSecretChange,
-	// or a secret change that is ignored.
-	Trigger string
+	// Trigger says what asked: TriggerSchedule, triggerManual, triggerSecretChange,
+	// triggerSecretChangeIgnored or triggerQueue.
+	Trigger Trigger
 	// DryRun, for a rotation: obtain (and verify) the tokens and report them, publish
 	// nothing, record nothing.
 	DryRun bool
 	// Jobs are a worker's: the providers a planner sent, each with the message it
-	// came in (ActionWork).
+	// came in (actionWork).
 	Jobs []Job
 }
 
-// Errors ParseEvent and Run return for requests they refuse. Nothing is changed.
+// Errors parseEvent and Run return for requests they refuse. Nothing is changed.
 var (
 	ErrUnsupportedEvent = errors.New("unsupported event")
 	ErrUnknownProvider  = errors.New("unknown provider")
 )
 
-// SecretLookup finds the providers that use a secret, named by name or ARN.
-type SecretLookup func(secretID string) []string
+// secretLookup finds the providers that use a secret, named by name or ARN.
+type secretLookup func(secretID string) []string
 
-// ParseEvent decodes the events the function accepts:
+// parseEvent decodes the events the function accepts:
 //   - an EventBridge schedule ("Scheduled Event" from aws.events or aws.scheduler),
 //     or {"action":"refresh"}: refresh what is due;
 //   - {"action":"rotate","providers":[...]}: a new token now, ["*"] for all; with
@@ -70,7 +76,7 @@ type SecretLookup func(secretID string) []string
 //     call that failed changes nothing and rotates nothing.
 //
 // Anything else is refused with an error wrapping ErrUnsupportedEvent.
-func ParseEvent(raw []byte, users SecretLookup) (Request, error) {
+func parseEvent(raw []byte, users secretLookup) (Request, error) {
 	var ev struct {
 		events.EventBridgeEvent
 		Action    *string   `json:"action"`
@@ -94,7 +100,7 @@ func ParseEvent(raw []byte, users SecretLookup) (Request, error) {
 	}
 	switch {
 	case len(ev.Records) > 0 && ev.Records[0].EventSource == "aws:sqs":
-		req := Request{Action: ActionWork, Trigger: TriggerQueue}
+		req := Request{Action: actionWork, Trigger: triggerQueue}
 		for _, rec := range ev.Records {
 			// A failure must name its message, or the whole batch comes back.
 			if rec.EventSource != "aws:sqs" || rec.MessageID == "" {
@@ -135,7 +141,7 @@ func manual(action string, providers *[]string, dryRun bool, raw []byte) (Reques
 		if dryRun {
 			return Request{}, fmt.Errorf(`%w: "dry_run" goes with "rotate"`, ErrUnsupportedEvent)
 		}
-		return Request{Action: ActionRefresh, Trigger: TriggerManual}, nil
+		return Request{Action: ActionRefresh, Trigger: triggerManual}, nil
 	case ActionRotate:
 		if providers == nil || len(*providers) == 0 {
 			return Request{}, fmt.Errorf(`%w: "rotate" needs "providers": a list of provider names, or ["*"] for all`, ErrUnsupportedEvent)
@@ -148,7 +154,7 @@ func manual(action string, providers *[]string, dryRun bool, raw []byte) (Reques
 				return Request{}, fmt.Errorf(`%w: empty provider name in "providers"`, ErrUnsupportedEvent)
 			}
 		}
-		return Request{Action: ActionRotate, Providers: *providers, Trigger: TriggerManual, DryRun: dryRun}, nil
+		return Request{Action: ActionRotate, Providers: *providers, Trigger: triggerManual, DryRun: dryRun}, nil
 	}
 	return Request{}, fmt.Errorf(`%w: action %q (expected "refresh" or "rotate")`, ErrUnsupportedEvent, cut.String(action, maxName))
 }
@@ -156,7 +162,7 @@ func manual(action string, providers *[]string, dryRun bool, raw []byte) (Reques
 // secretChange reads a CloudTrail record of a Secrets Manager call, as EventBridge
 // delivers it ("AWS API Call via CloudTrail", or "AWS Service Event via CloudTrail"
 // for RotationSucceeded).
-func secretChange(detail json.RawMessage, users SecretLookup) (Request, error) {
+func secretChange(detail json.RawMessage, users secretLookup) (Request, error) {
 	var d struct {
 		EventName         string `json:"eventName"`
 		ErrorCode         string `json:"errorCode"`
@@ -180,7 +186,7 @@ func secretChange(detail json.RawMessage, users SecretLookup) (Request, error) {
 	}
 	if d.ErrorCode != "" {
 		// A call that failed changed nothing.
-		return Request{Action: ActionRotate, Trigger: TriggerSecretChange + " (failed call, ignored)"}, nil
+		return Request{Action: ActionRotate, Trigger: triggerSecretChangeIgnored}, nil
 	}
 	var ids []string
 	for _, id := range []string{d.RequestParameters.SecretID, d.ResponseElements.ARN, d.AdditionalEventData.SecretID} {
@@ -192,7 +198,7 @@ func secretChange(detail json.RawMessage, users SecretLookup) (Request, error) {
 		return Request{}, fmt.Errorf("%w: Secrets Manager event %q names no secret", ErrUnsupportedEvent, cut.String(d.EventName, maxName))
 	}
 	seen := map[string]bool{}
-	req := Request{Action: ActionRotate, Providers: []string{}, Trigger: TriggerSecretChange}
+	req := Request{Action: ActionRotate, Providers: []string{}, Trigger: triggerSecretChange}
 	for _, id := range ids {
 		for _, name := range users(id) {
 			if !seen[name] {

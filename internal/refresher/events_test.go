@@ -46,14 +46,14 @@ func TestParseEvent(t *testing.T) {
 		{"jobs from the queue", `{"Records":[
 			{"messageId":"m1","eventSource":"aws:sqs","body":"{\"provider\":\"ecard\",\"planned_at\":\"2026-11-22T10:00:00Z\"}"},
 			{"messageId":"m2","eventSource":"aws:sqs","body":"{\"provider\":\"booking\",\"planned_at\":\"2026-11-22T10:00:00Z\",\"rotate\":true}"}]}`,
-			Request{Action: ActionWork, Trigger: "queue", Jobs: []Job{
+			Request{Action: actionWork, Trigger: "queue", Jobs: []Job{
 				{Provider: "ecard", PlannedAt: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC), MessageID: "m1"},
 				{Provider: "booking", PlannedAt: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC), Rotate: true, MessageID: "m2"},
 			}}, nil},
 		// A body that is not a job is the worker's to report, so that the message
 		// reaches the dead-letter queue rather than failing its whole batch.
 		{"a message that is not a job", `{"Records":[{"messageId":"m1","eventSource":"aws:sqs","body":"hello"}]}`,
-			Request{Action: ActionWork, Trigger: "queue", Jobs: []Job{{MessageID: "m1", err: errNotAJob}}}, nil},
+			Request{Action: actionWork, Trigger: "queue", Jobs: []Job{{MessageID: "m1", err: errNotAJob}}}, nil},
 		{"a queue record without its id", `{"Records":[{"eventSource":"aws:sqs","body":"{}"}]}`, Request{}, ErrUnsupportedEvent},
 		{"a queue batch with another record", `{"Records":[{"messageId":"m1","eventSource":"aws:sqs","body":"{}"},{"eventSource":"aws:s3"}]}`, Request{}, ErrUnsupportedEvent},
 		{"PutSecretValue by name", `{"source":"aws.secretsmanager","detail-type":"AWS API Call via CloudTrail",
@@ -75,7 +75,7 @@ func TestParseEvent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseEvent([]byte(tt.event), users)
+			got, err := parseEvent([]byte(tt.event), users)
 			if !errors.Is(err, tt.err) {
 				t.Fatalf("err = %v, want %v", err, tt.err)
 			}

@@ -316,15 +316,15 @@ func TestFanOutRotationsInline(t *testing.T) {
 	r := w.refresher()
 	r.Queue = q
 
-	res, err := r.Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"p00", "p01", "p02"}, Trigger: TriggerManual})
+	res, err := r.Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"p00", "p01", "p02"}, Trigger: triggerManual})
 	if err != nil || res.Counts()[StatusRefreshed] != 3 || len(q.sent) != 0 {
 		t.Fatalf("small rotation: %v %+v, %d sends", err, res, len(q.sent))
 	}
-	res, err = r.Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"p00", "p01", "p02"}, Trigger: TriggerManual, DryRun: true})
+	res, err = r.Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"p00", "p01", "p02"}, Trigger: triggerManual, DryRun: true})
 	if err != nil || res.Counts()[StatusChecked] != 3 || len(q.sent) != 0 {
 		t.Fatalf("dry run: %v %+v", err, res)
 	}
-	res, err = r.Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"*"}, Trigger: TriggerManual})
+	res, err = r.Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"*"}, Trigger: triggerManual})
 	if err != nil || res.Counts()[StatusQueued] != InlineRotations+5 || len(q.last()) != InlineRotations+5 {
 		t.Fatalf("rotate all: %v %+v", err, res)
 	}

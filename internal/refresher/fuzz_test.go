@@ -23,7 +23,7 @@ func FuzzParseEvent(f *testing.F) {
 		return nil
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		req, err := ParseEvent(raw, users)
+		req, err := parseEvent(raw, users)
 		if err != nil {
 			if !errors.Is(err, ErrUnsupportedEvent) {
 				t.Fatalf("refused without ErrUnsupportedEvent: %v", err)
@@ -42,7 +42,7 @@ func FuzzParseEvent(f *testing.F) {
 			if req.Trigger == "manual" && (len(req.Providers) == 0 || slices.Contains(req.Providers, "")) {
 				t.Fatalf("a manual rotation without providers: %+v", req)
 			}
-		case ActionWork:
+		case actionWork:
 			for _, j := range req.Jobs {
 				if j.MessageID == "" || j.err == nil && (j.Provider == "" || j.PlannedAt.IsZero()) {
 					t.Fatalf("a job without its message or provider: %+v", j)

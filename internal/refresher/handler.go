@@ -37,19 +37,19 @@ func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (Result, er
 		h.log(ctx, slog.LevelError, "unconfigured deployment", "error", err.Error())
 		return Result{Results: []Outcome{}}, err
 	}
-	req, err := ParseEvent(event, h.secretUsers)
+	req, err := parseEvent(event, h.secretUsers)
 	if err != nil {
 		h.log(ctx, slog.LevelError, "event refused", "error", err.Error())
 		return Result{Results: []Outcome{}}, err
 	}
 	res, err := h.Refresher.Run(ctx, req)
 	c := res.Counts()
-	attrs := []any{"action", string(req.Action), "trigger", req.Trigger,
+	attrs := []any{"action", string(req.Action), "trigger", string(req.Trigger),
 		"refreshed", c[StatusRefreshed], "skipped", c[StatusSkipped], "failed", c[StatusFailed]}
 	if c[StatusQueued] > 0 {
 		attrs = append(attrs, "queued", c[StatusQueued])
 	}
-	if req.Action == ActionWork {
+	if req.Action == actionWork {
 		attrs = append(attrs, "jobs", len(req.Jobs), "retried", len(res.BatchItemFailures))
 		if err := failures(res.Results); err != nil {
 			h.log(ctx, slog.LevelError, "run finished with failures", append(attrs, "error", err.Error())...)

@@ -9,13 +9,13 @@ import (
 
 // Metric names, as the alarms in template.yaml use them.
 const (
-	MetricRefreshed       = "Refreshed"
-	MetricFailed          = "Failed"
-	MetricRefreshLatency  = "RefreshLatency"
-	MetricSecondsToExpiry = "SecondsToExpiry"
-	// MetricDegraded is 1 for a provider whose published token was obtained with
+	metricRefreshed       = "Refreshed"
+	metricFailed          = "Failed"
+	metricRefreshLatency  = "RefreshLatency"
+	metricSecondsToExpiry = "SecondsToExpiry"
+	// metricDegraded is 1 for a provider whose published token was obtained with
 	// the previous client secret because the current one was refused.
-	MetricDegraded = "Degraded"
+	metricDegraded = "Degraded"
 )
 
 // Metrics writes CloudWatch Embedded Metric Format lines: JSON log lines that
@@ -31,8 +31,6 @@ type Metrics struct {
 	// PerProvider adds the Provider dimension, which makes five custom metrics per
 	// provider (see docs/operations.md, costs).
 	PerProvider bool
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
 
 	mu sync.Mutex
 }
@@ -42,10 +40,10 @@ type emfMetric struct {
 	Unit string `json:"Unit"`
 }
 
-// observe writes one provider's figures. expiresAt is the expiry of the token now
-// published for it, zero when there is none; degraded says that token was obtained
-// with the previous client secret.
-func (m *Metrics) observe(provider string, status Status, latency time.Duration, expiresAt time.Time, degraded bool) {
+// observe writes one provider's figures at now, the run's clock. expiresAt is
+// the expiry of the token now published for it, zero when there is none; degraded
+// says that token was obtained with the previous client secret.
+func (m *Metrics) observe(now time.Time, provider string, status Status, latency time.Duration, expiresAt time.Time, degraded bool) {
 	if m == nil {
 		return
 	}
@@ -56,13 +54,13 @@ func (m *Metrics) observe(provider string, status Status, latency time.Duration,
 		values[name] = v
 	}
 	if status != StatusSkipped && status != StatusQueued { // a queued provider's worker counts it
-		add(MetricRefreshed, "Count", boolInt(status == StatusRefreshed))
-		add(MetricFailed, "Count", boolInt(status == StatusFailed))
-		add(MetricRefreshLatency, "Milliseconds", latency.Milliseconds())
+		add(metricRefreshed, "Count", boolInt(status == StatusRefreshed))
+		add(metricFailed, "Count", boolInt(status == StatusFailed))
+		add(metricRefreshLatency, "Milliseconds", latency.Milliseconds())
 	}
 	if !expiresAt.IsZero() {
-		add(MetricSecondsToExpiry, "Seconds", int64(expiresAt.Sub(m.now()).Seconds()))
-		add(MetricDegraded, "Count", boolInt(degraded))
+		add(metricSecondsToExpiry, "Seconds", int64(expiresAt.Sub(now).Seconds()))
+		add(metricDegraded, "Count", boolInt(degraded))
 	}
 	if len(defs) == 0 {
 		return
@@ -71,13 +69,13 @@ func (m *Metrics) observe(provider string, status Status, latency time.Duration,
 	if m.PerProvider {
 		dims = [][]string{{"Provider"}, {}}
 	}
-	m.write(values, defs, dims)
+	m.write(now, values, defs, dims)
 }
 
-// write emits one EMF line of values, declaring defs under each dimension set.
-func (m *Metrics) write(values map[string]any, defs []emfMetric, dims [][]string) {
+// write emits one EMF line of values, stamped now, declaring defs under each dimension set.
+func (m *Metrics) write(now time.Time, values map[string]any, defs []emfMetric, dims [][]string) {
 	values["_aws"] = map[string]any{
-		"Timestamp": m.now().UnixMilli(),
+		"Timestamp": now.UnixMilli(),
 		"CloudWatchMetrics": []any{map[string]any{
 			"Namespace":  m.Namespace,
 			"Dimensions": dims,
@@ -93,22 +91,15 @@ func (m *Metrics) write(values map[string]any, defs []emfMetric, dims [][]string
 	_, _ = m.Out.Write(append(line, '\n'))
 }
 
-func (m *Metrics) now() time.Time {
-	if m.Now != nil {
-		return m.Now()
-	}
-	return time.Now()
-}
-
 // observeSoonest writes, for a run that read no token, the seconds left of the
 // soonest-expiring one, with no dimension: what the expiry alarm watches, so that
 // idle runs keep it fed.
-func (m *Metrics) observeSoonest(expiresAt time.Time) {
+func (m *Metrics) observeSoonest(now, expiresAt time.Time) {
 	if m == nil || expiresAt.IsZero() {
 		return
 	}
-	m.write(map[string]any{MetricSecondsToExpiry: int64(expiresAt.Sub(m.now()).Seconds())},
-		[]emfMetric{{Name: MetricSecondsToExpiry, Unit: "Seconds"}}, [][]string{{}})
+	m.write(now, map[string]any{metricSecondsToExpiry: int64(expiresAt.Sub(now).Seconds())},
+		[]emfMetric{{Name: metricSecondsToExpiry, Unit: "Seconds"}}, [][]string{{}})
 }
 
 func boolInt(b bool) int {

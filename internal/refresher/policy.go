@@ -12,7 +12,7 @@ import (
 // Policy defaults. Why the window is this wide: docs/design.md, "Why 15 minutes".
 const (
 	DefaultPeriod        = 5 * time.Minute
-	DefaultConsumerCache = 5 * time.Minute
+	defaultConsumerCache = 5 * time.Minute
 	minWindow            = 15 * time.Minute
 	windowShare          = 0.20
 	jitterShare          = 0.10
@@ -24,12 +24,12 @@ type Policy struct {
 	// Period is how often the schedule runs the refresher; DefaultPeriod when zero.
 	Period time.Duration
 	// ConsumerCache is how long consumers may keep using a token they read;
-	// DefaultConsumerCache (the Parameters and Secrets extension's TTL) when zero.
+	// defaultConsumerCache (the Parameters and Secrets extension's TTL) when zero.
 	ConsumerCache time.Duration
 }
 
-// Decision is the policy's verdict on one provider's token.
-type Decision struct {
+// decision is the policy's verdict on one provider's token.
+type decision struct {
 	Due bool
 	// Reason says why, in words fit for the result: "no token", "valid until ...".
 	Reason string
@@ -37,55 +37,55 @@ type Decision struct {
 	RefreshAt time.Time
 }
 
-// Decide says whether p's published token cur (nil when there is none) is due at now.
-func (pol Policy) Decide(now time.Time, p registry.Provider, cur *tokens.Token) Decision {
+// decide says whether p's published token cur (nil when there is none) is due at now.
+func (pol Policy) decide(now time.Time, p registry.Provider, cur *tokens.Token) decision {
 	if cur == nil {
-		return Decision{Due: true, Reason: "no token published"}
+		return decision{Due: true, Reason: "no token published"}
 	}
 	if !cur.Valid(now) {
-		return Decision{Due: true, Reason: "token expired at " + stamp(cur.ExpiresAt)}
+		return decision{Due: true, Reason: "token expired at " + stamp(cur.ExpiresAt)}
 	}
-	refreshAt := cur.ExpiresAt.Add(-pol.Window(p, cur))
+	refreshAt := cur.ExpiresAt.Add(-pol.window(p, cur))
 	if p.MaxAge > 0 && !cur.IssuedAt.IsZero() {
 		if aged := cur.IssuedAt.Add(p.MaxAge); aged.Before(refreshAt) {
 			if !now.Before(aged) {
-				return Decision{Due: true, Reason: fmt.Sprintf("older than max_age %s", p.MaxAge), RefreshAt: aged}
+				return decision{Due: true, Reason: fmt.Sprintf("older than max_age %s", p.MaxAge), RefreshAt: aged}
 			}
 			refreshAt = aged
 		}
 	}
 	if !now.Before(refreshAt) {
-		return Decision{Due: true, Reason: "expires at " + stamp(cur.ExpiresAt), RefreshAt: refreshAt}
+		return decision{Due: true, Reason: "expires at " + stamp(cur.ExpiresAt), RefreshAt: refreshAt}
 	}
-	return Decision{Reason: "valid until " + stamp(cur.ExpiresAt) + ", refresh after " + stamp(refreshAt), RefreshAt: refreshAt}
+	return decision{Reason: "valid until " + stamp(cur.ExpiresAt) + ", refresh after " + stamp(refreshAt), RefreshAt: refreshAt}
 }
 
-// Window is how long before cur expires it is refreshed: refresh_before when set,
+// window is how long before cur expires it is refreshed: refresh_before when set,
 // else the larger of the minimum window and 20% of the token's lifetime; plus a
 // per-provider jitter of up to 10% of the lifetime (at most an hour).
-func (pol Policy) Window(p registry.Provider, cur *tokens.Token) time.Duration {
+func (pol Policy) window(p registry.Provider, cur *tokens.Token) time.Duration {
 	lifetime := cur.ExpiresAt.Sub(cur.IssuedAt)
 	if cur.IssuedAt.IsZero() || lifetime <= 0 {
 		lifetime = 0
 	}
 	w := p.RefreshBefore
 	if w == 0 {
-		w = max(pol.MinWindow(), time.Duration(float64(lifetime)*windowShare))
+		w = max(pol.minWindow(), time.Duration(float64(lifetime)*windowShare))
 	}
 	return w + jitter(p.Name, cur.IssuedAt, lifetime)
 }
 
-// MinWindow is the smallest default window: two schedule periods, so that one
+// minWindow is the smallest default window: two schedule periods, so that one
 // failed or missed run still leaves another, plus the consumers' cache, and never
 // less than 15 minutes.
-func (pol Policy) MinWindow() time.Duration {
+func (pol Policy) minWindow() time.Duration {
 	period := pol.Period
 	if period <= 0 {
 		period = DefaultPeriod
 	}
 	cache := pol.ConsumerCache
 	if cache <= 0 {
-		cache = DefaultConsumerCache
+		cache = defaultConsumerCache
 	}
 	return max(minWindow, 2*period+cache)
 }

@@ -54,7 +54,7 @@ func TestPolicyDecide(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := pol.Decide(tt.now, tt.p, tt.cur)
+			d := pol.decide(tt.now, tt.p, tt.cur)
 			if d.Due != tt.due {
 				t.Fatalf("Due = %v (%s), want %v", d.Due, d.Reason, tt.due)
 			}
@@ -78,12 +78,12 @@ func TestPolicyWindowExceedsFloor(t *testing.T) {
 	}
 	for _, tt := range tests {
 		pol := Policy{Period: tt.period}
-		if got := pol.MinWindow(); got != tt.floor {
+		if got := pol.minWindow(); got != tt.floor {
 			t.Errorf("period %s: MinWindow = %s, want %s", tt.period, got, tt.floor)
 		}
 		for _, life := range []time.Duration{time.Minute, time.Hour, 24 * time.Hour, 365 * 24 * time.Hour} {
 			for _, name := range []string{"a", "b", "ecard", "opencard"} {
-				w := pol.Window(registry.Provider{Name: name}, tok(t0, life))
+				w := pol.window(registry.Provider{Name: name}, tok(t0, life))
 				if w <= tt.floor {
 					t.Errorf("period %s, lifetime %s, %s: window %s does not exceed %s", tt.period, life, name, w, tt.floor)
 				}

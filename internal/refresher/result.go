@@ -22,7 +22,7 @@ const (
 	// provider says how) but not published.
 	StatusChecked Status = "checked"
 	// StatusQueued is a planner's: the provider was sent to the workers as a job
-	// (see fanout.go); the workers' runs say how it went.
+	// (see planner.go); the workers' runs say how it went.
 	StatusQueued Status = "queued"
 )
 

@@ -30,7 +30,7 @@ func (r *Refresher) idle(ctx context.Context, req Request) (Result, bool) {
 	if !rec.Current(now, r.fingerprint(), r.reconcile()) {
 		return Result{}, false
 	}
-	r.Metrics.observeSoonest(rec.MinExpiry)
+	r.Metrics.observeSoonest(now, rec.MinExpiry)
 	return Result{Results: []Outcome{}, NextDue: stamp(rec.NextDue), Idle: true}, true
 }
 
@@ -40,40 +40,42 @@ func (r *Refresher) idle(ctx context.Context, req Request) (Result, bool) {
 // must read every token (something failed or has no token). Failures here are
 // logged, not fatal: the tokens are what matter, and the next run reads everything
 // when the record is missing.
-func (r *Refresher) record(ctx context.Context, pl *plan) string {
+func (u *run) record() string {
+	r := u.r
 	if r.State == nil {
 		return ""
 	}
-	r.recordHealth(ctx, pl)
+	u.recordHealth()
 	now := r.now()
-	rec := state.Run{Registry: r.fingerprint(), FullRead: pl.started}
-	due := time.Time{}
+	rec := state.Run{Registry: r.fingerprint(), FullRead: u.started}
+	next := time.Time{}
 	for i, p := range r.Providers.Providers() {
-		cur, ok := pl.published[p.Parameter]
+		cur, ok := u.published[p.Parameter]
 		if !ok || !cur.Valid(now) {
-			return r.putRun(ctx, rec)
+			return u.putRun(rec)
 		}
 		if rec.MinExpiry.IsZero() || cur.ExpiresAt.Before(rec.MinExpiry) {
 			rec.MinExpiry = cur.ExpiresAt
 		}
-		d := r.decide(now, p, &cur, Request{Action: ActionRefresh})
+		d := r.decide(now, p, &cur, false)
 		if d.Due {
-			return r.putRun(ctx, rec)
+			return u.putRun(rec)
 		}
-		if i == 0 || d.RefreshAt.Before(due) {
-			due = d.RefreshAt
+		if i == 0 || d.RefreshAt.Before(next) {
+			next = d.RefreshAt
 		}
 	}
-	for _, o := range pl.outcomes {
+	for _, o := range u.outcomes {
 		if o.Status == StatusFailed {
-			return r.putRun(ctx, rec)
+			return u.putRun(rec)
 		}
 	}
-	rec.NextDue = due
-	return r.putRun(ctx, rec)
+	rec.NextDue = next
+	return u.putRun(rec)
 }
 
-func (r *Refresher) putRun(ctx context.Context, rec state.Run) string {
+func (u *run) putRun(rec state.Run) string {
+	r, ctx := u.r, u.publish
 	if err := r.State.PutRun(ctx, rec); err != nil {
 		r.logWarn(ctx, "run record not written; the next run reads every token", "error", bound(err.Error()))
 		return ""
@@ -86,11 +88,12 @@ func (r *Refresher) putRun(ctx context.Context, rec state.Run) string {
 
 // recordHealth brings the health record of every provider the run tried up to
 // date, writing only those that changed.
-func (r *Refresher) recordHealth(ctx context.Context, pl *plan) {
-	var tried []job
+func (u *run) recordHealth() {
+	r, ctx := u.r, u.publish
+	var tried []due
 	var names []string
-	for _, j := range pl.due {
-		if pl.outcomes[j.i].Status != StatusQueued { // a queued provider's worker records it
+	for _, j := range u.due {
+		if u.outcomes[j.i].Status != StatusQueued { // a queued provider's worker records it
 			tried = append(tried, j)
 			names = append(names, j.p.Name)
 		}
@@ -105,8 +108,8 @@ func (r *Refresher) recordHealth(ctx context.Context, pl *plan) {
 	}
 	now := r.now()
 	for _, j := range tried {
-		o := pl.outcomes[j.i]
-		cur, ok := pl.published[j.p.Parameter]
+		o := u.outcomes[j.i]
+		cur, ok := u.published[j.p.Parameter]
 		a := state.Attempt{At: now, Published: o.Status == StatusRefreshed, Valid: ok && cur.Valid(now), Error: o.Error}
 		a.Degraded = a.Published && cur.RefusedSecretVersion != ""
 		next, changed := state.Next(prev[j.p.Name], j.p.Name, a)
@@ -127,7 +130,7 @@ func (r *Refresher) recordHealth(ctx context.Context, pl *plan) {
 // fingerprint identifies the registry and the settings decisions depend on.
 func (r *Refresher) fingerprint() string {
 	sum := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%s|%s", r.Providers.Fingerprint(),
-		r.Policy.MinWindow(), r.Policy.ConsumerCache, r.reconcile()))
+		r.Policy.minWindow(), r.Policy.ConsumerCache, r.reconcile()))
 	return hex.EncodeToString(sum[:])
 }
 

@@ -61,9 +61,9 @@ func TestIdleRunFallsBack(t *testing.T) {
 		{"a token is due", func(w *world, r *Refresher) { w.state.run.NextDue = time.Now().Add(-time.Second) }, schedule},
 		{"last full read over an hour ago", func(w *world, r *Refresher) { w.state.run.FullRead = time.Now().Add(-61 * time.Minute) }, schedule},
 		{"full read in the future", func(w *world, r *Refresher) { w.state.run.FullRead = time.Now().Add(time.Hour) }, schedule},
-		{"a manual refresh", func(w *world, r *Refresher) {}, Request{Action: ActionRefresh, Trigger: TriggerManual}},
-		{"a rotation", func(w *world, r *Refresher) {}, Request{Action: ActionRotate, Providers: []string{"ecard"}, Trigger: TriggerManual}},
-		{"a secret change", func(w *world, r *Refresher) {}, Request{Action: ActionRotate, Providers: []string{"ecard"}, Trigger: TriggerSecretChange}},
+		{"a manual refresh", func(w *world, r *Refresher) {}, Request{Action: ActionRefresh, Trigger: triggerManual}},
+		{"a rotation", func(w *world, r *Refresher) {}, Request{Action: ActionRotate, Providers: []string{"ecard"}, Trigger: triggerManual}},
+		{"a secret change", func(w *world, r *Refresher) {}, Request{Action: ActionRotate, Providers: []string{"ecard"}, Trigger: triggerSecretChange}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -103,7 +103,7 @@ func TestRunRecordNeedsEveryTokenValid(t *testing.T) {
 func TestHealthTransitions(t *testing.T) {
 	w := newWorld(t)
 	r := w.refresher()
-	rotate := Request{Action: ActionRotate, Providers: []string{"cardlytics"}, Trigger: TriggerManual}
+	rotate := Request{Action: ActionRotate, Providers: []string{"cardlytics"}, Trigger: triggerManual}
 	health := func() state.Health { return w.state.health["cardlytics"] }
 
 	if _, err := r.Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"*"}}); err != nil {

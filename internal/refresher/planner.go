@@ -1,0 +1,110 @@
+package refresher
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/token-refresher/token-refresher/internal/queue"
+)
+
+// Fanning out
+//
+// One invocation refreshes every due provider until the number of providers, the
+// write quota and Lambda's timeout say otherwise (docs/performance.md, scaling). A
+// fanned-out deployment splits the work on AWS's own engines: the scheduled run
+// plans (it decides what is due, after the run record as always) and sends one job
+// per due provider to an SQS queue; the same function, subscribed to the queue by
+// an event source mapping whose maximum concurrency bounds the writes per second,
+// refreshes each batch of jobs and reports the jobs that failed, so that only those
+// come back, until the queue's dead-letter queue takes them.
+//
+// A job may arrive twice (SQS delivers at least once), late, or beside a scheduled
+// run that planned it again. A worker therefore decides again before it asks a
+// provider: a refresh job whose token is no longer due, and a rotation job whose
+// token was issued after the job was planned, are skipped; and what it publishes
+// goes through the store's overlapping-writers rule, so the longer-lived of two
+// valid tokens stays published. A duplicate changes nothing, and a late one never
+// publishes an older token.
+
+// InlineRotations is the most providers a rotation names that a planner refreshes
+// itself rather than sending to the queue: a manual rotation of a few providers
+// answers with their new tokens, as without fan-out.
+const InlineRotations = 20
+
+// JobQueue sends jobs to the workers; *queue.Queue is one. Send returns, by index,
+// an error for each message it could not send.
+type JobQueue interface {
+	Send(ctx context.Context, msgs []queue.Message) map[int]error
+}
+
+// Job is one provider sent to the workers: the body of one queue message.
+type Job struct {
+	Provider string `json:"provider"`
+	// PlannedAt is when the planner read the token it decided on.
+	PlannedAt time.Time `json:"planned_at"`
+	// Rotate asks for a new token whatever the published one claims, unless the
+	// parameter was written since the planner read it at Version.
+	Rotate bool `json:"rotate,omitempty"`
+	// Version is the version of the token's parameter the planner decided on (0:
+	// none was published). A rotation job is done once the parameter has another
+	// version: an exact test where the published issued_at, cut to whole seconds,
+	// cannot tell a rotation made within the second the job was planned from none.
+	// Nil in a job sent before the field existed.
+	Version *int64 `json:"version,omitempty"`
+	// MessageID is the queue's id of the message, from the event; not in the body.
+	MessageID string `json:"-"`
+	// err says why the body could not be read as a job.
+	err error
+}
+
+// fansOut says whether a planner sends the due providers to the queue.
+func (u *run) fansOut(a Action) bool {
+	if u.r.Queue == nil || u.dryRun || len(u.due) == 0 {
+		return false
+	}
+	return a == ActionRefresh || a == ActionRotate && len(u.outcomes) > InlineRotations
+}
+
+// enqueue sends one job per due provider; the provider's outcome is "queued", or
+// failed when its job could not be sent.
+func (u *run) enqueue() {
+	msgs := make([]queue.Message, len(u.due))
+	for k, j := range u.due {
+		msgs[k] = message(Job{Provider: j.p.Name, PlannedAt: u.started, Rotate: j.rotate, Version: &j.version}, j.version)
+	}
+	errs := u.r.Queue.Send(u.work, msgs)
+	for k, j := range u.due {
+		o := Outcome{Provider: j.p.Name, Status: StatusQueued, Reason: u.reasons[k]}
+		if err := errs[k]; err != nil {
+			o = Outcome{Provider: j.p.Name, Status: StatusFailed, Error: "not sent to the workers: " + bound(err.Error())}
+		}
+		u.outcomes[j.i] = o
+		u.r.report(u.work, o, j.cur, 0)
+	}
+}
+
+// message is a job as a queue message. On the FIFO queue the template makes, its
+// group is the provider, so that SQS never hands two jobs of one provider to
+// workers at once, and its deduplication id is the provider, the version of the
+// parameter the job was decided on and whether it rotates, so that a planner that
+// runs again before the workers got to a job adds nothing for five minutes.
+func message(j Job, version int64) queue.Message {
+	body, _ := json.Marshal(j) // a Job always marshals
+	group := j.Provider
+	if len(group) > maxGroupID {
+		group = digest(group)
+	}
+	return queue.Message{Body: string(body), Group: group, Dedup: digest(fmt.Sprintf("%s|%d|%t", j.Provider, version, j.Rotate))}
+}
+
+// maxGroupID is the longest MessageGroupId SQS takes.
+const maxGroupID = 128
+
+func digest(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,338 @@
+package refresher
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/token-refresher/token-refresher/internal/oauth"
+	"github.com/token-refresher/token-refresher/internal/registry"
+	"github.com/token-refresher/token-refresher/internal/secrets"
+	"github.com/token-refresher/token-refresher/internal/store"
+	"github.com/token-refresher/token-refresher/pkg/tokens"
+)
+
+// run is one invocation: its deadlines, whether it is a dry run, an outcome for
+// every provider it considers, the due providers still to refresh, and the tokens
+// it read. A scheduled or manual run plans (plan) and then refreshes the due
+// providers (refreshDue) or, as a planner, sends them to the workers (enqueue); a
+// worker's run is batch. Both end by recording what they learnt.
+type run struct {
+	r *Refresher
+	// work (token requests, reads) ends Reserve before the caller's deadline,
+	// publish (writes of tokens already obtained) half a Reserve before it.
+	work, publish context.Context
+	cancel        func()
+	dryRun        bool
+	// worker says this is a worker's run (see batch).
+	worker bool
+
+	outcomes []Outcome
+	due      []due
+	// reasons says why each due provider is due, in the order of due.
+	reasons []string
+	// published holds the tokens read, by parameter, and the tokens the run
+	// published once it is done; nil when the tokens could not be read.
+	published map[string]tokens.Token
+	// started is when the run began to read the tokens.
+	started time.Time
+	mu      sync.Mutex // guards published while due providers are refreshed
+}
+
+// due is one due provider: its place in the outcomes, its published token, the
+// version of the parameter that was read, and whether its new token replaces the
+// published one whatever that claims (a rotation).
+type due struct {
+	i       int
+	p       registry.Provider
+	cur     *tokens.Token // nil when none is published
+	version int64
+	rotate  bool
+}
+
+// start begins a run under ctx's deadline.
+func (r *Refresher) start(ctx context.Context, dryRun bool) *run {
+	u := &run{r: r, dryRun: dryRun, work: ctx, publish: ctx, cancel: func() {}}
+	end, ok := ctx.Deadline()
+	if !ok {
+		return u
+	}
+	reserve := r.Reserve
+	if reserve <= 0 {
+		reserve = DefaultReserve
+	}
+	work, cancelWork := context.WithDeadline(ctx, end.Add(-reserve))
+	publish, cancelPublish := context.WithDeadline(ctx, end.Add(-reserve/2))
+	u.work, u.publish, u.cancel = work, publish, func() { cancelWork(); cancelPublish() }
+	return u
+}
+
+// plan reads the targets' published tokens and decides which are due. The
+// providers that are not due get their final outcome here; when the published
+// tokens cannot be read, every provider fails, since nothing can be decided
+// safely (a refresh could replace a newer token).
+func (u *run) plan(targets []registry.Provider, rotate bool) {
+	r := u.r
+	if rotate && !u.dryRun {
+		// A rotation is often asked for because the credentials changed: read them anew.
+		for _, p := range targets {
+			r.Secrets.Invalidate(p.SecretID)
+		}
+	}
+	u.outcomes, u.started = make([]Outcome, len(targets)), r.now()
+	if len(targets) == 0 {
+		return
+	}
+	published, err := u.read(targets)
+	if err != nil {
+		u.unreadable(targets, err)
+		return
+	}
+	u.published = published.Tokens
+	now := r.now()
+	for i, p := range targets {
+		u.sort(i, p, published, rotate, func(cur *tokens.Token) (bool, string) {
+			d := r.decide(now, p, cur, rotate)
+			return d.Due, d.Reason
+		})
+	}
+}
+
+// read reads the published tokens a plan decides on: every token under the
+// prefix, a page at a time; a planner (Queue set), which serves registries too
+// large for one invocation, reads its targets by name instead, several calls at
+// once, on GetParameters' quota (docs/performance.md, scaling).
+func (u *run) read(targets []registry.Provider) (store.Published, error) {
+	if u.r.Queue == nil {
+		return u.r.Store.Current(u.work)
+	}
+	return u.r.Store.Tokens(u.work, parameters(targets))
+}
+
+func parameters(ps []registry.Provider) []string {
+	params := make([]string, len(ps))
+	for i, p := range ps {
+		params[i] = p.Parameter
+	}
+	return params
+}
+
+// unreadable fails every provider of providers, whose outcome is at the same
+// index: their published tokens could not be read. A provider without a name
+// (a worker's message that names none to refresh) is left alone.
+func (u *run) unreadable(providers []registry.Provider, err error) {
+	reason := "the published tokens could not be read: " + bound(err.Error())
+	if u.work.Err() != nil && !u.worker {
+		reason = "the published tokens could not be read before the run's time ran out"
+	}
+	for i, p := range providers {
+		if p.Name == "" {
+			continue
+		}
+		u.outcomes[i] = Outcome{Provider: p.Name, Status: StatusFailed, Error: reason}
+		u.r.report(u.work, u.outcomes[i], nil, 0)
+	}
+}
+
+// sort decides provider p, outcome i, after its token in published: a malformed
+// token is due; otherwise isDue says. A due provider joins u.due; one that is not
+// gets its final outcome.
+func (u *run) sort(i int, p registry.Provider, published store.Published, rotate bool, isDue func(cur *tokens.Token) (bool, string)) {
+	var cur *tokens.Token
+	if t, ok := published.Tokens[p.Parameter]; ok {
+		cur = &t
+	}
+	ok, reason := false, ""
+	if merr, bad := published.Malformed[p.Parameter]; bad {
+		ok, reason = true, merr.Error()
+	} else {
+		ok, reason = isDue(cur)
+	}
+	if ok {
+		u.due = append(u.due, due{i: i, p: p, cur: cur, version: published.Versions[p.Parameter], rotate: rotate})
+		u.reasons = append(u.reasons, reason)
+		return
+	}
+	o := Outcome{Provider: p.Name, Status: StatusSkipped, Reason: reason}
+	if cur != nil {
+		o.ExpiresAt = stamp(cur.ExpiresAt)
+		if cur.RefusedSecretVersion != "" && !u.worker {
+			o.Note = degradedNote(cur)
+		}
+	}
+	u.outcomes[i] = o
+	u.r.report(u.work, o, cur, 0)
+}
+
+// refreshDue reads the due providers' secrets in batches and refreshes them, at
+// most MaxConcurrency at once, filling in their outcomes. One provider's failure
+// never stops the others; a provider not started when the run's time is up fails
+// with that reason.
+func (u *run) refreshDue() {
+	if len(u.due) == 0 {
+		return
+	}
+	r := u.r
+	ids := make([]string, 0, len(u.due))
+	for _, j := range u.due {
+		ids = append(ids, j.p.SecretID)
+	}
+	creds, credErrs := r.Secrets.Current(u.work, ids)
+
+	var g errgroup.Group
+	g.SetLimit(max(1, cmp.Or(r.MaxConcurrency, DefaultMaxConcurrency)))
+	for _, j := range u.due {
+		g.Go(func() error {
+			start := time.Now()
+			var o Outcome
+			var tok tokens.Token
+			if u.work.Err() != nil {
+				o = Outcome{Provider: j.p.Name, Status: StatusFailed, Error: "not attempted: the run's time ran out first"}
+			} else {
+				o, tok = u.refresh(j, creds[j.p.SecretID], credErrs[j.p.SecretID])
+			}
+			u.outcomes[j.i] = o // each goroutine owns one element; g.Wait publishes them
+			if o.Status == StatusRefreshed && !u.dryRun {
+				u.mu.Lock()
+				u.published[j.p.Parameter] = tok
+				u.mu.Unlock()
+			}
+			shown := &tok
+			if o.Status != StatusRefreshed {
+				shown = j.cur // the token consumers still read
+			}
+			r.report(u.work, o, shown, time.Since(start))
+			return nil
+		})
+	}
+	_ = g.Wait() // no goroutine returns an error
+}
+
+// refresh obtains and publishes one provider's token. It returns the outcome and
+// the token published (zero when none was).
+func (u *run) refresh(j due, sec secrets.Secret, secErr error) (Outcome, tokens.Token) {
+	r, p, cur := u.r, j.p, j.cur
+	o := Outcome{Provider: p.Name}
+	fail := func(err error) (Outcome, tokens.Token) {
+		o.Status = StatusFailed
+		o.Error = bound(err.Error())
+		return o, tokens.Token{}
+	}
+	if secErr != nil {
+		if u.work.Err() != nil {
+			return fail(errors.New("the client credentials were not read before the run's time ran out"))
+		}
+		return fail(secErr)
+	}
+	got, err := u.obtain(p, sec)
+	if err != nil {
+		return fail(err)
+	}
+	now := r.now()
+	next := *got.tok
+	next.Provider, next.SecretVersion, next.RefusedSecretVersion = p.Name, got.used.VersionID, got.refused
+	var notes []string
+	if got.refused != "" {
+		notes = append(notes, degradedNote(&next))
+	}
+	if limit := p.MaxLifetime; limit > 0 && next.ExpiresAt.Sub(next.IssuedAt) > limit {
+		notes = append(notes, fmt.Sprintf("the endpoint stated a lifetime of %s, more than max_lifetime %s: published as %s",
+			next.ExpiresAt.Sub(next.IssuedAt).Round(time.Second), limit, limit))
+		next.ExpiresAt = next.IssuedAt.Add(limit)
+	}
+	if !next.Valid(now) {
+		return fail(fmt.Errorf("%w: the new token expired at %s; kept the published one", oauth.ErrInvalidToken, stamp(next.ExpiresAt)))
+	}
+	if p.Verify != nil {
+		if err := r.Client.Verify(u.work, *p.Verify, &next); err != nil {
+			return fail(fmt.Errorf("%w; kept the published token", err))
+		}
+	}
+	if u.dryRun {
+		o.Status = StatusChecked
+		o.ExpiresAt = stamp(next.ExpiresAt)
+		o.Probe = probe(&next)
+		o.Note = bound(joinNotes(notes))
+		return o, tokens.Token{}
+	}
+	// A scheduled refresh never shortens the published token; a rotation publishes
+	// the valid token it got whatever the old one claims, or a token claiming a far
+	// expiry could never be replaced.
+	if !j.rotate && cur != nil && cur.Provider == p.Name && cur.Valid(now) && !next.ExpiresAt.After(cur.ExpiresAt) {
+		return fail(fmt.Errorf("%w: the new token expires at %s, no later than the published one (%s); kept the published one",
+			oauth.ErrInvalidToken, stamp(next.ExpiresAt), stamp(cur.ExpiresAt)))
+	}
+	published, err := r.Store.Publish(u.publish, store.Write{Parameter: p.Parameter, Token: next, After: j.version,
+		RefreshAt: func(t tokens.Token) time.Time { return r.Policy.decide(t.IssuedAt, p, &t).RefreshAt }})
+	if err != nil {
+		if u.publish.Err() != nil {
+			return fail(errors.New("the new token was not published before the run's time ran out; kept the published one"))
+		}
+		return fail(err)
+	}
+	if published.AccessToken != next.AccessToken {
+		notes = append(notes, "an overlapping run published a token that expires later; kept it")
+	}
+	o.Status = StatusRefreshed
+	o.ExpiresAt = stamp(published.ExpiresAt)
+	o.Note = bound(joinNotes(notes))
+	return o, published
+}
+
+// obtained is what obtain got: the token, the secret version it was obtained with,
+// and, when that is AWSPREVIOUS, the current version the provider refused.
+type obtained struct {
+	tok     *tokens.Token
+	used    secrets.Secret
+	refused string
+}
+
+// obtain asks the token endpoint with sec. When the endpoint rejects the
+// credentials it reads the secret again (the cached copy may predate a rotation)
+// and, when that is no different, tries the AWSPREVIOUS version once: a secret
+// rotated in Secrets Manager before the provider accepts the new one must not
+// cause an outage.
+func (u *run) obtain(p registry.Provider, sec secrets.Secret) (obtained, error) {
+	r, ctx := u.r, u.work
+	tok, err := r.Client.Token(ctx, p.Endpoint, credentials(sec))
+	if err == nil || !rejected(err) {
+		return obtained{tok: tok, used: sec}, err
+	}
+	fresh, ferr := r.Secrets.Fresh(ctx, p.SecretID)
+	if ferr == nil && fresh.VersionID != sec.VersionID {
+		tok, err2 := r.Client.Token(ctx, p.Endpoint, credentials(fresh))
+		if err2 == nil || !rejected(err2) {
+			return obtained{tok: tok, used: fresh}, err2
+		}
+		sec, err = fresh, err2
+	}
+	prev, perr := r.Secrets.Previous(ctx, p.SecretID)
+	if perr != nil || prev.VersionID == sec.VersionID {
+		return obtained{}, err
+	}
+	tok, perr = r.Client.Token(ctx, p.Endpoint, credentials(prev))
+	if perr != nil {
+		return obtained{}, fmt.Errorf("%w (the previous secret version was refused too: %v)", err, perr)
+	}
+	return obtained{tok: tok, used: prev, refused: sec.VersionID}, nil
+}
+
+// degradedNote says that t was obtained with the previous client secret.
+func degradedNote(t *tokens.Token) string {
+	return fmt.Sprintf("running on the previous client secret (AWSPREVIOUS) since %s: the current one was refused; update the secret or the provider",
+		stamp(t.IssuedAt))
+}
+
+func credentials(s secrets.Secret) oauth.Credentials {
+	return oauth.Credentials{ClientID: s.ClientID, ClientSecret: s.ClientSecret}
+}
+
+func rejected(err error) bool {
+	var e *oauth.Error
+	return errors.As(err, &e) && e.CredentialsRejected()
+}
