@@ -126,16 +126,34 @@ func TestIntegrationRegistryFromS3(t *testing.T) {
 		t.Fatalf("after rm alpha: got skipped %v (results %+v), %v; want beta, gamma and no alpha", got, res.Results, err)
 	}
 
-	// Broken by hand: not the registry API, so nothing checked it.
+	// An entry broken by hand: not the registry API, so nothing checked it. That
+	// provider fails with its reason; the others run.
+	broken := append(fileOf("beta", "gamma"), "    colour: blue\n"...)
 	if _, err := api.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(catalog.DefaultKey),
-		Body: bytes.NewReader(append(fileOf("beta"), "    colour: blue\n"...))}); err != nil {
+		Body: bytes.NewReader(broken)}); err != nil {
+		t.Fatal(err)
+	}
+	res, err = fn.Handle(ctx, json.RawMessage(`{"action":"refresh"}`))
+	if err == nil || errors.Is(err, catalog.ErrUnreadable) {
+		t.Errorf("an entry broken by hand: got error %v, want the run failed for that entry alone", err)
+	}
+	if got := providersOf(res, refresher.StatusSkipped); !slices.Equal(got, []string{"beta"}) {
+		t.Errorf("an entry broken by hand: got skipped %v, want beta", got)
+	}
+	if got := providersOf(res, refresher.StatusFailed); !slices.Equal(got, []string{"gamma"}) {
+		t.Errorf("an entry broken by hand: got failed %v, want gamma", got)
+	}
+
+	// A file broken as a whole: the last registry read stays in use.
+	if _, err := api.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(catalog.DefaultKey),
+		Body: bytes.NewReader(append([]byte("colour: blue\n"), fileOf("beta")...))}); err != nil {
 		t.Fatal(err)
 	}
 	res, err = fn.Handle(ctx, json.RawMessage(`{"action":"refresh"}`))
 	if !errors.Is(err, catalog.ErrUnreadable) {
 		t.Errorf("broken registry: got error %v, want ErrUnreadable", err)
 	}
-	if got := providersOf(res, refresher.StatusSkipped); !slices.Equal(got, []string{"beta", "gamma"}) {
-		t.Errorf("broken registry: got skipped %v, want the last good registry's beta, gamma", got)
+	if got := providersOf(res, refresher.StatusSkipped); !slices.Equal(got, []string{"beta"}) {
+		t.Errorf("broken registry: got skipped %v, want the last registry read's beta (gamma still failing)", got)
 	}
 }
