@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -44,9 +45,9 @@ func providers(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.SetOutput(stderr)
 	var o providersOpts
 	fs.StringVar(&o.bucket, "bucket", os.Getenv("REGISTRY_BUCKET"), "the stack's registry `BUCKET` (its RegistryBucket output)")
-	fs.StringVar(&o.key, "key", orDefault(os.Getenv("REGISTRY_KEY"), catalog.DefaultKey), "the registry's object `KEY`")
+	fs.StringVar(&o.key, "key", cmp.Or(os.Getenv("REGISTRY_KEY"), catalog.DefaultKey), "the registry's object `KEY`")
 	fs.StringVar(&o.tokenPrefix, "token-prefix", registry.DefaultParameterPrefix, "the deployment's TOKEN_PARAMETER_PREFIX")
-	fs.StringVar(&o.secretPrefix, "secret-prefix", orDefault(os.Getenv("SECRET_NAME_PREFIX"), "token-refresher/"),
+	fs.StringVar(&o.secretPrefix, "secret-prefix", cmp.Or(os.Getenv("SECRET_NAME_PREFIX"), "token-refresher/"),
 		"the stack's SecretNamePrefix: the function can read only secrets whose name starts with it")
 	probe := fs.Bool("probe", false, "put: first request a token from each provider of FILE with its real secret, publishing nothing")
 	wantArgs := map[string]int{"list": 0, "get": 1, "put": 1, "rm": 1}
@@ -237,11 +238,4 @@ func storedText(s string) string {
 		}
 		return '\uFFFD'
 	}, s)
-}
-
-func orDefault(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }

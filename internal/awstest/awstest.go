@@ -6,6 +6,7 @@
 package awstest
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -40,7 +41,7 @@ func Config(t testing.TB) aws.Config {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cfg, err := config.LoadDefaultConfig(ctx,
-		config.WithRegion(envOr("AWS_REGION", "us-east-1")),
+		config.WithRegion(cmp.Or(os.Getenv("AWS_REGION"), "us-east-1")),
 	)
 	if err != nil {
 		t.Fatalf("load AWS config: %v", err)
@@ -144,13 +145,6 @@ func PutSecret(t testing.TB, sm localaws.SecretWriter, id, clientID, clientSecre
 		t.Fatal(err)
 	}
 	return v
-}
-
-func envOr(key, fallback string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return fallback
 }
 
 // EnvInt reads a benchmark's whole-number setting from the environment: def when

@@ -3,13 +3,11 @@
 // form or JSON bodies, credentials in the body or in HTTP Basic, flat or JSON:API
 // answers, and the many ways providers say no.
 //
-// golang.org/x/oauth2/clientcredentials speaks the standard dialect well (it caps
-// the answer at 1 MiB and recognises an RFC 6749 error sent with HTTP 200), but it
-// cannot send a JSON body, read a JSON:API or relocated answer, recognise the
-// other error shapes providers use, or retry; so this package builds the request
-// and reads the answer itself. An Endpoint describes a provider's dialect, as
-// x/oauth2's Endpoint and AuthStyle do for the standard one. The package knows
-// nothing of AWS or of how endpoints are configured.
+// It builds the request and reads the answer itself, because
+// golang.org/x/oauth2/clientcredentials cannot speak two of the seed dialects (why:
+// docs/design.md, "Why not golang.org/x/oauth2/clientcredentials"). An Endpoint
+// describes a provider's dialect, as x/oauth2's Endpoint and AuthStyle do for the
+// standard one. The package knows nothing of AWS or of how endpoints are configured.
 //
 // Every error the client returns, and the scope it reports, has the client secret
 // removed first, in every form the client sends it or that can be derived from it
