@@ -76,7 +76,7 @@ func main() {
 		log.Error("AWS configuration", "error", err.Error())
 		os.Exit(2)
 	}
-	h := newFunction(awsCfg, env, log, out)
+	h := &coldStarts{handler: newFunction(awsCfg, env, log, out)}
 
 	if !inLambda {
 		if *eventFile == "" {
@@ -185,7 +185,7 @@ func exitCode(err error) int {
 // the request id and follows the function's log level; elsewhere to stderr.
 func newLogger(inLambda bool) *slog.Logger {
 	if inLambda {
-		return lambdacontext.NewLogger()
+		return slog.New(invocationAttrs{Handler: lambdacontext.NewLogHandler(), function: os.Getenv("AWS_LAMBDA_FUNCTION_NAME")})
 	}
 	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{ReplaceAttr: lambdacontext.ReplaceAttr}))
 }
