@@ -114,5 +114,9 @@ examples-deps: $(EXAMPLES_PY_STAMP) $(EXAMPLES_JS_STAMP) ## install the consumer
 demo: ## the main job on this machine: LocalStack, fake providers, refresher runs, a consumer
 	$(LAUNCHER) run -- $(GO) run ./cmd/demo
 
+.PHONY: fake-providers
+fake-providers: ## fake endpoints of the five seed dialects on 127.0.0.1 and their registry (OUT=FILE, else stdout), until Ctrl-C
+	@$(GO) run ./cmd/fakeproviders $(if $(OUT),-o $(OUT))
+
 include sam.mk
 include bench.mk

@@ -49,6 +49,20 @@ func TestIntegrationFanOut(t *testing.T) {
 	}
 	jobs, dead := p.stackOutput("RefreshJobsQueueUrl"), p.stackOutput("RefreshJobsDeadLetterQueueUrl")
 
+	// A refresh job and a rotation job of one failing provider, sent together so
+	// that a worker takes them in one batch and merges them: when the provider
+	// fails, both messages must come back, so the rotation is not lost but ends,
+	// after its retries, in the dead-letter queue beside the refresh.
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	if _, err := p.sqs.SendMessageBatch(p.ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(jobs), Entries: []sqstypes.SendMessageBatchRequestEntry{
+		{Id: aws.String("refresh"), MessageBody: aws.String(fmt.Sprintf(`{"provider":%q,"planned_at":%q}`, failing[0], now)),
+			MessageGroupId: aws.String(failing[0]), MessageDeduplicationId: aws.String("merged-refresh-" + p.id)},
+		{Id: aws.String("rotate"), MessageBody: aws.String(fmt.Sprintf(`{"provider":%q,"planned_at":%q,"rotate":true,"version":0}`, failing[0], now)),
+			MessageGroupId: aws.String(failing[0]), MessageDeduplicationId: aws.String("merged-rotate-" + p.id)},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+
 	// The event source mapping is the template's: batches of 8, four workers at most.
 	esm, err := p.lam.ListEventSourceMappings(p.ctx, &lambda.ListEventSourceMappingsInput{FunctionName: aws.String(p.function)})
 	if err != nil || len(esm.EventSourceMappings) != 1 {
@@ -132,7 +146,7 @@ func TestIntegrationFanOut(t *testing.T) {
 
 	// Failing jobs: three attempts, then the dead-letter queue; nothing else there.
 	// (Checked last: their retries ran alongside everything above.)
-	deadJobs := map[string]bool{}
+	deadJobs, deadRotation := map[string]bool{}, false
 	p.eventually(6*time.Minute, "the failing providers' jobs in the dead-letter queue", func() bool {
 		out, err := p.sqs.ReceiveMessage(p.ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(dead), MaxNumberOfMessages: 10,
 			WaitTimeSeconds: 1, VisibilityTimeout: 600, MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{"ApproximateReceiveCount"}})
@@ -145,9 +159,12 @@ func TestIntegrationFanOut(t *testing.T) {
 				t.Fatalf("dead-lettered job %s", aws.ToString(msg.Body))
 			}
 			deadJobs[j.Provider] = true
+			if j.Provider == failing[0] && strings.Contains(aws.ToString(msg.Body), `"rotate":true`) {
+				deadRotation = true
+			}
 			t.Logf("dead-lettered: %s, received %s times", aws.ToString(msg.Body), msg.Attributes["ApproximateReceiveCount"])
 		}
-		return len(deadJobs) == len(failing)
+		return len(deadJobs) == len(failing) && deadRotation
 	})
 	for _, name := range failing {
 		// Each job was tried three times (maxReceiveCount), each try four attempts
