@@ -60,6 +60,7 @@ type demo struct {
 	prefix       string
 	statePrefix  string
 	secretPrefix string
+	bucket       string // the stack's registry bucket
 	sm           *secretsmanager.Client
 	ssm          *ssm.Client
 	lam          *lambda.Client
@@ -114,6 +115,7 @@ func run(ctx context.Context, out io.Writer) error {
 		{"A secret changes: CloudTrail's event reaches the stack's rule, which rotates that provider", d.secretChange},
 		{"A manual rotation: make rotate ENV=local PROVIDER=cardlytics", d.rotate},
 		{"A consumer Lambda reads the published token and calls the partner's API, before and after a rotation", d.consumer},
+		{"A sixth partner, added with one command while the stack runs: no rebuild, no redeploy", d.sixth},
 		{"A provider fails: the status table an operator reads (tokenctl status)", d.status},
 	}
 	for _, s := range steps {
@@ -218,7 +220,44 @@ func (d *demo) deploy(ctx context.Context) error {
 		b, _ := os.ReadFile(log.Name())
 		return fmt.Errorf("%w\n%s", err, lastLines(string(b), 30))
 	}
+	d.bucket = out["RegistryBucket"]
 	d.say("stack %s: function %s, schedule rate(1 minute), dashboard %s", d.stack, d.function, out["DashboardName"])
+	return nil
+}
+
+// sixth adds a provider to the running stack's registry, as `make providers` does
+// (tokenctl providers put), and waits for the stack's own rules to publish its
+// token; the function's code is the same before and after.
+func (d *demo) sixth(ctx context.Context) error {
+	before, err := d.lam.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(d.function)})
+	if err != nil {
+		return err
+	}
+	const name = "sixth"
+	u := d.srv.Add(oauthtest.Provider{Name: name, Dialect: oauthtest.Cardlytics, ClientID: "demo-" + name, ClientSecret: "demo secret " + name})
+	if _, err := localaws.PutSecret(ctx, d.sm, d.secretPrefix+name, "demo-"+name, "demo secret "+name); err != nil {
+		return err
+	}
+	file := filepath.Join(filepath.Dir(d.regFile), "sixth.yaml")
+	if err := os.WriteFile(file, []byte("providers:\n"+registry.EntryYAML(name, d.secretPrefix+name, oauthtest.Cardlytics.Endpoint(u))), 0o600); err != nil {
+		return err
+	}
+	if err := d.tokenctlRun(ctx, "providers", "put", "-bucket", d.bucket, "-secret-prefix", d.secretPrefix, "-token-prefix", d.prefix, file); err != nil {
+		return err
+	}
+	d.say("waiting for the stack to publish %s's token (its registry-changed rule, or the next scheduled run) ...", name)
+	if err := d.until(ctx, 3*time.Minute, func() bool { return d.token(ctx, name).Valid(time.Now()) }); err != nil {
+		return fmt.Errorf("the sixth provider's token: %w", err)
+	}
+	after, err := d.lam.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(d.function)})
+	if err != nil {
+		return err
+	}
+	shaBefore, shaAfter := aws.ToString(before.Configuration.CodeSha256), aws.ToString(after.Configuration.CodeSha256)
+	if shaBefore != shaAfter {
+		return fmt.Errorf("the function's code changed from %s to %s: adding a provider must not redeploy", shaBefore, shaAfter)
+	}
+	d.say("%s published, fingerprint %s; the function's CodeSha256 is unchanged: %s", name, tokens.Fingerprint(d.token(ctx, name).AccessToken), shaAfter)
 	return nil
 }
 
