@@ -85,6 +85,22 @@ func TestIdleRunFallsBack(t *testing.T) {
 // TestRunRecordNeedsEveryTokenValid: a run that leaves a provider failing or
 // without a token records no next due time, so the next run reads everything.
 func TestRunRecordNeedsEveryTokenValid(t *testing.T) {
+	// The record holds the earliest expiry of the published tokens: a later one
+	// would let runs end early after a token had expired.
+	ok := newWorld(t)
+	if _, err := ok.refresher().Run(context.Background(), schedule); err != nil {
+		t.Fatal(err)
+	}
+	var earliest time.Time
+	for _, tok := range ok.store.tokens {
+		if earliest.IsZero() || tok.ExpiresAt.Before(earliest) {
+			earliest = tok.ExpiresAt
+		}
+	}
+	if got := ok.state.run.MinExpiry; !got.Equal(earliest) {
+		t.Errorf("record's earliest expiry: got %s, want %s", got, earliest)
+	}
+
 	w := newWorld(t)
 	w.srv.SetFault("booking", oauthtest.Fault{Kind: oauthtest.WrongCredentials})
 	res, err := w.refresher().Run(context.Background(), schedule)
