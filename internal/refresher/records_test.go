@@ -32,17 +32,17 @@ func TestIdleRunReadsOnlyTheRunRecord(t *testing.T) {
 	for range 3 {
 		res, err := r.Run(context.Background(), schedule)
 		if err != nil || !res.Idle || len(res.Results) != 0 || res.NextDue == "" {
-			t.Fatalf("%v %+v", err, res)
+			t.Fatalf("idle run: got err %v, idle %v, %d results, next due %q; want nil, true, 0, a next due time", err, res.Idle, len(res.Results), res.NextDue)
 		}
 	}
 	if w.store.currents != currents || w.secrets.reads != reads || w.srv.TotalRequests() != requests ||
 		w.store.writes != writes || w.state.runWrites != runWrites || w.state.healthReads != healthReads {
-		t.Fatalf("idle runs read tokens %d, secrets %d, asked providers %d, wrote %d tokens, %d run records, read %d health records",
+		t.Fatalf("idle runs: got %d token reads, %d secret reads, %d token requests, %d token writes, %d run record writes, %d health reads; want 0 of each",
 			w.store.currents-currents, w.secrets.reads-reads, w.srv.TotalRequests()-requests, w.store.writes-writes,
 			w.state.runWrites-runWrites, w.state.healthReads-healthReads)
 	}
 	if n := strings.Count(metrics.String(), `"SecondsToExpiry"`); n < 3 {
-		t.Fatalf("idle runs reported the soonest expiry %d times:\n%s", n, metrics.String())
+		t.Fatalf("idle runs reported the soonest expiry: got %d times, want at least 3:\n%s", n, metrics.String())
 	}
 }
 
@@ -76,7 +76,7 @@ func TestIdleRunFallsBack(t *testing.T) {
 			before := w.store.currents
 			res, err := r.Run(context.Background(), tt.req)
 			if err != nil || res.Idle || w.store.currents != before+1 || len(res.Results) == 0 {
-				t.Fatalf("%v %+v: %d token reads", err, res, w.store.currents-before)
+				t.Fatalf("got err %v, idle %v, %d results, %d token reads; want nil, false, some results, 1 token read", err, res.Idle, len(res.Results), w.store.currents-before)
 			}
 		})
 	}
@@ -105,7 +105,7 @@ func TestRunRecordNeedsEveryTokenValid(t *testing.T) {
 	w.srv.SetFault("booking", oauthtest.Fault{Kind: oauthtest.WrongCredentials})
 	res, err := w.refresher().Run(context.Background(), schedule)
 	if err == nil || res.NextDue != "" || !w.state.run.NextDue.IsZero() || w.state.runWrites != 1 {
-		t.Fatalf("%v %+v, record %+v", err, res, w.state.run)
+		t.Fatalf("with a failing provider: got err %v, next due %q, record next due %s, %d run record writes; want an error, no next due time, 1 write", err, res.NextDue, w.state.run.NextDue, w.state.runWrites)
 	}
 	before := w.store.currents
 	if _, err := w.refresher().Run(context.Background(), schedule); err == nil || w.store.currents != before+1 {
@@ -126,13 +126,13 @@ func TestHealthTransitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	if w.state.healthWrites != 0 {
-		t.Fatalf("%d health writes for providers that never failed", w.state.healthWrites)
+		t.Fatalf("health writes for providers that never failed: got %d, want 0", w.state.healthWrites)
 	}
 	// A failed refresh with a valid token left: degraded.
 	w.srv.SetFault("cardlytics", oauthtest.Fault{Kind: oauthtest.ServerError})
 	r.Run(context.Background(), rotate)
 	if h := health(); h.State != state.Degraded || h.ConsecutiveFailures != 1 || !strings.Contains(h.LastError, "500") {
-		t.Fatalf("after a failure: %+v", h)
+		t.Fatalf("after a failure: got %+v, want %s with 1 failure and a 500 error", h, state.Degraded)
 	}
 	// The token expires while refreshes keep failing: failing.
 	tok := w.store.tokens[param("cardlytics")]
@@ -140,7 +140,7 @@ func TestHealthTransitions(t *testing.T) {
 	w.store.tokens[param("cardlytics")] = tok
 	r.Run(context.Background(), rotate)
 	if h := health(); h.State != state.Failing || h.ConsecutiveFailures != 2 {
-		t.Fatalf("after the token expired: %+v", h)
+		t.Fatalf("after the token expired: got %+v, want %s with 2 failures", h, state.Failing)
 	}
 	writes := w.state.healthWrites
 	// The provider answers again: healthy, failures kept for the record.
@@ -150,10 +150,10 @@ func TestHealthTransitions(t *testing.T) {
 	}
 	h := health()
 	if h.State != state.Healthy || h.ConsecutiveFailures != 0 || h.LastFailure.IsZero() || w.state.healthWrites != writes+1 {
-		t.Fatalf("after recovery: %+v, %d writes", h, w.state.healthWrites-writes)
+		t.Fatalf("after recovery: got %+v, %d writes; want %s, 0 failures, the last failure kept, 1 write", h, w.state.healthWrites-writes, state.Healthy)
 	}
 	// Another success changes nothing: no write.
 	if _, err := r.Run(context.Background(), rotate); err != nil || w.state.healthWrites != writes+1 {
-		t.Fatalf("%v; a second success wrote %d times", err, w.state.healthWrites-writes-1)
+		t.Fatalf("a second success: got err %v, %d health writes; want nil, 0", err, w.state.healthWrites-writes-1)
 	}
 }
