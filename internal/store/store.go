@@ -163,7 +163,7 @@ func (s *Store) currentByName(ctx context.Context, cause error) (Published, erro
 			names = append(names, aws.ToString(prm.Name))
 		}
 	}
-	s.log().WarnContext(ctx, "a published token could not be decrypted; reading the tokens by name", "error", cause.Error())
+	s.log().WarnContext(ctx, "a published token could not be decrypted; reading the tokens by name", "error_code", errorCode(cause))
 	return s.Tokens(ctx, names)
 }
 
