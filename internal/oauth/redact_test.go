@@ -25,7 +25,7 @@ func assertNoForm(t *testing.T, where, text, id, secret string) {
 	t.Helper()
 	for _, f := range oauthtest.SecretForms(id, secret) {
 		if strings.Contains(text, f) {
-			t.Errorf("%s holds the secret as %q:\n%s", where, f, text)
+			t.Errorf("%s: got the secret as %q, want no form of it:\n%s", where, f, text)
 		}
 	}
 }
@@ -45,7 +45,7 @@ func TestRedactEveryForm(t *testing.T) {
 				got := oauth.Redact(cred, text)
 				assertNoForm(t, fmt.Sprintf("Redact(%.40q)", text), strings.ReplaceAll(got, "[redacted]", marker(secret)), cred.ClientID, secret)
 				if !strings.Contains(got, "[redacted]") {
-					t.Errorf("nothing redacted in %q", text)
+					t.Errorf("got %q from %q, want [redacted] in it", got, text)
 				}
 			}
 		}
@@ -53,7 +53,7 @@ func TestRedactEveryForm(t *testing.T) {
 	// Ordinary text is left alone.
 	cred := oauth.Credentials{ClientID: "id", ClientSecret: "s3cr3t+/=% :with spaces"}
 	if got := oauth.Redact(cred, "invalid_client: Client authentication failed"); got != "invalid_client: Client authentication failed" {
-		t.Errorf("changed ordinary text: %q", got)
+		t.Errorf("got %q, want ordinary text unchanged", got)
 	}
 }
 
@@ -80,7 +80,7 @@ func TestClientErrorsNeverCarryTheSecret(t *testing.T) {
 					srv.SetFault(name, oauthtest.Fault{Kind: kind})
 					_, err := fastClient().Token(context.Background(), d.Endpoint(u), oauth.Credentials{ClientID: id, ClientSecret: secret})
 					if err == nil {
-						t.Fatal("no error")
+						t.Fatal("got no error, want one")
 					}
 					msg := err.Error()
 					assertNoForm(t, "error", msg, id, secret)
@@ -113,7 +113,7 @@ func TestSanitizeRedactsBeforeItCuts(t *testing.T) {
 			msg := oauth.Sanitize(errors.New(pad+secret+" tail"), cred).Error()
 			rest, ok := strings.CutPrefix(strings.TrimSuffix(msg, "…"), pad)
 			if !ok || !strings.HasPrefix("[redacted] tail", rest) {
-				t.Errorf("%q with %d bytes before the cut: the error ends %q", secret, k, msg[max(0, len(msg)-20):])
+				t.Errorf("%q with %d bytes before the cut: got an error ending %q, want the pad then a prefix of \"[redacted] tail\"", secret, k, msg[max(0, len(msg)-20):])
 			}
 			if len(msg) > oauth.MaxErrorLen+len("…") {
 				t.Errorf("got an error of %d bytes, want at most %d", len(msg), oauth.MaxErrorLen+len("…"))
@@ -148,7 +148,7 @@ func FuzzRedact(f *testing.F) {
 		got := oauth.Redact(cred, before+form+after)
 		// The marker itself may spell a short secret ("a"): look around it.
 		if strings.Contains(strings.ReplaceAll(got, "[redacted]", marker(form)), form) {
-			t.Fatalf("form %q of %q survived in %q", form, secret, got)
+			t.Fatalf("got %q with form %q of %q, want it redacted", got, form, secret)
 		}
 	})
 }
