@@ -124,7 +124,8 @@ func BenchmarkAlternative(b *testing.B) {
 
 // refresher returns the refresher as main wires it, for the named providers, its
 // tokens and state under a path of its own, its AWS calls counted by calls, on the
-// clock now (time.Now when nil) for the refresher, the token client and the secrets cache.
+// clock now (time.Now when nil), which the refresher hands to the token client and
+// the secrets cache.
 func (a *alternative) refresher(b *testing.B, dir string, calls *localaws.Calls, now func() time.Time, names ...string) (*refresher.Refresher, *registry.Registry) {
 	b.Helper()
 	var doc strings.Builder
@@ -140,10 +141,10 @@ func (a *alternative) refresher(b *testing.B, dir string, calls *localaws.Calls,
 	sc := ssm.NewFromConfig(cfg)
 	return &refresher.Refresher{
 		Providers: reg,
-		Secrets:   &secrets.Source{API: secretsmanager.NewFromConfig(cfg), Now: now},
+		Secrets:   &secrets.Source{API: secretsmanager.NewFromConfig(cfg)},
 		Store:     &store.Store{API: sc, Prefix: reg.ParameterPrefix()},
 		State:     &state.Store{API: sc, Prefix: a.root + "/" + dir + "/state"},
-		Client:    &oauth.Client{UserAgent: "token-refresher", Now: now},
+		Client:    &oauth.Client{UserAgent: "token-refresher"},
 		Now:       now,
 	}, reg
 }

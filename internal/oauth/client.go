@@ -72,10 +72,26 @@ type Client struct {
 	MaxRetryAfter time.Duration
 	// InitialBackoff is the first wait between attempts, before jitter; 500ms when zero.
 	InitialBackoff time.Duration
-	// Now returns the current time; time.Now when nil.
-	Now func() time.Time
 	// UserAgent is sent with every request.
 	UserAgent string
+}
+
+// A TokenOption changes one Token call.
+type TokenOption func(*tokenCall)
+
+type tokenCall struct {
+	now func() time.Time
+}
+
+// WithClock makes one Token call tell time by now instead of time.Now: the token's
+// issue and expiry times are on that clock. It is how a caller that runs on a clock
+// of its own hands that clock over (see the refresher's Now).
+func WithClock(now func() time.Time) TokenOption {
+	return func(c *tokenCall) {
+		if now != nil {
+			c.now = now
+		}
+	}
 }
 
 // maxHeaderBytes bounds the status line and headers of an answer the default HTTP
@@ -111,8 +127,12 @@ var defaultTransport = func() http.RoundTripper {
 // the client sends or that can be derived from it, and then bounds the text to
 // maxErrorLen; errors.Is and errors.As still find this package's sentinels, the
 // context's errors and *Error.
-func (c *Client) Token(ctx context.Context, e Endpoint, cred Credentials) (*tokens.Token, error) {
-	tok, err := c.token(ctx, e, cred)
+func (c *Client) Token(ctx context.Context, e Endpoint, cred Credentials, opts ...TokenOption) (*tokens.Token, error) {
+	call := tokenCall{now: time.Now}
+	for _, o := range opts {
+		o(&call)
+	}
+	tok, err := c.token(ctx, e, cred, call.now)
 	if err != nil {
 		return nil, sanitize(err, cred)
 	}
@@ -122,7 +142,7 @@ func (c *Client) Token(ctx context.Context, e Endpoint, cred Credentials) (*toke
 	return tok, nil
 }
 
-func (c *Client) token(ctx context.Context, e Endpoint, cred Credentials) (*tokens.Token, error) {
+func (c *Client) token(ctx context.Context, e Endpoint, cred Credentials, now func() time.Time) (*tokens.Token, error) {
 	if err := CheckTokenURL(e.TokenURL); err != nil {
 		return nil, fmt.Errorf("%w: %v", errInsecureURL, err)
 	}
@@ -140,7 +160,7 @@ func (c *Client) token(ctx context.Context, e Endpoint, cred Credentials) (*toke
 			// No attempt starts once the caller's time is up.
 			return nil, backoff.Permanent(err)
 		}
-		tok, err := c.attempt(ctx, e, cred, body, contentType)
+		tok, err := c.attempt(ctx, e, cred, body, contentType, now)
 		if err != nil {
 			last = err
 		}
@@ -169,7 +189,7 @@ func (c *Client) token(ctx context.Context, e Endpoint, cred Credentials) (*toke
 
 // attempt sends one request. Errors worth retrying are returned as they are; final
 // ones wrapped in backoff.Permanent.
-func (c *Client) attempt(ctx context.Context, e Endpoint, cred Credentials, body []byte, contentType string) (*tokens.Token, error) {
+func (c *Client) attempt(ctx context.Context, e Endpoint, cred Credentials, body []byte, contentType string, now func() time.Time) (*tokens.Token, error) {
 	timeout := cmp.Or(c.RequestTimeout, defaultRequestTimeout)
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -178,7 +198,7 @@ func (c *Client) attempt(ctx context.Context, e Endpoint, cred Credentials, body
 	if err != nil {
 		return nil, backoff.Permanent(err)
 	}
-	sent := c.now()
+	sent := now()
 	started := time.Now()
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
@@ -198,7 +218,7 @@ func (c *Client) attempt(ctx context.Context, e Endpoint, cred Credentials, body
 		return nil, fmt.Errorf("%w: %v", errUnreachable, err)
 	}
 	defer resp.Body.Close()
-	return c.readResponse(resp, e, sent)
+	return c.readResponse(resp, e, sent, now)
 }
 
 // timeUp says that the caller's time ran out in words, keeping the context's error
@@ -248,7 +268,7 @@ func (c *Client) newRequest(ctx context.Context, e Endpoint, cred Credentials, b
 
 // readResponse reads at most maxResponseBytes of the answer and turns it into a
 // token whose lifetime counts from sent, or into the error the endpoint stated.
-func (c *Client) readResponse(resp *http.Response, e Endpoint, sent time.Time) (*tokens.Token, error) {
+func (c *Client) readResponse(resp *http.Response, e Endpoint, sent time.Time, now func() time.Time) (*tokens.Token, error) {
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("%w: read token response: %v", errUnreachable, scrubURLError(err))
@@ -292,7 +312,7 @@ func (c *Client) readResponse(resp *http.Response, e Endpoint, sent time.Time) (
 	default:
 		return nil, backoff.Permanent(fmt.Errorf("%w: no expires_in, the token is no JWT with exp, and no default_lifetime is configured", errNoExpiry))
 	}
-	if !tok.ExpiresAt.After(c.now()) {
+	if !tok.ExpiresAt.After(now()) {
 		return nil, backoff.Permanent(fmt.Errorf("%w: it expired at %s", ErrInvalidToken, tok.ExpiresAt.Format(time.RFC3339)))
 	}
 	return tok, nil
@@ -305,13 +325,6 @@ func (c *Client) httpClient() *http.Client {
 	}
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &hc
-}
-
-func (c *Client) now() time.Time {
-	if c.Now != nil {
-		return c.Now()
-	}
-	return time.Now()
 }
 
 // retryAfter reads a Retry-After header (RFC 9110 §10.2.3: seconds or an HTTP date),

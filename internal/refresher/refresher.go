@@ -31,8 +31,8 @@ const (
 
 // SecretSource supplies client credentials; *secrets.Source is one.
 type SecretSource interface {
-	Current(ctx context.Context, ids []string) (map[string]secrets.Secret, map[string]error)
-	Fresh(ctx context.Context, id string) (secrets.Secret, error)
+	Current(ctx context.Context, ids []string, opts ...secrets.ReadOption) (map[string]secrets.Secret, map[string]error)
+	Fresh(ctx context.Context, id string, opts ...secrets.ReadOption) (secrets.Secret, error)
 	Previous(ctx context.Context, id string) (secrets.Secret, error)
 	Cached(id string) (secrets.Secret, bool)
 	Invalidate(id string)
@@ -59,7 +59,7 @@ type StateStore interface {
 // TokenClient obtains tokens from token endpoints and checks them against a
 // partner's API; *oauth.Client is one.
 type TokenClient interface {
-	Token(ctx context.Context, e oauth.Endpoint, cred oauth.Credentials) (*tokens.Token, error)
+	Token(ctx context.Context, e oauth.Endpoint, cred oauth.Credentials, opts ...oauth.TokenOption) (*tokens.Token, error)
 	Verify(ctx context.Context, chk oauth.Check, tok *tokens.Token) error
 }
 
@@ -93,7 +93,8 @@ type Refresher struct {
 	Log *slog.Logger
 	// Metrics receives the run's figures; nothing when nil.
 	Metrics *Metrics
-	// Now is the clock; time.Now when nil.
+	// Now is the clock of every run, handed to Secrets and Client on each call
+	// (see the package documentation); time.Now when nil.
 	Now func() time.Time
 }
 

@@ -539,7 +539,7 @@ type countingClient struct {
 	gate           chan struct{}
 }
 
-func (c *countingClient) Token(ctx context.Context, e oauth.Endpoint, _ oauth.Credentials) (*tokens.Token, error) {
+func (c *countingClient) Token(ctx context.Context, e oauth.Endpoint, _ oauth.Credentials, _ ...oauth.TokenOption) (*tokens.Token, error) {
 	n := c.inFlight.Add(1)
 	defer c.inFlight.Add(-1)
 	for {

@@ -182,7 +182,7 @@ func (u *run) refreshDue() {
 	for _, j := range u.due {
 		ids = append(ids, j.p.SecretID)
 	}
-	creds, credErrs := r.Secrets.Current(u.work, ids)
+	creds, credErrs := r.Secrets.Current(u.work, ids, secrets.WithClock(r.Now))
 
 	var g errgroup.Group
 	g.SetLimit(max(1, cmp.Or(r.MaxConcurrency, DefaultMaxConcurrency)))
@@ -299,13 +299,13 @@ type obtained struct {
 // cause an outage.
 func (u *run) obtain(p registry.Provider, sec secrets.Secret) (obtained, error) {
 	r, ctx := u.r, u.work
-	tok, err := r.Client.Token(ctx, p.Endpoint, credentials(sec))
+	tok, err := r.Client.Token(ctx, p.Endpoint, credentials(sec), oauth.WithClock(r.Now))
 	if err == nil || !rejected(err) {
 		return obtained{tok: tok, used: sec}, err
 	}
-	fresh, ferr := r.Secrets.Fresh(ctx, p.SecretID)
+	fresh, ferr := r.Secrets.Fresh(ctx, p.SecretID, secrets.WithClock(r.Now))
 	if ferr == nil && fresh.VersionID != sec.VersionID {
-		tok, err2 := r.Client.Token(ctx, p.Endpoint, credentials(fresh))
+		tok, err2 := r.Client.Token(ctx, p.Endpoint, credentials(fresh), oauth.WithClock(r.Now))
 		if err2 == nil || !rejected(err2) {
 			return obtained{tok: tok, used: fresh}, err2
 		}
@@ -315,7 +315,7 @@ func (u *run) obtain(p registry.Provider, sec secrets.Secret) (obtained, error) 
 	if perr != nil || prev.VersionID == sec.VersionID {
 		return obtained{}, err
 	}
-	tok, perr = r.Client.Token(ctx, p.Endpoint, credentials(prev))
+	tok, perr = r.Client.Token(ctx, p.Endpoint, credentials(prev), oauth.WithClock(r.Now))
 	if perr != nil {
 		return obtained{}, fmt.Errorf("%w (the previous secret version was refused too: %v)", err, perr)
 	}

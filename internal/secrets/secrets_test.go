@@ -114,9 +114,10 @@ func TestCurrentBatchesAndCaches(t *testing.T) {
 	ids[3] = arnPrefix + "token-refresher/p03-AbCdEf" // asked for by full ARN
 	ids = append(ids, "token-refresher/missing")
 	now := time.Now()
-	s := &Source{API: api, Now: func() time.Time { return now }, TTL: time.Minute}
+	at := WithClock(func() time.Time { return now })
+	s := &Source{API: api, TTL: time.Minute}
 
-	got, errs := s.Current(context.Background(), ids)
+	got, errs := s.Current(context.Background(), ids, at)
 	if len(got) != 45 || len(errs) != 1 || !errors.Is(errs["token-refresher/missing"], ErrNotFound) {
 		t.Fatalf("got %d secrets and errors %v, want 45 secrets and ErrNotFound for token-refresher/missing", len(got), errs)
 	}
@@ -128,32 +129,32 @@ func TestCurrentBatchesAndCaches(t *testing.T) {
 	}
 
 	// Warm: nothing is read again until the TTL passes or a secret is invalidated.
-	s.Current(context.Background(), ids[:45])
+	s.Current(context.Background(), ids[:45], at)
 	if api.batchCalls != 3 || api.getCalls != 0 {
 		t.Fatalf("warm read: got %d batch and %d get calls, want 3 and 0", api.batchCalls, api.getCalls)
 	}
 	s.Invalidate(ids[0])
-	s.Current(context.Background(), ids[:45])
+	s.Current(context.Background(), ids[:45], at)
 	if api.getCalls != 1 {
 		t.Fatalf("invalidated secret: got %d reads, want 1", api.getCalls)
 	}
 	now = now.Add(time.Minute)
-	s.Current(context.Background(), ids[:45])
+	s.Current(context.Background(), ids[:45], at)
 	if api.batchCalls != 6 {
 		t.Fatalf("expired cache: got %d batch calls, want 6", api.batchCalls)
 	}
 
 	// Without a TTL of its own, a Source keeps a secret for 15 minutes.
 	api.batchCalls = 0
-	d := &Source{API: api, Now: func() time.Time { return now }}
-	d.Current(context.Background(), ids[:20])
+	d := &Source{API: api}
+	d.Current(context.Background(), ids[:20], at)
 	now = now.Add(15*time.Minute - time.Nanosecond)
-	d.Current(context.Background(), ids[:20])
+	d.Current(context.Background(), ids[:20], at)
 	if api.batchCalls != 1 {
 		t.Fatalf("default TTL: got %d batch calls just before 15 minutes, want 1", api.batchCalls)
 	}
 	now = now.Add(time.Nanosecond)
-	d.Current(context.Background(), ids[:20])
+	d.Current(context.Background(), ids[:20], at)
 	if api.batchCalls != 2 {
 		t.Fatalf("default TTL: got %d batch calls at 15 minutes, want 2", api.batchCalls)
 	}
