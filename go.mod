@@ -38,6 +38,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/signin v1.12.3 // indirect
 	github.com/aws/aws-sdk-go-v2/service/sso v1.39.3 // indirect
 	github.com/aws/aws-sdk-go-v2/service/ssooidc v1.44.3 // indirect
+	github.com/go-jose/go-jose/v4 v4.1.9 // indirect
 )
 
 // pkg/tokens is its own module, the one consumers require (tagged pkg/tokens/vX.Y.Z);

@@ -1,10 +1,16 @@
 package oauth
 
 import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -24,32 +30,68 @@ const minPrefix = 8
 // alone: with no letter or digit right before or after it.
 const minAnywhere = 4
 
-// redactor removes one client's secret from text, in every form the client sends it
-// or that can be derived from it: raw; percent-encoded with either case of hex digit
-// and with '+' or %20 for a space (the form and Basic encodings); JSON-escaped
-// (\uXXXX in either case, surrogate pairs, \/ and the short escapes); as HTML
-// entities; any mix of these, character by character; any start of it of at
-// least minPrefix characters in those forms; and the base64 of the secret and of
-// "id:secret" in both Basic encodings, in both alphabets, padded or not. A secret
-// shorter than minAnywhere is redacted in all these forms only where it stands
-// alone, not inside a word.
+// redactor removes one client's secrets from text: the client secret, in every
+// form the client sends it or that can be derived from it: raw; percent-encoded
+// with either case of hex digit and with '+' or %20 for a space (the form and Basic
+// encodings); JSON-escaped (\uXXXX in either case, surrogate pairs, \/ and the short
+// escapes); as HTML entities; any mix of these, character by character; any start
+// of it of at least minPrefix characters in those forms; and the base64 of the
+// secret and of "id:secret" in both Basic encodings, in both alphabets, padded or
+// not. A secret shorter than minAnywhere is redacted in all these forms only where
+// it stands alone, not inside a word.
+//
+// The private key, and what was made with it for one call (each assertion, its
+// signature, a signature a Signer returned), are redacted in the same forms, each
+// as a "material": the key as the base64 of each of its DER encodings (PKCS#8, and
+// PKCS#1 or SEC1), whole and in the PEM's lines, and those DER bytes themselves.
 //
 // It is hand-written because no library redacts a value in its encodings; it is a
-// regular expression built from the secret (RE2: linear in the text whatever the
-// secret) plus literal base64 strings, built only when an error is reported.
+// set of regular expressions built from the secrets (RE2: linear in the text
+// whatever the secret) plus literal strings, built only when an error is reported.
 type redactor struct {
+	parts []part
+}
+
+// part is one secret's expression and literal forms.
+type part struct {
 	re       *regexp.Regexp
 	literals []string
 	// alone restricts redaction to matches that stand alone (a short secret).
 	alone bool
 }
 
-func newRedactor(cred Credentials) *redactor {
-	runes := []rune(cred.ClientSecret)
-	r := &redactor{alone: len(runes) < minAnywhere}
-	if len(runes) == 0 {
-		return r
+func newRedactor(cred Credentials, made ...string) *redactor {
+	r := &redactor{}
+	if cred.ClientSecret != "" {
+		p := material(cred.ClientSecret)
+		p.alone = utf8.RuneCountInString(cred.ClientSecret) < minAnywhere
+		for _, plain := range []string{
+			cred.ClientID + ":" + cred.ClientSecret,
+			formEncode(cred.ClientID) + ":" + formEncode(cred.ClientSecret),
+			url.QueryEscape(cred.ClientID) + ":" + url.QueryEscape(cred.ClientSecret),
+		} {
+			p.literals = append(p.literals, base64Forms(plain)...)
+		}
+		r.parts = append(r.parts, p)
 	}
+	// Longest first: a whole assertion before its signature, so that no part of a
+	// longer secret is left behind a shorter one's marker.
+	mats := append(keyMaterial(cred.PrivateKey), made...)
+	slices.SortStableFunc(mats, func(a, b string) int { return len(b) - len(a) })
+	for _, m := range slices.Compact(mats) {
+		if utf8.RuneCountInString(m) >= minAnywhere {
+			r.parts = append(r.parts, material(m))
+		}
+	}
+	for _, der := range keyDER(cred.PrivateKey) {
+		r.parts = append(r.parts, part{literals: []string{string(der)}})
+	}
+	return r
+}
+
+// material is the expression and the base64 forms of one secret value.
+func material(m string) part {
+	runes := []rune(m)
 	var b strings.Builder
 	required := min(len(runes), minPrefix)
 	for i, c := range runes {
@@ -62,37 +104,102 @@ func newRedactor(cred Credentials) *redactor {
 			b.WriteString(runeForms(c) + "?")
 		}
 	}
-	r.re = regexp.MustCompile(b.String())
-
-	for _, plain := range []string{
-		cred.ClientSecret,
-		cred.ClientID + ":" + cred.ClientSecret,
-		formEncode(cred.ClientID) + ":" + formEncode(cred.ClientSecret),
-		url.QueryEscape(cred.ClientID) + ":" + url.QueryEscape(cred.ClientSecret),
-	} {
-		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
-			r.literals = append(r.literals, enc.EncodeToString([]byte(plain)))
-		}
-	}
-	return r
+	return part{re: regexp.MustCompile(b.String()), literals: base64Forms(m)}
 }
 
-// redact returns s with every form of the secret replaced.
+func base64Forms(plain string) []string {
+	var out []string
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		out = append(out, enc.EncodeToString([]byte(plain)))
+	}
+	return out
+}
+
+// pemLine is the line length of PEM's base64 body (RFC 7468 §2).
+const pemLine = 64
+
+// keyMaterial is the text forms of a PEM private key: each line of its body as
+// written, and the base64 of every DER encoding of the key, whole and cut in PEM
+// lines. A key that does not parse still has its lines redacted.
+func keyMaterial(pemText string) []string {
+	if pemText == "" {
+		return nil
+	}
+	var out []string
+	for line := range strings.Lines(pemText) {
+		line = strings.TrimSpace(line)
+		if line != "" && !strings.HasPrefix(line, "-----") && !strings.Contains(line, ":") {
+			out = append(out, line)
+		}
+	}
+	for _, der := range keyDER(pemText) {
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+			whole := enc.EncodeToString(der)
+			out = append(out, whole)
+			for i := 0; i < len(whole); i += pemLine {
+				out = append(out, whole[i:min(i+pemLine, len(whole))])
+			}
+		}
+	}
+	return out
+}
+
+// keyDER is every DER encoding of the PEM's private key that a server or a library
+// could quote: the blocks as written, PKCS#8, and PKCS#1 (RSA) or SEC1 (EC).
+func keyDER(pemText string) [][]byte {
+	var out [][]byte
+	rest := []byte(pemText)
+	for {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		if strings.HasSuffix(b.Type, "PRIVATE KEY") {
+			out = append(out, b.Bytes)
+		}
+	}
+	key, err := ParsePrivateKey(pemText)
+	if err != nil {
+		return out
+	}
+	if der, err := x509.MarshalPKCS8PrivateKey(key); err == nil {
+		out = append(out, der)
+	}
+	switch k := key.(type) {
+	case *rsa.PrivateKey:
+		out = append(out, x509.MarshalPKCS1PrivateKey(k))
+	case *ecdsa.PrivateKey:
+		if der, err := x509.MarshalECPrivateKey(k); err == nil {
+			out = append(out, der)
+		}
+	}
+	slices.SortFunc(out, bytes.Compare)
+	return slices.CompactFunc(out, bytes.Equal)
+}
+
+// redact returns s with every form of every secret replaced.
 func (r *redactor) redact(s string) string {
-	if !r.alone {
-		for _, l := range r.literals {
+	for _, p := range r.parts {
+		s = p.redact(s)
+	}
+	return s
+}
+
+func (p *part) redact(s string) string {
+	if !p.alone {
+		for _, l := range p.literals {
 			s = strings.ReplaceAll(s, l, redacted)
 		}
-		if r.re != nil {
-			s = r.re.ReplaceAllLiteralString(s, redacted)
+		if p.re != nil {
+			s = p.re.ReplaceAllLiteralString(s, redacted)
 		}
 		return s
 	}
-	for _, l := range r.literals {
+	for _, l := range p.literals {
 		s = replaceAlone(s, literalMatches(s, l))
 	}
-	if r.re != nil {
-		s = replaceAlone(s, r.re.FindAllStringIndex(s, -1))
+	if p.re != nil {
+		s = replaceAlone(s, p.re.FindAllStringIndex(s, -1))
 	}
 	return s
 }
