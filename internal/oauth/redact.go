@@ -40,17 +40,32 @@ const minAnywhere = 4
 // not. A secret shorter than minAnywhere is redacted in all these forms only where
 // it stands alone, not inside a word.
 //
-// The private key, and what was made with it for one call (each assertion, its
-// signature, a signature a Signer returned), are redacted in the same forms, each
-// as a "material": the key as the base64 of each of its DER encodings (PKCS#8, and
-// PKCS#1 or SEC1), whole and in the PEM's lines, and those DER bytes themselves.
+// The private key and what was made for one call (each assertion, a signature a
+// Signer returned) are long base64 texts, for which one expression per character
+// would cost the length of the text times theirs. They are found instead as runs of
+// base64 characters in the text (JSON's \/ and the percent escapes of + / = read
+// as what they stand for) that hold any piece of windowLen characters of the
+// base64 of the key's DER encodings (as the PEM holds it, PKCS#8, and PKCS#1 or
+// SEC1, in both alphabets), of the PEM text itself, or of a signature: such a run
+// is replaced whole. So the PEM, each of its lines, any cut piece of them longer
+// than windowLen, and the assertion's signature go; the assertion and the DER bytes
+// are also replaced as they are.
 //
 // It is hand-written because no library redacts a value in its encodings; it is a
-// set of regular expressions built from the secrets (RE2: linear in the text
-// whatever the secret) plus literal strings, built only when an error is reported.
+// regular expression built from the client secret (RE2: linear in the text
+// whatever the secret), literal strings and a set of windows, built only when an
+// error is reported.
 type redactor struct {
 	parts []part
+	// literals are replaced as they are: whole assertions, DER bytes.
+	literals []string
+	// windows holds every windowLen-character piece of the base64 texts to remove.
+	windows map[string]bool
 }
+
+// windowLen is the shortest piece of a key's or a signature's base64 that is found
+// on its own: 96 bits, which no other text holds by chance.
+const windowLen = 16
 
 // part is one secret's expression and literal forms.
 type part struct {
@@ -74,18 +89,35 @@ func newRedactor(cred Credentials, made ...string) *redactor {
 		}
 		r.parts = append(r.parts, p)
 	}
-	// Longest first: a whole assertion before its signature, so that no part of a
-	// longer secret is left behind a shorter one's marker.
-	mats := append(keyMaterial(cred.PrivateKey), made...)
-	slices.SortStableFunc(mats, func(a, b string) int { return len(b) - len(a) })
-	for _, m := range slices.Compact(mats) {
-		if utf8.RuneCountInString(m) >= minAnywhere {
-			r.parts = append(r.parts, material(m))
+	r.windows = map[string]bool{}
+	for _, b := range keyBlocks(cred.PrivateKey) {
+		r.literals = append(r.literals, string(b.Bytes))
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+			r.window(enc.EncodeToString(b.Bytes))
+			// The PEM text in base64, as some stores keep it.
+			r.window(enc.EncodeToString(pem.EncodeToMemory(b)))
 		}
 	}
-	for _, der := range keyDER(cred.PrivateKey) {
-		r.parts = append(r.parts, part{literals: []string{string(der)}})
+	if cred.PrivateKey != "" {
+		r.window(base64.StdEncoding.EncodeToString([]byte(cred.PrivateKey)))
+		for line := range strings.Lines(cred.PrivateKey) {
+			// The lines as written, should the key not parse.
+			if line = strings.TrimSpace(line); !strings.HasPrefix(line, "-----") && !strings.Contains(line, ":") {
+				r.window(line)
+			}
+		}
 	}
+	for _, m := range made {
+		if i := strings.LastIndexByte(m, '.'); i >= 0 {
+			// An assertion: the whole of it, and its signature as a window; its
+			// header and claims alone are no credential, and every JWT's header
+			// starts alike.
+			r.literals = append(r.literals, m)
+			m = m[i+1:]
+		}
+		r.window(m)
+	}
+	slices.SortFunc(r.literals, func(a, b string) int { return len(b) - len(a) })
 	return r
 }
 
@@ -115,39 +147,24 @@ func base64Forms(plain string) []string {
 	return out
 }
 
-// pemLine is the line length of PEM's base64 body (RFC 7468 §2).
-const pemLine = 64
-
-// keyMaterial is the text forms of a PEM private key: each line of its body as
-// written, and the base64 of every DER encoding of the key, whole and cut in PEM
-// lines. A key that does not parse still has its lines redacted.
-func keyMaterial(pemText string) []string {
-	if pemText == "" {
-		return nil
-	}
-	var out []string
-	for line := range strings.Lines(pemText) {
-		line = strings.TrimSpace(line)
-		if line != "" && !strings.HasPrefix(line, "-----") && !strings.Contains(line, ":") {
-			out = append(out, line)
+// window adds every windowLen-character piece of the base64 text t.
+func (r *redactor) window(t string) {
+	t = strings.TrimRight(t, "=")
+	if len(t) < windowLen {
+		if len(t) >= minAnywhere {
+			r.literals = append(r.literals, t)
 		}
+		return
 	}
-	for _, der := range keyDER(pemText) {
-		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
-			whole := enc.EncodeToString(der)
-			out = append(out, whole)
-			for i := 0; i < len(whole); i += pemLine {
-				out = append(out, whole[i:min(i+pemLine, len(whole))])
-			}
-		}
+	for i := 0; i+windowLen <= len(t); i++ {
+		r.windows[t[i:i+windowLen]] = true
 	}
-	return out
 }
 
-// keyDER is every DER encoding of the PEM's private key that a server or a library
+// keyBlocks is every PEM block of the private key that a server or a library
 // could quote: the blocks as written, PKCS#8, and PKCS#1 (RSA) or SEC1 (EC).
-func keyDER(pemText string) [][]byte {
-	var out [][]byte
+func keyBlocks(pemText string) []*pem.Block {
+	var out []*pem.Block
 	rest := []byte(pemText)
 	for {
 		var b *pem.Block
@@ -155,7 +172,7 @@ func keyDER(pemText string) [][]byte {
 			break
 		}
 		if strings.HasSuffix(b.Type, "PRIVATE KEY") {
-			out = append(out, b.Bytes)
+			out = append(out, &pem.Block{Type: b.Type, Bytes: b.Bytes})
 		}
 	}
 	key, err := ParsePrivateKey(pemText)
@@ -163,26 +180,100 @@ func keyDER(pemText string) [][]byte {
 		return out
 	}
 	if der, err := x509.MarshalPKCS8PrivateKey(key); err == nil {
-		out = append(out, der)
+		out = append(out, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
 	}
 	switch k := key.(type) {
 	case *rsa.PrivateKey:
-		out = append(out, x509.MarshalPKCS1PrivateKey(k))
+		out = append(out, &pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
 	case *ecdsa.PrivateKey:
 		if der, err := x509.MarshalECPrivateKey(k); err == nil {
-			out = append(out, der)
+			out = append(out, &pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
 		}
 	}
-	slices.SortFunc(out, bytes.Compare)
-	return slices.CompactFunc(out, bytes.Equal)
+	return slices.CompactFunc(out, func(a, b *pem.Block) bool { return a.Type == b.Type && bytes.Equal(a.Bytes, b.Bytes) })
 }
 
 // redact returns s with every form of every secret replaced.
 func (r *redactor) redact(s string) string {
+	for _, l := range r.literals {
+		s = strings.ReplaceAll(s, l, redacted)
+	}
+	if len(r.windows) > 0 {
+		s = r.redactRuns(s)
+	}
 	for _, p := range r.parts {
 		s = p.redact(s)
 	}
 	return s
+}
+
+// redactRuns replaces every run of base64 characters that holds a window.
+func (r *redactor) redactRuns(s string) string {
+	var b strings.Builder
+	last := 0
+	norm := make([]byte, 0, 256)
+	for i := 0; i < len(s); {
+		start := i
+		norm = norm[:0]
+	run:
+		for i < len(s) {
+			switch c := s[i]; {
+			case isBase64(c):
+				norm = append(norm, c)
+				i++
+			case c == '\\' && i+1 < len(s) && s[i+1] == '/':
+				norm = append(norm, '/')
+				i += 2
+			case c == '%' && i+2 < len(s) && percentBase64(s[i+1:i+3]) != 0:
+				norm = append(norm, percentBase64(s[i+1:i+3]))
+				i += 3
+			default:
+				break run
+			}
+		}
+		if i == start {
+			i++
+			continue
+		}
+		if r.holdsWindow(norm) {
+			b.WriteString(s[last:start])
+			b.WriteString(redacted)
+			last = i
+		}
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+func (r *redactor) holdsWindow(run []byte) bool {
+	for i := 0; i+windowLen <= len(run); i++ {
+		if r.windows[string(run[i:i+windowLen])] {
+			return true
+		}
+	}
+	return false
+}
+
+// isBase64 reports whether c is a character of either base64 alphabet. '=' ends a
+// run rather than continuing it, so that "client_assertion=" stays apart from
+// what follows; padding is no secret.
+func isBase64(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '-' || c == '_'
+}
+
+// percentBase64 is the base64 symbol that the hex digits of a percent escape
+// stand for, or 0.
+func percentBase64(hex string) byte {
+	switch strings.ToUpper(hex) {
+	case "2B":
+		return '+'
+	case "2F":
+		return '/'
+	}
+	return 0
 }
 
 func (p *part) redact(s string) string {
