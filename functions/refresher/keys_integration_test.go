@@ -86,7 +86,9 @@ func TestIntegrationKeyMethods(t *testing.T) {
 	if _, err := kc.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(alias), TargetKeyId: aws.String(rsaID)}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = kc.DeleteAlias(context.Background(), &kms.DeleteAliasInput{AliasName: aws.String(alias)}) })
+	t.Cleanup(func() {
+		_, _ = kc.DeleteAlias(context.Background(), &kms.DeleteAliasInput{AliasName: aws.String(alias)})
+	})
 
 	srv.Add(oauthtest.KeyClient{ID: "id-pem", Method: oauth.PrivateKeyJWT, PublicKey: ec.Public()})
 	srv.Add(oauthtest.KeyClient{ID: "id-mtls", Method: oauth.TLSClientAuth, Certificate: cert})

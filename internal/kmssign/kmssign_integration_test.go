@@ -45,7 +45,9 @@ func TestIntegrationKMSSigner(t *testing.T) {
 	if _, err := api.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(alias), TargetKeyId: aws.String(ecKey)}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = api.DeleteAlias(context.Background(), &kms.DeleteAliasInput{AliasName: aws.String(alias)}) })
+	t.Cleanup(func() {
+		_, _ = api.DeleteAlias(context.Background(), &kms.DeleteAliasInput{AliasName: aws.String(alias)})
+	})
 	digest := sha256.Sum256([]byte("eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJpZCJ9"))
 	for _, tt := range []struct {
 		name, key string
