@@ -25,10 +25,12 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"github.com/token-refresher/token-refresher/internal/kmssign"
 	"github.com/token-refresher/token-refresher/internal/oauth"
 	"github.com/token-refresher/token-refresher/internal/queue"
 	"github.com/token-refresher/token-refresher/internal/refresher"
@@ -115,6 +117,7 @@ func newHandler(awsCfg aws.Config, env env, log *slog.Logger, metricsOut io.Writ
 			},
 			State:          &state.Store{API: writes, Prefix: env.StatePrefix},
 			Client:         &oauth.Client{UserAgent: "token-refresher"},
+			Keys:           kmssign.Keys{API: kms.NewFromConfig(awsCfg)},
 			Policy:         refresher.Policy{Period: env.SchedulePeriod},
 			MaxConcurrency: env.MaxConcurrency,
 			Log:            log,

@@ -22,6 +22,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -51,10 +52,20 @@ const (
 	defaultMaxRetryAfter  = 30 * time.Second
 )
 
-// Credentials are a client's identity at a token endpoint.
+// Credentials are a client's identity at a token endpoint. Which fields a method
+// needs: ClientSecret for the secret methods and ClientSecretJWT; Signer or
+// PrivateKey for PrivateKeyJWT; Certificate and PrivateKey for mutual TLS.
 type Credentials struct {
 	ClientID     string
 	ClientSecret string
+	// PrivateKey is a PEM private key: PKCS#8, PKCS#1 or SEC1.
+	PrivateKey string
+	// Certificate is a PEM certificate chain, leaf first: presented in mutual TLS,
+	// and named by its thumbprints in a PrivateKeyJWT assertion's header.
+	Certificate string
+	// Signer, when set, signs PrivateKeyJWT assertions instead of PrivateKey: a key
+	// held elsewhere, such as in AWS KMS. Its errors are reported redacted.
+	Signer crypto.Signer
 }
 
 // Client requests tokens. Its zero value is ready to use.
@@ -127,31 +138,42 @@ var defaultTransport = func() http.RoundTripper {
 // the client sends or that can be derived from it, and then bounds the text to
 // maxErrorLen; errors.Is and errors.As still find this package's sentinels, the
 // context's errors and *Error.
+//
+// With PrivateKeyJWT and ClientSecretJWT every request carries a newly signed
+// assertion; the assertions and the signatures are redacted as the secret is, and
+// so are the private key's forms. With the mutual TLS methods the request presents
+// the certificate in the handshake, over a transport of its own.
 func (c *Client) Token(ctx context.Context, e Endpoint, cred Credentials, opts ...TokenOption) (*tokens.Token, error) {
 	call := tokenCall{now: time.Now}
 	for _, o := range opts {
 		o(&call)
 	}
-	tok, err := c.token(ctx, e, cred, call.now)
+	var made sent
+	tok, err := c.token(ctx, e, cred, call.now, &made)
 	if err != nil {
-		return nil, sanitize(err, cred)
+		return nil, sanitize(err, cred, made.all()...)
 	}
 	if tok.Scope != "" {
-		tok.Scope = cut.String(newRedactor(cred).redact(tok.Scope), maxScopeLen)
+		tok.Scope = cut.String(newRedactor(cred, made.all()...).redact(tok.Scope), maxScopeLen)
 	}
 	return tok, nil
 }
 
-func (c *Client) token(ctx context.Context, e Endpoint, cred Credentials, now func() time.Time) (*tokens.Token, error) {
+func (c *Client) token(ctx context.Context, e Endpoint, cred Credentials, now func() time.Time, made *sent) (*tokens.Token, error) {
 	if err := CheckTokenURL(e.TokenURL); err != nil {
 		return nil, fmt.Errorf("%w: %v", errInsecureURL, err)
 	}
-	if cred.ClientID == "" || cred.ClientSecret == "" {
-		return nil, errors.New("client_id or client_secret is empty")
-	}
-	body, contentType, err := requestBody(e, cred)
-	if err != nil {
+	if err := checkCredentials(e.AuthMethod, cred); err != nil {
 		return nil, err
+	}
+	hc := c.httpClient()
+	if e.AuthMethod.MutualTLS() {
+		var closeIdle func()
+		var err error
+		if hc, closeIdle, err = mutualTLS(hc, cred); err != nil {
+			return nil, err
+		}
+		defer closeIdle()
 	}
 
 	var last error // the last attempt's error
@@ -160,7 +182,11 @@ func (c *Client) token(ctx context.Context, e Endpoint, cred Credentials, now fu
 			// No attempt starts once the caller's time is up.
 			return nil, backoff.Permanent(err)
 		}
-		tok, err := c.attempt(ctx, e, cred, body, contentType, now)
+		body, contentType, err := requestBody(e, cred, now(), made)
+		if err != nil {
+			return nil, backoff.Permanent(err)
+		}
+		tok, err := c.attempt(ctx, hc, e, cred, body, contentType, now)
 		if err != nil {
 			last = err
 		}
@@ -189,7 +215,7 @@ func (c *Client) token(ctx context.Context, e Endpoint, cred Credentials, now fu
 
 // attempt sends one request. Errors worth retrying are returned as they are; final
 // ones wrapped in backoff.Permanent.
-func (c *Client) attempt(ctx context.Context, e Endpoint, cred Credentials, body []byte, contentType string, now func() time.Time) (*tokens.Token, error) {
+func (c *Client) attempt(ctx context.Context, hc *http.Client, e Endpoint, cred Credentials, body []byte, contentType string, now func() time.Time) (*tokens.Token, error) {
 	timeout := cmp.Or(c.RequestTimeout, defaultRequestTimeout)
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -200,7 +226,7 @@ func (c *Client) attempt(ctx context.Context, e Endpoint, cred Credentials, body
 	}
 	sent := now()
 	started := time.Now()
-	resp, err := c.httpClient().Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		err = scrubURLError(err)
 		switch {
@@ -344,10 +370,23 @@ func (c *Client) retryAfter(v string, now time.Time) (time.Duration, bool) {
 	return min(d, cmp.Or(c.MaxRetryAfter, defaultMaxRetryAfter)), true
 }
 
-// requestBody encodes the grant request in the endpoint's format.
-func requestBody(e Endpoint, cred Credentials) ([]byte, string, error) {
+// requestBody encodes the grant request in the endpoint's format, with a newly
+// signed assertion (its time now) for the assertion methods.
+func requestBody(e Endpoint, cred Credentials, now time.Time, made *sent) ([]byte, string, error) {
 	fields := map[string]string{"grant_type": "client_credentials"}
-	if e.AuthMethod != ClientSecretBasic {
+	switch {
+	case e.AuthMethod == ClientSecretBasic:
+	case e.AuthMethod.SignsAssertion():
+		a, err := assertion(e, cred, now, made)
+		if err != nil {
+			return nil, "", err
+		}
+		fields["client_id"] = cred.ClientID
+		fields["client_assertion_type"] = AssertionType
+		fields["client_assertion"] = a
+	case e.AuthMethod.MutualTLS():
+		fields["client_id"] = cred.ClientID // the certificate authenticates
+	default:
 		fields["client_id"] = cred.ClientID
 		fields["client_secret"] = cred.ClientSecret
 	}

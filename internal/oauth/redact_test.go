@@ -2,6 +2,8 @@ package oauth_test
 
 import (
 	"context"
+	"crypto"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"strings"
@@ -182,6 +184,62 @@ func TestRedactShortSecretOnlyWhereItStandsAlone(t *testing.T) {
 	} {
 		if got := oauth.Redact(oauth.Credentials{ClientID: "id", ClientSecret: tt.secret}, tt.text); got != tt.want {
 			t.Errorf("secret %q: Redact(%q) = %q, want %q", tt.secret, tt.text, got, tt.want)
+		}
+	}
+}
+
+// TestRedactKeyForms: a private key, in each PEM encoding of RSA and EC keys, is
+// removed in every form it can leak in (oauthtest.KeyForms: the PEM text, each of
+// its lines and its DER's base64 in every form of a secret, the DER bytes), also as
+// another DER encoding of the same key than the one the secret holds; and so are
+// an assertion and a signature passed as made for the call, in every form of a
+// base64 text. Ordinary text is left alone.
+func TestRedactKeyForms(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		key    crypto.Signer
+		format oauthtest.KeyFormat
+	}{
+		{"rsa-pkcs8", rsaKey, oauthtest.PKCS8},
+		{"rsa-pkcs1", rsaKey, oauthtest.PKCS1},
+		{"ec-pkcs8", ecKey, oauthtest.PKCS8},
+		{"ec-sec1", ecKey, oauthtest.SEC1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cred := oauth.Credentials{ClientID: "id", PrivateKey: oauthtest.KeyPEM(tt.key, tt.format)}
+			var forms []string
+			for _, f := range []oauthtest.KeyFormat{oauthtest.PKCS8, oauthtest.PKCS1, oauthtest.SEC1} {
+				if _, isRSA := tt.key.(*rsa.PrivateKey); (f == oauthtest.SEC1 && isRSA) || (f == oauthtest.PKCS1 && !isRSA) {
+					continue
+				}
+				forms = append(forms, oauthtest.KeyForms(oauthtest.KeyPEM(tt.key, f))...)
+			}
+			for _, form := range forms {
+				text := `{"error":"invalid_client","error_description":"bad key ` + form + ` (echoed)"}`
+				got := oauth.Redact(cred, text)
+				for _, f := range forms {
+					if strings.Contains(got, f) {
+						t.Fatalf("a form of the key survived redaction of %.60q: %.60q in %.200q", form, f, got)
+					}
+				}
+			}
+			if got := oauth.Redact(cred, "invalid_client: Client authentication failed"); got != "invalid_client: Client authentication failed" {
+				t.Errorf("changed ordinary text: %q", got)
+			}
+		})
+	}
+	// Made for the call: an assertion and a signature, in every form.
+	jws := "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJpZCJ9.c2lnbmF0dXJlLW9mLWEtY2xpZW50LWFzc2VydGlvbg"
+	sig := "MEUCIQDxG4k2/+signature+der+of+a+kms+key=="
+	for _, v := range []string{jws, jws[strings.LastIndexByte(jws, '.')+1:], sig} {
+		forms := oauthtest.Base64TextForms(v)
+		for _, form := range forms {
+			got := oauth.RedactMade(oauth.Credentials{ClientID: "id"}, "before "+form+" after", jws, jws[strings.LastIndexByte(jws, '.')+1:], sig)
+			for _, f := range forms {
+				if strings.Contains(got, f) {
+					t.Errorf("%q survived redaction of %q: %q", f, form, got)
+				}
+			}
 		}
 	}
 }

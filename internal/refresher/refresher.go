@@ -2,6 +2,7 @@ package refresher
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,6 +64,12 @@ type TokenClient interface {
 	Verify(ctx context.Context, chk oauth.Check, tok *tokens.Token) error
 }
 
+// KeySigners makes signers of keys held outside the secret, the registry's
+// signing_key; kmssign.Keys is one. A signer is bound to ctx.
+type KeySigners interface {
+	Signer(ctx context.Context, keyID string) (crypto.Signer, error)
+}
+
 // Refresher keeps every provider's published token fresh. Set Providers, Secrets,
 // Store and Client; the other fields have usable zero values.
 type Refresher struct {
@@ -70,7 +77,10 @@ type Refresher struct {
 	Secrets   SecretSource
 	Store     TokenStore
 	Client    TokenClient
-	Policy    Policy
+	// Keys signs the assertions of providers with a signing_key; without it such a
+	// provider fails.
+	Keys   KeySigners
+	Policy Policy
 	// State keeps each provider's health and the run record that lets idle
 	// scheduled runs end after one read; without it there is neither.
 	State StateStore

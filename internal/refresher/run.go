@@ -3,6 +3,7 @@ package refresher
 import (
 	"cmp"
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"sync"
@@ -299,6 +300,22 @@ type obtained struct {
 // cause an outage.
 func (u *run) obtain(p registry.Provider, sec secrets.Secret) (obtained, error) {
 	r, ctx := u.r, u.work
+	// The signing key is the registry's, read at every run: a changed signing_key
+	// signs the next request.
+	var signer crypto.Signer
+	if p.SigningKey != "" {
+		if r.Keys == nil {
+			return obtained{}, fmt.Errorf("signing_key kms:%s: this function has no KMS client", p.SigningKey)
+		}
+		var err error
+		if signer, err = r.Keys.Signer(ctx, p.SigningKey); err != nil {
+			return obtained{}, fmt.Errorf("signing_key kms:%s: %w", p.SigningKey, err)
+		}
+	}
+	credentials := func(s secrets.Secret) oauth.Credentials {
+		return oauth.Credentials{ClientID: s.ClientID, ClientSecret: s.ClientSecret, PrivateKey: s.PrivateKey,
+			Certificate: s.Certificate, Signer: signer}
+	}
 	tok, err := r.Client.Token(ctx, p.Endpoint, credentials(sec), oauth.WithClock(r.Now))
 	if err == nil || !rejected(err) {
 		return obtained{tok: tok, used: sec}, err
@@ -326,10 +343,6 @@ func (u *run) obtain(p registry.Provider, sec secrets.Secret) (obtained, error) 
 func degradedNote(t *tokens.Token) string {
 	return fmt.Sprintf("running on the previous client secret (AWSPREVIOUS) since %s: the current one was refused; update the secret or the provider",
 		stamp(t.IssuedAt))
-}
-
-func credentials(s secrets.Secret) oauth.Credentials {
-	return oauth.Credentials{ClientID: s.ClientID, ClientSecret: s.ClientSecret}
 }
 
 func rejected(err error) bool {

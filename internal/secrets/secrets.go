@@ -1,6 +1,9 @@
 // Package secrets reads providers' client credentials from AWS Secrets Manager.
 //
-// Each secret is a JSON object {"client_id": "...", "client_secret": "..."}. A
+// Each secret is a JSON object {"client_id": "...", "client_secret": "..."}; a
+// client that authenticates with a key or a certificate has "private_key" (PEM) and
+// "certificate" (PEM chain) instead of, or besides, "client_secret". Which fields a
+// provider's method needs is the token client's to say, at first use. A
 // Source keeps what it read across warm Lambda invocations, so a busy cycle reads
 // each secret at most once, and reads many secrets in one BatchGetSecretValue call,
 // following its NextToken when the answer comes in pages and reading on its own any
@@ -42,7 +45,8 @@ const DefaultTTL = 15 * time.Minute
 
 // Errors for errors.Is.
 var (
-	// ErrMalformed means the secret is not a JSON object with a client_id and a client_secret.
+	// ErrMalformed means the secret is not a JSON object with a client_id and string
+	// credential fields.
 	ErrMalformed = errors.New("malformed client credentials secret")
 	// ErrNotFound means the secret, or the requested version of it, does not exist.
 	ErrNotFound = errors.New("secret not found")
@@ -58,13 +62,17 @@ type API interface {
 type Secret struct {
 	ClientID     string
 	ClientSecret string
+	// PrivateKey is a PEM private key, for private_key_jwt and mutual TLS.
+	PrivateKey string
+	// Certificate is a PEM certificate chain, for mutual TLS and x5t headers.
+	Certificate string
 	// VersionID is Secrets Manager's id of this version.
 	VersionID string
 }
 
 // String keeps the client secret out of anything that formats a Secret.
 func (s Secret) String() string {
-	return fmt.Sprintf("secret{client_id:%q version:%s client_secret:[redacted]}", s.ClientID, s.VersionID)
+	return fmt.Sprintf("secret{client_id:%q version:%s client_secret:[redacted] private_key:[redacted]}", s.ClientID, s.VersionID)
 }
 
 // GoString does the same for %#v.
@@ -317,17 +325,33 @@ func decode(id, value string, binary bool, version string) (Secret, error) {
 	var v struct {
 		ClientID     *string `json:"client_id"`
 		ClientSecret *string `json:"client_secret"`
+		PrivateKey   *string `json:"private_key"`
+		Certificate  *string `json:"certificate"`
 	}
 	if err := json.Unmarshal([]byte(value), &v); err != nil {
-		return Secret{}, fmt.Errorf("secret %s: %w: not a JSON object with string fields client_id and client_secret", id, ErrMalformed)
+		return Secret{}, fmt.Errorf("secret %s: %w: not a JSON object with string fields client_id and client_secret (or private_key and certificate)", id, ErrMalformed)
 	}
-	switch {
-	case v.ClientID == nil || *v.ClientID == "":
+	if v.ClientID == nil || *v.ClientID == "" {
 		return Secret{}, fmt.Errorf("secret %s: %w: client_id is missing or empty", id, ErrMalformed)
-	case v.ClientSecret == nil || *v.ClientSecret == "":
-		return Secret{}, fmt.Errorf("secret %s: %w: client_secret is missing or empty", id, ErrMalformed)
 	}
-	return Secret{ClientID: *v.ClientID, ClientSecret: *v.ClientSecret, VersionID: version}, nil
+	// A field given empty is a mistake; one left out may be what the method wants.
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"client_secret", v.ClientSecret}, {"private_key", v.PrivateKey}, {"certificate", v.Certificate}} {
+		if f.v != nil && *f.v == "" {
+			return Secret{}, fmt.Errorf("secret %s: %w: %s is empty", id, ErrMalformed, f.name)
+		}
+	}
+	return Secret{ClientID: *v.ClientID, ClientSecret: deref(v.ClientSecret), PrivateKey: deref(v.PrivateKey),
+		Certificate: deref(v.Certificate), VersionID: version}, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // classify maps Secrets Manager's not-found answer to ErrNotFound, keeping the original.

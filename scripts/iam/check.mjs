@@ -28,6 +28,7 @@ const otherKey = arn('kms', 'key/99999999-8888-7777-6666-555555555555')
 const ssmKey = arn('kms', 'key/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee') // what alias/aws/ssm names
 const secretsKey = arn('kms', 'key/bbbbbbbb-cccc-dddd-eeee-ffffffffffff') // SecretsKmsKeyArn
 const queuesKey = arn('kms', 'key/cccccccc-dddd-eeee-ffff-000000000000') // QueuesKmsKeyArn
+const signingKeys = [arn('kms', 'key/dddddddd-eeee-ffff-0000-111111111111'), arn('kms', 'key/mrk-0123456789abcdef0123456789abcdef')] // SigningKeyArns
 const viaSQS = { 'kms:ViaService': `sqs.${region}.amazonaws.com` }
 const viaSSM = { 'kms:ViaService': `ssm.${region}.amazonaws.com` }
 const viaSecretsManager = { 'kms:ViaService': `secretsmanager.${region}.amazonaws.com` }
@@ -43,6 +44,7 @@ const configurations = [
   { name: 'Mode single, AWS managed key', parameters: { Mode: 'single', KmsKeyArn: '' }, key: ssmKey, aliases: ['alias/aws/ssm'] },
   { name: 'Mode fanout, own keys, tracing Active, in a VPC', parameters: {
       Mode: 'fanout', KmsKeyArn: customerKey, SecretsKmsKeyArn: secretsKey, QueuesKmsKeyArn: queuesKey, Tracing: 'Active',
+      SigningKeyArns: signingKeys.join(','),
       VpcSubnetIds: 'subnet-0123456789abcdef0,subnet-0fedcba9876543210', VpcSecurityGroupIds: 'sg-0123456789abcdef0',
     }, key: customerKey, aliases: ['alias/tokens'] },
 ]
@@ -110,6 +112,16 @@ for (const conf of configurations) {
     ['deny', 'kms:Decrypt', secretsKey, viaSSM],
     ['deny', 'kms:Encrypt', secretsKey, viaSecretsManager],
     ['deny', 'kms:Decrypt', otherKey, viaSecretsManager],
+  ]
+  // Signing assertions: exactly the SigningKeyArns, digests only, when given.
+  const signs = conf.parameters.SigningKeyArns ? 'allow' : 'deny'
+  const signing = [
+    ...signingKeys.flatMap(k => [[signs, 'kms:Sign', k, { 'kms:MessageType': 'DIGEST' }], [signs, 'kms:GetPublicKey', k]]),
+    ['deny', 'kms:Sign', signingKeys[0], { 'kms:MessageType': 'RAW' }],
+    ['deny', 'kms:Sign', otherKey, { 'kms:MessageType': 'DIGEST' }],
+    ['deny', 'kms:GetPublicKey', otherKey],
+    ['deny', 'kms:Decrypt', signingKeys[0]],
+    ['deny', 'kms:Verify', signingKeys[0]],
   ]
   const jobs = arn('sqs', `${stackName}-jobs.fifo`)
   const deadJobs = arn('sqs', `${stackName}-jobs-dlq.fifo`)
@@ -184,6 +196,7 @@ for (const conf of configurations) {
       ['deny', 'cloudwatch:PutMetricData', '*'],
       ['deny', 'lambda:InvokeFunction', arn('lambda', 'function:other')],
       ...secretsKms,
+      ...signing,
       // In a VPC: the function's network interfaces, nothing else of EC2.
       ...['CreateNetworkInterface', 'DescribeNetworkInterfaces', 'DeleteNetworkInterface', 'AssignPrivateIpAddresses', 'UnassignPrivateIpAddresses']
         .map(a => [conf.parameters.VpcSubnetIds ? 'allow' : 'deny', `ec2:${a}`, '*']),
@@ -230,6 +243,7 @@ for (const conf of configurations) {
       ['allow', 'secretsmanager:GetSecretValue', secret('ecard')],
       ['allow', 'secretsmanager:BatchGetSecretValue', '*'],
       ...secretsKms,
+      ...signing,
       ['deny', 'secretsmanager:GetSecretValue', secret('').replace(parameters.SecretNamePrefix, 'other-app/db')],
       ['deny', 'secretsmanager:PutSecretValue', secret('ecard')],
       ['deny', 'secretsmanager:ListSecrets', '*'],
