@@ -37,7 +37,7 @@ const functionTimeout = 20 * time.Second
 // its registry of fake providers (the five seed dialects, and "hang", which is
 // made to hang), their secrets, and the AWS clients the tests use.
 type path struct {
-	t            *testing.T
+	t            testing.TB
 	ctx          context.Context
 	repo         string
 	id           string
@@ -103,8 +103,8 @@ func fanoutParams(timeout time.Duration) string {
 }
 
 // deploy deploys a stack whose registry holds providers, each with its secret and
-// its fake endpoint; extra are more template parameters.
-func deploy(t *testing.T, mode string, providers []string, extra string) *path {
+// its fake endpoint (none: no registry is stored); extra are more template parameters.
+func deploy(t testing.TB, mode string, providers []string, extra string) *path {
 	cfg := awstest.Config(t)
 	ctx := context.Background()
 	repo, err := filepath.Abs("..")
@@ -131,9 +131,12 @@ func deploy(t *testing.T, mode string, providers []string, extra string) *path {
 		creds[p.secretPrefix+name] = awstest.Credentials{ClientID: "id-" + name, ClientSecret: "secret " + name}
 	}
 	awstest.PutSecrets(t, p.sm, creds)
-	regFile := filepath.Join(t.TempDir(), "providers.yaml")
-	if err := os.WriteFile(regFile, []byte(reg.String()), 0o600); err != nil {
-		t.Fatal(err)
+	regFile := "" // none: the stack is deployed with no providers, as a new user's is
+	if len(providers) > 0 {
+		regFile = filepath.Join(t.TempDir(), "providers.yaml")
+		if err := os.WriteFile(regFile, []byte(reg.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	buildDir := filepath.Join(repo, ".aws-sam", "e2e-"+id)
 	t.Cleanup(func() { os.RemoveAll(buildDir) })
