@@ -82,6 +82,13 @@ type Refresher struct {
 	// providers to it as jobs for workers instead of refreshing them itself (see
 	// planner.go).
 	Queue JobQueue
+	// Leases coordinate conditional rotations (Request.IfToken) across
+	// invocations, and space them by their interval; without it a conditional
+	// rotation fails (see conditional.go).
+	Leases LeaseStore
+	// LeaseWait bounds how long a conditional rotation that finds the lease held
+	// waits for the holder's new token; DefaultLeaseWait when zero.
+	LeaseWait time.Duration
 	// MaxConcurrency bounds concurrent refreshes; DefaultMaxConcurrency when zero.
 	MaxConcurrency int
 	// Reserve is how long before ctx's deadline Run stops starting work: no token
@@ -122,7 +129,7 @@ func (r *Refresher) Run(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{Results: []Outcome{}}, err
 	}
-	u.plan(targets, req.Action == ActionRotate)
+	u.plan(targets, req.Action == ActionRotate, req.IfToken)
 	if u.fansOut(req.Action) {
 		u.enqueue()
 	} else {
