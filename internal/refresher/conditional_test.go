@@ -141,7 +141,8 @@ func TestConditionalRotation(t *testing.T) {
 // TestConditionalRotationConcurrent sends one refused token's conditional
 // rotation from many invocations at once, each its own Refresher sharing the
 // store and the leases: exactly one token request, and every other invocation
-// answers skipped with the new token's fingerprint. With no interval too: the
+// answers skipped with the new token's fingerprint, and only the rotating one
+// writes the run record. With no interval too: the
 // lease and the read after taking it alone keep it to one.
 func TestConditionalRotationConcurrent(t *testing.T) {
 	for _, interval := range []time.Duration{time.Minute, 0} {
@@ -152,7 +153,7 @@ func TestConditionalRotationConcurrent(t *testing.T) {
 			}
 			objs := newMemObjects()
 			refused := tokens.Fingerprint(w.store.tokens[param("ecard")].AccessToken)
-			requests := w.srv.Stats("ecard").Requests
+			requests, runWrites := w.srv.Stats("ecard").Requests, w.state.runWrites
 			const n = 30
 			results := make([]Outcome, n)
 			var wg sync.WaitGroup
@@ -182,6 +183,10 @@ func TestConditionalRotationConcurrent(t *testing.T) {
 			}
 			if refreshed != 1 {
 				t.Fatalf("got %d invocations refreshing, want 1", refreshed)
+			}
+			// Only the one that rotated writes the run record.
+			if got := w.state.runWrites - runWrites; got != 1 {
+				t.Fatalf("got %d run record writes, want 1", got)
 			}
 		})
 	}

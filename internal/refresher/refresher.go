@@ -136,7 +136,10 @@ func (r *Refresher) Run(ctx context.Context, req Request) (Result, error) {
 		u.refreshDue()
 	}
 	res := Result{Results: u.outcomes}
-	if u.published != nil && !u.dryRun {
+	// A conditional rotation that rotated nothing changed nothing to record, and
+	// its tokens, read before another invocation's rotation, may be older than
+	// that invocation's record: a fleet's refusals cost no writes.
+	if u.published != nil && !u.dryRun && (req.IfToken == "" || len(u.due) > 0) {
 		res.NextDue = u.record()
 	}
 	return res, failures(u.outcomes)
