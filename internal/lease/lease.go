@@ -53,9 +53,12 @@ type Record struct {
 	ReleasedAt time.Time `json:"released_at,omitzero"`
 }
 
-// Held says whether r still excludes everyone else at now.
+// Held says whether r still excludes everyone else at now: until its holder's
+// deadline, and never longer than DefaultTTL after it was taken, which no
+// invocation outlives, so that a lease with a far Until cannot hold off forced
+// rotations.
 func (r Record) Held(now time.Time) bool {
-	return r.ReleasedAt.IsZero() && now.Before(r.Until)
+	return r.ReleasedAt.IsZero() && now.Before(r.Until) && now.Before(r.TakenAt.Add(DefaultTTL))
 }
 
 // Refusal says why a lease was not taken.
@@ -85,8 +88,12 @@ func decide(now time.Time, cur *Record, interval time.Duration) *Refusal {
 	}
 	next := cur.TakenAt.Add(interval)
 	if cur.Held(now) {
-		if cur.Until.After(next) {
-			next = cur.Until
+		end := cur.Until
+		if limit := cur.TakenAt.Add(DefaultTTL); limit.Before(end) {
+			end = limit
+		}
+		if end.After(next) {
+			next = end
 		}
 		return &Refusal{Held: true, Next: next, Record: *cur}
 	}

@@ -51,6 +51,8 @@ func TestDecide(t *testing.T) {
 		{"free", nil, time.Minute, "", time.Time{}},
 		{"held", &Record{TakenAt: ago(time.Second), Until: now.Add(time.Minute)}, time.Minute, "held", now.Add(time.Minute)},
 		{"held, interval ends later", &Record{TakenAt: ago(time.Second), Until: now.Add(time.Second)}, time.Minute, "held", now.Add(59 * time.Second)},
+		{"held with a far until", &Record{TakenAt: ago(16 * time.Minute), Until: now.Add(24 * time.Hour)}, time.Minute, "", time.Time{}},
+		{"held, until capped", &Record{TakenAt: ago(time.Second), Until: now.Add(24 * time.Hour)}, time.Minute, "held", now.Add(DefaultTTL - time.Second)},
 		{"held, no interval", &Record{TakenAt: ago(time.Second), Until: now.Add(time.Minute)}, 0, "held", now.Add(time.Minute)},
 		{"stale within the interval", &Record{TakenAt: ago(30 * time.Second), Until: ago(time.Second)}, time.Minute, "interval", now.Add(30 * time.Second)},
 		{"stale after the interval", &Record{TakenAt: ago(10 * time.Minute), Until: ago(5 * time.Minute)}, time.Minute, "", time.Time{}},
