@@ -63,7 +63,9 @@ func TestIntegrationConditionalRotation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			instance := func() *refresher.Handler { return newHandler(s.cfg, e, slog.New(slog.NewJSONHandler(io.Discard, nil)), io.Discard) }
+			instance := func() *refresher.Handler {
+				return newHandler(s.cfg, e, slog.New(slog.NewJSONHandler(io.Discard, nil)), io.Discard)
+			}
 			warm := []*refresher.Handler{instance(), instance()}
 			invoke := func(h *refresher.Handler, event []byte) refresher.Outcome {
 				c, cancel := context.WithTimeout(ctx, time.Minute)
