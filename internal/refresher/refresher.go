@@ -92,6 +92,13 @@ type Refresher struct {
 	// providers to it as jobs for workers instead of refreshing them itself (see
 	// planner.go).
 	Queue JobQueue
+	// Leases coordinate conditional rotations (Request.IfToken) across
+	// invocations, and space them by their interval; without it a conditional
+	// rotation fails (see conditional.go).
+	Leases LeaseStore
+	// LeaseWait bounds how long a conditional rotation that finds the lease held
+	// waits for the holder's new token; DefaultLeaseWait when zero.
+	LeaseWait time.Duration
 	// MaxConcurrency bounds concurrent refreshes; DefaultMaxConcurrency when zero.
 	MaxConcurrency int
 	// Reserve is how long before ctx's deadline Run stops starting work: no token
@@ -133,14 +140,17 @@ func (r *Refresher) Run(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{Results: []Outcome{}}, err
 	}
-	u.plan(targets, req.Action == ActionRotate)
+	u.plan(targets, req.Action == ActionRotate, req.IfToken)
 	if u.fansOut(req.Action) {
 		u.enqueue()
 	} else {
 		u.refreshDue()
 	}
 	res := Result{Results: u.outcomes}
-	if u.published != nil && !u.dryRun {
+	// A conditional rotation that rotated nothing changed nothing to record, and
+	// its tokens, read before another invocation's rotation, may be older than
+	// that invocation's record: a fleet's refusals cost no writes.
+	if u.published != nil && !u.dryRun && (req.IfToken == "" || len(u.due) > 0) {
 		res.NextDue = u.record()
 	}
 	return res, failures(u.outcomes)

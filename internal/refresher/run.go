@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/token-refresher/token-refresher/internal/lease"
 	"github.com/token-refresher/token-refresher/internal/oauth"
 	"github.com/token-refresher/token-refresher/internal/registry"
 	"github.com/token-refresher/token-refresher/internal/secrets"
@@ -32,6 +33,8 @@ type run struct {
 	dryRun        bool
 	// worker says this is a worker's run (see batch).
 	worker bool
+	// holderID names the run in the rotation leases it takes (see holder).
+	holderID string
 
 	outcomes []Outcome
 	due      []due
@@ -54,6 +57,10 @@ type due struct {
 	cur     *tokens.Token // nil when none is published
 	version int64
 	rotate  bool
+	// ifToken, for a conditional rotation, is the refused token's fingerprint, and
+	// lease the provider's rotation lease when this run holds it.
+	ifToken string
+	lease   *lease.Lease
 }
 
 // start begins a run under ctx's deadline.
@@ -77,7 +84,7 @@ func (r *Refresher) start(ctx context.Context, dryRun bool) *run {
 // providers that are not due get their final outcome here; when the published
 // tokens cannot be read, every provider fails, since nothing can be decided
 // safely (a refresh could replace a newer token).
-func (u *run) plan(targets []registry.Provider, rotate bool) {
+func (u *run) plan(targets []registry.Provider, rotate bool, ifToken string) {
 	r := u.r
 	if rotate && !u.dryRun {
 		// A rotation is often asked for because the credentials changed: read them anew.
@@ -96,7 +103,14 @@ func (u *run) plan(targets []registry.Provider, rotate bool) {
 	}
 	u.published = published.Tokens
 	now := r.now()
+	// A conditional rotation that a planner sends to the workers takes no lease:
+	// the worker does.
+	take := !u.queues(ActionRotate, len(targets))
 	for i, p := range targets {
+		if ifToken != "" {
+			u.sortConditional(i, p, published, ifToken, take)
+			continue
+		}
 		u.sort(i, p, published, rotate, func(cur *tokens.Token) (bool, string) {
 			d := r.decide(now, p, cur, rotate)
 			return d.Due, d.Reason
@@ -196,6 +210,12 @@ func (u *run) refreshDue() {
 				o = Outcome{Provider: j.p.Name, Status: StatusFailed, Error: "not attempted: the run's time ran out first"}
 			} else {
 				o, tok = u.refresh(j, creds[j.p.SecretID], credErrs[j.p.SecretID])
+			}
+			if j.lease != nil {
+				u.release(*j.lease)
+			}
+			if j.ifToken != "" && o.Status == StatusRefreshed {
+				o.TokenFingerprint = tokens.Fingerprint(tok.AccessToken)
 			}
 			u.outcomes[j.i] = o // each goroutine owns one element; g.Wait publishes them
 			if o.Status == StatusRefreshed && !u.dryRun {

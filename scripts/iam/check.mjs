@@ -52,9 +52,9 @@ const configurations = [
 let failures = 0
 let evaluated = 0
 
-async function decide(policies, [want, action, resource, context = {}]) {
+async function decide(policies, [want, action, resource, context = {}], { principal = `arn:aws:iam::${account}:role/under-test`, resourcePolicy } = {}) {
   const request = {
-    action, principal: `arn:aws:iam::${account}:role/under-test`,
+    action, principal,
     resource: { accountId: account, resource }, contextVariables: context,
   }
   const sim = {
@@ -62,6 +62,7 @@ async function decide(policies, [want, action, resource, context = {}]) {
     serviceControlPolicies: [], resourceControlPolicies: [], request,
   }
   if (action.startsWith('kms:')) sim.resourcePolicy = keyPolicy
+  if (resourcePolicy) sim.resourcePolicy = resourcePolicy
   const r = await runSimulation(sim, {})
   evaluated++
   if (r.resultType === 'error') {
@@ -77,9 +78,9 @@ async function decide(policies, [want, action, resource, context = {}]) {
   }
 }
 
-async function expect(label, policies, cases) {
+async function expect(label, policies, cases, options) {
   const before = failures
-  for (const c of cases) await decide(policies, c)
+  for (const c of cases) await decide(policies, c, options)
   console.log(`  ${failures === before ? 'ok  ' : 'FAIL'} ${label}: ${cases.length} requests`)
 }
 
@@ -129,6 +130,7 @@ for (const conf of configurations) {
   const bucket = `arn:aws:s3:::${stackName}-RegistryBucket-TEST`
   const registry = `${bucket}/providers.yaml`
   const listing = { 's3:prefix': 'providers.yaml' }
+  const lease = `${bucket}/leases/ecard`
   const failedQueue = resources.RefresherFunction?.Properties?.EventInvokeConfig?.DestinationConfig?.OnFailure?.Destination
     ?? arn('sqs', `${stackName}-FailedInvocationsQueue-TEST`)
 
@@ -224,6 +226,19 @@ for (const conf of configurations) {
       ['deny', 's3:PutObject', registry],
       ['deny', 's3:DeleteObject', registry],
     ],
+    // The function's rotation leases: read and write leases/*, nothing else of the bucket.
+    RefresherLeasesPolicy: [
+      ['allow', 's3:GetObject', lease],
+      ['allow', 's3:PutObject', lease],
+      ['allow', 's3:ListBucket', bucket, { 's3:prefix': 'leases/ecard' }],
+      ['deny', 's3:ListBucket', bucket],
+      ['deny', 's3:ListBucket', bucket, { 's3:prefix': 'providers.yaml' }],
+      ['deny', 's3:DeleteObject', lease],
+      ['deny', 's3:PutObject', registry],
+      ['deny', 's3:PutObject', `${bucket}/other.yaml`],
+      ['deny', 's3:PutObject', `${bucket}/leasesx/ecard`],
+      ['deny', 's3:GetObject', `${bucket}/other.yaml`],
+    ],
     // The people who manage providers: the registry and its history; no secret, no token.
     ProviderManagersPolicy: [
       ['allow', 's3:GetObject', registry],
@@ -303,6 +318,34 @@ for (const conf of configurations) {
       console.log(`  FAIL ${logical}: expected in the template, not found`)
     }
   }
+
+  // The registry bucket's policy over the function's own identity policies: the
+  // function writes leases/* and nothing else there, deletes nothing; nobody else
+  // writes a lease, whatever their identity policy allows.
+  const bucketPolicy = resources.RegistryBucketPolicy.Properties.PolicyDocument
+  const functionRole = `arn:aws:iam::${account}:role/${stackName}-RefresherFunctionRole-TEST`
+  const functionPolicies = [...held.RefresherFunctionRole, ...held.RefresherRegistryReadPolicy, ...held.RefresherLeasesPolicy]
+  // aws:PrincipalArn of a role's session is the role's ARN.
+  const tls = { 'aws:SecureTransport': 'true', 'aws:PrincipalArn': functionRole }
+  await expect('the function in the registry bucket', functionPolicies, [
+    ['allow', 's3:GetObject', registry, tls],
+    ['allow', 's3:GetObject', lease, tls],
+    ['allow', 's3:PutObject', lease, tls],
+    ['deny', 's3:PutObject', lease, { ...tls, 'aws:SecureTransport': 'false' }],
+    ['deny', 's3:PutObject', registry, tls],
+    ['deny', 's3:PutObject', `${bucket}/other.yaml`, tls],
+    ['deny', 's3:DeleteObject', lease, tls],
+    ['deny', 's3:DeleteObject', registry, tls],
+    ['deny', 's3:PutObjectAcl', lease, tls],
+  ], { principal: functionRole, resourcePolicy: bucketPolicy })
+  const admin = [{ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }] }]
+  const asAdmin = { 'aws:SecureTransport': 'true', 'aws:PrincipalArn': `arn:aws:iam::${account}:role/admin` }
+  await expect('an administrator in the registry bucket', admin, [
+    ['allow', 's3:PutObject', registry, asAdmin],
+    ['allow', 's3:GetObject', lease, asAdmin],
+    ['deny', 's3:PutObject', lease, asAdmin],
+    ['deny', 's3:DeleteObject', lease, asAdmin],
+  ], { principal: `arn:aws:iam::${account}:role/admin`, resourcePolicy: bucketPolicy })
 
   // One consumer's own policy (tokenctl policy ecard): ecard's token and nothing else.
   const keyArgs = conf.parameters.KmsKeyArn ? ['-kms-key', conf.parameters.KmsKeyArn] : []
