@@ -116,6 +116,7 @@ func newHandler(awsCfg aws.Config, env env, log *slog.Logger, metricsOut io.Writ
 			State:          &state.Store{API: writes, Prefix: env.StatePrefix},
 			Client:         &oauth.Client{UserAgent: "token-refresher"},
 			Policy:         refresher.Policy{Period: env.SchedulePeriod},
+			Writes:         writes.budget,
 			MaxConcurrency: env.MaxConcurrency,
 			Log:            log,
 			Metrics:        &refresher.Metrics{Out: metricsOut, Namespace: env.MetricsNamespace, PerProvider: env.PerProviderMetrics},

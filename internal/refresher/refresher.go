@@ -63,6 +63,15 @@ type TokenClient interface {
 	Verify(ctx context.Context, chk oauth.Check, tok *tokens.Token) error
 }
 
+// WriteBudget paces the token writes to the deployment's write budget;
+// ssmput.Budget is one. Reserve waits under ctx's deadline until one write may be
+// made and returns carry: the write made under carry(c) spends that reservation
+// instead of waiting again. Its error, when the deadline comes first, says "write
+// budget".
+type WriteBudget interface {
+	Reserve(ctx context.Context) (carry func(context.Context) context.Context, err error)
+}
+
 // Refresher keeps every provider's published token fresh. Set Providers, Secrets,
 // Store and Client; the other fields have usable zero values.
 type Refresher struct {
@@ -82,6 +91,12 @@ type Refresher struct {
 	// providers to it as jobs for workers instead of refreshing them itself (see
 	// planner.go).
 	Queue JobQueue
+	// Writes, when set, is the write budget the token writes are paced to: a token
+	// is requested only once its write's turn has come, so that it is published as
+	// soon as it is obtained, not after waiting for the budget while its life runs.
+	// A provider whose turn would come after the run's time is up is not asked, and
+	// fails with "write budget" as its reason.
+	Writes WriteBudget
 	// MaxConcurrency bounds concurrent refreshes; DefaultMaxConcurrency when zero.
 	MaxConcurrency int
 	// Reserve is how long before ctx's deadline Run stops starting work: no token

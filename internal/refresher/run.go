@@ -229,7 +229,16 @@ func (u *run) refresh(j due, sec secrets.Secret, secErr error) (Outcome, tokens.
 		}
 		return fail(secErr)
 	}
-	got, err := u.obtain(p, sec)
+	work, publish := u.work, u.publish
+	if r.Writes != nil && !u.dryRun {
+		// The write's turn first, then the token: a token obtained is written at once.
+		carry, err := r.Writes.Reserve(u.work)
+		if err != nil {
+			return fail(fmt.Errorf("not asked for a token: %w", err))
+		}
+		work, publish = carry(u.work), carry(u.publish)
+	}
+	got, err := u.obtain(work, p, sec)
 	if err != nil {
 		return fail(err)
 	}
@@ -267,7 +276,7 @@ func (u *run) refresh(j due, sec secrets.Secret, secErr error) (Outcome, tokens.
 		return fail(fmt.Errorf("%w: the new token expires at %s, no later than the published one (%s); kept the published one",
 			oauth.ErrInvalidToken, stamp(next.ExpiresAt), stamp(cur.ExpiresAt)))
 	}
-	published, err := r.Store.Publish(u.publish, store.Write{Parameter: p.Parameter, Token: next, After: j.version,
+	published, err := r.Store.Publish(publish, store.Write{Parameter: p.Parameter, Token: next, After: j.version,
 		RefreshAt: func(t tokens.Token) time.Time { return r.Policy.decide(t.IssuedAt, p, &t).RefreshAt }})
 	if err != nil {
 		if u.publish.Err() != nil {
@@ -292,13 +301,14 @@ type obtained struct {
 	refused string
 }
 
-// obtain asks the token endpoint with sec. When the endpoint rejects the
+// obtain asks the token endpoint with sec, under ctx (the run's work context, which
+// carries the write reserved for the token). When the endpoint rejects the
 // credentials it reads the secret again (the cached copy may predate a rotation)
 // and, when that is no different, tries the AWSPREVIOUS version once: a secret
 // rotated in Secrets Manager before the provider accepts the new one must not
 // cause an outage.
-func (u *run) obtain(p registry.Provider, sec secrets.Secret) (obtained, error) {
-	r, ctx := u.r, u.work
+func (u *run) obtain(ctx context.Context, p registry.Provider, sec secrets.Secret) (obtained, error) {
+	r := u.r
 	tok, err := r.Client.Token(ctx, p.Endpoint, credentials(sec))
 	if err == nil || !rejected(err) {
 		return obtained{tok: tok, used: sec}, err
