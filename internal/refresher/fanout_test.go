@@ -118,9 +118,9 @@ func TestFanOutPlannerAndWorkers(t *testing.T) {
 		t.Fatalf("the planner asked %d providers, wrote %d tokens, used health records %d times", w.srv.TotalRequests(), w.store.writes,
 			w.state.healthReads+w.state.healthWrites)
 	}
-	// It read the registry's parameters by name, not the whole prefix.
-	if w.store.currents != 0 || w.store.reads != 5 {
-		t.Fatalf("planner read %d prefixes and %d parameters", w.store.currents, w.store.reads)
+	// It read the registry's parameters' metadata by name, and decrypted nothing.
+	if w.store.described != 5 || w.store.reads != 0 {
+		t.Fatalf("planner described %d parameters and decrypted %d, want 5 and 0", w.store.described, w.store.reads)
 	}
 	if res.NextDue != "" {
 		t.Fatalf("planner recorded the next due time %s before the workers ran", res.NextDue)

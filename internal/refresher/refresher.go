@@ -40,9 +40,11 @@ type SecretSource interface {
 
 // TokenStore reads and publishes tokens; *store.Store is one.
 type TokenStore interface {
-	Current(ctx context.Context) (store.Published, error)
-	// Tokens reads the named parameters only; a worker's read.
+	// Tokens reads and decrypts the named parameters only.
 	Tokens(ctx context.Context, params []string) (store.Published, error)
+	// Metadata reads the named parameters' metadata, decrypting nothing: what a
+	// decision needs of a token, when the description is Complete.
+	Metadata(ctx context.Context, params []string) (map[string]store.Info, error)
 	// Publish writes a token and returns the token published when it returns,
 	// which an overlapping writer may have made a longer-lived one.
 	Publish(ctx context.Context, w store.Write) (tokens.Token, error)

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"strings"
 	"sync"
 	"time"
 
@@ -103,15 +105,79 @@ func (u *run) plan(targets []registry.Provider, rotate bool) {
 	}
 }
 
-// read reads the published tokens a plan decides on: every token under the
-// prefix, a page at a time; a planner (Queue set), which serves registries too
-// large for one invocation, reads its targets by name instead, several calls at
-// once, on GetParameters' quota (docs/performance.md, scaling).
+// read reads what a plan decides on, for the targets' parameters: their metadata,
+// fifty to a DescribeParameters call, which decrypts nothing, and the values of
+// only those whose metadata cannot stand for the token (a description written by
+// an older version, none, another KMS key), ten to a GetParameters call. A token
+// known from its metadata is a stand-in (see described); it is decided on and
+// reported, never published. When the metadata cannot be read, every token is
+// read and decrypted, as before metadata was written.
+//
+// A run without fan-out reads every provider's, so that its run record covers them
+// all; a planner, which serves registries too large for one invocation, reads its
+// targets' only, several calls at once (docs/performance.md, scaling).
 func (u *run) read(targets []registry.Provider) (store.Published, error) {
 	if u.r.Queue == nil {
-		return u.r.Store.Current(u.work)
+		targets = u.r.Providers.Providers()
 	}
-	return u.r.Store.Tokens(u.work, parameters(targets))
+	return u.tokens(parameters(targets))
+}
+
+func (u *run) tokens(params []string) (store.Published, error) {
+	r := u.r
+	infos, err := r.Store.Metadata(u.work, params)
+	if err != nil {
+		if u.work.Err() != nil {
+			return store.Published{}, err
+		}
+		r.logWarn(u.work, "token metadata unreadable; reading and decrypting every token", "error", bound(err.Error()))
+		return r.Store.Tokens(u.work, params)
+	}
+	out := store.Published{Tokens: map[string]tokens.Token{}, Malformed: map[string]error{}, Versions: map[string]int64{}}
+	var values []string
+	for _, name := range params {
+		info, ok := infos[name]
+		switch {
+		case !ok: // no parameter: no token
+		case info.Complete:
+			out.Tokens[name], out.Versions[name] = described(info), info.Version
+		default:
+			values = append(values, name)
+		}
+	}
+	if len(values) == 0 {
+		return out, nil
+	}
+	read, err := r.Store.Tokens(u.work, values)
+	if err != nil {
+		return store.Published{}, err
+	}
+	maps.Copy(out.Tokens, read.Tokens)
+	maps.Copy(out.Malformed, read.Malformed)
+	maps.Copy(out.Versions, read.Versions)
+	return out, nil
+}
+
+// describedToken starts the access token of a stand-in: a token known from its
+// parameter's metadata only, whose value was not read. It holds no part of the
+// token, only its fingerprint, and cannot be mistaken for one: a control
+// character is no RFC 6750 token character.
+const describedToken = "\x00described:"
+
+// described is the stand-in of the token info describes: what a decision needs,
+// and the fingerprint it is reported by.
+func described(info store.Info) tokens.Token {
+	return tokens.Token{AccessToken: describedToken + info.Fingerprint, TokenType: "Bearer", Provider: info.Provider,
+		IssuedAt: info.IssuedAt, ExpiresAt: info.ExpiresAt, SecretVersion: info.SecretVersion, RefusedSecretVersion: info.RefusedSecretVersion}
+}
+
+// fingerprintOf identifies tok in logs: the fingerprint of the token, or of the one a
+// stand-in stands for.
+func fingerprintOf(tok tokens.Token) string {
+	if fp, ok := strings.CutPrefix(tok.AccessToken, describedToken); ok {
+		return fp
+	}
+	return tokens.Fingerprint(tok.AccessToken)
 }
 
 func parameters(ps []registry.Provider) []string {

@@ -200,6 +200,9 @@ func (s *Store) Metadata(ctx context.Context, params []string) (map[string]Info,
 					key := aws.ToString(m.KeyId)
 					info.Complete = info.Complete && m.Type == types.ParameterTypeSecureString && (key == "" || key == want)
 					info.Version, info.Modified = m.Version, aws.ToTime(m.LastModifiedDate)
+					if m.Tier == types.ParameterTierAdvanced {
+						s.tiers.SawAdvanced(aws.ToString(m.Name))
+					}
 					out[aws.ToString(m.Name)] = info
 				}
 				mu.Unlock()
