@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -121,16 +122,25 @@ func TestIntegrationPlanDecryptsNothing(t *testing.T) {
 	sm := secretsmanager.NewFromConfig(cfg)
 	secretBase := awstest.Secrets(t, cfg, "plan-")
 	root := awstest.Parameters(t, cfg, "plan-")
-	const n = 12
+	n := 12 // PLAN_PROVIDERS measures more (docs/performance.md, KMS)
+	if v, err := strconv.Atoi(os.Getenv("PLAN_PROVIDERS")); err == nil && v >= 12 {
+		n = v
+	}
 	var reg strings.Builder
 	reg.WriteString("providers:\n")
+	var g errgroup.Group
+	g.SetLimit(16)
 	for i := range n {
 		name := fmt.Sprintf("p%02d", i)
 		u := srv.Add(oauthtest.Provider{Name: name, Dialect: oauthtest.Cardlytics, ClientID: "id-" + name, ClientSecret: "secret " + name})
-		if _, err := localaws.PutSecret(context.Background(), sm, secretBase+name, "id-"+name, "secret "+name); err != nil {
-			t.Fatal(err)
-		}
+		g.Go(func() error {
+			_, err := localaws.PutSecret(context.Background(), sm, secretBase+name, "id-"+name, "secret "+name)
+			return err
+		})
 		reg.WriteString(registry.EntryYAML(name, secretBase+name, oauthtest.Cardlytics.Endpoint(u)))
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
 	}
 	regFile := filepath.Join(t.TempDir(), "providers.yaml")
 	if err := os.WriteFile(regFile, []byte(reg.String()), 0o600); err != nil {
@@ -163,11 +173,46 @@ func TestIntegrationPlanDecryptsNothing(t *testing.T) {
 			t.Fatalf("%s: got %d tokens decrypted and %d DescribeParameters calls, want none decrypted, decided from metadata",
 				mode, calls.Decrypted(), calls.Count("SSM.DescribeParameters"))
 		}
+		t.Logf("plan: providers=%d mode=%s nothing due: calls=%d DescribeParameters=%d decrypted=%d", n, mode, calls.Total(),
+			calls.Count("SSM.DescribeParameters"), calls.Decrypted())
 	}
+
+	// One token in ten due (ten minutes left, inside the 15-minute window): refreshed
+	// without any token decrypted.
+	api := ssm.NewFromConfig(cfg)
+	st := &store.Store{API: api, Prefix: root + "/tokens"}
+	var soon []string
+	for i := 0; i < n; i += 10 {
+		soon = append(soon, fmt.Sprintf("%s/tokens/p%02d", root, i))
+	}
+	published, err := st.Metadata(ctx, soon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	due := 0
+	for i := 0; i < n; i += 10 {
+		name := fmt.Sprintf("p%02d", i)
+		param := root + "/tokens/" + name
+		now := time.Now().UTC().Truncate(time.Second)
+		tok := tokens.Token{AccessToken: "soon-" + name, TokenType: "Bearer", Provider: name, IssuedAt: now.Add(-50 * time.Minute), ExpiresAt: now.Add(10 * time.Minute)}
+		// After the version published: a write over it, not one that overlapped it.
+		if _, err := st.Publish(ctx, store.Write{Parameter: param, Token: tok, After: published[param].Version}); err != nil {
+			t.Fatal(err)
+		}
+		due++
+	}
+	calls.Reset()
+	if res, err := handler("").Handle(ctx, refresh); err != nil || res.Counts()[refresher.StatusRefreshed] != due {
+		t.Fatalf("one in ten due: %v %v, want %d refreshed", err, res.Counts(), due)
+	}
+	if calls.Decrypted() != 0 {
+		t.Fatalf("one in ten due: got %d tokens decrypted, want 0", calls.Decrypted())
+	}
+	t.Logf("plan: providers=%d mode=single due=%d: calls=%d DescribeParameters=%d PutParameter=%d decrypted=%d", n, due, calls.Total(),
+		calls.Count("SSM.DescribeParameters"), calls.Count("SSM.PutParameter"), calls.Decrypted())
 
 	// Two tokens as an older version published them: the same value, a description
 	// without the secret versions; one of them expired.
-	api := ssm.NewFromConfig(cfg)
 	old := func(name string, expires time.Time) {
 		now := time.Now().UTC().Truncate(time.Second)
 		tok := tokens.Token{AccessToken: "old-" + name, TokenType: "Bearer", Provider: name, IssuedAt: now.Add(-time.Hour), ExpiresAt: expires.UTC().Truncate(time.Second)}
