@@ -154,6 +154,10 @@ func (n noStore) Tokens(ctx context.Context, _ []string) (store.Published, error
 	return n.Current(ctx)
 }
 
+func (noStore) Metadata(context.Context, []string) (map[string]store.Info, error) {
+	return map[string]store.Info{}, nil
+}
+
 func (noStore) Publish(context.Context, store.Write) (tokens.Token, error) {
 	return tokens.Token{}, errors.New("a probe publishes nothing")
 }

@@ -127,6 +127,7 @@ func newHandler(awsCfg aws.Config, env env, log *slog.Logger, metricsOut io.Writ
 			Client:         &oauth.Client{UserAgent: "token-refresher"},
 			Keys:           kmssign.Keys{API: kms.NewFromConfig(awsCfg)},
 			Policy:         refresher.Policy{Period: env.SchedulePeriod},
+			Writes:         writes.budget,
 			MaxConcurrency: env.MaxConcurrency,
 			Log:            log,
 			Metrics:        &refresher.Metrics{Out: metricsOut, Namespace: env.MetricsNamespace, PerProvider: env.PerProviderMetrics},

@@ -4,20 +4,25 @@ import (
 	"context"
 	"sync"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go/middleware"
 )
 
 // Calls counts the AWS API calls made through the clients it is attached to, by
 // "Service.Operation" (e.g. "SSM.GetParametersByPath"). Counting inside the SDK
-// sees every call, retries of one call excepted. It is safe for concurrent use.
+// sees every call, retries of one call excepted. It also counts the SecureString
+// values SSM decrypted for those calls (Decrypted). It is safe for concurrent use.
 //
 // Attach it to a configuration, before clients are made from it:
 //
 //	cfg.APIOptions = append(cfg.APIOptions, calls.Middleware)
 type Calls struct {
-	mu sync.Mutex
-	n  map[string]int
+	mu        sync.Mutex
+	n         map[string]int
+	decrypted int
 }
 
 // Middleware adds the counter to an SDK middleware stack.
@@ -31,8 +36,60 @@ func (c *Calls) Middleware(st *middleware.Stack) error {
 			}
 			c.n[key]++
 			c.mu.Unlock()
-			return next.HandleInitialize(ctx, in)
+			out, md, err := next.HandleInitialize(ctx, in)
+			if n := decrypted(in.Parameters, out.Result); n > 0 {
+				c.mu.Lock()
+				c.decrypted += n
+				c.mu.Unlock()
+			}
+			return out, md, err
 		}), middleware.Before)
+}
+
+// decrypted counts the SecureString values an SSM call's output holds when the
+// call asked for decryption: on AWS, each is one KMS Decrypt request made by SSM
+// (LocalStack decrypts inside itself, so the count is taken here).
+func decrypted(in, out any) int {
+	var params []types.Parameter
+	switch in := in.(type) {
+	case *ssm.GetParameterInput:
+		if o, ok := out.(*ssm.GetParameterOutput); ok && aws.ToBool(in.WithDecryption) && o.Parameter != nil {
+			params = []types.Parameter{*o.Parameter}
+		}
+	case *ssm.GetParametersInput:
+		if o, ok := out.(*ssm.GetParametersOutput); ok && aws.ToBool(in.WithDecryption) {
+			params = o.Parameters
+		}
+	case *ssm.GetParametersByPathInput:
+		if o, ok := out.(*ssm.GetParametersByPathOutput); ok && aws.ToBool(in.WithDecryption) {
+			params = o.Parameters
+		}
+	case *ssm.GetParameterHistoryInput:
+		if o, ok := out.(*ssm.GetParameterHistoryOutput); ok && aws.ToBool(in.WithDecryption) {
+			n := 0
+			for _, h := range o.Parameters {
+				if h.Type == types.ParameterTypeSecureString {
+					n++
+				}
+			}
+			return n
+		}
+	}
+	n := 0
+	for _, p := range params {
+		if p.Type == types.ParameterTypeSecureString {
+			n++
+		}
+	}
+	return n
+}
+
+// Decrypted returns the SecureString values read with decryption: the KMS Decrypt
+// requests SSM makes for them on AWS.
+func (c *Calls) Decrypted() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.decrypted
 }
 
 // Count returns the calls of one "Service.Operation".
@@ -70,5 +127,5 @@ func (c *Calls) Total() int {
 func (c *Calls) Reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.n = nil
+	c.n, c.decrypted = nil, 0
 }

@@ -69,7 +69,7 @@ func (u *run) sortConditional(i int, p registry.Provider, published store.Publis
 	skip := func(reason string, tok *tokens.Token) {
 		o := Outcome{Provider: p.Name, Status: StatusSkipped, Reason: reason}
 		if tok != nil {
-			o.ExpiresAt, o.TokenFingerprint = stamp(tok.ExpiresAt), tokens.Fingerprint(tok.AccessToken)
+			o.ExpiresAt, o.TokenFingerprint = stamp(tok.ExpiresAt), fingerprintOf(*tok)
 		}
 		u.outcomes[i] = o
 		u.r.report(u.work, o, tok, 0)
@@ -92,7 +92,7 @@ func (u *run) sortConditional(i int, p registry.Provider, published store.Publis
 	case err == nil:
 	case errors.As(err, &refusal) && !refusal.Held:
 		// Within the interval: read again, to answer with the token consumers read now.
-		if now, _, rerr := u.reread(p); rerr == nil && now != nil && tokens.Fingerprint(now.AccessToken) != ifToken {
+		if now, _, rerr := u.reread(p); rerr == nil && now != nil && fingerprintOf(*now) != ifToken {
 			skip("rotated since the token was refused", now)
 			return
 		}
@@ -112,7 +112,7 @@ func (u *run) sortConditional(i int, p registry.Provider, published store.Publis
 		u.fail(i, p, cur, "the published token could not be read again: "+bound(err.Error()))
 		return
 	}
-	if now == nil || tokens.Fingerprint(now.AccessToken) != ifToken {
+	if now == nil || fingerprintOf(*now) != ifToken {
 		u.release(l)
 		skip("rotated since the token was refused", now)
 		return
@@ -129,7 +129,7 @@ func refusedStill(p registry.Provider, published store.Published, cur *tokens.To
 		return "the published token is unreadable, so it is not " + ifToken + "; the next refresh replaces it", false
 	case cur == nil:
 		return "no token is published, so it is not " + ifToken + "; the next refresh publishes one", false
-	case tokens.Fingerprint(cur.AccessToken) != ifToken:
+	case fingerprintOf(*cur) != ifToken:
 		return "rotated since the token was refused", false
 	}
 	return "", true
@@ -142,7 +142,7 @@ func (u *run) awaitHolder(i int, p registry.Provider, cur *tokens.Token, ifToken
 	ctx, cancel := context.WithTimeout(u.work, u.r.leaseWait())
 	defer cancel()
 	rec, _ := u.r.Leases.Await(ctx, p.Name, leasePoll)
-	if now, _, err := u.reread(p); err == nil && now != nil && tokens.Fingerprint(now.AccessToken) != ifToken {
+	if now, _, err := u.reread(p); err == nil && now != nil && fingerprintOf(*now) != ifToken {
 		skip("rotated by another invocation", now)
 		return
 	}

@@ -1,6 +1,7 @@
 package refresher
 
 import (
+	"cmp"
 	"context"
 	"maps"
 	"strings"
@@ -85,21 +86,26 @@ func (f *fakeSecrets) Invalidate(id string) {
 // fakeStore is an in-memory TokenStore. It counts versions as SSM does, and
 // records the version each Publish was based on.
 type fakeStore struct {
-	mu         sync.Mutex
-	tokens     map[string]tokens.Token
-	malformed  map[string]error
-	versions   map[string]int64
-	afters     map[string]int64 // the after of the latest Publish per parameter
-	writes     int
-	currents   int // calls of Current
-	reads      int // parameters read by Tokens
-	currentErr error
-	publishErr map[string]error
+	mu        sync.Mutex
+	tokens    map[string]tokens.Token
+	malformed map[string]error
+	versions  map[string]int64
+	afters    map[string]int64 // the after of the latest Publish per parameter
+	writes    int
+	currents  int // calls of Current and Metadata: reads of every token's state
+	reads     int // parameters read by Tokens: decrypted
+	described int // parameters read by Metadata
+	// undescribed are parameters whose metadata cannot stand for the token (written
+	// by an older version); Metadata marks them incomplete.
+	undescribed map[string]bool
+	metadataErr error
+	currentErr  error
+	publishErr  map[string]error
 }
 
 func newFakeStore() *fakeStore {
 	return &fakeStore{tokens: map[string]tokens.Token{}, malformed: map[string]error{}, versions: map[string]int64{},
-		afters: map[string]int64{}, publishErr: map[string]error{}}
+		afters: map[string]int64{}, publishErr: map[string]error{}, undescribed: map[string]bool{}}
 }
 
 func (f *fakeStore) Current(context.Context) (store.Published, error) {
@@ -130,6 +136,37 @@ func (f *fakeStore) Tokens(_ context.Context, params []string) (store.Published,
 		if v, ok := f.versions[p]; ok {
 			out.Versions[p] = v
 		}
+	}
+	return out, nil
+}
+
+// Metadata describes the fake's parameters as the store does: a token's metadata
+// is complete unless the parameter is undescribed or malformed.
+func (f *fakeStore) Metadata(_ context.Context, params []string) (map[string]store.Info, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.currents++
+	f.described += len(params)
+	if err := cmp.Or(f.metadataErr, f.currentErr); err != nil {
+		return nil, err
+	}
+	out := map[string]store.Info{}
+	for _, p := range params {
+		_, tok := f.tokens[p]
+		_, bad := f.malformed[p]
+		v, ok := f.versions[p]
+		if !ok && !tok && !bad {
+			continue
+		}
+		info := store.Info{Version: v}
+		if t, ok := f.tokens[p]; ok && !f.undescribed[p] {
+			if _, bad := f.malformed[p]; !bad {
+				info = store.Info{Provider: t.Provider, IssuedAt: t.IssuedAt, ExpiresAt: t.ExpiresAt, Fingerprint: tokens.Fingerprint(t.AccessToken),
+					SecretVersion: t.SecretVersion, RefusedSecretVersion: t.RefusedSecretVersion, PreviousSecret: t.RefusedSecretVersion != "",
+					Complete: true, Version: v}
+			}
+		}
+		out[p] = info
 	}
 	return out, nil
 }

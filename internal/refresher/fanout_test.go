@@ -118,9 +118,9 @@ func TestFanOutPlannerAndWorkers(t *testing.T) {
 		t.Fatalf("the planner: got %d token requests, %d tokens written, %d uses of health records, want none", w.srv.TotalRequests(), w.store.writes,
 			w.state.healthReads+w.state.healthWrites)
 	}
-	// It read the registry's parameters by name, not the whole prefix.
-	if w.store.currents != 0 || w.store.reads != 5 {
-		t.Fatalf("planner: got %d prefixes and %d parameters read, want 0 and 5", w.store.currents, w.store.reads)
+	// It read the registry's parameters' metadata by name, and decrypted nothing.
+	if w.store.described != 5 || w.store.reads != 0 {
+		t.Fatalf("planner: got %d parameters described and %d decrypted, want 5 and 0", w.store.described, w.store.reads)
 	}
 	if res.NextDue != "" {
 		t.Fatalf("planner: got next due time %s before the workers ran, want none", res.NextDue)

@@ -41,9 +41,11 @@ type SecretSource interface {
 
 // TokenStore reads and publishes tokens; *store.Store is one.
 type TokenStore interface {
-	Current(ctx context.Context) (store.Published, error)
-	// Tokens reads the named parameters only; a worker's read.
+	// Tokens reads and decrypts the named parameters only.
 	Tokens(ctx context.Context, params []string) (store.Published, error)
+	// Metadata reads the named parameters' metadata, decrypting nothing: what a
+	// decision needs of a token, when the description is Complete.
+	Metadata(ctx context.Context, params []string) (map[string]store.Info, error)
 	// Publish writes a token and returns the token published when it returns,
 	// which an overlapping writer may have made a longer-lived one.
 	Publish(ctx context.Context, w store.Write) (tokens.Token, error)
@@ -68,6 +70,15 @@ type TokenClient interface {
 // signing_key; kmssign.Keys is one. A signer is bound to ctx.
 type KeySigners interface {
 	Signer(ctx context.Context, keyID string) (crypto.Signer, error)
+}
+
+// WriteBudget paces the token writes to the deployment's write budget;
+// ssmput.Budget is one. Reserve waits under ctx's deadline until one write may be
+// made and returns carry: the write made under carry(c) spends that reservation
+// instead of waiting again. Its error, when the deadline comes first, says "write
+// budget".
+type WriteBudget interface {
+	Reserve(ctx context.Context) (carry func(context.Context) context.Context, err error)
 }
 
 // Refresher keeps every provider's published token fresh. Set Providers, Secrets,
@@ -99,6 +110,12 @@ type Refresher struct {
 	// LeaseWait bounds how long a conditional rotation that finds the lease held
 	// waits for the holder's new token; DefaultLeaseWait when zero.
 	LeaseWait time.Duration
+	// Writes, when set, is the write budget the token writes are paced to: a token
+	// is requested only once its write's turn has come, so that it is published as
+	// soon as it is obtained, not after waiting for the budget while its life runs.
+	// A provider whose turn would come after the run's time is up is not asked, and
+	// fails with "write budget" as its reason.
+	Writes WriteBudget
 	// MaxConcurrency bounds concurrent refreshes; DefaultMaxConcurrency when zero.
 	MaxConcurrency int
 	// Reserve is how long before ctx's deadline Run stops starting work: no token

@@ -14,7 +14,7 @@ func (r *Refresher) report(ctx context.Context, o Outcome, tok *tokens.Token, el
 	var expiresAt time.Time
 	var fingerprint string
 	if tok != nil {
-		expiresAt, fingerprint = tok.ExpiresAt, tokens.Fingerprint(tok.AccessToken)
+		expiresAt, fingerprint = tok.ExpiresAt, fingerprintOf(*tok)
 	}
 	now := r.now()
 	degraded := tok != nil && tok.RefusedSecretVersion != "" && tok.Valid(now)

@@ -6,6 +6,8 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"maps"
+	"strings"
 	"sync"
 	"time"
 
@@ -118,15 +120,79 @@ func (u *run) plan(targets []registry.Provider, rotate bool, ifToken string) {
 	}
 }
 
-// read reads the published tokens a plan decides on: every token under the
-// prefix, a page at a time; a planner (Queue set), which serves registries too
-// large for one invocation, reads its targets by name instead, several calls at
-// once, on GetParameters' quota (docs/performance.md, scaling).
+// read reads what a plan decides on, for the targets' parameters: their metadata,
+// fifty to a DescribeParameters call, which decrypts nothing, and the values of
+// only those whose metadata cannot stand for the token (a description written by
+// an older version, none, another KMS key), ten to a GetParameters call. A token
+// known from its metadata is a stand-in (see described); it is decided on and
+// reported, never published. When the metadata cannot be read, every token is
+// read and decrypted, as before metadata was written.
+//
+// A run without fan-out reads every provider's, so that its run record covers them
+// all; a planner, which serves registries too large for one invocation, reads its
+// targets' only, several calls at once (docs/performance.md, scaling).
 func (u *run) read(targets []registry.Provider) (store.Published, error) {
 	if u.r.Queue == nil {
-		return u.r.Store.Current(u.work)
+		targets = u.r.Providers.Providers()
 	}
-	return u.r.Store.Tokens(u.work, parameters(targets))
+	return u.tokens(parameters(targets))
+}
+
+func (u *run) tokens(params []string) (store.Published, error) {
+	r := u.r
+	infos, err := r.Store.Metadata(u.work, params)
+	if err != nil {
+		if u.work.Err() != nil {
+			return store.Published{}, err
+		}
+		r.logWarn(u.work, "token metadata unreadable; reading and decrypting every token", "error", bound(err.Error()))
+		return r.Store.Tokens(u.work, params)
+	}
+	out := store.Published{Tokens: map[string]tokens.Token{}, Malformed: map[string]error{}, Versions: map[string]int64{}}
+	var values []string
+	for _, name := range params {
+		info, ok := infos[name]
+		switch {
+		case !ok: // no parameter: no token
+		case info.Complete:
+			out.Tokens[name], out.Versions[name] = described(info), info.Version
+		default:
+			values = append(values, name)
+		}
+	}
+	if len(values) == 0 {
+		return out, nil
+	}
+	read, err := r.Store.Tokens(u.work, values)
+	if err != nil {
+		return store.Published{}, err
+	}
+	maps.Copy(out.Tokens, read.Tokens)
+	maps.Copy(out.Malformed, read.Malformed)
+	maps.Copy(out.Versions, read.Versions)
+	return out, nil
+}
+
+// describedToken starts the access token of a stand-in: a token known from its
+// parameter's metadata only, whose value was not read. It holds no part of the
+// token, only its fingerprint, and cannot be mistaken for one: a control
+// character is no RFC 6750 token character.
+const describedToken = "\x00described:"
+
+// described is the stand-in of the token info describes: what a decision needs,
+// and the fingerprint it is reported by.
+func described(info store.Info) tokens.Token {
+	return tokens.Token{AccessToken: describedToken + info.Fingerprint, TokenType: "Bearer", Provider: info.Provider,
+		IssuedAt: info.IssuedAt, ExpiresAt: info.ExpiresAt, SecretVersion: info.SecretVersion, RefusedSecretVersion: info.RefusedSecretVersion}
+}
+
+// fingerprintOf identifies tok in logs: the fingerprint of the token, or of the one a
+// stand-in stands for.
+func fingerprintOf(tok tokens.Token) string {
+	if fp, ok := strings.CutPrefix(tok.AccessToken, describedToken); ok {
+		return fp
+	}
+	return tokens.Fingerprint(tok.AccessToken)
 }
 
 func parameters(ps []registry.Provider) []string {
@@ -250,7 +316,16 @@ func (u *run) refresh(j due, sec secrets.Secret, secErr error) (Outcome, tokens.
 		}
 		return fail(secErr)
 	}
-	got, err := u.obtain(p, sec)
+	work, publish := u.work, u.publish
+	if r.Writes != nil && !u.dryRun {
+		// The write's turn first, then the token: a token obtained is written at once.
+		carry, err := r.Writes.Reserve(u.work)
+		if err != nil {
+			return fail(fmt.Errorf("not asked for a token: %w", err))
+		}
+		work, publish = carry(u.work), carry(u.publish)
+	}
+	got, err := u.obtain(work, p, sec)
 	if err != nil {
 		return fail(err)
 	}
@@ -288,7 +363,7 @@ func (u *run) refresh(j due, sec secrets.Secret, secErr error) (Outcome, tokens.
 		return fail(fmt.Errorf("%w: the new token expires at %s, no later than the published one (%s); kept the published one",
 			oauth.ErrInvalidToken, stamp(next.ExpiresAt), stamp(cur.ExpiresAt)))
 	}
-	published, err := r.Store.Publish(u.publish, store.Write{Parameter: p.Parameter, Token: next, After: j.version,
+	published, err := r.Store.Publish(publish, store.Write{Parameter: p.Parameter, Token: next, After: j.version,
 		RefreshAt: func(t tokens.Token) time.Time { return r.Policy.decide(t.IssuedAt, p, &t).RefreshAt }})
 	if err != nil {
 		if u.publish.Err() != nil {
@@ -313,13 +388,14 @@ type obtained struct {
 	refused string
 }
 
-// obtain asks the token endpoint with sec. When the endpoint rejects the
+// obtain asks the token endpoint with sec, under ctx (the run's work context, which
+// carries the write reserved for the token). When the endpoint rejects the
 // credentials it reads the secret again (the cached copy may predate a rotation)
 // and, when that is no different, tries the AWSPREVIOUS version once: a secret
 // rotated in Secrets Manager before the provider accepts the new one must not
 // cause an outage.
-func (u *run) obtain(p registry.Provider, sec secrets.Secret) (obtained, error) {
-	r, ctx := u.r, u.work
+func (u *run) obtain(ctx context.Context, p registry.Provider, sec secrets.Secret) (obtained, error) {
+	r := u.r
 	// The signing key is the registry's, read at every run: a changed signing_key
 	// signs the next request.
 	var signer crypto.Signer

@@ -72,7 +72,7 @@ func (u *run) batch(in []Job) Result {
 	if len(params) == 0 {
 		return Result{Results: u.outcomes, BatchItemFailures: failed}
 	}
-	published, err := r.Store.Tokens(u.work, params)
+	published, err := u.tokens(params)
 	if err != nil {
 		u.unreadable(providers, err)
 		for i, p := range providers {

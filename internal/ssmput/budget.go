@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"golang.org/x/time/rate"
@@ -42,11 +43,51 @@ func NewLimiter(perSecond float64, shares int) *rate.Limiter {
 // PutParameter waits for the budget, then writes. When ctx's deadline comes before
 // the budget allows the write, it returns at once an error wrapping ErrWriteBudget,
 // so that the caller reports the provider unreached for that reason.
+// A write reserved in advance (see Reserve) does not wait again.
 func (b Budget) PutParameter(ctx context.Context, in *ssm.PutParameterInput, optFns ...func(*ssm.Options)) (*ssm.PutParameterOutput, error) {
-	if b.Limiter != nil {
-		if err := b.Limiter.Wait(ctx); err != nil {
-			return nil, fmt.Errorf("%w of %.3g writes a second: not reached before the deadline (%w)", ErrWriteBudget, float64(b.Limiter.Limit()), err)
+	if b.Limiter != nil && !b.spend(ctx) {
+		if err := b.wait(ctx); err != nil {
+			return nil, err
 		}
 	}
 	return b.API.PutParameter(ctx, in, optFns...)
+}
+
+// Reserve waits, under ctx's deadline as PutParameter does, until the budget allows
+// one write, and returns that write: carry(c) is c with the write reserved, so that
+// the first PutParameter through the Budget under it spends the reservation instead
+// of waiting again. A token is requested once its write's turn has come and then
+// written at once: its life, which starts when it is issued, is not spent waiting
+// for the budget. The writes follow their reservations, spaced by the budget, each
+// by its own token request's latency.
+func (b Budget) Reserve(ctx context.Context) (carry func(context.Context) context.Context, err error) {
+	if b.Limiter == nil {
+		return func(c context.Context) context.Context { return c }, nil
+	}
+	if err := b.wait(ctx); err != nil {
+		return nil, err
+	}
+	r := &reservation{limiter: b.Limiter}
+	return func(c context.Context) context.Context { return context.WithValue(c, reservationKey{}, r) }, nil
+}
+
+// reservation is a write Reserve waited for; it is spent by one write.
+type reservation struct {
+	limiter *rate.Limiter
+	spent   atomic.Bool
+}
+
+type reservationKey struct{}
+
+// spend says whether ctx carries an unspent reservation of this budget, and spends it.
+func (b Budget) spend(ctx context.Context) bool {
+	r, ok := ctx.Value(reservationKey{}).(*reservation)
+	return ok && r.limiter == b.Limiter && r.spent.CompareAndSwap(false, true)
+}
+
+func (b Budget) wait(ctx context.Context) error {
+	if err := b.Limiter.Wait(ctx); err != nil {
+		return fmt.Errorf("%w of %.3g writes a second: not reached before the deadline (%w)", ErrWriteBudget, float64(b.Limiter.Limit()), err)
+	}
+	return nil
 }

@@ -93,3 +93,44 @@ func TestBudgetDeadline(t *testing.T) {
 		t.Fatal("got a limiter for a budget of 0, want none")
 	}
 }
+
+// TestBudgetReserve: a write reserved in advance is spent by exactly one write,
+// which then does not wait; a second write under the same context waits for the
+// budget as any other (here: it cannot before the deadline), and another
+// budget's reservation spends nothing of this one.
+func TestBudgetReserve(t *testing.T) {
+	api := &countingPut{}
+	b := Budget{API: api, Limiter: NewLimiter(1.0/3600, 1)} // one write an hour
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	carry, err := b.Reserve(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reserved := carry(context.Background())
+	if _, err := b.PutParameter(reserved, &ssm.PutParameterInput{}); err != nil {
+		t.Fatalf("got %v for the reserved write, want it written at once", err)
+	}
+	if _, err := b.Reserve(ctx); !errors.Is(err, ErrWriteBudget) {
+		t.Fatalf("got %v for a second reservation within the hour, want ErrWriteBudget", err)
+	}
+	late, cancelLate := context.WithTimeout(reserved, time.Minute)
+	defer cancelLate()
+	if _, err := b.PutParameter(late, &ssm.PutParameterInput{}); !errors.Is(err, ErrWriteBudget) {
+		t.Fatalf("got %v for a second write on one reservation, want ErrWriteBudget", err)
+	}
+	other := Budget{API: api, Limiter: NewLimiter(1.0/3600, 1)}
+	if _, err := other.PutParameter(late, &ssm.PutParameterInput{}); err != nil {
+		t.Fatalf("got %v from another budget's first write, want it written", err)
+	}
+	if _, err := other.PutParameter(late, &ssm.PutParameterInput{}); !errors.Is(err, ErrWriteBudget) {
+		t.Fatalf("got %v: another budget spent this one's reservation, want ErrWriteBudget", err)
+	}
+	if n := api.calls.Load(); n != 2 {
+		t.Fatalf("got %d writes, want 2", n)
+	}
+	none := Budget{API: api}
+	if carry, err := none.Reserve(ctx); err != nil || carry(ctx) != ctx {
+		t.Fatalf("got %v from a budget without a limiter, want nothing reserved", err)
+	}
+}

@@ -84,6 +84,9 @@ func (t *Tiers) Saw(name string, valueLen int) {
 	}
 }
 
+// SawAdvanced records that SSM lists the named parameter in the Advanced tier.
+func (t *Tiers) SawAdvanced(name string) { t.mark(name) }
+
 // Put writes in, whose Tier it sets: Advanced when the value needs it or the
 // parameter is known to be Advanced, Standard otherwise, and Advanced again when
 // SSM refuses the Standard write for either reason above. log receives a warning

@@ -1,14 +1,18 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/token-refresher/token-refresher/pkg/tokens"
 )
@@ -27,6 +31,15 @@ type Info struct {
 	Fingerprint string
 	// PreviousSecret says the token was obtained with the previous client secret.
 	PreviousSecret bool
+	// SecretVersion is the version of the client secret the token was obtained
+	// with, RefusedSecretVersion the current one the provider refused, if any (see
+	// tokens.Token).
+	SecretVersion, RefusedSecretVersion string
+	// Complete says the description holds everything a refresh decision needs of
+	// the token (written by this version of the store) and, when Metadata read it,
+	// that the value is encrypted under the key the store writes with. A
+	// description written before lacks the secret versions: its token must be read.
+	Complete bool
 	// Version is the parameter's version and Modified when it was written.
 	Version  int64
 	Modified time.Time
@@ -50,11 +63,35 @@ func describe(t tokens.Token, refreshAt func(tokens.Token) time.Time) string {
 	if t.RefusedSecretVersion != "" {
 		b.WriteString(" secret=previous")
 	}
+	// Secret version ids are not secrets: they name a version, as an ETag does.
+	if v := field(t.SecretVersion); v != "" {
+		fmt.Fprintf(&b, " secret_version=%s", v)
+	}
+	if v := field(t.RefusedSecretVersion); v != "" {
+		fmt.Fprintf(&b, " refused_secret_version=%s", v)
+	}
+	if field(t.SecretVersion) == t.SecretVersion && field(t.RefusedSecretVersion) == t.RefusedSecretVersion {
+		fmt.Fprintf(&b, " format=%s", completeFormat)
+	}
 	return b.String()
+}
+
+// completeFormat marks a description that holds everything a refresh decision
+// needs; one without it is read as incomplete.
+const completeFormat = "2"
+
+// field is v fit for one key=value pair: no spaces or '=', at most 128 bytes;
+// anything else is left out (the decision then reads the token).
+func field(v string) string {
+	if len(v) > 128 || strings.ContainsAny(v, " =\t\n\r") {
+		return ""
+	}
+	return v
 }
 
 // parseInfo reads a description describe wrote; ok is false for any other text.
 func parseInfo(desc string) (info Info, ok bool) {
+	var format string
 	rest, found := strings.CutPrefix(desc, descriptionPrefix)
 	if !found {
 		return Info{}, false
@@ -74,9 +111,19 @@ func parseInfo(desc string) (info Info, ok bool) {
 			info.Fingerprint = v
 		case "secret":
 			info.PreviousSecret = v == "previous"
+		case "secret_version":
+			info.SecretVersion = v
+		case "refused_secret_version":
+			info.RefusedSecretVersion = v
+		case "format":
+			format = v
 		}
 	}
-	return info, info.Provider != "" && !info.ExpiresAt.IsZero()
+	ok = info.Provider != "" && !info.ExpiresAt.IsZero()
+	// A token obtained with the previous secret must name the refused version.
+	info.Complete = ok && format == completeFormat && !info.IssuedAt.IsZero() &&
+		info.PreviousSecret == (info.RefusedSecretVersion != "")
+	return info, ok
 }
 
 // Describe reads the descriptions of every token parameter under prefix with
@@ -110,7 +157,61 @@ func Describe(ctx context.Context, api DescribeAPI, prefix string) (map[string]I
 	return out, nil
 }
 
-// DescribeAPI is the SSM call Describe needs; the function itself never describes.
+// DescribeAPI is the SSM call Describe and Metadata need.
 type DescribeAPI interface {
 	DescribeParameters(ctx context.Context, in *ssm.DescribeParametersInput, optFns ...func(*ssm.Options)) (*ssm.DescribeParametersOutput, error)
+}
+
+// describeBatch is the most values one DescribeParameters filter takes, and the
+// most parameters a page holds.
+const describeBatch = 50
+
+// defaultKey is the key SecureStrings are encrypted under when no KMSKeyID is set.
+const defaultKey = "alias/aws/ssm"
+
+// Metadata reads the named parameters' metadata with DescribeParameters, fifty
+// names to a call, ReadConcurrency calls at a time: no value is read, so nothing
+// is decrypted (a KMS request saved per token). A name not found has no entry; a
+// parameter whose description a Store did not write has an entry with its version
+// only. An entry is Complete when the description stands for the token (see
+// Info) and the value is encrypted under the key the store writes with, so that a
+// token under a key since replaced is read, and refreshed under the current one
+// if SSM cannot decrypt it.
+func (s *Store) Metadata(ctx context.Context, params []string) (map[string]Info, error) {
+	out := map[string]Info{}
+	var mu sync.Mutex
+	want := cmp.Or(s.KMSKeyID, defaultKey)
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, cmp.Or(s.ReadConcurrency, DefaultReadConcurrency)))
+	for batch := range slices.Chunk(params, describeBatch) {
+		g.Go(func() error {
+			p := ssm.NewDescribeParametersPaginator(s.API, &ssm.DescribeParametersInput{
+				ParameterFilters: []types.ParameterStringFilter{{Key: aws.String("Name"), Option: aws.String("Equals"), Values: batch}},
+				MaxResults:       aws.Int32(describeBatch),
+			})
+			for p.HasMorePages() {
+				page, err := p.NextPage(ctx)
+				if err != nil {
+					return fmt.Errorf("describe tokens %s, ...: %w", batch[0], err)
+				}
+				mu.Lock()
+				for _, m := range page.Parameters {
+					info, _ := parseInfo(aws.ToString(m.Description))
+					key := aws.ToString(m.KeyId)
+					info.Complete = info.Complete && m.Type == types.ParameterTypeSecureString && (key == "" || key == want)
+					info.Version, info.Modified = m.Version, aws.ToTime(m.LastModifiedDate)
+					if m.Tier == types.ParameterTierAdvanced {
+						s.tiers.SawAdvanced(aws.ToString(m.Name))
+					}
+					out[aws.ToString(m.Name)] = info
+				}
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }

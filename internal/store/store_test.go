@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,11 +33,35 @@ type fakeSSM struct {
 	beforePut     func(name string)
 	standardMax   int             // when set, the most Standard parameters there may be
 	undecryptable map[string]bool // parameters under a key the caller may not use
-	mu            sync.Mutex      // Tokens reads concurrently
+	descs, keys   map[string]string
+	describes     int        // DescribeParameters calls
+	mu            sync.Mutex // Tokens reads concurrently
 }
 
 func newFakeSSM() *fakeSSM {
-	return &fakeSSM{params: map[string]string{}, history: map[string][]string{}, tiers: map[string]types.ParameterTier{}}
+	return &fakeSSM{params: map[string]string{}, history: map[string][]string{}, tiers: map[string]types.ParameterTier{},
+		descs: map[string]string{}, keys: map[string]string{}}
+}
+
+// DescribeParameters answers a Name Equals filter of up to 50 names, as SSM does,
+// with each parameter's description, type and key; a SecureString written without
+// a KeyId is under alias/aws/ssm.
+func (f *fakeSSM) DescribeParameters(_ context.Context, in *ssm.DescribeParametersInput, _ ...func(*ssm.Options)) (*ssm.DescribeParametersOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.describes++
+	if len(in.ParameterFilters) != 1 || aws.ToString(in.ParameterFilters[0].Key) != "Name" || len(in.ParameterFilters[0].Values) > 50 {
+		return nil, &smithy.GenericAPIError{Code: "ValidationException", Message: "want one Name filter of at most 50 values"}
+	}
+	out := &ssm.DescribeParametersOutput{}
+	for _, n := range in.ParameterFilters[0].Values {
+		if _, ok := f.params[n]; !ok {
+			continue
+		}
+		out.Parameters = append(out.Parameters, types.ParameterMetadata{Name: aws.String(n), Description: aws.String(f.descs[n]),
+			Type: types.ParameterTypeSecureString, KeyId: aws.String(cmp.Or(f.keys[n], "alias/aws/ssm")), Version: int64(len(f.history[n]))})
+	}
+	return out, nil
 }
 
 // write stores a value as SSM would, returning its version.
@@ -128,6 +153,10 @@ func (f *fakeSSM) PutParameter(_ context.Context, in *ssm.PutParameterInput, _ .
 		}
 	}
 	f.tiers[name] = in.Tier
+	if in.Description != nil {
+		f.descs[name] = aws.ToString(in.Description)
+	}
+	f.keys[name] = aws.ToString(in.KeyId)
 	return &ssm.PutParameterOutput{Version: f.write(name, aws.ToString(in.Value)), Tier: in.Tier}, nil
 }
 
@@ -474,13 +503,60 @@ func TestDescription(t *testing.T) {
 	}
 	info, ok := parseInfo(desc)
 	want := Info{Provider: "ecard", IssuedAt: tok.IssuedAt, ExpiresAt: tok.ExpiresAt, RefreshAt: due,
-		Fingerprint: tokens.Fingerprint(tok.AccessToken), PreviousSecret: true}
+		Fingerprint: tokens.Fingerprint(tok.AccessToken), PreviousSecret: true,
+		SecretVersion: tok.SecretVersion, RefusedSecretVersion: "v2", Complete: true}
 	if !ok || info != want {
 		t.Fatalf("parseInfo(%q) = %+v, %v; want %+v", desc, info, ok, want)
 	}
 	for _, other := range []string{"", "OAuth access token for ecard, published by token-refresher", "token-refresher: provider=x"} {
 		if _, ok := parseInfo(other); ok {
 			t.Errorf("parseInfo(%q): got ok, want not ok", other)
+		}
+	}
+}
+
+// TestMetadata: the decision's metadata of named parameters is read fifty to a
+// DescribeParameters call and decrypts nothing; it stands for the token only when
+// the description is complete and the key is the store's: a description an older
+// version wrote, none, or a token under another key are marked incomplete, and a
+// parameter not found has no entry.
+func TestMetadata(t *testing.T) {
+	api := newFakeSSM()
+	s := &Store{API: api, Prefix: "/tokens"}
+	var names []string
+	for i := range 60 {
+		name := fmt.Sprintf("/tokens/p%02d", i)
+		names = append(names, name)
+		tok := live(fmt.Sprintf("p%02d", i), fmt.Sprintf("tok-%d", i), time.Hour)
+		tok.SecretVersion = "v1"
+		if _, err := s.Publish(context.Background(), Write{Parameter: name, Token: tok}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := live("p00", "tok-0", time.Hour)
+	api.descs["/tokens/p00"] = fmt.Sprintf("token-refresher: provider=p00 issued_at=%s expires_at=%s fingerprint=%s",
+		old.IssuedAt.Format(time.RFC3339), old.ExpiresAt.Format(time.RFC3339), tokens.Fingerprint(old.AccessToken)) // before secret versions
+	api.descs["/tokens/p01"] = ""
+	api.keys["/tokens/p02"] = "alias/retired"
+	api.getCalls = 0
+	infos, err := s.Metadata(context.Background(), append(names, "/tokens/none"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if api.describes != 2 || api.getCalls != 0 {
+		t.Errorf("got %d DescribeParameters and %d reads of values for 61 names, want 2 and 0", api.describes, api.getCalls)
+	}
+	if _, ok := infos["/tokens/none"]; ok || len(infos) != 60 {
+		t.Errorf("got %d entries (none: %v), want 60, none for a parameter not found", len(infos), ok)
+	}
+	for _, name := range names {
+		info := infos[name]
+		incomplete := name == "/tokens/p00" || name == "/tokens/p01" || name == "/tokens/p02"
+		if info.Complete == incomplete || info.Version != 1 {
+			t.Errorf("%s: got complete %v, version %d; want %v, 1", name, info.Complete, info.Version, !incomplete)
+		}
+		if info.Complete && (info.SecretVersion != "v1" || info.ExpiresAt.IsZero()) {
+			t.Errorf("%s: got %+v, want secret version v1 and an expiry", name, info)
 		}
 	}
 }

@@ -166,6 +166,7 @@ for (const conf of configurations) {
       ['allow', 'sqs:SendMessage', failedQueue],
       ['allow', 'secretsmanager:GetSecretValue', secret('ecard')],
       ['allow', 'secretsmanager:BatchGetSecretValue', '*'],
+      ['allow', 'ssm:DescribeParameters', '*'],
       ['allow', 'ssm:GetParametersByPath', param(tokens)],
       ['allow', 'ssm:GetParameter', param(`${tokens}/ecard`)],
       ['allow', 'ssm:GetParameters', param(`${tokens}/ecard`)],
