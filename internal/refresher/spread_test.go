@@ -1,0 +1,151 @@
+package refresher
+
+import (
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/token-refresher/token-refresher/internal/registry"
+	"github.com/token-refresher/token-refresher/pkg/tokens"
+)
+
+// TestSpreadAfterRotateAll runs the policy over simulated time, with a fake clock
+// and no AWS: N providers, all rotated at once, then the schedule every period,
+// each run writing at most budget × period tokens, paced at the budget. After the
+// rotation has drained, no run needs more writes than its share of the budget,
+// once a cycle has passed each needs about its even share N × period / cycle, and
+// no token is ever refreshed late or lets a consumer see it expired.
+func TestSpreadAfterRotateAll(t *testing.T) {
+	tests := []struct {
+		n      int
+		life   time.Duration
+		budget float64 // writes a second
+		hours  int     // simulated
+	}{
+		{1000, time.Hour, 3, 12},
+		{1000, time.Hour, 0.5, 12}, // the rotation drains over several runs
+		{1000, 24 * time.Hour, 3, 96},
+		{10000, time.Hour, 10, 6},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("N=%d/%s/Q=%g", tt.n, tt.life, tt.budget), func(t *testing.T) {
+			s := simulate(tt.n, tt.life, tt.budget, time.Duration(tt.hours)*time.Hour)
+			if len(s.late) > 0 {
+				t.Fatalf("%d refreshes late, first: %s", len(s.late), s.late[0])
+			}
+			if s.drained < 0 {
+				t.Fatalf("the rotation of all %d never drained", tt.n)
+			}
+			share := int(tt.budget * DefaultPeriod.Seconds())
+			cycle := (tt.life - max(minWindow, tt.life/5) - time.Second).Truncate(time.Minute)
+			even := float64(tt.n) * float64(DefaultPeriod) / float64(cycle)
+			bound := int(math.Ceil(even + 4*math.Sqrt(even))) // four standard deviations of a binomial
+			steady := s.drained + int(cycle/DefaultPeriod) + 1
+			for k, n := range s.writes {
+				if k <= s.drained {
+					continue
+				}
+				if s.backlog[k] > 0 {
+					t.Errorf("run %d after the drain left %d due tokens for later", k, s.backlog[k])
+				}
+				if n > share {
+					t.Errorf("run %d after the drain wrote %d, want at most its share %d", k, n, share)
+				}
+				if k > steady && n > bound {
+					t.Errorf("run %d in the steady state wrote %d, want at most %d (even share %.1f)", k, n, bound, even)
+				}
+			}
+			t.Logf("drained in %d runs; steady: most writes in a run %d, even share %.1f, bound %d, budget share %d; %.2f writes/s",
+				s.drained+1, s.most(steady), even, bound, share, s.rate(steady))
+		})
+	}
+}
+
+// simulation is what simulate saw, run by run.
+type simulation struct {
+	writes  []int    // tokens written by each run
+	backlog []int    // due tokens each run left for the next, for want of budget
+	drained int      // the first run after which nothing was left over; -1 if none
+	late    []string // refreshes that came too late, and why
+	period  time.Duration
+}
+
+func (s simulation) most(from int) int {
+	m := 0
+	for _, n := range s.writes[min(from, len(s.writes)):] {
+		m = max(m, n)
+	}
+	return m
+}
+
+func (s simulation) rate(from int) float64 {
+	total := 0
+	for _, n := range s.writes[min(from, len(s.writes)):] {
+		total += n
+	}
+	runs := len(s.writes) - min(from, len(s.writes))
+	if runs == 0 {
+		return 0
+	}
+	return float64(total) / (float64(runs) * s.period.Seconds())
+}
+
+// simulate rotates n providers' tokens of lifetime life at once and then runs the
+// default policy every period for span, each run writing what is due, oldest due
+// first, at most budget × period of them, one every 1/budget seconds.
+func simulate(n int, life time.Duration, budget float64, span time.Duration) simulation {
+	pol := Policy{}
+	period := pol.period()
+	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	providers := make([]registry.Provider, n)
+	for i := range providers {
+		providers[i] = registry.Provider{Name: fmt.Sprintf("partner-%06d", i)}
+	}
+	published := make([]*tokens.Token, n)
+	backlog := make([]int, 0, n) // due, not yet written: the rotation at first
+	for i := range providers {
+		backlog = append(backlog, i)
+	}
+	rotating := make([]bool, n)
+	for i := range rotating {
+		rotating[i] = true
+	}
+	share := int(budget * period.Seconds())
+	gap := time.Duration(float64(time.Second) / budget)
+	s := simulation{drained: -1, period: period}
+	for k := 0; time.Duration(k)*period < span; k++ {
+		now := start.Add(time.Duration(k) * period)
+		queued := make([]bool, n)
+		for _, i := range backlog {
+			queued[i] = true
+		}
+		for i, p := range providers {
+			if !queued[i] && pol.decide(now, p, published[i]).Due {
+				backlog = append(backlog, i)
+			}
+		}
+		written := min(share, len(backlog))
+		for w, i := range backlog[:written] {
+			at := now.Add(time.Duration(w) * gap)
+			// The run that refreshes a token finds it with more than the window's
+			// floor less a period left, and publishes the new one with more than the
+			// consumers' cache left ("Why 15 minutes" in docs/design.md).
+			if cur := published[i]; !rotating[i] {
+				found, left := cur.ExpiresAt.Sub(now), cur.ExpiresAt.Sub(at)
+				if found <= pol.minWindow()-period || left <= pol.consumerCache() {
+					s.late = append(s.late, fmt.Sprintf("%s found due with %s left, published with %s left", providers[i].Name, found, left))
+				}
+			}
+			published[i] = &tokens.Token{AccessToken: "t", IssuedAt: at, ExpiresAt: at.Add(life)}
+			rotating[i] = false
+		}
+		backlog = backlog[written:]
+		s.writes = append(s.writes, written)
+		s.backlog = append(s.backlog, len(backlog))
+		if len(backlog) == 0 && s.drained < 0 {
+			s.drained = k
+		}
+	}
+	return s
+}
