@@ -215,8 +215,15 @@ func (bn *bench) handler(b *testing.B, regFile, prefix string, calls *localaws.C
 // PROVIDERS_FILE and TOKEN_PARAMETER_PREFIX.
 func (bn *bench) handlerWith(b *testing.B, vars map[string]string, calls *localaws.Calls, more ...func(*middleware.Stack) error) *refresher.Handler {
 	b.Helper()
-	cfg := bn.cfg.Copy()
-	cfg.APIOptions = append(append(append([]func(*middleware.Stack) error{}, bn.cfg.APIOptions...), calls.Middleware), more...)
+	return bn.handlerAt(b, bn.cfg, vars, calls, more...)
+}
+
+// handlerAt is handlerWith with an AWS configuration of its own, such as one whose
+// endpoint is a proxy in front of LocalStack.
+func (bn *bench) handlerAt(b *testing.B, base aws.Config, vars map[string]string, calls *localaws.Calls, more ...func(*middleware.Stack) error) *refresher.Handler {
+	b.Helper()
+	cfg := base.Copy()
+	cfg.APIOptions = append(append(append([]func(*middleware.Stack) error{}, base.APIOptions...), calls.Middleware), more...)
 	vars = maps.Clone(vars)
 	vars["MAX_CONCURRENCY"] = os.Getenv("MAX_CONCURRENCY")
 	// The concurrency-bound figures: a budget above what the emulator can write.
