@@ -134,4 +134,3 @@ func (bn *bench) quota(b *testing.B, n int, mode string, quota, budget float64) 
 		b.Fatalf("published %d of %d at the budget", published, n)
 	}
 }
-
