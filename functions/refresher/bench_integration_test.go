@@ -226,8 +226,11 @@ func (bn *bench) handlerAt(b *testing.B, base aws.Config, vars map[string]string
 	cfg.APIOptions = append(append(append([]func(*middleware.Stack) error{}, base.APIOptions...), calls.Middleware), more...)
 	vars = maps.Clone(vars)
 	vars["MAX_CONCURRENCY"] = os.Getenv("MAX_CONCURRENCY")
-	// The concurrency-bound figures: a budget above what the emulator can write.
-	vars["PUT_PARAMETER_RATE"] = cmp.Or(os.Getenv("PUT_PARAMETER_RATE"), "10000")
+	// The concurrency-bound figures: a budget above what the emulator can write,
+	// unless the benchmark names one.
+	if _, ok := vars["PUT_PARAMETER_RATE"]; !ok {
+		vars["PUT_PARAMETER_RATE"] = cmp.Or(os.Getenv("PUT_PARAMETER_RATE"), "10000")
+	}
 	vars["STATE_PARAMETER_PREFIX"] = strings.TrimSuffix(vars["TOKEN_PARAMETER_PREFIX"], "/tokens") + "/state"
 	e, err := loadEnv(func(k string) string { return vars[k] }, nil)
 	if err != nil {

@@ -64,10 +64,11 @@ func TestSpreadAfterRotateAll(t *testing.T) {
 
 // simulation is what simulate saw, run by run.
 type simulation struct {
-	writes  []int    // tokens written by each run
-	backlog []int    // due tokens each run left for the next, for want of budget
-	drained int      // the first run after which nothing was left over; -1 if none
-	late    []string // refreshes that came too late, and why
+	writes  []int         // tokens written by each run
+	backlog []int         // due tokens each run left for the next, for want of budget
+	drained int           // the first run after which nothing was left over; -1 if none
+	drain   time.Duration // from the rotation to its last write, the tokens due meanwhile included
+	late    []string      // refreshes that came too late, and why
 	period  time.Duration
 }
 
@@ -95,6 +96,13 @@ func (s simulation) rate(from int) float64 {
 // default policy every period for span, each run writing what is due, oldest due
 // first, at most budget × period of them, one every 1/budget seconds.
 func simulate(n int, life time.Duration, budget float64, span time.Duration) simulation {
+	return simulateRuns(n, life, budget, int(budget*DefaultPeriod.Seconds()), span)
+}
+
+// simulateRuns is simulate with at most perRun writes a run: budget × the time a
+// run may write. A token's due time is the policy's at its publication, as the
+// parameter's metadata records it; a token is due in a run at or after it.
+func simulateRuns(n int, life time.Duration, budget float64, perRun int, span time.Duration) simulation {
 	pol := Policy{}
 	period := pol.period()
 	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -103,6 +111,7 @@ func simulate(n int, life time.Duration, budget float64, span time.Duration) sim
 		providers[i] = registry.Provider{Name: fmt.Sprintf("partner-%06d", i)}
 	}
 	published := make([]*tokens.Token, n)
+	dueAt := make([]time.Time, n)
 	backlog := make([]int, 0, n) // due, not yet written: the rotation at first
 	for i := range providers {
 		backlog = append(backlog, i)
@@ -111,21 +120,26 @@ func simulate(n int, life time.Duration, budget float64, span time.Duration) sim
 	for i := range rotating {
 		rotating[i] = true
 	}
-	share := int(budget * period.Seconds())
+	queued := make([]bool, n)
 	gap := time.Duration(float64(time.Second) / budget)
 	s := simulation{drained: -1, period: period}
 	for k := 0; time.Duration(k)*period < span; k++ {
 		now := start.Add(time.Duration(k) * period)
-		queued := make([]bool, n)
+		for i := range queued {
+			queued[i] = false
+		}
 		for _, i := range backlog {
 			queued[i] = true
 		}
-		for i, p := range providers {
-			if !queued[i] && pol.decide(now, p, published[i]).Due {
+		for i := range providers {
+			if !queued[i] && !now.Before(dueAt[i]) {
+				if d := pol.decide(now, providers[i], published[i]); !d.Due {
+					s.late = append(s.late, fmt.Sprintf("%s due at %s by its metadata, not due at %s: %s", providers[i].Name, dueAt[i], now, d.Reason))
+				}
 				backlog = append(backlog, i)
 			}
 		}
-		written := min(share, len(backlog))
+		written := min(perRun, len(backlog))
 		for w, i := range backlog[:written] {
 			at := now.Add(time.Duration(w) * gap)
 			// The run that refreshes a token finds it with more than the window's
@@ -138,6 +152,7 @@ func simulate(n int, life time.Duration, budget float64, span time.Duration) sim
 				}
 			}
 			published[i] = &tokens.Token{AccessToken: "t", IssuedAt: at, ExpiresAt: at.Add(life)}
+			dueAt[i] = pol.decide(at, providers[i], published[i]).RefreshAt
 			rotating[i] = false
 		}
 		backlog = backlog[written:]
@@ -145,6 +160,7 @@ func simulate(n int, life time.Duration, budget float64, span time.Duration) sim
 		s.backlog = append(s.backlog, len(backlog))
 		if len(backlog) == 0 && s.drained < 0 {
 			s.drained = k
+			s.drain = now.Add(time.Duration(written) * gap).Sub(start)
 		}
 	}
 	return s
