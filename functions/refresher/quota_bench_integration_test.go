@@ -91,7 +91,7 @@ func (bn *bench) quota(b *testing.B, n int, mode string, quota, budget float64) 
 	case "fanout":
 		sq := sqs.NewFromConfig(bn.cfg)
 		q, err := sq.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(awstest.UniqueName("bench-quota-") + ".fifo"),
-			Attributes: map[string]string{"FifoQueue": "true", "VisibilityTimeout": "10"}})
+			Attributes: map[string]string{"FifoQueue": "true", "VisibilityTimeout": "60"}})
 		if err != nil {
 			b.Fatal(err)
 		}
