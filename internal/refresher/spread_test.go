@@ -96,13 +96,14 @@ func (s simulation) rate(from int) float64 {
 // default policy every period for span, each run writing what is due, oldest due
 // first, at most budget × period of them, one every 1/budget seconds.
 func simulate(n int, life time.Duration, budget float64, span time.Duration) simulation {
-	return simulateRuns(n, life, budget, int(budget*DefaultPeriod.Seconds()), span)
+	return simulateRuns(n, life, budget, int(budget*DefaultPeriod.Seconds()), span, 0)
 }
 
 // simulateRuns is simulate with at most perRun writes a run: budget × the time a
-// run may write. A token's due time is the policy's at its publication, as the
+// run may write; it gives up when the rotation has not drained by drainBy (0: no
+// limit). A token's due time is the policy's at its publication, as the
 // parameter's metadata records it; a token is due in a run at or after it.
-func simulateRuns(n int, life time.Duration, budget float64, perRun int, span time.Duration) simulation {
+func simulateRuns(n int, life time.Duration, budget float64, perRun int, span, drainBy time.Duration) simulation {
 	pol := Policy{}
 	period := pol.period()
 	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -124,6 +125,9 @@ func simulateRuns(n int, life time.Duration, budget float64, perRun int, span ti
 	gap := time.Duration(float64(time.Second) / budget)
 	s := simulation{drained: -1, period: period}
 	for k := 0; time.Duration(k)*period < span; k++ {
+		if drainBy > 0 && s.drained < 0 && time.Duration(k)*period > drainBy {
+			break
+		}
 		now := start.Add(time.Duration(k) * period)
 		for i := range queued {
 			queued[i] = false
