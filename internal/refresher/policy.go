@@ -110,13 +110,14 @@ func (pol Policy) consumerCache() time.Duration {
 // offset, which a late refresh does not move. Every run computes the same time
 // for the same token, so a token never flaps between due and not due.
 //
-// A cycle shorter than two schedule periods has nothing to spread over but runs:
-// the token comes due at limit. A slot less than a period after the issue would
-// refresh the token in the next run, and the one after it is past limit: such a
-// token (one in cycle/period of those issued together) comes due at a time drawn
-// from its provider and issue time, from a period after the issue to two periods
-// before that next slot, so that these too are spread and the token that replaces
-// it comes due at its provider's slot.
+// A token lives at least half its cycle (and a period) before it comes due, so
+// that spreading costs a provider at most one extra token request, once, after
+// tokens were issued together. A token whose slot comes sooner than that comes
+// due at a time drawn from its provider and issue time, from then until its
+// successor can come due at the provider's next slot, so that these too are
+// spread and the successor is on the slot (when there is no such time, until
+// limit, and a later successor is). A cycle shorter than two periods has nothing to
+// spread over but runs: the token comes due at limit.
 func (pol Policy) spread(name string, issued, limit time.Time) time.Time {
 	period := pol.period()
 	cycle := limit.Sub(issued).Truncate(time.Minute)
@@ -132,13 +133,15 @@ func (pol Policy) spread(name string, issued, limit time.Time) time.Time {
 		phase += cycle
 	}
 	at := limit.Add(-phase)
-	lo := issued.Add(period)
+	lo := issued.Add(max(period, cycle/2))
 	if !at.Before(lo) {
 		return at
 	}
-	hi := at.Add(cycle - 2*period) // before limit, as at < lo
+	// Sooner than the slot after next less half a cycle and a period, so that the
+	// successor comes due at that slot; when there is no such time, anywhere to limit.
+	hi := at.Add(cycle/2 - period)
 	if !hi.After(lo) {
-		return limit
+		hi = limit
 	}
 	h.Write([]byte(issued.UTC().Format(time.RFC3339Nano)))
 	frac := float64(h.Sum64()>>11) / (1 << 53) // uniform in [0, 1)

@@ -24,7 +24,7 @@ func TestSpreadAfterRotateAll(t *testing.T) {
 		hours  int     // simulated
 	}{
 		{1000, time.Hour, 3, 12},
-		{1000, time.Hour, 0.5, 12}, // the rotation drains over several runs
+		{1000, time.Hour, 1, 12}, // the rotation drains over several runs
 		{1000, 24 * time.Hour, 3, 96},
 		{10000, time.Hour, 10, 6},
 	}
@@ -41,7 +41,7 @@ func TestSpreadAfterRotateAll(t *testing.T) {
 			cycle := (tt.life - max(minWindow, tt.life/5) - time.Second).Truncate(time.Minute)
 			even := float64(tt.n) * float64(DefaultPeriod) / float64(cycle)
 			bound := int(math.Ceil(even + 4*math.Sqrt(even))) // four standard deviations of a binomial
-			steady := s.drained + int(cycle/DefaultPeriod) + 1
+			steady := s.drained + 2*int(cycle/DefaultPeriod) + 1 // fallen into the providers' slots
 			for k, n := range s.writes {
 				if k <= s.drained {
 					continue
