@@ -40,7 +40,7 @@ func TestSpreadAfterRotateAll(t *testing.T) {
 			share := int(tt.budget * DefaultPeriod.Seconds())
 			cycle := (tt.life - max(minWindow, tt.life/5) - time.Second).Truncate(time.Minute)
 			even := float64(tt.n) * float64(DefaultPeriod) / float64(cycle)
-			bound := int(math.Ceil(even + 4*math.Sqrt(even))) // four standard deviations of a binomial
+			bound := int(math.Ceil(even + 4*math.Sqrt(even)))    // four standard deviations of a binomial
 			steady := s.drained + 2*int(cycle/DefaultPeriod) + 1 // fallen into the providers' slots
 			for k, n := range s.writes {
 				if k <= s.drained {
