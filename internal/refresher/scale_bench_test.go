@@ -108,15 +108,16 @@ func modeBudget(mode string, q float64) (float64, int) {
 	return q * 4 / 5, int(q * 4 / 5 * DefaultPeriod.Seconds())
 }
 
-// simSpan is long enough for a drain of up to one lifetime and two cycles after it.
-func simSpan(life time.Duration) time.Duration { return 3*life + time.Hour }
+// simSpan is long enough for a drain of up to one lifetime and three cycles after it.
+func simSpan(life time.Duration) time.Duration { return 4*life + time.Hour }
 
-// steadyFrom is the first run of the steady state: a cycle after the drain.
+// steadyFrom is the first run of the steady state: two cycles after the drain,
+// when the tokens issued together have fallen into their providers' slots.
 func steadyFrom(s simulation, life time.Duration) int {
 	if s.drained < 0 {
 		return len(s.writes)
 	}
-	return s.drained + int(life/DefaultPeriod)
+	return s.drained + 2*int(life/DefaultPeriod)
 }
 
 // runCalls are the AWS calls of one scheduled run with due of n providers due, as
