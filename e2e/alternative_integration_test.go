@@ -378,8 +378,8 @@ func (a *alternative) simulate(b *testing.B) simResult {
 		if hours < 1 {
 			b.Fatal("BENCH_SIM_HOURS must be at least 1")
 		}
-		// A fixed start, so the policy's jitter (a function of the provider and the
-		// issue time) and with it every figure is the same from run to run.
+		// A fixed start, so the policy's due times (functions of the provider and
+		// the token) and with them every figure are the same from run to run.
 		start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 		var mu sync.Mutex
 		now := start

@@ -215,12 +215,22 @@ func (bn *bench) handler(b *testing.B, regFile, prefix string, calls *localaws.C
 // PROVIDERS_FILE and TOKEN_PARAMETER_PREFIX.
 func (bn *bench) handlerWith(b *testing.B, vars map[string]string, calls *localaws.Calls, more ...func(*middleware.Stack) error) *refresher.Handler {
 	b.Helper()
-	cfg := bn.cfg.Copy()
-	cfg.APIOptions = append(append(append([]func(*middleware.Stack) error{}, bn.cfg.APIOptions...), calls.Middleware), more...)
+	return bn.handlerAt(b, bn.cfg, vars, calls, more...)
+}
+
+// handlerAt is handlerWith with an AWS configuration of its own, such as one whose
+// endpoint is a proxy in front of LocalStack.
+func (bn *bench) handlerAt(b *testing.B, base aws.Config, vars map[string]string, calls *localaws.Calls, more ...func(*middleware.Stack) error) *refresher.Handler {
+	b.Helper()
+	cfg := base.Copy()
+	cfg.APIOptions = append(append(append([]func(*middleware.Stack) error{}, base.APIOptions...), calls.Middleware), more...)
 	vars = maps.Clone(vars)
 	vars["MAX_CONCURRENCY"] = os.Getenv("MAX_CONCURRENCY")
-	// The concurrency-bound figures: a budget above what the emulator can write.
-	vars["PUT_PARAMETER_RATE"] = cmp.Or(os.Getenv("PUT_PARAMETER_RATE"), "10000")
+	// The concurrency-bound figures: a budget above what the emulator can write,
+	// unless the benchmark names one.
+	if _, ok := vars["PUT_PARAMETER_RATE"]; !ok {
+		vars["PUT_PARAMETER_RATE"] = cmp.Or(os.Getenv("PUT_PARAMETER_RATE"), "10000")
+	}
 	vars["STATE_PARAMETER_PREFIX"] = strings.TrimSuffix(vars["TOKEN_PARAMETER_PREFIX"], "/tokens") + "/state"
 	e, err := loadEnv(func(k string) string { return vars[k] }, nil)
 	if err != nil {

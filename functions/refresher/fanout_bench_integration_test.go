@@ -85,56 +85,11 @@ func (bn *bench) fanout(b *testing.B, n int) {
 		b.Fatalf("planner: %v %v", err, res.Counts())
 	}
 
-	var (
-		handling                               atomic.Int64 // nanoseconds in Handle, all workers
-		refreshed, invocations, inFlight, peak atomic.Int64
-		doneOnce                               sync.Once
-		cycle                                  time.Duration
-	)
-	g, gctx := errgroup.WithContext(ctx)
-	for _, h := range hs {
-		g.Go(func() error {
-			for refreshed.Load() < int64(n) {
-				out, err := sq.ReceiveMessage(gctx, &sqs.ReceiveMessageInput{QueueUrl: q.QueueUrl, MaxNumberOfMessages: jobBatch, WaitTimeSeconds: 1})
-				if err != nil {
-					return err
-				}
-				if len(out.Messages) == 0 {
-					continue
-				}
-				var ev events.SQSEvent
-				for _, m := range out.Messages {
-					ev.Records = append(ev.Records, events.SQSMessage{MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle),
-						Body: aws.ToString(m.Body), EventSource: "aws:sqs", EventSourceARN: "arn:aws:sqs:us-east-1:000000000000:bench.fifo"})
-				}
-				raw, _ := json.Marshal(ev)
-				for c, p := inFlight.Add(1), peak.Load(); c > p && !peak.CompareAndSwap(p, c); p = peak.Load() {
-				}
-				t := time.Now()
-				res, err := h.Handle(gctx, raw)
-				handling.Add(int64(time.Since(t)))
-				inFlight.Add(-1)
-				invocations.Add(1)
-				if err != nil || len(res.BatchItemFailures) > 0 {
-					return fmt.Errorf("worker: %v, failed jobs %v", err, res.BatchItemFailures)
-				}
-				var del []sqstypes.DeleteMessageBatchRequestEntry
-				for i, m := range out.Messages {
-					del = append(del, sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), ReceiptHandle: m.ReceiptHandle})
-				}
-				if _, err := sq.DeleteMessageBatch(gctx, &sqs.DeleteMessageBatchInput{QueueUrl: q.QueueUrl, Entries: del}); err != nil {
-					return err
-				}
-				if refreshed.Add(int64(res.Counts()[refresher.StatusRefreshed])) >= int64(n) {
-					doneOnce.Do(func() { cycle = time.Since(start) })
-				}
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	w, err := workOff(ctx, sq, aws.ToString(q.QueueUrl), hs, n, start, false)
+	if err != nil {
 		b.Fatal(err)
 	}
+	cycle := w.cycle
 	b.StopTimer()
 	provider := bn.srv.TotalRequests() - before
 	pc, wc := snapshot(&plannerCalls), snapshot(&workerCalls)
@@ -165,7 +120,7 @@ func (bn *bench) fanout(b *testing.B, n int) {
 		n, planned.Milliseconds(), rounds, bn.latency.Milliseconds(), perRound, ms(lat.put), perRound, ceiling, ms(write))
 	fmt.Printf("bench: providers=%d fanout planner: %s\n", n, describe(pc))
 	fmt.Printf("bench: providers=%d fanout workers: %s provider_calls=%d invocations=%d peak_workers=%d put_per_s=%.1f mean_invocation_ms=%d\n",
-		n, describe(wc), provider, invocations.Load(), peak.Load(), writeRate, time.Duration(handling.Load()/invocations.Load()).Milliseconds())
+		n, describe(wc), provider, w.invocations, w.peak, writeRate, time.Duration(w.handling/w.invocations).Milliseconds())
 	fmt.Printf("bench: providers=%d fanout workers' AWS latency in the cycle: %s\n", n, times.describe())
 	b.ReportMetric(float64(cycle.Milliseconds()), "fanout_cycle_ms")
 	b.ReportMetric(float64(bound.Milliseconds()), "fanout_bound_ms")
@@ -173,6 +128,80 @@ func (bn *bench) fanout(b *testing.B, n int) {
 	b.ReportMetric(float64(planned.Milliseconds()), "planner_ms")
 	b.ReportMetric(writeRate, "fanout_put_per_s")
 	b.ReportMetric(0, "ns/op")
+}
+
+// workStats is what workOff saw.
+type workStats struct {
+	refreshed, invocations, peak int64
+	handling                     int64         // nanoseconds in Handle, all workers
+	cycle                        time.Duration // from start until the last job was refreshed; 0 if never
+}
+
+// workOff works off the queue at queueURL with one poller per handler in hs, as
+// the event source mapping does with MaximumConcurrency len(hs) and BatchSize
+// jobBatch, until n providers were refreshed or ctx ends. Only the jobs a result
+// does not name as failed are deleted; with failuresOK the others come back after
+// the queue's visibility timeout, else a failed job stops the work with an error.
+func workOff(ctx context.Context, sq *sqs.Client, queueURL string, hs []*refresher.Handler, n int, start time.Time, failuresOK bool) (workStats, error) {
+	var (
+		handling, refreshed, invocations, inFlight, peak atomic.Int64
+		doneOnce                                         sync.Once
+		cycle                                            time.Duration
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	for _, h := range hs {
+		g.Go(func() error {
+			for refreshed.Load() < int64(n) && gctx.Err() == nil {
+				out, err := sq.ReceiveMessage(gctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(queueURL), MaxNumberOfMessages: jobBatch, WaitTimeSeconds: 1})
+				if err != nil {
+					if gctx.Err() != nil {
+						return nil
+					}
+					return err
+				}
+				if len(out.Messages) == 0 {
+					continue
+				}
+				var ev events.SQSEvent
+				for _, m := range out.Messages {
+					ev.Records = append(ev.Records, events.SQSMessage{MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle),
+						Body: aws.ToString(m.Body), EventSource: "aws:sqs", EventSourceARN: "arn:aws:sqs:us-east-1:000000000000:bench.fifo"})
+				}
+				raw, _ := json.Marshal(ev)
+				for c, p := inFlight.Add(1), peak.Load(); c > p && !peak.CompareAndSwap(p, c); p = peak.Load() {
+				}
+				t := time.Now()
+				res, err := h.Handle(gctx, raw)
+				handling.Add(int64(time.Since(t)))
+				inFlight.Add(-1)
+				invocations.Add(1)
+				if err != nil || len(res.BatchItemFailures) > 0 && !failuresOK {
+					return fmt.Errorf("worker: %v, failed jobs %v", err, res.BatchItemFailures)
+				}
+				failed := map[string]bool{}
+				for _, f := range res.BatchItemFailures {
+					failed[f.ItemIdentifier] = true
+				}
+				var del []sqstypes.DeleteMessageBatchRequestEntry
+				for i, m := range out.Messages {
+					if !failed[aws.ToString(m.MessageId)] {
+						del = append(del, sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), ReceiptHandle: m.ReceiptHandle})
+					}
+				}
+				if len(del) > 0 {
+					if _, err := sq.DeleteMessageBatch(gctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(queueURL), Entries: del}); err != nil {
+						return err
+					}
+				}
+				if refreshed.Add(int64(res.Counts()[refresher.StatusRefreshed])) >= int64(n) {
+					doneOnce.Do(func() { cycle = time.Since(start) })
+				}
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	return workStats{refreshed: refreshed.Load(), invocations: invocations.Load(), peak: peak.Load(), handling: handling.Load(), cycle: cycle}, err
 }
 
 // writeCeiling measures the most PutParameter calls a second this LocalStack serves:

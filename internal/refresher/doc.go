@@ -7,13 +7,16 @@
 //
 // A token is due when less than its refresh window is left of it, when it is older
 // than the provider's max_age, or when there is none. The window is refresh_before
-// when configured, else the larger of 15 minutes and 20% of the token's lifetime,
-// plus a small per-provider jitter; its floor grows with the schedule's period
-// (Policy.MinWindow). Why the floor is two schedule periods plus the consumers'
-// cache is in docs/design.md ("Why 15 minutes"), the one place it is explained.
+// when configured, else the larger of 15 minutes and 20% of the token's lifetime;
+// its floor grows with the schedule's period (Policy.minWindow). Why the floor is
+// two schedule periods plus the consumers' cache is in docs/design.md ("Why 15
+// minutes"), the one place it is explained.
 //
-// The jitter is derived from the provider's name and the token's issue time, so
-// every run computes the same due time for the same token.
+// Within that bound a token comes due at its provider's slot: a fixed offset,
+// derived from the provider's name, in a cycle as long as the token's refresh
+// interval, so that the due times of all providers are spread evenly over the
+// cycle however their tokens were issued, and every run computes the same due
+// time for the same token.
 //
 // # One clock
 //

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"math/rand/v2"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"golang.org/x/time/rate"
@@ -33,11 +35,23 @@ type Budget struct {
 // shares invocations at once: each paces itself to perSecond / shares, so that the
 // total holds however many of them run (fewer spend less of it). perSecond <= 0
 // means no budget: nil.
+//
+// A shared limiter starts at a random point of its interval: workers that the
+// queue starts together would otherwise write in lockstep, all shares at the same
+// instant every interval, and SSM's quota, a bucket refilled at its rate, throttles
+// such bursts although the average is within it.
 func NewLimiter(perSecond float64, shares int) *rate.Limiter {
 	if perSecond <= 0 {
 		return nil
 	}
-	return rate.NewLimiter(rate.Limit(perSecond/float64(max(shares, 1))), 1)
+	per := rate.Limit(perSecond / float64(max(shares, 1)))
+	lim := rate.NewLimiter(per, 1)
+	if shares > 1 {
+		interval := time.Duration(float64(time.Second) / float64(per))
+		// The first write as if one had been made up to an interval ago.
+		lim.AllowN(time.Now().Add(-rand.N(interval)), 1)
+	}
+	return lim
 }
 
 // PutParameter waits for the budget, then writes. When ctx's deadline comes before

@@ -72,6 +72,28 @@ func TestBudgetSharesHold(t *testing.T) {
 	}
 }
 
+// TestBudgetSharesStartApart: shares made at the same instant, as by workers the
+// queue starts together, allow their first writes at different points of their
+// interval, never later than one interval, so that they do not write in lockstep.
+func TestBudgetSharesStartApart(t *testing.T) {
+	const perSecond, shares = 5.0, 5 // one write a second each
+	first := map[time.Duration]bool{}
+	for range 20 {
+		r := NewLimiter(perSecond, shares).Reserve()
+		d := r.Delay()
+		if d > time.Second {
+			t.Fatalf("got a first write after %v, want at most one interval (1s)", d)
+		}
+		first[d.Round(10*time.Millisecond)] = true
+	}
+	if len(first) < 5 {
+		t.Errorf("got first writes at %d distinct points of the interval among 20 shares, want at least 5", len(first))
+	}
+	if d := NewLimiter(perSecond, 1).Reserve().Delay(); d != 0 {
+		t.Errorf("got a first write of a budget of one share after %v, want at once", d)
+	}
+}
+
 // TestBudgetDeadline: a write the budget cannot allow before the deadline is not
 // waited for: it fails at once with ErrWriteBudget, and nothing is sent.
 func TestBudgetDeadline(t *testing.T) {
