@@ -65,7 +65,7 @@ unit: ## unit tests, with the race detector; the function also as built for Lamb
 	cd $(TOKENS_MODULE) && $(GO) test -race $(GOTEST_FLAGS) ./...
 
 .PHONY: integration
-integration: build examples-deps ## integration and end-to-end tests, the host-mode executor's tests and a deploy of the built stack, against a LocalStack the launcher starts and stops
+integration: build examples-deps authservers-deps ## integration and end-to-end tests, the host-mode executor's tests and a deploy of the built stack, against a LocalStack the launcher starts and stops
 	$(LAUNCHER) run -- bash -c '$(GO) test -tags integration $(GOTEST_FLAGS) -run Integration -p 1 -timeout 30m ./... && (cd $(TOKENS_MODULE) && $(GO) test -tags integration $(GOTEST_FLAGS) -run Integration -p 1 ./...) && scripts/sam-deploy-local'
 	$(LAUNCHER) test
 
@@ -104,6 +104,20 @@ $(IAM_JS_STAMP): scripts/iam/package.json scripts/iam/package-lock.json
 iam-check: $(IAM_JS_STAMP) ## evaluate every role and policy of the template, and tokenctl's per-consumer policy, with a real IAM policy evaluator, offline
 	$(GO) build -o $(IAM_TOKENCTL) ./cmd/tokenctl
 	TOKENCTL=$(abspath $(IAM_TOKENCTL)) node scripts/iam/check.mjs $(SAM_TEMPLATE)
+
+# Real authorization servers for the interop tests (internal/authservers), each
+# pinned in its own lock file under scripts/authservers/ and installed again only
+# when its pins change.
+AUTHSERVERS_OIDC_STAMP := scripts/authservers/oidc-provider/node_modules/.installed
+
+$(AUTHSERVERS_OIDC_STAMP): scripts/authservers/oidc-provider/package.json scripts/authservers/oidc-provider/package-lock.json
+	@echo "authservers-deps: installing oidc-provider's locked dependencies (npm ci)"
+	@command -v npm >/dev/null || { echo "authservers-deps: npm not found: the interop tests need Node.js 20 or later with npm" >&2; exit 1; }
+	cd scripts/authservers/oidc-provider && npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: authservers-deps
+authservers-deps: $(AUTHSERVERS_OIDC_STAMP) ## install the interop tests' authorization servers, pinned (scripts/authservers/)
 
 .PHONY: examples-deps
 examples-deps: $(EXAMPLES_PY_STAMP) $(EXAMPLES_JS_STAMP) ## install the consumer examples' pinned dependencies (.venv/examples, examples/node/node_modules)
