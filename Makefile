@@ -109,6 +109,14 @@ iam-check: $(IAM_JS_STAMP) ## evaluate every role and policy of the template, an
 # pinned in its own lock file under scripts/authservers/ and installed again only
 # when its pins change.
 AUTHSERVERS_OIDC_STAMP := scripts/authservers/oidc-provider/node_modules/.installed
+AUTHSERVERS_VENV       := .venv/authservers
+AUTHSERVERS_PY_STAMP   := $(AUTHSERVERS_VENV)/.installed
+
+$(AUTHSERVERS_PY_STAMP): scripts/authservers/authlib/requirements.txt
+	@echo "authservers-deps: installing Authlib's pinned dependencies into $(AUTHSERVERS_VENV)"
+	@test -x $(AUTHSERVERS_VENV)/bin/python || $(EXAMPLES_PYTHON) -m venv $(AUTHSERVERS_VENV)
+	@$(AUTHSERVERS_VENV)/bin/python -m pip install --disable-pip-version-check --progress-bar off -q -r scripts/authservers/authlib/requirements.txt
+	@touch $@
 
 $(AUTHSERVERS_OIDC_STAMP): scripts/authservers/oidc-provider/package.json scripts/authservers/oidc-provider/package-lock.json
 	@echo "authservers-deps: installing oidc-provider's locked dependencies (npm ci)"
@@ -117,7 +125,7 @@ $(AUTHSERVERS_OIDC_STAMP): scripts/authservers/oidc-provider/package.json script
 	@touch $@
 
 .PHONY: authservers-deps
-authservers-deps: $(AUTHSERVERS_OIDC_STAMP) ## install the interop tests' authorization servers, pinned (scripts/authservers/)
+authservers-deps: $(AUTHSERVERS_OIDC_STAMP) $(AUTHSERVERS_PY_STAMP) ## install the interop tests' authorization servers, pinned (scripts/authservers/)
 
 .PHONY: examples-deps
 examples-deps: $(EXAMPLES_PY_STAMP) $(EXAMPLES_JS_STAMP) ## install the consumer examples' pinned dependencies (.venv/examples, examples/node/node_modules)

@@ -5,7 +5,8 @@
 // issued itself (token introspection, RFC 7662).
 //
 // The servers are installed by `make authservers-deps` with pinned versions
-// (scripts/authservers/); a test that finds one missing fails and says so.
+// (scripts/authservers/): oidc-provider (npm) and Authlib (PyPI); a test that finds
+// one missing fails and says so.
 package authservers
 
 import (
@@ -61,7 +62,12 @@ type Server struct {
 	secret     string
 	cmd        *exec.Cmd
 	done       chan error
+	stderr     *strings.Builder
 }
+
+// Log is the start of what the server wrote to its standard error, for a failing
+// test to show.
+func (s *Server) Log() string { return s.stderr.String() }
 
 // Root is the repository's root: the nearest directory above the working
 // directory that holds go.mod.
@@ -141,8 +147,8 @@ func (s *Server) start(cmd *exec.Cmd) error {
 	if err != nil {
 		return err
 	}
-	var stderr strings.Builder
-	cmd.Stderr = &limited{w: &stderr, n: 16 << 10}
+	s.stderr = &strings.Builder{}
+	cmd.Stderr = &limited{w: s.stderr, n: 16 << 10}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -150,7 +156,7 @@ func (s *Server) start(cmd *exec.Cmd) error {
 	lines := bufio.NewScanner(out)
 	if !lines.Scan() {
 		err := cmd.Wait()
-		return fmt.Errorf("%s exited before listening (%v): %s", cmd.Path, err, stderr.String())
+		return fmt.Errorf("%s exited before listening (%v): %s", cmd.Path, err, s.stderr.String())
 	}
 	var ready struct{ Issuer string }
 	if err := json.Unmarshal(lines.Bytes(), &ready); err != nil || ready.Issuer == "" {

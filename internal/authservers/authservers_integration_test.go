@@ -105,6 +105,18 @@ func requestToken(ctx context.Context, srv *Server, endpoint string, r tokenRequ
 // token that the server's introspection confirms; a wrong key or certificate is
 // refused with the server's reason.
 func TestIntegrationOIDCProvider(t *testing.T) {
+	proveServer(t, StartOIDCProvider, []string{ClientSecretBasic, ClientSecretJWT, PrivateKeyJWT, TLSClientAuth, SelfSignedTLSClientAuth})
+}
+
+// TestIntegrationAuthlib proves the Authlib harness the same way, for the methods
+// Authlib has: client_secret_jwt and private_key_jwt.
+func TestIntegrationAuthlib(t *testing.T) {
+	proveServer(t, StartAuthlib, []string{ClientSecretBasic, ClientSecretJWT, PrivateKeyJWT})
+}
+
+type starter func(context.Context, *PKI, []Client, string) (*Server, error)
+
+func proveServer(t *testing.T, start starter, methods []string) {
 	ctx := t.Context()
 	pki, err := NewPKI()
 	if err != nil {
@@ -143,23 +155,34 @@ func TestIntegrationOIDCProvider(t *testing.T) {
 	}
 	hsSecret := randomString(32)
 	basicSecret := randomString(32)
-	srv, err := StartOIDCProvider(ctx, pki, []Client{
+	var clients []Client
+	for _, c := range []Client{
 		{ID: "basic", Method: ClientSecretBasic, Secret: basicSecret},
 		{ID: "hs", Method: ClientSecretJWT, Secret: hsSecret},
 		{ID: "pk", Method: PrivateKeyJWT, JWKS: jwk(jwtKey, "pk-1")},
 		{ID: "mtls", Method: TLSClientAuth, SubjectDN: "CN=mtls-client"},
 		{ID: "selfsigned", Method: SelfSignedTLSClientAuth, JWKS: jwk(selfCert, "ss-1")},
-	}, t.TempDir())
+	} {
+		if slices.Contains(methods, c.Method) {
+			clients = append(clients, c)
+		}
+	}
+	srv, err := start(ctx, pki, clients, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = srv.Close() })
+	t.Cleanup(func() {
+		_ = srv.Close()
+		if t.Failed() {
+			t.Logf("the server's log:\n%s", srv.Log())
+		}
+	})
 
 	md, err := (&discovery.Fetcher{HTTPClient: srv.HTTPClient}).Discover(ctx, srv.Issuer)
 	if err != nil {
 		t.Fatalf("discovery: %v", err)
 	}
-	for _, m := range []string{ClientSecretJWT, PrivateKeyJWT, TLSClientAuth, SelfSignedTLSClientAuth} {
+	for _, m := range methods {
 		if err := md.Supports(m); err != nil {
 			t.Errorf("discovery: %v", err)
 		}
@@ -177,22 +200,25 @@ func TestIntegrationOIDCProvider(t *testing.T) {
 	mtlsToken := md.TokenURL(true).String()
 
 	tests := []struct {
-		name, client, endpoint string
+		method, name, client, endpoint string
 		req                    tokenRequest
 		wantReason             string // "" means a token is wanted
 	}{
-		{"client_secret_basic", "basic", token, tokenRequest{id: "basic", secret: basicSecret}, ""},
-		{"client_secret_jwt", "hs", token, tokenRequest{id: "hs", assertion: assertion(t, "hs", token, "HS256", []byte(hsSecret))}, ""},
-		{"private_key_jwt", "pk", token, tokenRequest{id: "pk", assertion: assertion(t, "pk", token, "ES256", jwtKey.Key.(*ecdsa.PrivateKey))}, ""},
-		{"tls_client_auth", "mtls", mtlsToken, tokenRequest{id: "mtls", cert: &mtlsCert.TLS}, ""},
-		{"self_signed_tls_client_auth", "selfsigned", mtlsToken, tokenRequest{id: "selfsigned", cert: &selfCert.TLS}, ""},
-		{"client_secret_jwt with another secret", "hs", token, tokenRequest{id: "hs", assertion: assertion(t, "hs", token, "HS256", []byte("not the secret"))}, "invalid_client"},
-		{"private_key_jwt with another key", "pk", token, tokenRequest{id: "pk", assertion: assertion(t, "pk", token, "ES256", wrongKey.Key.(*ecdsa.PrivateKey))}, "invalid_client"},
-		{"tls_client_auth with another subject", "mtls", mtlsToken, tokenRequest{id: "mtls", cert: &otherCert.TLS}, "invalid_client"},
-		{"tls_client_auth without a certificate", "mtls", mtlsToken, tokenRequest{id: "mtls"}, "invalid_client"},
-		{"self_signed_tls_client_auth with an unregistered certificate", "selfsigned", mtlsToken, tokenRequest{id: "selfsigned", cert: &unregistered.TLS}, "invalid_client"},
+		{ClientSecretBasic, "client_secret_basic", "basic", token, tokenRequest{id: "basic", secret: basicSecret}, ""},
+		{ClientSecretJWT, "client_secret_jwt", "hs", token, tokenRequest{id: "hs", assertion: assertion(t, "hs", token, "HS256", []byte(hsSecret))}, ""},
+		{PrivateKeyJWT, "private_key_jwt", "pk", token, tokenRequest{id: "pk", assertion: assertion(t, "pk", token, "ES256", jwtKey.Key.(*ecdsa.PrivateKey))}, ""},
+		{TLSClientAuth, "tls_client_auth", "mtls", mtlsToken, tokenRequest{id: "mtls", cert: &mtlsCert.TLS}, ""},
+		{SelfSignedTLSClientAuth, "self_signed_tls_client_auth", "selfsigned", mtlsToken, tokenRequest{id: "selfsigned", cert: &selfCert.TLS}, ""},
+		{ClientSecretJWT, "client_secret_jwt with another secret", "hs", token, tokenRequest{id: "hs", assertion: assertion(t, "hs", token, "HS256", []byte("not the secret"))}, "invalid_client"},
+		{PrivateKeyJWT, "private_key_jwt with another key", "pk", token, tokenRequest{id: "pk", assertion: assertion(t, "pk", token, "ES256", wrongKey.Key.(*ecdsa.PrivateKey))}, "invalid_client"},
+		{TLSClientAuth, "tls_client_auth with another subject", "mtls", mtlsToken, tokenRequest{id: "mtls", cert: &otherCert.TLS}, "invalid_client"},
+		{TLSClientAuth, "tls_client_auth without a certificate", "mtls", mtlsToken, tokenRequest{id: "mtls"}, "invalid_client"},
+		{SelfSignedTLSClientAuth, "self_signed_tls_client_auth with an unregistered certificate", "selfsigned", mtlsToken, tokenRequest{id: "selfsigned", cert: &unregistered.TLS}, "invalid_client"},
 	}
 	for _, tt := range tests {
+		if !slices.Contains(methods, tt.method) {
+			continue
+		}
 		t.Run(tt.name, func(t *testing.T) {
 			status, body, err := requestToken(ctx, srv, tt.endpoint, tt.req)
 			if err != nil {
