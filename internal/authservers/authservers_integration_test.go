@@ -201,8 +201,8 @@ func proveServer(t *testing.T, start starter, methods []string) {
 
 	tests := []struct {
 		method, name, client, endpoint string
-		req                    tokenRequest
-		wantReason             string // "" means a token is wanted
+		req                            tokenRequest
+		wantReason                     string // "" means a token is wanted
 	}{
 		{ClientSecretBasic, "client_secret_basic", "basic", token, tokenRequest{id: "basic", secret: basicSecret}, ""},
 		{ClientSecretJWT, "client_secret_jwt", "hs", token, tokenRequest{id: "hs", assertion: assertion(t, "hs", token, "HS256", []byte(hsSecret))}, ""},
