@@ -88,8 +88,13 @@ func TestIntegrationJWKSFromKMS(t *testing.T) {
 			case *rsa.PublicKey:
 				err = rsa.VerifyPKCS1v15(&rsa.PublicKey{N: b64(k["n"]), E: w.E}, crypto.SHA256, digest[:], sig.Signature)
 			case *ecdsa.PublicKey:
-				x, y := b64(k["x"]), b64(k["y"])
-				if !ecdsa.VerifyASN1(&ecdsa.PublicKey{Curve: w.Curve, X: x, Y: y}, digest[:], sig.Signature) {
+				xb, _ := base64.RawURLEncoding.DecodeString(k["x"])
+				yb, _ := base64.RawURLEncoding.DecodeString(k["y"])
+				printed, err := ecdsa.ParseUncompressedPublicKey(w.Curve, append(append([]byte{4}, xb...), yb...))
+				if err != nil {
+					t.Fatalf("the printed EC key does not parse: %v", err)
+				}
+				if !ecdsa.VerifyASN1(printed, digest[:], sig.Signature) {
 					t.Error("KMS's signature does not verify with the printed key")
 				}
 			}

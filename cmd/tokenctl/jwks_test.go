@@ -92,8 +92,12 @@ func TestJWKSCommand(t *testing.T) {
 		{name: "neither -kms nor -key", args: nil, wantCode: exitUsage, wantErr: "usage"},
 		{name: "both -kms and -key", args: []string{"-kms", "alias/x", "-key", ec8}, wantCode: exitUsage, wantErr: "usage"},
 	}
+	ecRaw, err := ecKey.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
 	secrets := []string{string(pemBytes(t, pkcs1)), string(pemBytes(t, ec8)),
-		base64.RawURLEncoding.EncodeToString(rsaKey.D.Bytes()), base64.RawURLEncoding.EncodeToString(ecKey.D.Bytes())}
+		base64.RawURLEncoding.EncodeToString(rsaKey.D.Bytes()), base64.RawURLEncoding.EncodeToString(ecRaw)}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

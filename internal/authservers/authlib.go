@@ -20,7 +20,7 @@ func StartAuthlib(ctx context.Context, pki *PKI, clients []Client, tmp string) (
 	}
 	python := filepath.Join(root, ".venv", "authservers", "bin", "python")
 	if _, err := os.Stat(python); err != nil {
-		return nil, fmt.Errorf("Authlib is not installed in %s: run make authservers-deps", filepath.Dir(python))
+		return nil, fmt.Errorf("authlib is not installed in %s: run make authservers-deps", filepath.Dir(python))
 	}
 	srvCert, err := pki.Server()
 	if err != nil {
@@ -30,7 +30,7 @@ func StartAuthlib(ctx context.Context, pki *PKI, clients []Client, tmp string) (
 	meta := []map[string]any{{"client_id": introspectorID, "client_secret": s.secret, "token_endpoint_auth_method": ClientSecretBasic}}
 	for _, c := range clients {
 		if c.Method == TLSClientAuth || c.Method == SelfSignedTLSClientAuth {
-			return nil, fmt.Errorf("Authlib has no %s", c.Method)
+			return nil, fmt.Errorf("authlib has no %s", c.Method)
 		}
 		m := map[string]any{"client_id": c.ID, "token_endpoint_auth_method": c.Method}
 		if c.Secret != "" {
