@@ -33,7 +33,7 @@ lint: ## gofmt, go vet and staticcheck
 	$(GO) run $(STATICCHECK) -tags integration ./...
 	$(GO) run $(STATICCHECK) -tags lambda.norpc ./functions/refresher
 	@# ./... from the root does not descend into a nested module: each has its own pass.
-	@for m in $(TOKENS_MODULE) $(CONSUMER_GO); do \
+	@for m in $(TOKENS_MODULE) $(CONSUMER_GO) $(FOSITE_MODULE); do \
 	  echo "lint: $$m, its own module"; \
 	  (cd $$m && $(GO) vet ./... && $(GO) vet -tags integration ./... && \
 	    $(GO) run $(STATICCHECK) ./... && $(GO) run $(STATICCHECK) -tags integration ./...); done
@@ -45,6 +45,7 @@ lint: ## gofmt, go vet and staticcheck
 # whenever the function's dependencies are.
 TOKENS_MODULE    := pkg/tokens
 CONSUMER_GO      := examples/consumer-go
+FOSITE_MODULE    := scripts/authservers/fosite
 FUNCTION_ONLY_RE := ^(github\.com/aws/aws-lambda-go|github\.com/aws/aws-sdk-go-v2/service/(secretsmanager|sqs|cloudwatchlogs|eventbridge|kms|lambda)|github\.com/cenkalti/backoff|go\.yaml\.in/yaml|gopkg\.in/yaml|github\.com/token-refresher/token-refresher)
 
 .PHONY: tokens-module
@@ -111,6 +112,13 @@ iam-check: $(IAM_JS_STAMP) ## evaluate every role and policy of the template, an
 AUTHSERVERS_OIDC_STAMP := scripts/authservers/oidc-provider/node_modules/.installed
 AUTHSERVERS_VENV       := .venv/authservers
 AUTHSERVERS_PY_STAMP   := $(AUTHSERVERS_VENV)/.installed
+AUTHSERVERS_FOSITE     := .cache/authservers/fosite
+
+# fosite is a Go library: a test-only binary, its own module so that none of its
+# dependencies enter the function's graph.
+$(AUTHSERVERS_FOSITE): scripts/authservers/fosite/go.mod scripts/authservers/fosite/go.sum scripts/authservers/fosite/main.go
+	@echo "authservers-deps: building fosite (scripts/authservers/fosite, its own module)"
+	cd scripts/authservers/fosite && $(GO) build -o $(abspath $@) .
 
 $(AUTHSERVERS_PY_STAMP): scripts/authservers/authlib/requirements.txt
 	@echo "authservers-deps: installing Authlib's pinned dependencies into $(AUTHSERVERS_VENV)"
@@ -125,7 +133,7 @@ $(AUTHSERVERS_OIDC_STAMP): scripts/authservers/oidc-provider/package.json script
 	@touch $@
 
 .PHONY: authservers-deps
-authservers-deps: $(AUTHSERVERS_OIDC_STAMP) $(AUTHSERVERS_PY_STAMP) ## install the interop tests' authorization servers, pinned (scripts/authservers/)
+authservers-deps: $(AUTHSERVERS_OIDC_STAMP) $(AUTHSERVERS_PY_STAMP) $(AUTHSERVERS_FOSITE) ## install the interop tests' authorization servers, pinned (scripts/authservers/)
 
 .PHONY: examples-deps
 examples-deps: $(EXAMPLES_PY_STAMP) $(EXAMPLES_JS_STAMP) ## install the consumer examples' pinned dependencies (.venv/examples, examples/node/node_modules)

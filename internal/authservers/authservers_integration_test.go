@@ -114,6 +114,12 @@ func TestIntegrationAuthlib(t *testing.T) {
 	proveServer(t, StartAuthlib, []string{ClientSecretBasic, ClientSecretJWT, PrivateKeyJWT})
 }
 
+// TestIntegrationFosite proves the fosite harness the same way, for the method
+// fosite has: private_key_jwt.
+func TestIntegrationFosite(t *testing.T) {
+	proveServer(t, StartFosite, []string{ClientSecretBasic, PrivateKeyJWT})
+}
+
 type starter func(context.Context, *PKI, []Client, string) (*Server, error)
 
 func proveServer(t *testing.T, start starter, methods []string) {
