@@ -33,7 +33,7 @@ lint: ## gofmt, go vet and staticcheck
 	$(GO) run $(STATICCHECK) -tags integration ./...
 	$(GO) run $(STATICCHECK) -tags lambda.norpc ./functions/refresher
 	@# ./... from the root does not descend into a nested module: each has its own pass.
-	@for m in $(TOKENS_MODULE) $(CONSUMER_GO); do \
+	@for m in $(TOKENS_MODULE) $(CONSUMER_GO) $(FOSITE_MODULE); do \
 	  echo "lint: $$m, its own module"; \
 	  (cd $$m && $(GO) vet ./... && $(GO) vet -tags integration ./... && \
 	    $(GO) run $(STATICCHECK) ./... && $(GO) run $(STATICCHECK) -tags integration ./...); done
@@ -45,6 +45,7 @@ lint: ## gofmt, go vet and staticcheck
 # whenever the function's dependencies are.
 TOKENS_MODULE    := pkg/tokens
 CONSUMER_GO      := examples/consumer-go
+FOSITE_MODULE    := scripts/authservers/fosite
 FUNCTION_ONLY_RE := ^(github\.com/aws/aws-lambda-go|github\.com/aws/aws-sdk-go-v2/service/(secretsmanager|sqs|cloudwatchlogs|eventbridge|kms|lambda)|github\.com/cenkalti/backoff|go\.yaml\.in/yaml|gopkg\.in/yaml|github\.com/token-refresher/token-refresher)
 
 .PHONY: tokens-module
@@ -65,7 +66,7 @@ unit: ## unit tests, with the race detector; the function also as built for Lamb
 	cd $(TOKENS_MODULE) && $(GO) test -race $(GOTEST_FLAGS) ./...
 
 .PHONY: integration
-integration: build examples-deps ## integration and end-to-end tests, the host-mode executor's tests and a deploy of the built stack, against a LocalStack the launcher starts and stops
+integration: build examples-deps authservers-deps ## integration and end-to-end tests, the host-mode executor's tests and a deploy of the built stack, against a LocalStack the launcher starts and stops
 	$(LAUNCHER) run -- bash -c '$(GO) test -tags integration $(GOTEST_FLAGS) -run Integration -p 1 -timeout 30m ./... && (cd $(TOKENS_MODULE) && $(GO) test -tags integration $(GOTEST_FLAGS) -run Integration -p 1 ./...) && scripts/sam-deploy-local'
 	$(LAUNCHER) test
 
@@ -104,6 +105,35 @@ $(IAM_JS_STAMP): scripts/iam/package.json scripts/iam/package-lock.json
 iam-check: $(IAM_JS_STAMP) ## evaluate every role and policy of the template, and tokenctl's per-consumer policy, with a real IAM policy evaluator, offline
 	$(GO) build -o $(IAM_TOKENCTL) ./cmd/tokenctl
 	TOKENCTL=$(abspath $(IAM_TOKENCTL)) node scripts/iam/check.mjs $(SAM_TEMPLATE)
+
+# Real authorization servers for the interop tests (internal/authservers), each
+# pinned in its own lock file under scripts/authservers/ and installed again only
+# when its pins change.
+AUTHSERVERS_OIDC_STAMP := scripts/authservers/oidc-provider/node_modules/.installed
+AUTHSERVERS_VENV       := .venv/authservers
+AUTHSERVERS_PY_STAMP   := $(AUTHSERVERS_VENV)/.installed
+AUTHSERVERS_FOSITE     := .cache/authservers/fosite
+
+# fosite is a Go library: a test-only binary, its own module so that none of its
+# dependencies enter the function's graph.
+$(AUTHSERVERS_FOSITE): scripts/authservers/fosite/go.mod scripts/authservers/fosite/go.sum scripts/authservers/fosite/main.go
+	@echo "authservers-deps: building fosite (scripts/authservers/fosite, its own module)"
+	cd scripts/authservers/fosite && $(GO) build -o $(abspath $@) .
+
+$(AUTHSERVERS_PY_STAMP): scripts/authservers/authlib/requirements.txt
+	@echo "authservers-deps: installing Authlib's pinned dependencies into $(AUTHSERVERS_VENV)"
+	@test -x $(AUTHSERVERS_VENV)/bin/python || $(EXAMPLES_PYTHON) -m venv $(AUTHSERVERS_VENV)
+	@$(AUTHSERVERS_VENV)/bin/python -m pip install --disable-pip-version-check --progress-bar off -q -r scripts/authservers/authlib/requirements.txt
+	@touch $@
+
+$(AUTHSERVERS_OIDC_STAMP): scripts/authservers/oidc-provider/package.json scripts/authservers/oidc-provider/package-lock.json
+	@echo "authservers-deps: installing oidc-provider's locked dependencies (npm ci)"
+	@command -v npm >/dev/null || { echo "authservers-deps: npm not found: the interop tests need Node.js 20 or later with npm" >&2; exit 1; }
+	cd scripts/authservers/oidc-provider && npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: authservers-deps
+authservers-deps: $(AUTHSERVERS_OIDC_STAMP) $(AUTHSERVERS_PY_STAMP) $(AUTHSERVERS_FOSITE) ## install the interop tests' authorization servers, pinned (scripts/authservers/)
 
 .PHONY: examples-deps
 examples-deps: $(EXAMPLES_PY_STAMP) $(EXAMPLES_JS_STAMP) ## install the consumer examples' pinned dependencies (.venv/examples, examples/node/node_modules)

@@ -4,6 +4,7 @@
 //	tokenctl check [-probe] [-provider NAME]... [-json] FILE
 //	tokenctl providers list | get NAME | put [-probe] FILE | rm NAME
 //	tokenctl policy [-token-prefix P] [-providers FILE] [-kms-key ARN] [-region R] [-account ID] NAME...
+//	tokenctl jwks (-kms KEY | -key FILE) [-cert FILE] [-kid KID] [-alg ALG]
 //
 // status prints one line per provider: its health, its token's expiry and time
 // left, age, when it is next refreshed, and its last failure. It reads SSM only,
@@ -25,6 +26,11 @@
 // the named providers, and decrypt them only through SSM: least privilege per
 // consumer, where the stack's TokenReadersPolicy grants every token. It reads nothing
 // when -region and -account are given.
+//
+// jwks prints the JSON Web Key Set to register with a partner for private_key_jwt:
+// the public key of an asymmetric KMS key (kms:GetPublicKey) or of a PEM file, its
+// kid (the RFC 7638 thumbprint unless -kid says otherwise) and alg, and with -cert
+// the certificate as x5c, x5t#S256 and x5t. Nothing private is ever printed.
 //
 // All use the AWS SDK's standard settings (AWS_ENDPOINT_URL for LocalStack). Exit
 // codes: 0 all is well, 1 a provider is failing or a check failed, 2 usage or
@@ -70,6 +76,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return providers(ctx, args[1:], stdout, stderr)
 	case "policy":
 		return policy(ctx, args[1:], stdout, stderr)
+	case "jwks":
+		return jwks(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return exitOK
@@ -82,4 +90,5 @@ const usage = `usage:
   tokenctl status [-json] [-providers FILE | -bucket B [-key K]] [-token-prefix PREFIX] [-state-prefix PREFIX]
   tokenctl check [-probe] [-provider NAME]... [-json] FILE
   tokenctl providers list | get NAME | put [-probe] FILE | rm NAME  [-bucket B] [-key K] [-secret-prefix P]
-  tokenctl policy [-token-prefix PREFIX] [-providers FILE] [-kms-key ARN] [-region R] [-account ID] NAME...`
+  tokenctl policy [-token-prefix PREFIX] [-providers FILE] [-kms-key ARN] [-region R] [-account ID] NAME...
+  tokenctl jwks (-kms KEY | -key FILE) [-cert FILE] [-kid KID] [-alg ALG]`

@@ -161,3 +161,9 @@ func sanitize(err error, cred Credentials, made ...string) error {
 	}
 	return out
 }
+
+// Unreachable reports whether err says the token endpoint gave no answer at all: the
+// connection failed or broke, the TLS handshake failed, or no answer came in time.
+func Unreachable(err error) bool {
+	return errors.Is(err, errUnreachable)
+}

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/sha1" // x5t is SHA-1 by definition (RFC 7517 §4.8), and Entra ID still reads it
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/big"
+	"os"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+)
+
+// publicKeyGetter is the part of the KMS client jwks uses.
+type publicKeyGetter interface {
+	GetPublicKey(ctx context.Context, in *kms.GetPublicKeyInput, opts ...func(*kms.Options)) (*kms.GetPublicKeyOutput, error)
+}
+
+// jwks prints the JSON Web Key Set a partner registers for private_key_jwt (or
+// self_signed_tls_client_auth): the public key of a KMS key or a PEM file, with
+// kid, alg and, given a certificate, x5c, x5t#S256 and x5t. It never prints a
+// private key: only the public half is ever read into the output.
+func jwks(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("jwks", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	kmsKey := fs.String("kms", "", "an asymmetric KMS key: id, alias/NAME or ARN (kms:GetPublicKey)")
+	keyFile := fs.String("key", "", "a PEM file: a private key (PKCS#8, PKCS#1, SEC1), a public key or a certificate")
+	certFile := fs.String("cert", "", "a PEM certificate chain for the key, leaf first: adds x5c, x5t#S256 and x5t")
+	kid := fs.String("kid", "", "the key id; default the key's RFC 7638 thumbprint")
+	alg := fs.String("alg", "", "RS256, PS256 or ES256; default RS256 for RSA, ES256 for EC P-256")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 0 || (*kmsKey == "") == (*keyFile == "") {
+		fmt.Fprintln(stderr, "usage: tokenctl jwks (-kms KEY | -key FILE) [-cert FILE] [-kid KID] [-alg ALG]")
+		return exitUsage
+	}
+	var pub crypto.PublicKey
+	var err error
+	if *kmsKey != "" {
+		cfg, cerr := config.LoadDefaultConfig(ctx)
+		if cerr != nil {
+			fmt.Fprintf(stderr, "tokenctl jwks: %v\n", cerr)
+			return exitUsage
+		}
+		pub, err = kmsPublicKey(ctx, kms.NewFromConfig(cfg), *kmsKey)
+	} else {
+		pub, err = pemPublicKey(*keyFile)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tokenctl jwks: %v\n", err)
+		return exitUsage
+	}
+	var chain []*x509.Certificate
+	if *certFile != "" {
+		if chain, err = readChain(*certFile); err != nil {
+			fmt.Fprintf(stderr, "tokenctl jwks: %v\n", err)
+			return exitUsage
+		}
+	}
+	key, err := jwk(pub, *kid, *alg, chain)
+	if err != nil {
+		fmt.Fprintf(stderr, "tokenctl jwks: %v\n", err)
+		return exitUsage
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(map[string]any{"keys": []any{key}}); err != nil {
+		fmt.Fprintf(stderr, "tokenctl jwks: %v\n", err)
+		return exitUsage
+	}
+	return exitOK
+}
+
+// kmsPublicKey reads an asymmetric signing key's public half.
+func kmsPublicKey(ctx context.Context, c publicKeyGetter, keyID string) (crypto.PublicKey, error) {
+	out, err := c.GetPublicKey(ctx, &kms.GetPublicKeyInput{KeyId: aws.String(keyID)})
+	if err != nil {
+		return nil, fmt.Errorf("kms:GetPublicKey %s: %w", keyID, err)
+	}
+	if out.KeyUsage != "SIGN_VERIFY" {
+		return nil, fmt.Errorf("KMS key %s has key usage %s; private_key_jwt needs SIGN_VERIFY", keyID, out.KeyUsage)
+	}
+	return x509.ParsePKIXPublicKey(out.PublicKey)
+}
+
+// pemPublicKey reads the public key of the first key or certificate in a PEM file.
+func pemPublicKey(path string) (crypto.PublicKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			return nil, fmt.Errorf("%s: no key or certificate in PEM form", path)
+		}
+		switch b.Type {
+		case "PRIVATE KEY":
+			k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("%s: a PKCS#8 key that does not parse", path)
+			}
+			return publicOf(k)
+		case "RSA PRIVATE KEY":
+			k, err := x509.ParsePKCS1PrivateKey(b.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("%s: a PKCS#1 key that does not parse", path)
+			}
+			return k.Public(), nil
+		case "EC PRIVATE KEY":
+			k, err := x509.ParseECPrivateKey(b.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("%s: a SEC1 key that does not parse", path)
+			}
+			return k.Public(), nil
+		case "PUBLIC KEY":
+			return x509.ParsePKIXPublicKey(b.Bytes)
+		case "CERTIFICATE":
+			c, err := x509.ParseCertificate(b.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("%s: a certificate that does not parse: %w", path, err)
+			}
+			return c.PublicKey, nil
+		}
+	}
+}
+
+func publicOf(k any) (crypto.PublicKey, error) {
+	s, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("a %T key cannot sign", k)
+	}
+	return s.Public(), nil
+}
+
+func readChain(path string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var chain []*x509.Certificate
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		chain = append(chain, c)
+	}
+	if len(chain) == 0 {
+		return nil, fmt.Errorf("%s: no certificate in PEM form", path)
+	}
+	return chain, nil
+}
+
+// jwk builds the public JWK; a chain's leaf must hold the same public key.
+func jwk(pub crypto.PublicKey, kid, alg string, chain []*x509.Certificate) (map[string]any, error) {
+	b64 := base64.RawURLEncoding.EncodeToString
+	var key map[string]any
+	var canonical string // RFC 7638 §3.2: the required members, in lexicographic order
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		if alg == "" {
+			alg = "RS256"
+		}
+		if alg != "RS256" && alg != "PS256" {
+			return nil, fmt.Errorf("alg %s does not fit an RSA key (RS256, PS256)", alg)
+		}
+		n, e := b64(k.N.Bytes()), b64(big.NewInt(int64(k.E)).Bytes())
+		key = map[string]any{"kty": "RSA", "n": n, "e": e}
+		canonical = fmt.Sprintf(`{"e":%q,"kty":"RSA","n":%q}`, e, n)
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() {
+			return nil, errors.New("only EC keys on P-256 are supported (ES256)")
+		}
+		if alg == "" {
+			alg = "ES256"
+		}
+		if alg != "ES256" {
+			return nil, fmt.Errorf("alg %s does not fit an EC P-256 key (ES256)", alg)
+		}
+		raw, err := k.Bytes() // 0x04 || X || Y
+		if err != nil {
+			return nil, err
+		}
+		x, y := b64(raw[1:33]), b64(raw[33:])
+		key = map[string]any{"kty": "EC", "crv": "P-256", "x": x, "y": y}
+		canonical = fmt.Sprintf(`{"crv":"P-256","kty":"EC","x":%q,"y":%q}`, x, y)
+	default:
+		return nil, fmt.Errorf("a %T key: want RSA or EC P-256", pub)
+	}
+	if kid == "" {
+		sum := sha256.Sum256([]byte(canonical))
+		kid = b64(sum[:])
+	}
+	key["kid"], key["alg"], key["use"] = kid, alg, "sig"
+	if len(chain) > 0 {
+		leaf := chain[0]
+		lp, ok := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+		if !ok || !lp.Equal(pub) {
+			return nil, errors.New("the certificate's public key is not the key's: give the certificate issued for this key")
+		}
+		x5c := make([]string, len(chain))
+		for i, c := range chain {
+			x5c[i] = base64.StdEncoding.EncodeToString(c.Raw)
+		}
+		s256 := sha256.Sum256(leaf.Raw)
+		s1 := sha1.Sum(leaf.Raw)
+		key["x5c"], key["x5t#S256"], key["x5t"] = x5c, b64(s256[:]), b64(s1[:])
+	}
+	return key, nil
+}
