@@ -121,11 +121,12 @@ func steadyFrom(s simulation, life time.Duration) int {
 }
 
 // runCalls are the AWS calls of one scheduled run with due of n providers due, as
-// the LocalStack benchmarks count them: per page of ten published tokens, per
-// batch of twenty secrets, of ten health records, of eight jobs, per token written.
+// the LocalStack benchmarks count them: per fifty tokens described (the decision
+// is made from the parameters' metadata, decrypting nothing), per batch of twenty
+// secrets, of ten health records, of eight jobs, per token written.
 type runCalls struct {
 	byOp map[string]int
-	kms  int // Decrypt of every token read with decryption, Encrypt of every one written
+	kms  int // Encrypt of every token written; no token is read with decryption
 }
 
 func callsPerRun(mode string, n, due int) runCalls {
@@ -133,18 +134,18 @@ func callsPerRun(mode string, n, due int) runCalls {
 	c := runCalls{byOp: map[string]int{"S3.GetObject": 1, "SSM.GetParameter": 1, "SSM.PutParameter": due + 1}}
 	switch mode {
 	case "single":
-		c.byOp["SSM.GetParametersByPath"] = ceil(n, 10)
+		c.byOp["SSM.DescribeParameters"] = ceil(n, 50)
 		c.byOp["SSM.GetParameters"] = ceil(due, 10) // health records
 		c.byOp["SecretsManager.BatchGetSecretValue"] = ceil(due, 20)
-		c.kms = n + due
 	case "fanout":
 		batches := ceil(due, 8)
-		c.byOp["SSM.GetParameters"] = ceil(n, 10) + 2*batches // the planner's read; each batch's tokens and health records
+		c.byOp["SSM.DescribeParameters"] = ceil(n, 50) + batches // the planner's targets; each batch's tokens
+		c.byOp["SSM.GetParameters"] = batches                    // each batch's health records
 		c.byOp["SQS.SendMessageBatch"] = ceil(due, 10)
 		c.byOp["SecretsManager.BatchGetSecretValue"] = batches
 		c.byOp["S3.GetObject"] += batches
-		c.kms = n + 2*due
 	}
+	c.kms = due
 	return c
 }
 
@@ -158,7 +159,7 @@ func (c runCalls) total() int {
 
 func (c runCalls) describe() string {
 	var out string
-	for _, op := range []string{"S3.GetObject", "SSM.GetParameter", "SSM.GetParametersByPath", "SSM.GetParameters", "SecretsManager.BatchGetSecretValue", "SQS.SendMessageBatch", "SSM.PutParameter"} {
+	for _, op := range []string{"S3.GetObject", "SSM.GetParameter", "SSM.DescribeParameters", "SSM.GetParameters", "SecretsManager.BatchGetSecretValue", "SQS.SendMessageBatch", "SSM.PutParameter"} {
 		if v, ok := c.byOp[op]; ok {
 			out += fmt.Sprintf(" %s=%d", op, v)
 		}
