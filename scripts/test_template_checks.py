@@ -96,6 +96,26 @@ class ReservedConcurrencyTests(unittest.TestCase):
         self.assertEqual(TEMPLATE["Parameters"]["ReservedConcurrency"]["MinValue"], 0)
 
 
+class ProxyTests(unittest.TestCase):
+    def test_proxy_variables_are_set_only_when_given(self):
+        variables = TEMPLATE["Resources"]["RefresherFunction"]["Properties"]["Environment"]["Variables"]
+        for var, param in [("HTTPS_PROXY", "HttpsProxy"), ("NO_PROXY", "NoProxy")]:
+            cond, then, otherwise = variables[var]["Fn::If"]
+            self.assertEqual((then, otherwise), ({"Ref": param}, {"Ref": "AWS::NoValue"}), var)
+            self.assertEqual(TEMPLATE["Parameters"][param]["Default"], "", f"{param}: want an empty default")
+            for value, want in [("", False), ("http://proxy.internal:3128", True), (".amazonaws.com,169.254.169.254", True)]:
+                params = tc.effective_parameters(TEMPLATE, {param: value})
+                got = condition(cond, params)
+                self.assertEqual(got, want, f"{param}={value!r}: {var} set {got}, want {want}")
+
+    def test_proxy_url_pattern(self):
+        pattern = re.compile(TEMPLATE["Parameters"]["HttpsProxy"]["AllowedPattern"])
+        for value, want in [("", True), ("http://proxy.internal:3128", True), ("https://10.0.0.5:8443", True),
+                            ("proxy.internal:3128", False), ("http://proxy internal", False)]:
+            got = pattern.fullmatch(value) is not None
+            self.assertEqual(got, want, f"HttpsProxy {value!r}: allowed {got}, want {want}")
+
+
 class ParameterTests(unittest.TestCase):
     def test_defaults_deploy(self):
         for mode in ("single", "fanout"):
