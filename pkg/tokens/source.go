@@ -57,6 +57,8 @@ func WithMargin(d time.Duration) Option {
 }
 
 // WithClock replaces time.Now, so tests can move time instead of waiting for it.
+// It decides expiry, the margin and the quiet period; the rotation wait and the
+// read timeout are real time, since they bound how long a caller is held.
 func WithClock(now func() time.Time) Option {
 	return func(s *Source) {
 		if now != nil {
