@@ -9,21 +9,27 @@
 #   BENCH_WORKERS=4             concurrent workers of BenchmarkFanOut (from the environment)
 #   BENCH_COLD_STARTS=50        cold starts of each kind of consumer (BenchmarkAlternative)
 #   BENCH_CONSUMERS=10,100,1000 consumer counts of BenchmarkAlternative
+#   BENCH_REGISTRY_PROVIDERS=1000,10000  providers in the registry object (BenchmarkRegistry)
+#   BENCH_PUBLISH_PUTS=3        puts timed from tokenctl providers put to published (BenchmarkRegistryPublish)
 
 BENCH_LATENCY_MS          ?= 200
 BENCH_PROVIDERS           ?= 10,100,1000
 BENCH_FOOTPRINT_PROVIDERS ?= 1000
 BENCH_COLD_STARTS         ?= 50
 BENCH_CONSUMERS           ?= 10,100,1000
+BENCH_REGISTRY_PROVIDERS  ?= 1000,10000
+BENCH_PUBLISH_PUTS        ?= 3
 
 .PHONY: bench
-bench: ## benchmark against LocalStack: cycle time vs. bound, idle/busy AWS calls, binary size, RSS, init; the product vs. x/oauth2 consumers (~3.5 min)
+bench: ## benchmark against LocalStack: cycle time vs. bound, idle/busy AWS calls, binary size, RSS, init; the registry's reads and put to published; the product vs. x/oauth2 consumers (~4.5 min)
 	BENCH_LATENCY_MS=$(BENCH_LATENCY_MS) BENCH_PROVIDERS=$(BENCH_PROVIDERS) \
 	  BENCH_FOOTPRINT_PROVIDERS=$(BENCH_FOOTPRINT_PROVIDERS) BENCH_COLD_STARTS=$(BENCH_COLD_STARTS) \
-	  BENCH_CONSUMERS=$(BENCH_CONSUMERS) GO=$(or $(GO),go) scripts/bench
+	  BENCH_CONSUMERS=$(BENCH_CONSUMERS) BENCH_REGISTRY_PROVIDERS=$(BENCH_REGISTRY_PROVIDERS) \
+	  BENCH_PUBLISH_PUTS=$(BENCH_PUBLISH_PUTS) GO=$(or $(GO),go) scripts/bench
 
 .PHONY: bench-large
 bench-large: ## the benchmark at 10,000 providers: busy cycle, idle runs, RSS and init at that size (~15 min)
 	BENCH_LATENCY_MS=$(BENCH_LATENCY_MS) BENCH_PROVIDERS=10000 BENCH_FOOTPRINT_PROVIDERS=10000 \
 	  BENCH_COLD_STARTS=$(BENCH_COLD_STARTS) BENCH_CONSUMERS=$(BENCH_CONSUMERS) \
+	  BENCH_REGISTRY_PROVIDERS=$(BENCH_REGISTRY_PROVIDERS) BENCH_PUBLISH_PUTS=$(BENCH_PUBLISH_PUTS) \
 	  BENCH_TIMEOUT=60m GO=$(or $(GO),go) scripts/bench

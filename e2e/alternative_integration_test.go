@@ -100,22 +100,19 @@ func BenchmarkAlternative(b *testing.B) {
 		cfg:     awstest.Config(b),
 		srv:     oauthtest.NewServer(),
 		latency: time.Duration(awstest.EnvInt(b, "BENCH_LATENCY_MS", 200)) * time.Millisecond,
-		root:    "/" + awstest.UniqueName("token-refresher-alt-bench-"),
 		secrets: map[string]string{},
 		creds:   map[string]oauth.Credentials{},
 	}
 	b.Cleanup(a.srv.Close)
-	b.Cleanup(a.cleanup)
-	secretPrefix := awstest.UniqueName("token-refresher-alt-bench-") + "/"
+	a.root = awstest.Parameters(b, a.cfg, "token-refresher-alt-bench-")
+	secretPrefix := awstest.Secrets(b, a.cfg, "token-refresher-alt-bench-")
 	sm := secretsmanager.NewFromConfig(a.cfg)
 	for _, name := range []string{altPublished, altDirect, altFleet} {
 		c := oauth.Credentials{ClientID: "alt-id-" + name, ClientSecret: "alt-secret-" + name}
 		a.srv.Add(oauthtest.Provider{Name: name, Dialect: oauthtest.Cardlytics, ClientID: c.ClientID, ClientSecret: c.ClientSecret})
 		a.creds[name] = c
 		a.secrets[name] = secretPrefix + name
-		if _, err := localaws.PutSecret(a.ctx, sm, a.secrets[name], c.ClientID, c.ClientSecret); err != nil {
-			b.Fatal(err)
-		}
+		awstest.PutSecret(b, sm, a.secrets[name], c.ClientID, c.ClientSecret)
 	}
 	a.srv.SetLatency(a.latency)
 
@@ -127,7 +124,8 @@ func BenchmarkAlternative(b *testing.B) {
 
 // refresher returns the refresher as main wires it, for the named providers, its
 // tokens and state under a path of its own, its AWS calls counted by calls, on the
-// clock now (time.Now when nil) for the refresher, the token client and the secrets cache.
+// clock now (time.Now when nil), which the refresher hands to the token client and
+// the secrets cache.
 func (a *alternative) refresher(b *testing.B, dir string, calls *localaws.Calls, now func() time.Time, names ...string) (*refresher.Refresher, *registry.Registry) {
 	b.Helper()
 	var doc strings.Builder
@@ -139,15 +137,14 @@ func (a *alternative) refresher(b *testing.B, dir string, calls *localaws.Calls,
 	if err != nil {
 		b.Fatal(err)
 	}
-	cfg := a.cfg.Copy()
-	cfg.APIOptions = append(slices.Clone(a.cfg.APIOptions), calls.Middleware)
+	cfg := awstest.CountedIn(a.cfg, calls)
 	sc := ssm.NewFromConfig(cfg)
 	return &refresher.Refresher{
 		Providers: reg,
-		Secrets:   &secrets.Source{API: secretsmanager.NewFromConfig(cfg), Now: now},
+		Secrets:   &secrets.Source{API: secretsmanager.NewFromConfig(cfg)},
 		Store:     &store.Store{API: sc, Prefix: reg.ParameterPrefix()},
 		State:     &state.Store{API: sc, Prefix: a.root + "/" + dir + "/state"},
-		Client:    &oauth.Client{UserAgent: "token-refresher", Now: now},
+		Client:    &oauth.Client{UserAgent: "token-refresher"},
 		Now:       now,
 	}, reg
 }
@@ -441,29 +438,6 @@ func altDescribe(c *localaws.Calls) string {
 		}
 	}
 	return strings.Join(parts, " ")
-}
-
-// cleanup deletes what the benchmark wrote to LocalStack.
-func (a *alternative) cleanup() {
-	ctx := context.Background()
-	sc, sm := ssm.NewFromConfig(a.cfg), secretsmanager.NewFromConfig(a.cfg)
-	var names []string
-	pg := ssm.NewGetParametersByPathPaginator(sc, &ssm.GetParametersByPathInput{Path: aws.String(a.root), Recursive: aws.Bool(true)})
-	for pg.HasMorePages() {
-		page, err := pg.NextPage(ctx)
-		if err != nil {
-			break
-		}
-		for _, p := range page.Parameters {
-			names = append(names, aws.ToString(p.Name))
-		}
-	}
-	for batch := range slices.Chunk(names, 10) {
-		_, _ = sc.DeleteParameters(ctx, &ssm.DeleteParametersInput{Names: batch})
-	}
-	for _, id := range a.secrets {
-		_, _ = sm.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(id), ForceDeleteWithoutRecovery: aws.Bool(true)})
-	}
 }
 
 func altConsumers(b *testing.B) []int {

@@ -27,7 +27,6 @@ import (
 	"github.com/token-refresher/token-refresher/internal/oauthtest"
 	"github.com/token-refresher/token-refresher/internal/registry"
 	"github.com/token-refresher/token-refresher/pkg/tokens"
-	"golang.org/x/sync/errgroup"
 )
 
 // functionTimeout is the deployed function's timeout: short, so the timeout test
@@ -38,7 +37,7 @@ const functionTimeout = 20 * time.Second
 // its registry of fake providers (the five seed dialects, and "hang", which is
 // made to hang), their secrets, and the AWS clients the tests use.
 type path struct {
-	t            *testing.T
+	t            testing.TB
 	ctx          context.Context
 	repo         string
 	id           string
@@ -104,8 +103,8 @@ func fanoutParams(timeout time.Duration) string {
 }
 
 // deploy deploys a stack whose registry holds providers, each with its secret and
-// its fake endpoint; extra are more template parameters.
-func deploy(t *testing.T, mode string, providers []string, extra string) *path {
+// its fake endpoint (none: no registry is stored); extra are more template parameters.
+func deploy(t testing.TB, mode string, providers []string, extra string) *path {
 	cfg := awstest.Config(t)
 	ctx := context.Background()
 	repo, err := filepath.Abs("..")
@@ -113,8 +112,11 @@ func deploy(t *testing.T, mode string, providers []string, extra string) *path {
 		t.Fatal(err)
 	}
 	id := awstest.UniqueName("")[:8]
+	// The tokens, the records and the secrets are the test's own, and deleted after
+	// the stack is (cleanups run last first); E2E_KEEP keeps only the stacks.
+	root := awstest.Parameters(t, cfg, "e2e-"+id+"-")
 	p := &path{t: t, ctx: ctx, repo: repo, id: id, mode: mode, srv: oauthtest.NewServer(),
-		stack: "token-refresher-e2e-" + id, prefix: "/e2e-" + id + "/tokens", secretPrefix: "token-refresher-e2e-" + id + "/",
+		stack: "token-refresher-e2e-" + id, prefix: root + "/tokens", secretPrefix: awstest.Secrets(t, cfg, "token-refresher-e2e-"+id+"-"),
 		lam: lambda.NewFromConfig(cfg), ssm: ssm.NewFromConfig(cfg), sm: secretsmanager.NewFromConfig(cfg),
 		eb: eventbridge.NewFromConfig(cfg), sqs: sqs.NewFromConfig(cfg), logs: cloudwatchlogs.NewFromConfig(cfg)}
 	p.function = p.stack + "-refresher"
@@ -122,24 +124,19 @@ func deploy(t *testing.T, mode string, providers []string, extra string) *path {
 
 	var reg strings.Builder
 	reg.WriteString("providers:\n")
+	creds := map[string]awstest.Credentials{}
 	for _, name := range providers {
 		u := p.srv.Add(oauthtest.Provider{Name: name, Dialect: dialect(name), ClientID: "id-" + name, ClientSecret: "secret " + name})
 		reg.WriteString(registry.EntryYAML(name, p.secretPrefix+name, dialect(name).Endpoint(u)))
+		creds[p.secretPrefix+name] = awstest.Credentials{ClientID: "id-" + name, ClientSecret: "secret " + name}
 	}
-	var g errgroup.Group
-	g.SetLimit(8)
-	for _, name := range providers {
-		g.Go(func() error {
-			_, err := localaws.PutSecret(ctx, p.sm, p.secretPrefix+name, "id-"+name, "secret "+name)
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		t.Fatal(err)
-	}
-	regFile := filepath.Join(t.TempDir(), "providers.yaml")
-	if err := os.WriteFile(regFile, []byte(reg.String()), 0o600); err != nil {
-		t.Fatal(err)
+	awstest.PutSecrets(t, p.sm, creds)
+	regFile := "" // none: the stack is deployed with no providers, as a new user's is
+	if len(providers) > 0 {
+		regFile = filepath.Join(t.TempDir(), "providers.yaml")
+		if err := os.WriteFile(regFile, []byte(reg.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	buildDir := filepath.Join(repo, ".aws-sam", "e2e-"+id)
 	t.Cleanup(func() { os.RemoveAll(buildDir) })
@@ -151,8 +148,8 @@ func deploy(t *testing.T, mode string, providers []string, extra string) *path {
 		}
 	})
 	start := time.Now()
-	params := fmt.Sprintf(`ScheduleExpression="rate(1 minute)" FunctionTimeout=%d TokenParameterPrefix=%s StateParameterPrefix=/e2e-%s/state SecretNamePrefix=%s`,
-		int(functionTimeout.Seconds()), p.prefix, id, p.secretPrefix)
+	params := fmt.Sprintf(`ScheduleExpression="rate(1 minute)" FunctionTimeout=%d TokenParameterPrefix=%s StateParameterPrefix=%s/state SecretNamePrefix=%s`,
+		int(functionTimeout.Seconds()), p.prefix, root, p.secretPrefix)
 	if mode == "fanout" {
 		params += " " + fanoutParams(functionTimeout)
 	}
@@ -171,13 +168,10 @@ func deploy(t *testing.T, mode string, providers []string, extra string) *path {
 	return p
 }
 
+// putSecret gives a provider's secret a new current version and returns its id.
 func (p *path) putSecret(name, secret string) string {
 	p.t.Helper()
-	v, err := localaws.PutSecret(p.ctx, p.sm, p.secretPrefix+name, "id-"+name, secret)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return v
+	return awstest.PutSecret(p.t, p.sm, p.secretPrefix+name, "id-"+name, secret)
 }
 
 // token reads a provider's published token, or the zero Token when there is none.

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/token-refresher/token-refresher/internal/kmssign"
 	"github.com/token-refresher/token-refresher/internal/oauth"
 	"github.com/token-refresher/token-refresher/internal/refresher"
 	"github.com/token-refresher/token-refresher/internal/registry"
@@ -72,6 +74,7 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Secrets:   &secrets.Source{API: secretsmanager.NewFromConfig(cfg)},
 		Store:     noStore{},
 		Client:    &oauth.Client{UserAgent: "token-refresher check"},
+		Keys:      kmssign.Keys{API: kms.NewFromConfig(cfg)},
 	}
 	res, runErr := r.Run(ctx, refresher.Request{Action: refresher.ActionRotate, Providers: targets, Trigger: "check", DryRun: true})
 	if errors.Is(runErr, refresher.ErrUnknownProvider) {

@@ -46,7 +46,26 @@ type env struct {
 	// each pacing itself to PutParameterRate / WriteShares (see ssmput.Budget).
 	PutParameterRate float64
 	WriteShares      int
+	// LeaseBucket is the bucket that keeps the providers' rotation leases, under
+	// leasePrefix: REGISTRY_BUCKET, also when PROVIDERS_FILE supplies the registry.
+	// Without it a conditional rotation fails.
+	LeaseBucket string
+	// ForcedRotationInterval is the least time between two conditional rotations
+	// of one provider (MIN_FORCED_ROTATION_INTERVAL); 0: no limit but the lease.
+	ForcedRotationInterval time.Duration
 }
+
+// leasePrefix is where the rotation leases are kept in LeaseBucket; the function
+// may write nothing else there.
+const leasePrefix = "leases/"
+
+// defaultForcedRotationInterval is MIN_FORCED_ROTATION_INTERVAL's default, and
+// maxForcedRotationInterval its largest value: a day, past which a refused token
+// would stay published for longer than most tokens live.
+const (
+	defaultForcedRotationInterval = time.Minute
+	maxForcedRotationInterval     = 24 * time.Hour
+)
 
 // defaultPutParameterRate is PUT_PARAMETER_RATE's default: under the about 3
 // PutParameter calls a second that an account and Region get with standard
@@ -131,6 +150,14 @@ func loadEnv(getenv func(string) string, embedded []byte) (env, error) {
 			return env{}, fmt.Errorf("REFRESH_QUEUE_URL=%q: want the queue's URL, https://sqs.REGION.amazonaws.com/ACCOUNT/NAME", v)
 		}
 		e.QueueURL = v
+	}
+	e.LeaseBucket, e.ForcedRotationInterval = getenv("REGISTRY_BUCKET"), defaultForcedRotationInterval
+	if v := getenv("MIN_FORCED_ROTATION_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > maxForcedRotationInterval {
+			return env{}, fmt.Errorf("MIN_FORCED_ROTATION_INTERVAL=%q: want a duration from 0s (no limit but one rotation at a time) to 24h, such as 60s", v)
+		}
+		e.ForcedRotationInterval = d
 	}
 	if v := getenv("SCHEDULE_EXPRESSION"); v != "" {
 		period, err := schedulePeriod(v)

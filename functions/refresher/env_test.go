@@ -75,6 +75,27 @@ func TestLoadEnv(t *testing.T) {
 		{"queue URL without a path", map[string]string{"REFRESH_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/"}, nil, "REFRESH_QUEUE_URL"},
 		{"queue ARN", map[string]string{"REFRESH_QUEUE_URL": "arn:aws:sqs:eu-west-1:123456789012:jobs"}, nil, "REFRESH_QUEUE_URL"},
 		{"metrics flag", map[string]string{"PER_PROVIDER_METRICS": "sometimes"}, nil, "PER_PROVIDER_METRICS"},
+		// Forced rotations: one a minute by default, 0 for no spacing, anything
+		// else refused; the leases live in the registry bucket, whatever supplies
+		// the registry.
+		{"forced rotation default", map[string]string{"PROVIDERS_FILE": file}, func(t *testing.T, e env) {
+			if e.ForcedRotationInterval != time.Minute || e.LeaseBucket != "" {
+				t.Fatalf("got interval %s, lease bucket %q; want 1m0s and none", e.ForcedRotationInterval, e.LeaseBucket)
+			}
+		}, ""},
+		{"forced rotation interval and leases", map[string]string{"PROVIDERS_FILE": file, "REGISTRY_BUCKET": "b", "MIN_FORCED_ROTATION_INTERVAL": "5m"}, func(t *testing.T, e env) {
+			if e.ForcedRotationInterval != 5*time.Minute || e.LeaseBucket != "b" {
+				t.Fatalf("got interval %s, lease bucket %q; want 5m0s and b", e.ForcedRotationInterval, e.LeaseBucket)
+			}
+		}, ""},
+		{"forced rotation interval zero", map[string]string{"PROVIDERS_FILE": file, "MIN_FORCED_ROTATION_INTERVAL": "0"}, func(t *testing.T, e env) {
+			if e.ForcedRotationInterval != 0 {
+				t.Fatalf("got interval %s, want 0s", e.ForcedRotationInterval)
+			}
+		}, ""},
+		{"forced rotation interval without unit", map[string]string{"MIN_FORCED_ROTATION_INTERVAL": "60"}, nil, "MIN_FORCED_ROTATION_INTERVAL"},
+		{"forced rotation interval negative", map[string]string{"MIN_FORCED_ROTATION_INTERVAL": "-1s"}, nil, "MIN_FORCED_ROTATION_INTERVAL"},
+		{"forced rotation interval too long", map[string]string{"MIN_FORCED_ROTATION_INTERVAL": "25h"}, nil, "MIN_FORCED_ROTATION_INTERVAL"},
 		{"missing registry file", map[string]string{"PROVIDERS_FILE": "/nonexistent/providers.yaml"}, nil, "providers.yaml"},
 		{"registry outside the prefix", map[string]string{"PROVIDERS_FILE": file, "TOKEN_PARAMETER_PREFIX": "/"}, nil, "prefix"},
 		{"state under the token prefix", map[string]string{"PROVIDERS_FILE": file, "STATE_PARAMETER_PREFIX": "/token-refresher/tokens/state"}, nil, "STATE_PARAMETER_PREFIX"},

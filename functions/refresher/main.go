@@ -25,10 +25,14 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"github.com/token-refresher/token-refresher/internal/catalog"
+	"github.com/token-refresher/token-refresher/internal/kmssign"
+	"github.com/token-refresher/token-refresher/internal/lease"
 	"github.com/token-refresher/token-refresher/internal/oauth"
 	"github.com/token-refresher/token-refresher/internal/queue"
 	"github.com/token-refresher/token-refresher/internal/refresher"
@@ -101,10 +105,16 @@ func newHandler(awsCfg aws.Config, env env, log *slog.Logger, metricsOut io.Writ
 	// the account's, whatever is written.
 	writes := pacedSSM{Client: ssm.NewFromConfig(awsCfg, throttleAware)}
 	writes.budget = ssmput.Budget{API: writes.Client, Limiter: ssmput.NewLimiter(env.PutParameterRate, env.WriteShares)}
+	var leases refresher.LeaseStore
+	if env.LeaseBucket != "" {
+		leases = &lease.Store{Objects: lease.S3{API: catalog.NewClient(awsCfg), Bucket: env.LeaseBucket},
+			Prefix: leasePrefix, Interval: env.ForcedRotationInterval}
+	}
 	return &refresher.Handler{
 		Log: log,
 		Refresher: &refresher.Refresher{
 			Queue:     jobs,
+			Leases:    leases,
 			Providers: env.Providers,
 			Secrets:   &secrets.Source{API: secretsmanager.NewFromConfig(awsCfg)},
 			Store: &store.Store{
@@ -115,6 +125,7 @@ func newHandler(awsCfg aws.Config, env env, log *slog.Logger, metricsOut io.Writ
 			},
 			State:          &state.Store{API: writes, Prefix: env.StatePrefix},
 			Client:         &oauth.Client{UserAgent: "token-refresher"},
+			Keys:           kmssign.Keys{API: kms.NewFromConfig(awsCfg)},
 			Policy:         refresher.Policy{Period: env.SchedulePeriod},
 			MaxConcurrency: env.MaxConcurrency,
 			Log:            log,

@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,6 +23,8 @@ import (
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/token-refresher/token-refresher/internal/localaws"
 )
@@ -64,9 +67,17 @@ func UniqueName(prefix string) string {
 // the returned counter, so a test can hold the code to a number of calls.
 func Counted(cfg aws.Config) (aws.Config, *localaws.Calls) {
 	calls := &localaws.Calls{}
+	return CountedIn(cfg, calls), calls
+}
+
+// CountedIn is Counted with a counter the caller keeps, so that the clients of
+// several configurations, or of several runs, are counted in one place.
+func CountedIn(cfg aws.Config, calls *localaws.Calls) aws.Config {
 	c := cfg.Copy()
-	c.APIOptions = append(c.APIOptions, calls.Middleware)
-	return c, calls
+	// Copy shares the slice: appending to it in place could change what another
+	// copy of cfg counts.
+	c.APIOptions = append(slices.Clone(cfg.APIOptions), calls.Middleware)
+	return c
 }
 
 // Parameters returns a parameter path of the test's own, "/" followed by a
@@ -145,6 +156,29 @@ func PutSecret(t testing.TB, sm localaws.SecretWriter, id, clientID, clientSecre
 		t.Fatal(err)
 	}
 	return v
+}
+
+// Credentials are the client credentials of one secret, as PutSecrets stores them.
+type Credentials struct {
+	ClientID, ClientSecret string
+}
+
+// PutSecrets stores the credentials of every secret id in secrets, eight at once,
+// since a test of many providers would otherwise spend most of its time here; the
+// test fails when any cannot be stored.
+func PutSecrets(t testing.TB, sm localaws.SecretWriter, secrets map[string]Credentials) {
+	t.Helper()
+	var g errgroup.Group
+	g.SetLimit(8)
+	for id, c := range secrets {
+		g.Go(func() error {
+			_, err := localaws.PutSecret(context.Background(), sm, id, c.ClientID, c.ClientSecret)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // EnvInt reads a benchmark's whole-number setting from the environment: def when

@@ -66,7 +66,7 @@ func TestIntegrationRegistryStore(t *testing.T) {
 		t.Errorf("got %s, want a,b,c", got)
 	}
 	if entry, err := s.Entry(ctx, "b"); err != nil || !strings.Contains(string(entry), "b.example.com") {
-		t.Errorf("get b: got %q, %v", entry, err)
+		t.Errorf("get b: got %q, %v, want b's entry (b.example.com) and nil", entry, err)
 	}
 	if _, err := s.Remove(ctx, "a"); err != nil {
 		t.Fatal(err)
@@ -79,7 +79,7 @@ func TestIntegrationRegistryStore(t *testing.T) {
 	}
 
 	if _, err := s.Put(ctx, []byte(file("d")+"    colour: blue\n")); err == nil {
-		t.Error("an invalid file was accepted")
+		t.Error("an invalid file: got it accepted, want an error")
 	}
 	// A change made between this writer's read and its write (another operator).
 	stale := &Store{API: &s3Racer{Client: api, bucket: bucket, other: file("z")}, Bucket: bucket, Key: DefaultKey}

@@ -37,7 +37,7 @@ func TestStorePutUpserts(t *testing.T) {
 		t.Errorf("got stored providers %s, want a,b,c", got)
 	}
 	if !strings.Contains(string(f.data), "# partners") || !strings.Contains(string(f.data), "b2.example.com") {
-		t.Errorf("stored file lost its comment or the change:\n%s", f.data)
+		t.Errorf("got stored file\n%s\nwant its comment \"# partners\" and the change (b2.example.com) kept", f.data)
 	}
 }
 

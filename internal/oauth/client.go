@@ -22,6 +22,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -51,10 +52,20 @@ const (
 	defaultMaxRetryAfter  = 30 * time.Second
 )
 
-// Credentials are a client's identity at a token endpoint.
+// Credentials are a client's identity at a token endpoint. Which fields a method
+// needs: ClientSecret for the secret methods and ClientSecretJWT; Signer or
+// PrivateKey for PrivateKeyJWT; Certificate and PrivateKey for mutual TLS.
 type Credentials struct {
 	ClientID     string
 	ClientSecret string
+	// PrivateKey is a PEM private key: PKCS#8, PKCS#1 or SEC1.
+	PrivateKey string
+	// Certificate is a PEM certificate chain, leaf first: presented in mutual TLS,
+	// and named by its thumbprints in a PrivateKeyJWT assertion's header.
+	Certificate string
+	// Signer, when set, signs PrivateKeyJWT assertions instead of PrivateKey: a key
+	// held elsewhere, such as in AWS KMS. Its errors are reported redacted.
+	Signer crypto.Signer
 }
 
 // Client requests tokens. Its zero value is ready to use.
@@ -72,10 +83,26 @@ type Client struct {
 	MaxRetryAfter time.Duration
 	// InitialBackoff is the first wait between attempts, before jitter; 500ms when zero.
 	InitialBackoff time.Duration
-	// Now returns the current time; time.Now when nil.
-	Now func() time.Time
 	// UserAgent is sent with every request.
 	UserAgent string
+}
+
+// A TokenOption changes one Token call.
+type TokenOption func(*tokenCall)
+
+type tokenCall struct {
+	now func() time.Time
+}
+
+// WithClock makes one Token call tell time by now instead of time.Now: the token's
+// issue and expiry times are on that clock. It is how a caller that runs on a clock
+// of its own hands that clock over (see the refresher's Now).
+func WithClock(now func() time.Time) TokenOption {
+	return func(c *tokenCall) {
+		if now != nil {
+			c.now = now
+		}
+	}
 }
 
 // maxHeaderBytes bounds the status line and headers of an answer the default HTTP
@@ -111,27 +138,42 @@ var defaultTransport = func() http.RoundTripper {
 // the client sends or that can be derived from it, and then bounds the text to
 // maxErrorLen; errors.Is and errors.As still find this package's sentinels, the
 // context's errors and *Error.
-func (c *Client) Token(ctx context.Context, e Endpoint, cred Credentials) (*tokens.Token, error) {
-	tok, err := c.token(ctx, e, cred)
+//
+// With PrivateKeyJWT and ClientSecretJWT every request carries a newly signed
+// assertion; the assertions and the signatures are redacted as the secret is, and
+// so are the private key's forms. With the mutual TLS methods the request presents
+// the certificate in the handshake, over a transport of its own.
+func (c *Client) Token(ctx context.Context, e Endpoint, cred Credentials, opts ...TokenOption) (*tokens.Token, error) {
+	call := tokenCall{now: time.Now}
+	for _, o := range opts {
+		o(&call)
+	}
+	var made sent
+	tok, err := c.token(ctx, e, cred, call.now, &made)
 	if err != nil {
-		return nil, sanitize(err, cred)
+		return nil, sanitize(err, cred, made.all()...)
 	}
 	if tok.Scope != "" {
-		tok.Scope = cut.String(newRedactor(cred).redact(tok.Scope), maxScopeLen)
+		tok.Scope = cut.String(newRedactor(cred, made.all()...).redact(tok.Scope), maxScopeLen)
 	}
 	return tok, nil
 }
 
-func (c *Client) token(ctx context.Context, e Endpoint, cred Credentials) (*tokens.Token, error) {
+func (c *Client) token(ctx context.Context, e Endpoint, cred Credentials, now func() time.Time, made *sent) (*tokens.Token, error) {
 	if err := CheckTokenURL(e.TokenURL); err != nil {
 		return nil, fmt.Errorf("%w: %v", errInsecureURL, err)
 	}
-	if cred.ClientID == "" || cred.ClientSecret == "" {
-		return nil, errors.New("client_id or client_secret is empty")
-	}
-	body, contentType, err := requestBody(e, cred)
-	if err != nil {
+	if err := checkCredentials(e.AuthMethod, cred); err != nil {
 		return nil, err
+	}
+	hc := c.httpClient()
+	if e.AuthMethod.MutualTLS() {
+		var closeIdle func()
+		var err error
+		if hc, closeIdle, err = mutualTLS(hc, cred); err != nil {
+			return nil, err
+		}
+		defer closeIdle()
 	}
 
 	var last error // the last attempt's error
@@ -140,7 +182,11 @@ func (c *Client) token(ctx context.Context, e Endpoint, cred Credentials) (*toke
 			// No attempt starts once the caller's time is up.
 			return nil, backoff.Permanent(err)
 		}
-		tok, err := c.attempt(ctx, e, cred, body, contentType)
+		body, contentType, err := requestBody(e, cred, now(), made)
+		if err != nil {
+			return nil, backoff.Permanent(err)
+		}
+		tok, err := c.attempt(ctx, hc, e, cred, body, contentType, now)
 		if err != nil {
 			last = err
 		}
@@ -169,7 +215,7 @@ func (c *Client) token(ctx context.Context, e Endpoint, cred Credentials) (*toke
 
 // attempt sends one request. Errors worth retrying are returned as they are; final
 // ones wrapped in backoff.Permanent.
-func (c *Client) attempt(ctx context.Context, e Endpoint, cred Credentials, body []byte, contentType string) (*tokens.Token, error) {
+func (c *Client) attempt(ctx context.Context, hc *http.Client, e Endpoint, cred Credentials, body []byte, contentType string, now func() time.Time) (*tokens.Token, error) {
 	timeout := cmp.Or(c.RequestTimeout, defaultRequestTimeout)
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -178,9 +224,9 @@ func (c *Client) attempt(ctx context.Context, e Endpoint, cred Credentials, body
 	if err != nil {
 		return nil, backoff.Permanent(err)
 	}
-	sent := c.now()
+	sent := now()
 	started := time.Now()
-	resp, err := c.httpClient().Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		err = scrubURLError(err)
 		switch {
@@ -198,7 +244,7 @@ func (c *Client) attempt(ctx context.Context, e Endpoint, cred Credentials, body
 		return nil, fmt.Errorf("%w: %v", errUnreachable, err)
 	}
 	defer resp.Body.Close()
-	return c.readResponse(resp, e, sent)
+	return c.readResponse(resp, e, sent, now)
 }
 
 // timeUp says that the caller's time ran out in words, keeping the context's error
@@ -248,7 +294,7 @@ func (c *Client) newRequest(ctx context.Context, e Endpoint, cred Credentials, b
 
 // readResponse reads at most maxResponseBytes of the answer and turns it into a
 // token whose lifetime counts from sent, or into the error the endpoint stated.
-func (c *Client) readResponse(resp *http.Response, e Endpoint, sent time.Time) (*tokens.Token, error) {
+func (c *Client) readResponse(resp *http.Response, e Endpoint, sent time.Time, now func() time.Time) (*tokens.Token, error) {
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("%w: read token response: %v", errUnreachable, scrubURLError(err))
@@ -292,7 +338,7 @@ func (c *Client) readResponse(resp *http.Response, e Endpoint, sent time.Time) (
 	default:
 		return nil, backoff.Permanent(fmt.Errorf("%w: no expires_in, the token is no JWT with exp, and no default_lifetime is configured", errNoExpiry))
 	}
-	if !tok.ExpiresAt.After(c.now()) {
+	if !tok.ExpiresAt.After(now()) {
 		return nil, backoff.Permanent(fmt.Errorf("%w: it expired at %s", ErrInvalidToken, tok.ExpiresAt.Format(time.RFC3339)))
 	}
 	return tok, nil
@@ -305,13 +351,6 @@ func (c *Client) httpClient() *http.Client {
 	}
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &hc
-}
-
-func (c *Client) now() time.Time {
-	if c.Now != nil {
-		return c.Now()
-	}
-	return time.Now()
 }
 
 // retryAfter reads a Retry-After header (RFC 9110 §10.2.3: seconds or an HTTP date),
@@ -331,10 +370,23 @@ func (c *Client) retryAfter(v string, now time.Time) (time.Duration, bool) {
 	return min(d, cmp.Or(c.MaxRetryAfter, defaultMaxRetryAfter)), true
 }
 
-// requestBody encodes the grant request in the endpoint's format.
-func requestBody(e Endpoint, cred Credentials) ([]byte, string, error) {
+// requestBody encodes the grant request in the endpoint's format, with a newly
+// signed assertion (its time now) for the assertion methods.
+func requestBody(e Endpoint, cred Credentials, now time.Time, made *sent) ([]byte, string, error) {
 	fields := map[string]string{"grant_type": "client_credentials"}
-	if e.AuthMethod != ClientSecretBasic {
+	switch {
+	case e.AuthMethod == ClientSecretBasic:
+	case e.AuthMethod.SignsAssertion():
+		a, err := assertion(e, cred, now, made)
+		if err != nil {
+			return nil, "", err
+		}
+		fields["client_id"] = cred.ClientID
+		fields["client_assertion_type"] = AssertionType
+		fields["client_assertion"] = a
+	case e.AuthMethod.MutualTLS():
+		fields["client_id"] = cred.ClientID // the certificate authenticates
+	default:
 		fields["client_id"] = cred.ClientID
 		fields["client_secret"] = cred.ClientSecret
 	}

@@ -38,11 +38,11 @@ func TestClientSeedDialects(t *testing.T) {
 			before := time.Now()
 			tok, err := fastClient().Token(context.Background(), p, oauth.Credentials{ClientID: "id-" + name, ClientSecret: secret})
 			if err != nil {
-				t.Fatalf("Token: %v", err)
+				t.Fatalf("Token: got err %v, want nil", err)
 			}
 			st := srv.Stats(name)
 			if len(st.Issued) != 1 || tok.AccessToken != st.Issued[0] {
-				t.Fatalf("got token %q, provider issued %q", tok.AccessToken, st.Issued)
+				t.Fatalf("got token %q, provider issued %q, want that one token", tok.AccessToken, st.Issued)
 			}
 			if tok.TokenType != "Bearer" {
 				t.Errorf("got token type %q, want %q", tok.TokenType, "Bearer")
@@ -53,7 +53,7 @@ func TestClientSeedDialects(t *testing.T) {
 				t.Errorf("issued %s expires %s, want lifetime %s", tok.IssuedAt, tok.ExpiresAt, life)
 			}
 			if strings.Contains(st.LastRequest.Body, "client_secret") == (d == oauthtest.CheckIssuing) {
-				t.Errorf("client_secret in body = %v for %s: %s", !(d == oauthtest.CheckIssuing), d, st.LastRequest.Body)
+				t.Errorf("%s: got client_secret in body %v, want %v: %s", d, d == oauthtest.CheckIssuing, d != oauthtest.CheckIssuing, st.LastRequest.Body)
 			}
 		})
 	}
@@ -82,7 +82,7 @@ func TestClientBasicEncoding(t *testing.T) {
 					p.BasicEncoding = oauth.BasicRaw
 				}
 				if _, err := fastClient().Token(context.Background(), p, oauth.Credentials{ClientID: id, ClientSecret: sec}); err != nil {
-					t.Fatalf("Token: %v", err)
+					t.Fatalf("Token: got err %v, want nil", err)
 				}
 				auth := srv.Stats(name).LastRequest.Header.Get("Authorization")
 				raw, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(auth, "Basic "))
@@ -192,7 +192,7 @@ func TestClientFaults(t *testing.T) {
 			}
 			tok, err := c.Token(context.Background(), p, oauth.Credentials{ClientID: "id", ClientSecret: secret})
 			if err != nil && strings.Contains(err.Error(), secret) {
-				t.Fatalf("error leaks the secret: %v", err)
+				t.Fatalf("got err %v, want one without the secret", err)
 			}
 			tt.check(t, tok, err, srv.Stats(name))
 		})
@@ -243,7 +243,7 @@ func TestClientRequestShape(t *testing.T) {
 	req := srv.Stats("shape").LastRequest
 	var body map[string]string
 	if err := json.Unmarshal([]byte(req.Body), &body); err != nil {
-		t.Fatalf("body %q: %v", req.Body, err)
+		t.Fatalf("got body %q (%v), want a JSON object", req.Body, err)
 	}
 	want := map[string]string{"grant_type": "client_credentials", "client_id": "id", "client_secret": secret, "audience": "https://api.example", "resource": "reports"}
 	for k, v := range want {
@@ -278,7 +278,7 @@ func TestClientRetriesNetworkErrors(t *testing.T) {
 	p := oauth.Endpoint{TokenURL: u}
 	tok, err := fastClient().Token(context.Background(), p, oauth.Credentials{ClientID: "id", ClientSecret: secret})
 	if err != nil || tok.AccessToken != "after-retry" || calls.Load() != 2 {
-		t.Fatalf("token %v, err %v after %d calls", tok, err, calls.Load())
+		t.Fatalf("got token %v, err %v after %d calls, want after-retry, nil, 2 calls", tok, err, calls.Load())
 	}
 
 	// Nothing listening: every attempt fails, and the error says it was the network.
@@ -350,7 +350,7 @@ func TestClientDeadlineGivesTheRealReason(t *testing.T) {
 	_, err := c.Token(ctx, oauthtest.Cardlytics.Endpoint(hang), cred)
 	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, oauth.ErrUnreachable) ||
 		!strings.Contains(err.Error(), "no answer") || strings.Contains(err.Error(), "context deadline exceeded") {
-		t.Errorf("hanging endpoint: %v", err)
+		t.Errorf("hanging endpoint: got err %v, want errors.Is(err, context.DeadlineExceeded) and ErrUnreachable, saying \"no answer\" without \"context deadline exceeded\"", err)
 	}
 
 	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
@@ -358,10 +358,10 @@ func TestClientDeadlineGivesTheRealReason(t *testing.T) {
 	_, err = c.Token(ctx, oauthtest.Cardlytics.Endpoint(busy), cred)
 	var oe *oauth.Error
 	if !errors.As(err, &oe) || oe.StatusCode != 503 || strings.Contains(err.Error(), "context deadline exceeded") {
-		t.Errorf("503 with a Retry-After past the deadline: %v", err)
+		t.Errorf("503 with a Retry-After past the deadline: got err %v, want an *oauth.Error with status 503, without \"context deadline exceeded\"", err)
 	}
 	if n := srv.Stats("busy").Requests; n != 1 {
-		t.Errorf("%d requests: a retry that would end past the deadline was started", n)
+		t.Errorf("got %d requests, want 1: a retry that would end past the deadline was started", n)
 	}
 
 	// Cancelled (a shutdown) while waiting to try again: the endpoint's 503 is still
@@ -372,7 +372,7 @@ func TestClientDeadlineGivesTheRealReason(t *testing.T) {
 	_, err = c.Token(ctx, oauthtest.Cardlytics.Endpoint(busy), cred)
 	if !errors.As(err, &oe) || oe.StatusCode != 503 || !errors.Is(err, context.Canceled) ||
 		!strings.Contains(err.Error(), "before another attempt") {
-		t.Errorf("cancelled while waiting to retry a 503: %v", err)
+		t.Errorf("cancelled while waiting to retry a 503: got err %v, want an *oauth.Error with status 503, errors.Is(err, context.Canceled), \"before another attempt\"", err)
 	}
 }
 
@@ -401,7 +401,7 @@ func TestClientZeroEndpointIsRFC6749(t *testing.T) {
 		t.Errorf("got Content-Type %q, Accept %q; want %q, %q", ct, accept, "application/x-www-form-urlencoded", "application/json")
 	}
 	if req.Header.Get("Authorization") != "" {
-		t.Error("credentials sent in an Authorization header too")
+		t.Errorf("got Authorization %q, want none: credentials sent in an Authorization header too", req.Header.Get("Authorization"))
 	}
 }
 
@@ -417,13 +417,13 @@ func TestVerify(t *testing.T) {
 	}
 	api, _ := url.Parse(srv.APIURL("partner") + "/v1/ping")
 	if err := fastClient().Verify(context.Background(), oauth.Check{URL: api}, tok); err != nil {
-		t.Fatalf("the token the provider issued: %v", err)
+		t.Fatalf("the token the provider issued: got err %v, want nil", err)
 	}
 	stale := *tok
 	stale.AccessToken = "stale-token-value"
 	err = fastClient().Verify(context.Background(), oauth.Check{URL: api, Expect: []int{200, 204}}, &stale)
 	if !errors.Is(err, oauth.ErrVerification) || !strings.Contains(err.Error(), "answered 401, want 200 or 204") {
-		t.Fatalf("a token the partner refuses: %v", err)
+		t.Fatalf("a token the partner refuses: got err %v, want errors.Is(err, oauth.ErrVerification) with \"answered 401, want 200 or 204\"", err)
 	}
 
 	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -436,10 +436,10 @@ func TestVerify(t *testing.T) {
 	eu, _ := url.Parse(echo.URL)
 	err = fastClient().Verify(context.Background(), oauth.Check{URL: eu}, tok)
 	if !errors.Is(err, oauth.ErrVerification) || strings.Contains(err.Error(), tok.AccessToken) || strings.Contains(err.Error(), tok.AccessToken[:8]) {
-		t.Fatalf("an echoing partner: %v", err)
+		t.Fatalf("an echoing partner: got err %v, want errors.Is(err, oauth.ErrVerification) without the token", err)
 	}
 	insecure, _ := url.Parse("http://partner.example.com/ping")
 	if err := fastClient().Verify(context.Background(), oauth.Check{URL: insecure}, tok); !errors.Is(err, oauth.ErrInsecureURL) {
-		t.Fatalf("plain http elsewhere: %v", err)
+		t.Fatalf("plain http elsewhere: got err %v, want errors.Is(err, oauth.ErrInsecureURL)", err)
 	}
 }

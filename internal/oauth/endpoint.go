@@ -19,6 +19,45 @@ const (
 	ClientSecretPost AuthMethod = "client_secret_post"
 	// ClientSecretBasic sends them in an HTTP Basic Authorization header.
 	ClientSecretBasic AuthMethod = "client_secret_basic"
+	// PrivateKeyJWT sends a JWT assertion signed with the client's private key
+	// (RFC 7523 §2.2, OIDC Core §9): Credentials.Signer, else Credentials.PrivateKey.
+	PrivateKeyJWT AuthMethod = "private_key_jwt"
+	// ClientSecretJWT sends a JWT assertion signed with HS256 and the client secret.
+	ClientSecretJWT AuthMethod = "client_secret_jwt"
+	// TLSClientAuth presents a CA-issued client certificate in the TLS handshake
+	// (RFC 8705 §2.1) and sends only client_id in the body.
+	TLSClientAuth AuthMethod = "tls_client_auth"
+	// SelfSignedTLSClientAuth presents a self-signed client certificate that the
+	// server knows from the client's registration (RFC 8705 §2.2); the client side
+	// is the same as TLSClientAuth.
+	SelfSignedTLSClientAuth AuthMethod = "self_signed_tls_client_auth"
+)
+
+// AuthMethods lists every method the client speaks, in the order documented.
+func AuthMethods() []AuthMethod {
+	return []AuthMethod{ClientSecretPost, ClientSecretBasic, PrivateKeyJWT, ClientSecretJWT, TLSClientAuth, SelfSignedTLSClientAuth}
+}
+
+// SignsAssertion reports whether m authenticates with a JWT assertion.
+func (m AuthMethod) SignsAssertion() bool { return m == PrivateKeyJWT || m == ClientSecretJWT }
+
+// MutualTLS reports whether m authenticates with a client certificate.
+func (m AuthMethod) MutualTLS() bool { return m == TLSClientAuth || m == SelfSignedTLSClientAuth }
+
+// SigningAlg is a JWS algorithm (RFC 7518 §3.1) for a client assertion.
+type SigningAlg string
+
+// The assertion algorithms the client signs with. The zero value means RS256 for an
+// RSA key, ES256 for a P-256 key, and HS256 for ClientSecretJWT.
+const (
+	// RS256 is RSASSA-PKCS1-v1_5 with SHA-256.
+	RS256 SigningAlg = "RS256"
+	// PS256 is RSASSA-PSS with SHA-256, its salt as long as the hash.
+	PS256 SigningAlg = "PS256"
+	// ES256 is ECDSA on P-256 with SHA-256.
+	ES256 SigningAlg = "ES256"
+	// HS256 is HMAC with SHA-256, keyed with the client secret.
+	HS256 SigningAlg = "HS256"
 )
 
 // BasicEncoding says how client_id and client_secret are put into an HTTP Basic header.
@@ -83,16 +122,25 @@ type Endpoint struct {
 	// DefaultLifetime is assumed when an answer has no expires_in and the token is no
 	// JWT with an exp claim. Zero means such an answer is an error.
 	DefaultLifetime time.Duration
+	// SigningAlg signs the client assertion of PrivateKeyJWT and ClientSecretJWT;
+	// "" means the key's default (see SigningAlg).
+	SigningAlg SigningAlg
+	// KeyID, when set, is the assertion's JWS "kid" header.
+	KeyID string
+	// AssertionAudience is the assertion's "aud"; "" means TokenURL.
+	AssertionAudience string
 }
 
 // reservedParams are body fields the client sets from other settings; overriding
 // them would send two values or silently replace one.
 var reservedParams = map[string]string{
-	"grant_type":    "the grant is always client_credentials",
-	"client_id":     "it comes from the client credentials",
-	"client_secret": "it comes from the client credentials",
-	"scope":         "use the scope setting",
-	"audience":      "use the audience setting",
+	"grant_type":            "the grant is always client_credentials",
+	"client_id":             "it comes from the client credentials",
+	"client_secret":         "it comes from the client credentials",
+	"scope":                 "use the scope setting",
+	"client_assertion":      "the client signs it for private_key_jwt and client_secret_jwt",
+	"client_assertion_type": "the client sets it for private_key_jwt and client_secret_jwt",
+	"audience":              "use the audience setting",
 }
 
 // ReservedParam reports whether name is a body field the client sets itself, and why.

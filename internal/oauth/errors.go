@@ -118,7 +118,7 @@ type cleanError struct {
 }
 
 // sentinels are the errors a caller may test a returned error against.
-var sentinels = []error{ErrInvalidToken, errNoExpiry, errBadResponse, errInsecureURL, errUnreachable, errVerification,
+var sentinels = []error{ErrInvalidToken, errNoExpiry, errBadResponse, errInsecureURL, errUnreachable, errVerification, ErrClientAuth,
 	context.Canceled, context.DeadlineExceeded}
 
 // Error returns the redacted, bounded text.
@@ -136,14 +136,15 @@ func (e *cleanError) As(target any) bool {
 	return false
 }
 
-// sanitize is the one step every error of the client passes through: the secret, in
-// every form the redactor knows, is removed from the whole text first, and only
-// then is the text bounded.
-func sanitize(err error, cred Credentials) error {
+// sanitize is the one step every error of the client passes through: the secret,
+// the private key and what was made from them for this call (made: assertions,
+// signatures), in every form the redactor knows, are removed from the whole text
+// first, and only then is the text bounded.
+func sanitize(err error, cred Credentials, made ...string) error {
 	if err == nil {
 		return nil
 	}
-	r := newRedactor(cred)
+	r := newRedactor(cred, made...)
 	out := &cleanError{msg: cut.String(clean(r.redact(err.Error())), maxErrorLen)}
 	for _, s := range sentinels {
 		if errors.Is(err, s) {

@@ -17,3 +17,8 @@ var (
 	DefaultMaxAttempts = defaultMaxAttempts
 	MaxErrorLen        = maxErrorLen
 )
+
+// RedactMade exposes the redactor with what was made for a call (assertions, signatures).
+func RedactMade(cred Credentials, s string, made ...string) string {
+	return newRedactor(cred, made...).redact(s)
+}

@@ -2,6 +2,8 @@ package oauth_test
 
 import (
 	"context"
+	"crypto"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"strings"
@@ -25,7 +27,7 @@ func assertNoForm(t *testing.T, where, text, id, secret string) {
 	t.Helper()
 	for _, f := range oauthtest.SecretForms(id, secret) {
 		if strings.Contains(text, f) {
-			t.Errorf("%s holds the secret as %q:\n%s", where, f, text)
+			t.Errorf("%s: got the secret as %q, want no form of it:\n%s", where, f, text)
 		}
 	}
 }
@@ -45,7 +47,7 @@ func TestRedactEveryForm(t *testing.T) {
 				got := oauth.Redact(cred, text)
 				assertNoForm(t, fmt.Sprintf("Redact(%.40q)", text), strings.ReplaceAll(got, "[redacted]", marker(secret)), cred.ClientID, secret)
 				if !strings.Contains(got, "[redacted]") {
-					t.Errorf("nothing redacted in %q", text)
+					t.Errorf("got %q from %q, want [redacted] in it", got, text)
 				}
 			}
 		}
@@ -53,7 +55,7 @@ func TestRedactEveryForm(t *testing.T) {
 	// Ordinary text is left alone.
 	cred := oauth.Credentials{ClientID: "id", ClientSecret: "s3cr3t+/=% :with spaces"}
 	if got := oauth.Redact(cred, "invalid_client: Client authentication failed"); got != "invalid_client: Client authentication failed" {
-		t.Errorf("changed ordinary text: %q", got)
+		t.Errorf("got %q, want ordinary text unchanged", got)
 	}
 }
 
@@ -80,7 +82,7 @@ func TestClientErrorsNeverCarryTheSecret(t *testing.T) {
 					srv.SetFault(name, oauthtest.Fault{Kind: kind})
 					_, err := fastClient().Token(context.Background(), d.Endpoint(u), oauth.Credentials{ClientID: id, ClientSecret: secret})
 					if err == nil {
-						t.Fatal("no error")
+						t.Fatal("got no error, want one")
 					}
 					msg := err.Error()
 					assertNoForm(t, "error", msg, id, secret)
@@ -113,7 +115,7 @@ func TestSanitizeRedactsBeforeItCuts(t *testing.T) {
 			msg := oauth.Sanitize(errors.New(pad+secret+" tail"), cred).Error()
 			rest, ok := strings.CutPrefix(strings.TrimSuffix(msg, "…"), pad)
 			if !ok || !strings.HasPrefix("[redacted] tail", rest) {
-				t.Errorf("%q with %d bytes before the cut: the error ends %q", secret, k, msg[max(0, len(msg)-20):])
+				t.Errorf("%q with %d bytes before the cut: got an error ending %q, want the pad then a prefix of \"[redacted] tail\"", secret, k, msg[max(0, len(msg)-20):])
 			}
 			if len(msg) > oauth.MaxErrorLen+len("…") {
 				t.Errorf("got an error of %d bytes, want at most %d", len(msg), oauth.MaxErrorLen+len("…"))
@@ -148,7 +150,7 @@ func FuzzRedact(f *testing.F) {
 		got := oauth.Redact(cred, before+form+after)
 		// The marker itself may spell a short secret ("a"): look around it.
 		if strings.Contains(strings.ReplaceAll(got, "[redacted]", marker(form)), form) {
-			t.Fatalf("form %q of %q survived in %q", form, secret, got)
+			t.Fatalf("got %q with form %q of %q, want it redacted", got, form, secret)
 		}
 	})
 }
@@ -182,6 +184,62 @@ func TestRedactShortSecretOnlyWhereItStandsAlone(t *testing.T) {
 	} {
 		if got := oauth.Redact(oauth.Credentials{ClientID: "id", ClientSecret: tt.secret}, tt.text); got != tt.want {
 			t.Errorf("secret %q: Redact(%q) = %q, want %q", tt.secret, tt.text, got, tt.want)
+		}
+	}
+}
+
+// TestRedactKeyForms: a private key, in each PEM encoding of RSA and EC keys, is
+// removed in every form it can leak in (oauthtest.KeyForms: the PEM text, each of
+// its lines and its DER's base64 in every form of a secret, the DER bytes), also as
+// another DER encoding of the same key than the one the secret holds; and so are
+// an assertion and a signature passed as made for the call, in every form of a
+// base64 text. Ordinary text is left alone.
+func TestRedactKeyForms(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		key    crypto.Signer
+		format oauthtest.KeyFormat
+	}{
+		{"rsa-pkcs8", rsaKey, oauthtest.PKCS8},
+		{"rsa-pkcs1", rsaKey, oauthtest.PKCS1},
+		{"ec-pkcs8", ecKey, oauthtest.PKCS8},
+		{"ec-sec1", ecKey, oauthtest.SEC1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cred := oauth.Credentials{ClientID: "id", PrivateKey: oauthtest.KeyPEM(tt.key, tt.format)}
+			var forms []string
+			for _, f := range []oauthtest.KeyFormat{oauthtest.PKCS8, oauthtest.PKCS1, oauthtest.SEC1} {
+				if _, isRSA := tt.key.(*rsa.PrivateKey); (f == oauthtest.SEC1 && isRSA) || (f == oauthtest.PKCS1 && !isRSA) {
+					continue
+				}
+				forms = append(forms, oauthtest.KeyForms(oauthtest.KeyPEM(tt.key, f))...)
+			}
+			for _, form := range forms {
+				text := `{"error":"invalid_client","error_description":"bad key ` + form + ` (echoed)"}`
+				got := oauth.Redact(cred, text)
+				for _, f := range forms {
+					if strings.Contains(got, f) {
+						t.Fatalf("a form of the key survived redaction of %.60q: %.60q in %.200q", form, f, got)
+					}
+				}
+			}
+			if got := oauth.Redact(cred, "invalid_client: Client authentication failed"); got != "invalid_client: Client authentication failed" {
+				t.Errorf("changed ordinary text: %q", got)
+			}
+		})
+	}
+	// Made for the call: an assertion and a signature, in every form.
+	jws := "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJpZCJ9.c2lnbmF0dXJlLW9mLWEtY2xpZW50LWFzc2VydGlvbg"
+	sig := "MEUCIQDxG4k2/+signature+der+of+a+kms+key=="
+	for _, v := range []string{jws, jws[strings.LastIndexByte(jws, '.')+1:], sig} {
+		forms := oauthtest.Base64TextForms(v)
+		for _, form := range forms {
+			got := oauth.RedactMade(oauth.Credentials{ClientID: "id"}, "before "+form+" after", jws, jws[strings.LastIndexByte(jws, '.')+1:], sig)
+			for _, f := range forms {
+				if strings.Contains(got, f) {
+					t.Errorf("%q survived redaction of %q: %q", f, form, got)
+				}
+			}
 		}
 	}
 }

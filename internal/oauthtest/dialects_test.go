@@ -135,7 +135,7 @@ func TestDialectsAnswerLikeSeeds(t *testing.T) {
 			expiresIn:   "3600",
 			checkToken: func(t *testing.T, _ Provider, token string) {
 				if !regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`).MatchString(token) {
-					t.Errorf("token %q is not 43 base64url characters", token)
+					t.Errorf("got token %q, want 43 base64url characters", token)
 				}
 			},
 		},
@@ -146,7 +146,7 @@ func TestDialectsAnswerLikeSeeds(t *testing.T) {
 			expiresIn:   "3600",
 			checkToken: func(t *testing.T, _ Provider, token string) {
 				if !regexp.MustCompile(`^[0-9a-f]{40}$`).MatchString(token) {
-					t.Errorf("token %q is not 40 hex digits", token)
+					t.Errorf("got token %q, want 40 hex digits", token)
 				}
 			},
 		},
@@ -215,7 +215,7 @@ func TestEndpoint(t *testing.T) {
 		CheckIssuing: {basic, form, nil, false, time.Hour},
 	}
 	if len(Dialects()) != len(want) {
-		t.Fatalf("Dialects() = %v", Dialects())
+		t.Fatalf("got Dialects() = %v, want %d dialects", Dialects(), len(want))
 	}
 	for _, d := range Dialects() {
 		got, w := d.Endpoint(u), want[d]
@@ -237,14 +237,14 @@ func TestScopeAndLifetime(t *testing.T) {
 	attrs := func(a answer) map[string]any {
 		t.Helper()
 		if a.status != http.StatusOK {
-			t.Fatalf("status %d: %s", a.status, a.body)
+			t.Fatalf("got status %d, want 200: %s", a.status, a.body)
 		}
 		return object(t, field(t, field(t, a.body, "data"), "attributes"))
 	}
 	// Without a requested scope the provider's scope is granted and echoed.
 	got := attrs(goodCall(s, p, "").send(t))
 	if got["scope"] != "read:reports export:reports" || got["expires_in"] != json.Number("90") {
-		t.Errorf("attributes %v", got)
+		t.Errorf("got attributes %v, want scope \"read:reports export:reports\" and expires_in 90", got)
 	}
 	_, claims := jwtParts(t, got["access_token"].(string))
 	if c := object(t, claims); c["exp"] != json.Number("1795341690") {
@@ -252,11 +252,11 @@ func TestScopeAndLifetime(t *testing.T) {
 	}
 	// A requested subset is echoed.
 	if got := attrs(goodCall(s, p, "export:reports").send(t)); got["scope"] != "export:reports" {
-		t.Errorf("scope %v", got["scope"])
+		t.Errorf("got scope %v, want export:reports", got["scope"])
 	}
 	// A scope outside Provider.Scope is refused.
 	if a := goodCall(s, p, "read:reports write:reports").send(t); a.status != http.StatusBadRequest {
-		t.Errorf("scope not granted: status %d", a.status)
+		t.Errorf("scope not granted: got status %d, want 400", a.status)
 	} else {
 		wantError(ECard, 400, "invalid_scope")(t, a.body)
 	}

@@ -25,7 +25,7 @@ func jwtSeconds(t *testing.T, token string) (iat, exp int64, hasExp, ok bool) {
 		n, _ := v.(json.Number)
 		i, err := strconv.ParseInt(strings.SplitN(n.String(), ".", 2)[0], 10, 64)
 		if err != nil {
-			t.Fatalf("NumericDate %v: %v", v, err)
+			t.Fatalf("got NumericDate %v (%v), want whole seconds", v, err)
 		}
 		return i
 	}
@@ -48,58 +48,58 @@ func TestFaults(t *testing.T) {
 	}{
 		{"server error", Fault{Kind: ServerError, RetryAfter: "2"}, 500, func(t *testing.T, s *Server, p Provider, _ call, a answer) {
 			if a.header.Get("Retry-After") != "2" || json.Valid(a.body) {
-				t.Errorf("Retry-After %q, body %s", a.header.Get("Retry-After"), a.body)
+				t.Errorf("got Retry-After %q, body %s, want 2 and a body that is not JSON", a.header.Get("Retry-After"), a.body)
 			}
 			noneIssued(t, s, p)
 		}},
 		{"server error 503", Fault{Kind: ServerError, Status: 503, RetryAfter: httpDate}, 503, func(t *testing.T, s *Server, p Provider, _ call, a answer) {
 			if a.header.Get("Retry-After") != httpDate {
-				t.Errorf("Retry-After %q", a.header.Get("Retry-After"))
+				t.Errorf("got Retry-After %q, want %q", a.header.Get("Retry-After"), httpDate)
 			}
 		}},
 		{"server error without Retry-After", Fault{Kind: ServerError, Status: 502}, 502, func(t *testing.T, s *Server, p Provider, _ call, a answer) {
 			if _, ok := a.header["Retry-After"]; ok {
-				t.Errorf("Retry-After %q", a.header.Get("Retry-After"))
+				t.Errorf("got Retry-After %q, want none", a.header.Get("Retry-After"))
 			}
 		}},
 		{"too many requests", Fault{Kind: TooManyRequests, RetryAfter: httpDate}, 429, func(t *testing.T, s *Server, p Provider, _ call, a answer) {
 			if a.header.Get("Retry-After") != httpDate {
-				t.Errorf("Retry-After %q", a.header.Get("Retry-After"))
+				t.Errorf("got Retry-After %q, want %q", a.header.Get("Retry-After"), httpDate)
 			}
 			wantError(p.Dialect, 429, "too_many_requests")(t, a.body)
 			noneIssued(t, s, p)
 		}},
 		{"garbage", Fault{Kind: Garbage}, 200, func(t *testing.T, s *Server, p Provider, _ call, a answer) {
 			if json.Valid(a.body) || len(a.body) == 0 {
-				t.Errorf("body is JSON: %s", a.body)
+				t.Errorf("got body %s, want a non-empty one that is not JSON", a.body)
 			}
 			noneIssued(t, s, p)
 		}},
 		{"oversized", Fault{Kind: Oversized}, 200, func(t *testing.T, s *Server, p Provider, _ call, a answer) {
 			if len(a.body) <= 2<<20 || !json.Valid(a.body) {
-				t.Fatalf("body of %d bytes, valid JSON %v", len(a.body), json.Valid(a.body))
+				t.Fatalf("got a body of %d bytes, valid JSON %v, want valid JSON over 2 MiB", len(a.body), json.Valid(a.body))
 			}
 			if bytes.Contains(a.body[:1<<20], []byte("access_token")) {
-				t.Error("the token is within the first MiB")
+				t.Error("got the token within the first MiB, want it after")
 			}
 			if tok := accessToken(t, p.Dialect, a.body); !slices.Equal(s.Stats(p.Name).Issued, []string{tok}) {
-				t.Errorf("issued %d tokens", len(s.Stats(p.Name).Issued))
+				t.Errorf("got %d tokens issued, want 1, the one answered", len(s.Stats(p.Name).Issued))
 			}
 		}},
 		{"redirect", Fault{Kind: Redirect}, 307, func(t *testing.T, s *Server, p Provider, c call, a answer) {
 			loc := a.header.Get("Location")
 			if loc != c.url+"/redirected" {
-				t.Fatalf("Location %q", loc)
+				t.Fatalf("got Location %q, want %q", loc, c.url+"/redirected")
 			}
 			noneIssued(t, s, p)
 			// A client that followed it would get a token.
 			c.url = loc
 			b := c.send(t)
 			if b.status != 200 {
-				t.Fatalf("redirect target answered %d: %s", b.status, b.body)
+				t.Fatalf("redirect target: got status %d, want 200: %s", b.status, b.body)
 			}
 			if st := s.Stats(p.Name); st.Requests != 2 || !slices.Equal(st.Issued, []string{accessToken(t, p.Dialect, b.body)}) {
-				t.Errorf("stats %d requests, %d issued", st.Requests, len(st.Issued))
+				t.Errorf("got stats %d requests, %d issued, want 2 and the one answered", st.Requests, len(st.Issued))
 			}
 		}},
 		{"redirect 302", Fault{Kind: Redirect, Status: 302}, 302, nil},
@@ -125,23 +125,23 @@ func TestFaults(t *testing.T) {
 				}
 			}
 			if !slices.Equal(s.Stats(p.Name).Issued, []string{tok}) {
-				t.Error("the expired token is not in Issued")
+				t.Errorf("got Issued %q, want the expired token", s.Stats(p.Name).Issued)
 			}
 		}},
 		{"empty token", Fault{Kind: EmptyToken}, 200, func(t *testing.T, s *Server, p Provider, _ call, a answer) {
 			if tok := accessToken(t, p.Dialect, a.body); tok != "" {
-				t.Errorf("access_token %q", tok)
+				t.Errorf("got access_token %q, want empty", tok)
 			}
 			noneIssued(t, s, p)
 		}},
 		{"no expiry", Fault{Kind: NoExpiry}, 200, func(t *testing.T, s *Server, p Provider, _ call, a answer) {
 			f := object(t, successFields(t, p.Dialect, a.body))
 			if _, ok := f["expires_in"]; ok {
-				t.Errorf("expires_in %v", f["expires_in"])
+				t.Errorf("got expires_in %v, want none", f["expires_in"])
 			}
 			if iat, exp, hasExp, isJWT := jwtSeconds(t, accessToken(t, p.Dialect, a.body)); isJWT &&
 				(!hasExp || exp-iat != int64(p.Dialect.Lifetime()/time.Second)) {
-				t.Errorf("JWT iat %d exp %d (present %v)", iat, exp, hasExp)
+				t.Errorf("got JWT iat %d exp %d (present %v), want exp = iat + %s", iat, exp, hasExp, p.Dialect.Lifetime())
 			}
 		}},
 		{"slow", Fault{Kind: Slow, Delay: time.Millisecond}, 200, nil},
@@ -165,9 +165,9 @@ func TestFaults(t *testing.T) {
 				}
 				before := len(s.Stats(p.Name).Issued)
 				if b := c.send(t); b.status != 200 {
-					t.Fatalf("after the fault: status %d: %.300s", b.status, b.body)
+					t.Fatalf("after the fault: got status %d, want 200: %.300s", b.status, b.body)
 				} else if st := s.Stats(p.Name); len(st.Issued) != before+1 || st.Issued[before] != accessToken(t, d, b.body) {
-					t.Errorf("after the fault: issued %d tokens", len(st.Issued))
+					t.Errorf("after the fault: got %d tokens issued, want %d, the last one answered", len(st.Issued), before+1)
 				}
 			})
 		}
@@ -177,7 +177,7 @@ func TestFaults(t *testing.T) {
 func noneIssued(t *testing.T, s *Server, p Provider) {
 	t.Helper()
 	if n := len(s.Stats(p.Name).Issued); n != 0 {
-		t.Errorf("%d tokens issued", n)
+		t.Errorf("got %d tokens issued, want none", n)
 	}
 }
 
@@ -200,20 +200,20 @@ func TestFaultTimes(t *testing.T) {
 
 	s.SetFault(p.Name, Fault{Kind: ServerError, Times: 3})
 	if got := statuses(good, bad, good, good, bad); !slices.Equal(got, []int{500, 500, 500, 200, 405}) {
-		t.Errorf("Times 3: %v", got)
+		t.Errorf("Times 3: got %v, want [500 500 500 200 405]", got)
 	}
 	s.SetFault(p.Name, Fault{Kind: TooManyRequests})
 	if got := statuses(good, good, good, good); !slices.Equal(got, []int{429, 429, 429, 429}) {
-		t.Errorf("Times 0: %v", got)
+		t.Errorf("Times 0: got %v, want [429 429 429 429]", got)
 	}
 	s.SetFault(p.Name, Fault{Kind: WrongCredentials, Times: 1})
 	if got := statuses(good, good); !slices.Equal(got, []int{401, 200}) {
-		t.Errorf("replaced: %v", got)
+		t.Errorf("replaced: got %v, want [401 200]", got)
 	}
 	s.SetFault(p.Name, Fault{Kind: Garbage})
 	s.SetFault(p.Name, Fault{})
 	if got := statuses(good); !slices.Equal(got, []int{200}) {
-		t.Errorf("cleared: %v", got)
+		t.Errorf("cleared: got %v, want [200]", got)
 	}
 	if st := s.Stats(p.Name); st.Requests != 12 || len(st.Issued) != 3 {
 		t.Errorf("stats %d requests, %d issued; want 12 and 3", st.Requests, len(st.Issued))
@@ -258,7 +258,7 @@ func TestWaitsEndWithTheClient(t *testing.T) {
 			}
 			s.SetLatency(0)
 			if a := goodCall(s, p, "").send(t); a.status != 200 {
-				t.Errorf("next request: status %d", a.status)
+				t.Errorf("next request: got status %d, want 200", a.status)
 			}
 			if n := len(s.Stats(p.Name).Issued); n != 1 {
 				t.Errorf("%d tokens issued, want 1 (none for the abandoned request)", n)
@@ -278,7 +278,7 @@ func TestWaitsEndWithTheClient(t *testing.T) {
 			waitForRequests(t, s, p.Name, 1)
 			s.Close()
 			if err := <-done; err == nil {
-				t.Error("the waiting request got an answer")
+				t.Error("got an answer to the waiting request, want an error")
 			}
 		})
 	}
@@ -295,11 +295,11 @@ func TestSetFaultValidates(t *testing.T) {
 		{Kind: Redirect, Status: 200},
 	} {
 		if !panics(func() { s.SetFault("ecard", f) }) {
-			t.Errorf("SetFault(%+v) did not panic", f)
+			t.Errorf("SetFault(%+v) did not panic, want a panic", f)
 		}
 	}
 	if !panics(func() { s.SetFault("nobody", Fault{}) }) {
-		t.Error("SetFault on an unknown provider did not panic")
+		t.Error("SetFault on an unknown provider did not panic, want a panic")
 	}
 }
 

@@ -3,6 +3,7 @@ package oauthtest
 import (
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"html"
 	"net/url"
 	"strings"
@@ -18,6 +19,25 @@ import (
 // cut echo leaves them. Tests assert that none of them appears in an output. Forms
 // that equal the raw secret (a secret with nothing to escape) are listed once.
 func SecretForms(id, secret string) []string {
+	forms := valueForms(secret)
+	for _, plain := range []string{
+		id + ":" + secret,
+		url.QueryEscape(id) + ":" + url.QueryEscape(secret),
+		strings.ReplaceAll(url.QueryEscape(id), "+", "%20") + ":" + strings.ReplaceAll(url.QueryEscape(secret), "+", "%20"),
+	} {
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+			forms = append(forms, enc.EncodeToString([]byte(plain)))
+		}
+	}
+	return dedupe(forms)
+}
+
+// ValueForms lists the forms of a secret value that is never joined to the client
+// id (a line of a private key, an assertion, a signature): those of SecretForms but
+// the base64 of "id:secret".
+func ValueForms(v string) []string { return dedupe(valueForms(v)) }
+
+func valueForms(secret string) []string {
 	pct := url.PathEscape(secret)
 	form := url.QueryEscape(secret)
 	goJSON, _ := json.Marshal(secret)
@@ -33,19 +53,16 @@ func SecretForms(id, secret string) []string {
 		asciiJSON(secret),
 		html.EscapeString(secret),
 	}
-	for _, plain := range []string{
-		secret,
-		id + ":" + secret,
-		url.QueryEscape(id) + ":" + url.QueryEscape(secret),
-		strings.ReplaceAll(url.QueryEscape(id), "+", "%20") + ":" + strings.ReplaceAll(url.QueryEscape(secret), "+", "%20"),
-	} {
-		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
-			forms = append(forms, enc.EncodeToString([]byte(plain)))
-		}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		forms = append(forms, enc.EncodeToString([]byte(secret)))
 	}
 	if utf8.RuneCountInString(secret) > 8 {
 		forms = append(forms, string([]rune(secret)[:8]))
 	}
+	return forms
+}
+
+func dedupe(forms []string) []string {
 	seen := map[string]bool{}
 	out := forms[:0]
 	for _, f := range forms {
@@ -100,4 +117,42 @@ func lowerHex(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// KeyForms lists the forms in which a PEM private key can leak: the PEM text as it
+// is, JSON-escaped (its line breaks as \n) and in base64; every line of its body,
+// and the base64 of its DER in both alphabets, padded or not, each raw, JSON-escaped
+// with '/' as \/, and percent-encoded with upper- and lower-case hex digits; a piece
+// of 20 characters cut from the middle of a line; and the DER bytes themselves.
+func KeyForms(pemText string) []string {
+	j, _ := json.Marshal(pemText)
+	out := []string{pemText, string(j[1 : len(j)-1]), base64.StdEncoding.EncodeToString([]byte(pemText))}
+	text := func(v string) { out = append(out, Base64TextForms(v)...) }
+	rest := []byte(pemText)
+	for {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		whole := base64.StdEncoding.EncodeToString(b.Bytes)
+		for i := 0; i < len(whole); i += 64 {
+			text(whole[i:min(i+64, len(whole))])
+		}
+		if len(whole) > 64*3 {
+			text(whole[64*2+20 : 64*2+40])
+		}
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+			text(enc.EncodeToString(b.Bytes))
+		}
+		out = append(out, string(b.Bytes))
+	}
+	return dedupe(out)
+}
+
+// Base64TextForms lists the forms a base64 text (a key's, an assertion's, a
+// signature's) takes in an echo: raw, JSON-escaped with '/' as \/, and
+// percent-encoded with upper- and lower-case hex digits.
+func Base64TextForms(v string) []string {
+	pct := url.QueryEscape(v)
+	return dedupe([]string{v, strings.ReplaceAll(v, "/", `\/`), pct, lowerHex(pct)})
 }

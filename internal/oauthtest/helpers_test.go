@@ -102,7 +102,7 @@ func (c call) send(t *testing.T) answer {
 	t.Helper()
 	a, err := c.sendContext(context.Background())
 	if err != nil {
-		t.Fatalf("%s %s: %v", c.method, c.url, err)
+		t.Fatalf("%s %s: got err %v, want an answer", c.method, c.url, err)
 	}
 	return a
 }
@@ -131,7 +131,7 @@ func object(t *testing.T, data []byte) map[string]any {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	if err := dec.Decode(&m); err != nil {
-		t.Fatalf("not a JSON object: %v: %.200q", err, data)
+		t.Fatalf("got %.200q (%v), want a JSON object", data, err)
 	}
 	return m
 }
@@ -141,7 +141,7 @@ func keys(t *testing.T, data []byte) []string {
 	t.Helper()
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		t.Fatalf("not a JSON object: %.200q", data)
+		t.Fatalf("got %.200q, want a JSON object", data)
 	}
 	var ks []string
 	for dec.More() {
@@ -163,11 +163,11 @@ func field(t *testing.T, data []byte, name string) []byte {
 	t.Helper()
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(data, &m); err != nil {
-		t.Fatalf("not a JSON object: %v", err)
+		t.Fatalf("got %.200q (%v), want a JSON object", data, err)
 	}
 	v, ok := m[name]
 	if !ok {
-		t.Fatalf("no %q in %.300s", name, data)
+		t.Fatalf("got %.300s, want a member %q", data, name)
 	}
 	return v
 }
@@ -181,13 +181,13 @@ func jwtParts(t *testing.T, token string) (header, claims []byte) {
 	}
 	var err error
 	if header, err = base64.RawURLEncoding.DecodeString(parts[0]); err != nil {
-		t.Fatalf("JWT header: %v", err)
+		t.Fatalf("JWT header: got err %v, want base64url", err)
 	}
 	if claims, err = base64.RawURLEncoding.DecodeString(parts[1]); err != nil {
-		t.Fatalf("JWT claims: %v", err)
+		t.Fatalf("JWT claims: got err %v, want base64url", err)
 	}
 	if sig, err := base64.RawURLEncoding.DecodeString(parts[2]); err != nil || len(sig) == 0 {
-		t.Fatalf("JWT signature: %v", err)
+		t.Fatalf("JWT signature: got err %v, want a non-empty base64url signature", err)
 	}
 	return header, claims
 }
@@ -204,14 +204,14 @@ func accessToken(t *testing.T, d Dialect, body []byte) string {
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(body, &tok); err != nil {
-		t.Fatalf("answer is no JSON: %v", err)
+		t.Fatalf("got an answer that is no JSON (%v), want JSON", err)
 	}
 	p := tok.AccessToken
 	if d == ECard {
 		p = tok.Data.Attributes.AccessToken
 	}
 	if p == nil {
-		t.Fatalf("answer has no access_token: %.300s", body)
+		t.Fatalf("got %.300s, want an access_token", body)
 	}
 	return *p
 }

@@ -15,7 +15,7 @@ func TestStats(t *testing.T) {
 	s.Add(a)
 	s.Add(b)
 	if st := s.Stats(a.Name); st.Requests != 0 || st.Issued != nil || st.LastRequest.Method != "" {
-		t.Errorf("fresh stats %+v", st)
+		t.Errorf("got fresh stats %+v, want zero", st)
 	}
 
 	var tokens []string
@@ -28,29 +28,29 @@ func TestStats(t *testing.T) {
 	bad.send(t)
 	goodCall(s, b, "").send(t)
 	if resp, err := http.Get(s.URL() + "/nobody/token"); err != nil || resp.StatusCode != http.StatusNotFound {
-		t.Fatalf("unknown provider: %v %v", resp, err)
+		t.Fatalf("unknown provider: got %v %v, want 404", resp, err)
 	} else {
 		resp.Body.Close()
 	}
 
 	st := s.Stats(a.Name)
 	if st.Requests != 4 || len(st.Issued) != 3 {
-		t.Fatalf("stats %d requests, %d issued", st.Requests, len(st.Issued))
+		t.Fatalf("got stats %d requests, %d issued, want 4 and 3", st.Requests, len(st.Issued))
 	}
 	for i := range tokens {
 		if st.Issued[i] != tokens[i] {
-			t.Errorf("Issued[%d] is not the %d. token answered", i, i+1)
+			t.Errorf("got Issued[%d] %q, want %q, the %d. token answered", i, st.Issued[i], tokens[i], i+1)
 		}
 	}
 	if tokens[0] == tokens[1] || tokens[1] == tokens[2] {
-		t.Error("tokens repeat")
+		t.Errorf("got tokens %q, want each different", tokens)
 	}
 	if lr := st.LastRequest; lr.Body != "grant_type=client_credentials" || lr.Header.Get("X-Test") != "last" {
-		t.Errorf("last request %+v", lr)
+		t.Errorf("got last request %+v, want the bad one with X-Test: last", lr)
 	}
 	if st := s.Stats(b.Name); st.Requests != 1 || len(st.Issued) != 1 ||
 		!strings.HasPrefix(st.LastRequest.Header.Get("Authorization"), "Basic ") {
-		t.Errorf("other provider's stats %+v", st)
+		t.Errorf("got other provider's stats %+v, want 1 request with Basic, 1 issued", st)
 	}
 	if got := s.TotalRequests(); got != 6 {
 		t.Errorf("TotalRequests %d, want 6", got)
@@ -60,7 +60,7 @@ func TestStats(t *testing.T) {
 	st.Issued[0] = "changed"
 	st.LastRequest.Header.Set("X-Test", "changed")
 	if again := s.Stats(a.Name); again.Issued[0] != tokens[0] || again.LastRequest.Header.Get("X-Test") != "last" {
-		t.Error("Stats shares memory with the server")
+		t.Error("got Stats sharing memory with the server, want a copy")
 	}
 }
 
@@ -72,12 +72,12 @@ func TestSetCredentials(t *testing.T) {
 			s.Add(old)
 			s.SetCredentials(old.Name, old.ClientID, "rotated secret")
 			if a := goodCall(s, old, "").send(t); a.status != http.StatusUnauthorized {
-				t.Errorf("old secret: status %d", a.status)
+				t.Errorf("old secret: got status %d, want 401", a.status)
 			}
 			rotated := old
 			rotated.ClientSecret = "rotated secret"
 			if a := goodCall(s, rotated, "").send(t); a.status != http.StatusOK {
-				t.Errorf("new secret: status %d: %s", a.status, a.body)
+				t.Errorf("new secret: got status %d, want 200: %s", a.status, a.body)
 			}
 		})
 	}
@@ -101,7 +101,7 @@ func TestConcurrent(t *testing.T) {
 			wg.Go(func() {
 				a, err := goodCall(s, p, "").sendContext(t.Context())
 				if err != nil || a.status != http.StatusOK {
-					t.Errorf("%s: %v %d", p.Name, err, a.status)
+					t.Errorf("%s: got err %v, status %d, want nil and 200", p.Name, err, a.status)
 				}
 			})
 		}
@@ -112,17 +112,17 @@ func TestConcurrent(t *testing.T) {
 	for _, p := range ps {
 		st := s.Stats(p.Name)
 		if st.Requests != perProvider || len(st.Issued) != perProvider {
-			t.Errorf("%s: %d requests, %d issued", p.Name, st.Requests, len(st.Issued))
+			t.Errorf("%s: got %d requests, %d issued, want %d each", p.Name, st.Requests, len(st.Issued), perProvider)
 		}
 		for _, tok := range st.Issued {
 			if seen[tok] {
-				t.Errorf("token issued twice")
+				t.Errorf("got token %q issued twice, want each once", tok)
 			}
 			seen[tok] = true
 		}
 	}
 	if s.TotalRequests() != providers*perProvider {
-		t.Errorf("TotalRequests %d", s.TotalRequests())
+		t.Errorf("got TotalRequests %d, want %d", s.TotalRequests(), providers*perProvider)
 	}
 }
 
@@ -148,12 +148,12 @@ func TestAddValidates(t *testing.T) {
 		p := ok
 		tt.edit(&p)
 		if !panics(func() { s.Add(p) }) {
-			t.Errorf("%s: Add did not panic", tt.name)
+			t.Errorf("%s: Add did not panic, want a panic", tt.name)
 		}
 	}
 	if !panics(func() { s.Stats("nobody") }) || !panics(func() { s.SetCredentials("nobody", "a", "b") }) ||
 		!panics(func() { s.SetCredentials("ecard", "", "b") }) {
-		t.Error("no panic for an unknown provider or empty credentials")
+		t.Error("got no panic for an unknown provider or empty credentials, want one")
 	}
 	s.Add(ok) // none of the failed calls added it
 }
@@ -182,18 +182,18 @@ func TestPartnerAPI(t *testing.T) {
 		return resp.StatusCode
 	}
 	if code := get(""); code != http.StatusUnauthorized {
-		t.Fatalf("no token: %d", code)
+		t.Fatalf("no token: got %d, want 401", code)
 	}
 	goodCall(s, p, "").send(t)
 	first := s.Stats(p.Name).Issued[0]
 	if code := get(first); code != http.StatusOK {
-		t.Fatalf("the issued token: %d", code)
+		t.Fatalf("the issued token: got %d, want 200", code)
 	}
 	goodCall(s, p, "").send(t)
 	if code := get(first); code != http.StatusUnauthorized {
-		t.Fatalf("a token replaced by a newer one: %d", code)
+		t.Fatalf("a token replaced by a newer one: got %d, want 401", code)
 	}
 	if st := s.Stats(p.Name); st.APIRequests != 3 || st.APIAccepted != 1 {
-		t.Fatalf("stats %+v", st)
+		t.Fatalf("got stats %+v, want 3 API requests, 1 accepted", st)
 	}
 }

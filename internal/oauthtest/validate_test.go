@@ -21,7 +21,7 @@ func wantError(d Dialect, status int, code string) func(t *testing.T, body []byt
 				Errors []map[string]string `json:"errors"`
 			}
 			if err := json.Unmarshal(body, &e); err != nil || len(e.Errors) != 1 {
-				t.Fatalf("not a JSON:API error: %s", body)
+				t.Fatalf("got %s, want a JSON:API error with one entry", body)
 			}
 			got := e.Errors[0]
 			if got["status"] != strconv.Itoa(status) || got["title"] != http.StatusText(status) || got["detail"] == "" || len(got) != 3 {
@@ -29,21 +29,21 @@ func wantError(d Dialect, status int, code string) func(t *testing.T, body []byt
 			}
 		case CheckIssuing:
 			if got := keys(t, body); !slices.Equal(got, []string{"status", "errors"}) {
-				t.Fatalf("keys %v in %s", got, body)
+				t.Fatalf("got keys %v in %s, want [status errors]", got, body)
 			}
 			if string(field(t, body, "status")) != "0" {
-				t.Errorf("status field %s", field(t, body, "status"))
+				t.Errorf("got status field %s, want 0", field(t, body, "status"))
 			}
 			var msgs []string
 			if err := json.Unmarshal(field(t, body, "errors"), &msgs); err != nil || len(msgs) != 1 {
-				t.Fatalf("errors %s", field(t, body, "errors"))
+				t.Fatalf("got errors %s, want one string", field(t, body, "errors"))
 			}
 			if code == "invalid_client" && string(body) != `{"status":0,"errors":["Access Denied"]}` {
 				t.Errorf("body %s, want the seed's Access Denied", body)
 			}
 		default:
 			if got := keys(t, body); !slices.Equal(got, []string{"error", "error_description"}) {
-				t.Fatalf("keys %v in %s", got, body)
+				t.Fatalf("got keys %v in %s, want [error error_description]", got, body)
 			}
 			if e := object(t, body); e["error"] != code || e["error_description"] == "" {
 				t.Errorf("error %v, want %s", e, code)
@@ -123,13 +123,13 @@ func TestRejectsBadRequests(t *testing.T) {
 			}
 			wantError(tt.dialect, tt.status, tt.code)(t, a.body)
 			if got := s.Stats(p.Name); got.Requests != 1 || len(got.Issued) != 0 {
-				t.Errorf("stats %+v", got)
+				t.Errorf("got stats %+v, want 1 request, none issued", got)
 			}
 			if tt.status == 405 && a.header.Get("Allow") != "POST" {
-				t.Errorf("Allow %q", a.header.Get("Allow"))
+				t.Errorf("got Allow %q, want POST", a.header.Get("Allow"))
 			}
 			if tt.dialect == CheckIssuing && tt.status == 401 && !strings.HasPrefix(a.header.Get("WWW-Authenticate"), "Basic ") {
-				t.Errorf("WWW-Authenticate %q", a.header.Get("WWW-Authenticate"))
+				t.Errorf("got WWW-Authenticate %q, want Basic", a.header.Get("WWW-Authenticate"))
 			}
 		})
 	}
@@ -159,7 +159,7 @@ func TestAcceptsVariants(t *testing.T) {
 			c := goodCall(s, p, "")
 			tt.edit(&c)
 			if a := c.send(t); a.status != http.StatusOK {
-				t.Fatalf("status %d: %s", a.status, a.body)
+				t.Fatalf("got status %d, want 200: %s", a.status, a.body)
 			}
 		})
 	}
@@ -214,7 +214,7 @@ func TestCredentialEncoding(t *testing.T) {
 			p := Provider{Name: "p", Dialect: d, ClientID: id, ClientSecret: secret}
 			s.Add(p)
 			if a := goodCall(s, p, "").send(t); a.status != http.StatusOK {
-				t.Errorf("status %d: %s", a.status, a.body)
+				t.Errorf("got status %d, want 200: %s", a.status, a.body)
 			}
 		})
 	}

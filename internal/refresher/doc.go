@@ -14,4 +14,12 @@
 //
 // The jitter is derived from the provider's name and the token's issue time, so
 // every run computes the same due time for the same token.
+//
+// # One clock
+//
+// A run tells time by Refresher.Now alone: it hands that clock to the secret
+// source (secrets.WithClock) and the token client (oauth.WithClock) on every call,
+// rather than each keeping a clock field of its own, because a token's issue time,
+// the secret cache's age and the refresh policy must agree, and three clocks set
+// separately could be set apart.
 package refresher

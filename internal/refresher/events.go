@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -37,7 +38,13 @@ const (
 	// nothing, so the run rotates nothing.
 	triggerSecretChangeIgnored Trigger = "secret change (failed call, ignored)"
 	triggerQueue               Trigger = "queue"
+	// triggerRefusedToken is a conditional rotation, sent by a consumer whose
+	// partner refused the published token.
+	triggerRefusedToken Trigger = "refused token"
 )
+
+// fingerprintExpr is what tokens.Fingerprint returns.
+var fingerprintExpr = regexp.MustCompile(`^[0-9a-f]{8}$`)
 
 // Request is an invocation's intent, decoded from its event by parseEvent.
 type Request struct {
@@ -50,6 +57,10 @@ type Request struct {
 	// DryRun, for a rotation: obtain (and verify) the tokens and report them, publish
 	// nothing, record nothing.
 	DryRun bool
+	// IfToken makes a rotation conditional: a provider is rotated only while its
+	// published token has this fingerprint (tokens.Fingerprint), and only by the one
+	// invocation that takes its lease (see conditional.go).
+	IfToken string
 	// Jobs are a worker's: the providers a planner sent, each with the message it
 	// came in (actionWork).
 	Jobs []Job
@@ -68,7 +79,8 @@ type secretLookup func(secretID string) []string
 //   - an EventBridge schedule ("Scheduled Event" from aws.events or aws.scheduler),
 //     or {"action":"refresh"}: refresh what is due;
 //   - {"action":"rotate","providers":[...]}: a new token now, ["*"] for all; with
-//     "dry_run":true, obtain and report the tokens without publishing them;
+//     "dry_run":true, obtain and report the tokens without publishing them; with
+//     "if_token":FINGERPRINT, only while the published token is that one;
 //   - a batch of jobs from the fan-out queue (SQS), for a worker;
 //   - a Secrets Manager change delivered through CloudTrail (PutSecretValue,
 //     UpdateSecret, RotateSecret, UpdateSecretVersionStage, RotationSucceeded):
@@ -82,6 +94,7 @@ func parseEvent(raw []byte, users secretLookup) (Request, error) {
 		Action    *string   `json:"action"`
 		Providers *[]string `json:"providers"`
 		DryRun    bool      `json:"dry_run"`
+		IfToken   *string   `json:"if_token"`
 		Records   []struct {
 			MessageID   string `json:"messageId"`
 			EventSource string `json:"eventSource"`
@@ -110,7 +123,7 @@ func parseEvent(raw []byte, users secretLookup) (Request, error) {
 		}
 		return req, nil
 	case ev.Action != nil:
-		return manual(*ev.Action, ev.Providers, ev.DryRun, raw)
+		return manual(*ev.Action, ev.Providers, ev.DryRun, ev.IfToken, raw)
 	case ev.DetailType == "Scheduled Event" && (ev.Source == "aws.events" || ev.Source == "aws.scheduler"):
 		return Request{Action: ActionRefresh, Trigger: TriggerSchedule}, nil
 	case ev.Source == "aws.secretsmanager" && len(ev.Detail) > 0:
@@ -121,12 +134,13 @@ func parseEvent(raw []byte, users secretLookup) (Request, error) {
 	return Request{}, fmt.Errorf(`%w: expected a schedule event, {"action":"refresh"}, {"action":"rotate","providers":[...]} or a Secrets Manager change event`, ErrUnsupportedEvent)
 }
 
-func manual(action string, providers *[]string, dryRun bool, raw []byte) (Request, error) {
+func manual(action string, providers *[]string, dryRun bool, ifToken *string, raw []byte) (Request, error) {
 	// Reject misspelt keys: a "provider" typo must not turn a rotation into nothing.
 	var strict struct {
 		Action    string   `json:"action"`
 		Providers []string `json:"providers"`
 		DryRun    bool     `json:"dry_run"`
+		IfToken   string   `json:"if_token"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
@@ -141,6 +155,9 @@ func manual(action string, providers *[]string, dryRun bool, raw []byte) (Reques
 		if dryRun {
 			return Request{}, fmt.Errorf(`%w: "dry_run" goes with "rotate"`, ErrUnsupportedEvent)
 		}
+		if ifToken != nil {
+			return Request{}, fmt.Errorf(`%w: "if_token" goes with "rotate"`, ErrUnsupportedEvent)
+		}
 		return Request{Action: ActionRefresh, Trigger: triggerManual}, nil
 	case ActionRotate:
 		if providers == nil || len(*providers) == 0 {
@@ -154,7 +171,21 @@ func manual(action string, providers *[]string, dryRun bool, raw []byte) (Reques
 				return Request{}, fmt.Errorf(`%w: empty provider name in "providers"`, ErrUnsupportedEvent)
 			}
 		}
-		return Request{Action: ActionRotate, Providers: *providers, Trigger: triggerManual, DryRun: dryRun}, nil
+		req := Request{Action: ActionRotate, Providers: *providers, Trigger: triggerManual, DryRun: dryRun}
+		if ifToken != nil {
+			if !fingerprintExpr.MatchString(*ifToken) {
+				return Request{}, fmt.Errorf(`%w: "if_token" %q: want the refused token's fingerprint, the first 8 hex digits of its SHA-256 (tokens.Fingerprint)`,
+					ErrUnsupportedEvent, cut.String(*ifToken, maxName))
+			}
+			if (*providers)[0] == "*" {
+				return Request{}, fmt.Errorf(`%w: "if_token" names one token: name its provider in "providers", not "*"`, ErrUnsupportedEvent)
+			}
+			if dryRun {
+				return Request{}, fmt.Errorf(`%w: "if_token" and "dry_run" do not go together: a dry run publishes nothing that could replace the refused token`, ErrUnsupportedEvent)
+			}
+			req.IfToken, req.Trigger = *ifToken, triggerRefusedToken
+		}
+		return req, nil
 	}
 	return Request{}, fmt.Errorf(`%w: action %q (expected "refresh" or "rotate")`, ErrUnsupportedEvent, cut.String(action, maxName))
 }

@@ -30,7 +30,7 @@ func newFakeSecrets() *fakeSecrets {
 		errs: map[string]error{}, cache: map[string]secrets.Secret{}}
 }
 
-func (f *fakeSecrets) Current(_ context.Context, ids []string) (map[string]secrets.Secret, map[string]error) {
+func (f *fakeSecrets) Current(_ context.Context, ids []string, _ ...secrets.ReadOption) (map[string]secrets.Secret, map[string]error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out, errs := map[string]secrets.Secret{}, map[string]error{}
@@ -50,7 +50,7 @@ func (f *fakeSecrets) Current(_ context.Context, ids []string) (map[string]secre
 	return out, errs
 }
 
-func (f *fakeSecrets) Fresh(_ context.Context, id string) (secrets.Secret, error) {
+func (f *fakeSecrets) Fresh(_ context.Context, id string, _ ...secrets.ReadOption) (secrets.Secret, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reads++

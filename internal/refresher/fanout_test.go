@@ -112,29 +112,29 @@ func TestFanOutPlannerAndWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c := res.Counts(); c[StatusQueued] != 5 || len(q.last()) != 5 {
-		t.Fatalf("planner: %+v, %d messages", res.Results, len(q.last()))
+		t.Fatalf("planner: got %+v, %d messages, want 5 %q and 5 messages", res.Results, len(q.last()), StatusQueued)
 	}
 	if w.srv.TotalRequests() != 0 || w.store.writes != 0 || w.state.healthReads+w.state.healthWrites != 0 {
-		t.Fatalf("the planner asked %d providers, wrote %d tokens, used health records %d times", w.srv.TotalRequests(), w.store.writes,
+		t.Fatalf("the planner: got %d token requests, %d tokens written, %d uses of health records, want none", w.srv.TotalRequests(), w.store.writes,
 			w.state.healthReads+w.state.healthWrites)
 	}
 	// It read the registry's parameters by name, not the whole prefix.
 	if w.store.currents != 0 || w.store.reads != 5 {
-		t.Fatalf("planner read %d prefixes and %d parameters", w.store.currents, w.store.reads)
+		t.Fatalf("planner: got %d prefixes and %d parameters read, want 0 and 5", w.store.currents, w.store.reads)
 	}
 	if res.NextDue != "" {
-		t.Fatalf("planner recorded the next due time %s before the workers ran", res.NextDue)
+		t.Fatalf("planner: got next due time %s before the workers ran, want none", res.NextDue)
 	}
 	groups := map[string]bool{}
 	for _, m := range q.last() {
 		var j Job
 		if err := json.Unmarshal([]byte(m.Body), &j); err != nil || j.Rotate || j.PlannedAt.IsZero() || m.Group != j.Provider {
-			t.Fatalf("message %+v: %v", m, err)
+			t.Fatalf("got message %+v (err %v), want a refresh job with planned_at, grouped by its provider", m, err)
 		}
 		groups[m.Group] = true
 	}
 	if len(groups) != 5 {
-		t.Fatalf("groups %v", groups)
+		t.Fatalf("got groups %v, want 5", groups)
 	}
 	// A planner that runs again before the workers did sends the same deduplication
 	// ids: the FIFO queue drops the second set.
@@ -144,43 +144,43 @@ func TestFanOutPlannerAndWorkers(t *testing.T) {
 	}
 	for i, m := range q.last() {
 		if m.Dedup != first[i].Dedup {
-			t.Fatalf("dedup id of %s changed between plans: %s, %s", m.Group, first[i].Dedup, m.Dedup)
+			t.Fatalf("dedup id of %s: got %s, want %s as in the first plan", m.Group, m.Dedup, first[i].Dedup)
 		}
 	}
 
 	res, err = handle(t, r, delivery(t, "a", first))
 	if err != nil || res.Counts()[StatusRefreshed] != 5 || len(res.BatchItemFailures) != 0 {
-		t.Fatalf("workers: %v %+v", err, res)
+		t.Fatalf("workers: got err %v, %+v, want nil, 5 %q, no batch item failures", err, res, StatusRefreshed)
 	}
 	for _, d := range oauthtest.Dialects() {
 		st := w.srv.Stats(string(d))
 		if len(st.Issued) != 1 || w.store.tokens[param(string(d))].AccessToken != st.Issued[0] {
-			t.Fatalf("%s: issued %v, published %+v", d, st.Issued, w.store.tokens[param(string(d))])
+			t.Fatalf("%s: got issued %v, published %+v, want one token issued and published", d, st.Issued, w.store.tokens[param(string(d))])
 		}
 	}
 	if w.state.healthReads == 0 {
-		t.Fatal("the workers did not bring the health records up to date")
+		t.Fatal("got no health record read by the workers, want them brought up to date")
 	}
 
 	// SQS delivers at least once: the same messages again ask nobody and write nothing.
 	writes, requests := w.store.writes, w.srv.TotalRequests()
 	res, err = handle(t, r, delivery(t, "b", first))
 	if err != nil || res.Counts()[StatusSkipped] != 5 || len(res.BatchItemFailures) != 0 {
-		t.Fatalf("duplicate delivery: %v %+v", err, res)
+		t.Fatalf("duplicate delivery: got err %v, %+v, want nil, 5 %q, no batch item failures", err, res, StatusSkipped)
 	}
 	for _, o := range res.Results {
 		if !strings.HasPrefix(o.Reason, "not due any more") {
-			t.Fatalf("duplicate: %+v", o)
+			t.Fatalf("duplicate: got %+v, want reason \"not due any more\"", o)
 		}
 	}
 	if w.store.writes != writes || w.srv.TotalRequests() != requests {
-		t.Fatalf("a duplicate delivery made %d writes, %d token requests", w.store.writes-writes, w.srv.TotalRequests()-requests)
+		t.Fatalf("a duplicate delivery: got %d writes, %d token requests, want none", w.store.writes-writes, w.srv.TotalRequests()-requests)
 	}
 
 	sends := len(q.sent)
 	res, err = handle(t, r, scheduled)
 	if err != nil || res.Counts()[StatusSkipped] != 5 || len(q.sent) != sends || res.NextDue == "" {
-		t.Fatalf("planner after the workers: %v %+v, %d sends", err, res, len(q.sent)-sends)
+		t.Fatalf("planner after the workers: got err %v, %+v, %d sends, want nil, 5 %q, no send, a next due time", err, res, len(q.sent)-sends, StatusSkipped)
 	}
 }
 
@@ -202,7 +202,7 @@ func TestFanOutWorkerReportsOnlyFailedJobs(t *testing.T) {
 
 	res, err := handle(t, r, delivery(t, "m", msgs))
 	if err != nil {
-		t.Fatalf("a worker's invocation failed: %v", err)
+		t.Fatalf("a worker's invocation: got err %v, want nil", err)
 	}
 	var cardlytics int
 	for i, d := range oauthtest.Dialects() {
@@ -216,13 +216,13 @@ func TestFanOutWorkerReportsOnlyFailedJobs(t *testing.T) {
 		t.Fatalf("batch item failures %v, want %v; results %+v", got, want, res.Results)
 	}
 	if o := res.Results[6]; o.Status != StatusSkipped || !strings.Contains(o.Reason, "no longer in the registry") {
-		t.Fatalf("unknown provider: %+v", o)
+		t.Fatalf("unknown provider: got %+v, want %q, \"no longer in the registry\"", o, StatusSkipped)
 	}
 	if c := res.Counts(); c[StatusRefreshed] != 4 || c[StatusFailed] != 2 {
-		t.Fatalf("%+v", res.Results)
+		t.Fatalf("got counts %v, want 4 %q and 2 %q: %+v", c, StatusRefreshed, StatusFailed, res.Results)
 	}
 	if h := w.state.health["cardlytics"]; h.ConsecutiveFailures == 0 {
-		t.Fatalf("the failure is not in cardlytics' health: %+v", h)
+		t.Fatalf("got cardlytics' health %+v, want its failure counted", h)
 	}
 }
 
@@ -244,7 +244,7 @@ func TestFanOutFailedProviderReturnsAllItsMessages(t *testing.T) {
 	}
 	res, err := handle(t, r, delivery(t, "m", msgs))
 	if err != nil {
-		t.Fatalf("a worker's invocation failed: %v", err)
+		t.Fatalf("a worker's invocation: got err %v, want nil", err)
 	}
 	if got, want := failedMessages(res), []string{"m0", "m2", "m3"}; !slices.Equal(got, want) {
 		t.Fatalf("got batch item failures %v, want %v (every message of the failed provider); results %+v", got, want, res.Results)
@@ -271,12 +271,12 @@ func TestFanOutRotationJobs(t *testing.T) {
 
 	res, err := handle(t, r, delivery(t, "r", rotate))
 	if err != nil || res.Results[0].Status != StatusRefreshed || w.store.tokens[param("ecard")].AccessToken == before.AccessToken {
-		t.Fatalf("rotation job: %v %+v", err, res)
+		t.Fatalf("rotation job: got err %v, %+v, want nil, %q and a new token", err, res, StatusRefreshed)
 	}
 	requests := w.srv.Stats("ecard").Requests
 	res, err = handle(t, r, delivery(t, "again", rotate))
 	if err != nil || res.Results[0].Status != StatusSkipped || !strings.Contains(res.Results[0].Reason, "rotated since") {
-		t.Fatalf("redelivered rotation job: %v %+v", err, res)
+		t.Fatalf("redelivered rotation job: got err %v, %+v, want nil, %q, \"rotated since\"", err, res, StatusSkipped)
 	}
 	// The same job again, planned after the token it replaced was issued (within
 	// the same second, as when a worker takes a job up at once; the published
@@ -288,10 +288,10 @@ func TestFanOutRotationJobs(t *testing.T) {
 	}
 	old := []queue.Message{jobMessage(t, Job{Provider: "ecard", PlannedAt: planned.Add(-time.Hour), Rotate: true})}
 	if res, _ := handle(t, r, delivery(t, "old", old)); res.Results[0].Status != StatusSkipped {
-		t.Fatalf("rotation planned before the token: %+v", res)
+		t.Fatalf("rotation planned before the token: got %+v, want %q", res, StatusSkipped)
 	}
 	if n := w.srv.Stats("ecard").Requests; n != requests {
-		t.Fatalf("%d token requests for skipped jobs", n-requests)
+		t.Fatalf("skipped jobs: got %d token requests, want none", n-requests)
 	}
 
 	// A refresh job and a rotation job of booking in one batch: one token.
@@ -303,7 +303,7 @@ func TestFanOutRotationJobs(t *testing.T) {
 	res, err = handle(t, r, delivery(t, "b", both))
 	if err != nil || res.Results[0].Status != StatusRefreshed || res.Results[1].Status != StatusSkipped ||
 		len(w.srv.Stats("booking").Issued) != issued+1 {
-		t.Fatalf("two jobs of one provider: %v %+v", err, res)
+		t.Fatalf("two jobs of one provider: got err %v, %+v, want nil, %q then %q, one token issued", err, res, StatusRefreshed, StatusSkipped)
 	}
 }
 
@@ -318,20 +318,20 @@ func TestFanOutRotationsInline(t *testing.T) {
 
 	res, err := r.Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"p00", "p01", "p02"}, Trigger: triggerManual})
 	if err != nil || res.Counts()[StatusRefreshed] != 3 || len(q.sent) != 0 {
-		t.Fatalf("small rotation: %v %+v, %d sends", err, res, len(q.sent))
+		t.Fatalf("small rotation: got err %v, %+v, %d sends, want nil, 3 %q, no send", err, res, len(q.sent), StatusRefreshed)
 	}
 	res, err = r.Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"p00", "p01", "p02"}, Trigger: triggerManual, DryRun: true})
 	if err != nil || res.Counts()[StatusChecked] != 3 || len(q.sent) != 0 {
-		t.Fatalf("dry run: %v %+v", err, res)
+		t.Fatalf("dry run: got err %v, %+v, want nil, 3 %q, no send", err, res, StatusChecked)
 	}
 	res, err = r.Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"*"}, Trigger: triggerManual})
 	if err != nil || res.Counts()[StatusQueued] != InlineRotations+5 || len(q.last()) != InlineRotations+5 {
-		t.Fatalf("rotate all: %v %+v", err, res)
+		t.Fatalf("rotate all: got err %v, %+v, want nil and %d %q, as many sent", err, res, InlineRotations+5, StatusQueued)
 	}
 	for _, m := range q.last() {
 		var j Job
 		if json.Unmarshal([]byte(m.Body), &j) != nil || !j.Rotate {
-			t.Fatalf("rotate-all message %s", m.Body)
+			t.Fatalf("rotate-all: got message %s, want a rotation job", m.Body)
 		}
 	}
 }
@@ -344,14 +344,14 @@ func TestFanOutUnsentJobsFail(t *testing.T) {
 	r.Queue = &fakeQueue{fail: func(i int) bool { return i == 1 }}
 	res, err := r.Run(context.Background(), Request{Action: ActionRefresh, Trigger: TriggerSchedule})
 	if !errors.Is(err, ErrFailed) {
-		t.Fatalf("err %v", err)
+		t.Fatalf("got err %v, want errors.Is(err, ErrFailed)", err)
 	}
 	if c := res.Counts(); c[StatusQueued] != 4 || c[StatusFailed] != 1 {
-		t.Fatalf("%+v", res.Results)
+		t.Fatalf("got counts %v, want 4 %q and 1 %q: %+v", c, StatusQueued, StatusFailed, res.Results)
 	}
 	for _, o := range res.Results {
 		if o.Status == StatusFailed && !strings.Contains(o.Error, "not sent to the workers") {
-			t.Fatalf("%+v", o)
+			t.Fatalf("got %+v, want the error \"not sent to the workers\"", o)
 		}
 	}
 }
@@ -366,7 +366,7 @@ func TestFanOutWorkerStoreFailure(t *testing.T) {
 	msgs := []queue.Message{jobMessage(t, Job{Provider: "ecard", PlannedAt: time.Now()}), jobMessage(t, Job{Provider: "booking", PlannedAt: time.Now()})}
 	res, err := handle(t, r, delivery(t, "m", msgs))
 	if err != nil || !slices.Equal(failedMessages(res), []string{"m0", "m1"}) || w.srv.TotalRequests() != 0 {
-		t.Fatalf("%v %+v", err, res)
+		t.Fatalf("got err %v, %+v, want nil, failures m0 and m1, no token request", err, res)
 	}
 }
 
@@ -382,10 +382,10 @@ func TestMerged(t *testing.T) {
 	}
 	jobs, first := merged(in)
 	if !slices.Equal(first, []int{0, 1, 0, 0, 4, 5}) {
-		t.Fatalf("first %v", first)
+		t.Fatalf("got first %v, want [0 1 0 0 4 5]", first)
 	}
 	if !jobs[0].Rotate || !jobs[0].PlannedAt.Equal(t0.Add(time.Minute)) || jobs[1].Rotate {
-		t.Fatalf("merged %+v", jobs)
+		t.Fatalf("got merged %+v, want a's rotation planned latest, b a refresh", jobs)
 	}
 }
 
@@ -393,22 +393,22 @@ func TestMessage(t *testing.T) {
 	j := Job{Provider: "ecard", PlannedAt: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
 	a, b := message(j, 3), message(j, 3)
 	if a.Dedup != b.Dedup || a.Group != "ecard" {
-		t.Fatalf("%+v %+v", a, b)
+		t.Fatalf("got %+v and %+v, want one dedup id, group ecard", a, b)
 	}
 	// Another version of the token, a rotation, or another provider is another job;
 	// when the job was planned is not part of it.
 	for _, other := range []queue.Message{message(j, 4), message(Job{Provider: "ecard", PlannedAt: j.PlannedAt, Rotate: true}, 3),
 		message(Job{Provider: "booking", PlannedAt: j.PlannedAt}, 3)} {
 		if other.Dedup == a.Dedup {
-			t.Fatalf("%+v deduplicated with %+v", other, a)
+			t.Fatalf("got %+v deduplicated with %+v, want another dedup id", other, a)
 		}
 	}
 	if later := message(Job{Provider: "ecard", PlannedAt: j.PlannedAt.Add(time.Minute)}, 3); later.Dedup != a.Dedup {
-		t.Fatal("a later plan of the same token is not deduplicated")
+		t.Fatalf("a later plan of the same token: got dedup id %s, want %s", later.Dedup, a.Dedup)
 	}
 	long := message(Job{Provider: strings.Repeat("x", 200), PlannedAt: j.PlannedAt}, 0)
 	if len(long.Group) > 128 || len(long.Dedup) > 128 {
-		t.Fatalf("ids over SQS's 128 characters: %d, %d", len(long.Group), len(long.Dedup))
+		t.Fatalf("got ids of %d and %d characters, want at most SQS's 128", len(long.Group), len(long.Dedup))
 	}
 }
 

@@ -26,30 +26,30 @@ func FuzzParseEvent(f *testing.F) {
 		req, err := parseEvent(raw, users)
 		if err != nil {
 			if !errors.Is(err, ErrUnsupportedEvent) {
-				t.Fatalf("refused without ErrUnsupportedEvent: %v", err)
+				t.Fatalf("got err %v, want errors.Is(err, ErrUnsupportedEvent)", err)
 			}
 			if len(err.Error()) > 2*maxText {
-				t.Fatalf("refusal of %d bytes", len(err.Error()))
+				t.Fatalf("got a refusal of %d bytes, want at most %d", len(err.Error()), 2*maxText)
 			}
 			return
 		}
 		switch req.Action {
 		case ActionRefresh:
 			if req.Providers != nil {
-				t.Fatalf("a refresh naming providers: %+v", req)
+				t.Fatalf("got a refresh naming providers: %+v, want none named", req)
 			}
 		case ActionRotate:
 			if req.Trigger == "manual" && (len(req.Providers) == 0 || slices.Contains(req.Providers, "")) {
-				t.Fatalf("a manual rotation without providers: %+v", req)
+				t.Fatalf("got a manual rotation %+v, want non-empty provider names", req)
 			}
 		case actionWork:
 			for _, j := range req.Jobs {
 				if j.MessageID == "" || j.err == nil && (j.Provider == "" || j.PlannedAt.IsZero()) {
-					t.Fatalf("a job without its message or provider: %+v", j)
+					t.Fatalf("got job %+v, want a message id, and a provider and planned_at unless refused", j)
 				}
 			}
 		default:
-			t.Fatalf("unknown action %q", req.Action)
+			t.Fatalf("got action %q, want refresh, rotate or work", req.Action)
 		}
 	})
 }

@@ -60,27 +60,27 @@ func TestHandlerNeverLeaks(t *testing.T) {
 	for id, s := range w.secrets.current {
 		for _, form := range oauthtest.SecretForms(s.ClientID, s.ClientSecret) {
 			if strings.Contains(text, form) {
-				t.Errorf("output contains the client secret of %s as %q", id, form)
+				t.Errorf("got output containing the client secret of %s as %q, want none of its forms", id, form)
 			}
 		}
 	}
 	if len(text) > 1<<20 {
-		t.Errorf("%d bytes of output: text from outside is not bounded", len(text))
+		t.Errorf("got %d bytes of output, want at most %d: text from outside is not bounded", len(text), 1<<20)
 	}
 	issued := 0
 	for _, d := range oauthtest.Dialects() {
 		for _, tok := range w.srv.Stats(string(d)).Issued {
 			issued++
 			if strings.Contains(text, tok) {
-				t.Errorf("output contains a token of %s", d)
+				t.Errorf("got output containing a token of %s, want only its fingerprint", d)
 			}
 			if !strings.Contains(text, tokens.Fingerprint(tok)) {
-				t.Errorf("no fingerprint of the %s token in the logs", d)
+				t.Errorf("got no fingerprint of the %s token in the logs, want one", d)
 			}
 		}
 	}
 	if issued < 8 {
-		t.Fatalf("only %d tokens issued: the test checked too little", issued)
+		t.Fatalf("got %d tokens issued, want at least 8: the test checked too little", issued)
 	}
 }
 
@@ -90,7 +90,7 @@ func TestHandlerResult(t *testing.T) {
 	w.srv.SetFault("cardlytics", oauthtest.Fault{Kind: oauthtest.WrongCredentials})
 	res, err := h.Handle(context.Background(), json.RawMessage(`{"detail-type":"Scheduled Event","source":"aws.events"}`))
 	if !errors.Is(err, ErrFailed) {
-		t.Fatalf("err = %v", err)
+		t.Fatalf("got err = %v, want errors.Is(err, ErrFailed)", err)
 	}
 	b, _ := json.Marshal(res)
 	var got struct {
@@ -100,20 +100,20 @@ func TestHandlerResult(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(got.Results) != 5 {
-		t.Fatalf("%s", b)
+		t.Fatalf("got %s, want 5 results", b)
 	}
 	for _, o := range got.Results {
 		switch o["status"] {
 		case "refreshed":
 			if o["expires_at"] == "" || o["error"] != "" {
-				t.Errorf("%v", o)
+				t.Errorf("got %v, want an expires_at and no error", o)
 			}
 		case "failed":
 			if o["provider"] != "cardlytics" || !strings.Contains(o["error"], "token endpoint answered 401") {
-				t.Errorf("%v", o)
+				t.Errorf("got %v, want cardlytics failed with \"token endpoint answered 401\"", o)
 			}
 		default:
-			t.Errorf("%v", o)
+			t.Errorf("got %v, want status refreshed or failed", o)
 		}
 	}
 
@@ -121,7 +121,7 @@ func TestHandlerResult(t *testing.T) {
 	writes := w.store.writes
 	res, err = h.Handle(context.Background(), json.RawMessage(`{"action":"rotate"}`))
 	if !errors.Is(err, ErrUnsupportedEvent) || len(res.Results) != 0 || w.store.writes != writes {
-		t.Fatalf("%v %+v", err, res)
+		t.Fatalf("got err %v, %+v, want errors.Is(err, ErrUnsupportedEvent), no result, no write", err, res)
 	}
 }
 
@@ -135,7 +135,7 @@ func TestMetricsLines(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 5 {
-		t.Fatalf("%d EMF lines", len(lines))
+		t.Fatalf("got %d EMF lines, want 5", len(lines))
 	}
 	for _, l := range lines {
 		var m struct {
@@ -157,13 +157,13 @@ func TestMetricsLines(t *testing.T) {
 		}
 		cw := m.AWS.CloudWatchMetrics
 		if m.AWS.Timestamp == 0 || len(cw) != 1 || cw[0].Namespace != "NS" || len(cw[0].Metrics) != 5 {
-			t.Fatalf("bad EMF: %s", l)
+			t.Fatalf("got EMF %s, want a timestamp and one metric set of 5 in namespace NS", l)
 		}
 		if len(cw[0].Dimensions) != 2 || cw[0].Dimensions[0][0] != "Provider" || len(cw[0].Dimensions[1]) != 0 {
-			t.Fatalf("dimensions: %s", l)
+			t.Fatalf("got dimensions in %s, want [[Provider] []]", l)
 		}
 		if m.Provider == "" || m.Refreshed != 1 || m.Failed != 0 || m.SecondsToExpiry < 3000 {
-			t.Fatalf("values: %s", l)
+			t.Fatalf("got values in %s, want a provider, Refreshed 1, Failed 0, SecondsToExpiry at least 3000", l)
 		}
 	}
 }
@@ -185,7 +185,7 @@ func TestMetricsReportEveryPublishedToken(t *testing.T) {
 		res, _ := r.Run(context.Background(), req)
 		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 		if len(lines) != len(res.Results) {
-			t.Fatalf("%s: %d EMF lines for %d providers", req.Action, len(lines), len(res.Results))
+			t.Fatalf("%s: got %d EMF lines, want %d, one per provider", req.Action, len(lines), len(res.Results))
 		}
 		for _, l := range lines {
 			var m struct {
@@ -197,15 +197,15 @@ func TestMetricsReportEveryPublishedToken(t *testing.T) {
 				t.Fatal(err)
 			}
 			if m.SecondsToExpiry == nil || *m.SecondsToExpiry < 60 {
-				t.Errorf("%s: no SecondsToExpiry for %s: %s", req.Action, m.Provider, l)
+				t.Errorf("%s: %s: got %s, want SecondsToExpiry of at least 60", req.Action, m.Provider, l)
 			}
 			if failed := m.Failed != nil && *m.Failed == 1; failed != (req.Action == ActionRotate) {
-				t.Errorf("%s: %s", req.Action, l)
+				t.Errorf("%s: got %s, want Failed 1 only on the rotation", req.Action, l)
 			}
 		}
 	}
 	if w.store.tokens[param("cardlytics")] != published {
-		t.Fatal("the failed rotation replaced the token")
+		t.Fatalf("got published %+v, want %+v: the failed rotation replaced the token", w.store.tokens[param("cardlytics")], published)
 	}
 }
 
@@ -216,9 +216,9 @@ func TestHandlerUnconfigured(t *testing.T) {
 	h := &Handler{Unconfigured: "built without a provider registry", Log: slog.New(slog.NewJSONHandler(&out, nil))}
 	res, err := h.Handle(context.Background(), json.RawMessage(`{"action":"refresh"}`))
 	if !errors.Is(err, ErrUnconfigured) || !strings.Contains(err.Error(), "without a provider registry") || len(res.Results) != 0 {
-		t.Fatalf("%v %+v", err, res)
+		t.Fatalf("got err %v, %+v, want errors.Is(err, ErrUnconfigured) naming the missing registry, no result", err, res)
 	}
 	if !strings.Contains(out.String(), "unconfigured deployment") {
-		t.Fatalf("log: %s", out.String())
+		t.Fatalf("got log %s, want \"unconfigured deployment\"", out.String())
 	}
 }

@@ -55,6 +55,10 @@ type Job struct {
 	// cannot tell a rotation made within the second the job was planned from none.
 	// Nil in a job sent before the field existed.
 	Version *int64 `json:"version,omitempty"`
+	// IfToken makes a rotation job conditional (Request.IfToken): the worker
+	// rotates only while the published token has this fingerprint, and only
+	// holding the provider's lease; Version is then not asked.
+	IfToken string `json:"if_token,omitempty"`
 	// MessageID is the queue's id of the message, from the event; not in the body.
 	MessageID string `json:"-"`
 	// err says why the body could not be read as a job.
@@ -63,10 +67,16 @@ type Job struct {
 
 // fansOut says whether a planner sends the due providers to the queue.
 func (u *run) fansOut(a Action) bool {
-	if u.r.Queue == nil || u.dryRun || len(u.due) == 0 {
+	return len(u.due) > 0 && u.queues(a, len(u.outcomes))
+}
+
+// queues says whether a planner sends the due providers of a request for action
+// over n providers to the queue.
+func (u *run) queues(a Action, n int) bool {
+	if u.r.Queue == nil || u.dryRun {
 		return false
 	}
-	return a == ActionRefresh || a == ActionRotate && len(u.outcomes) > InlineRotations
+	return a == ActionRefresh || a == ActionRotate && n > InlineRotations
 }
 
 // enqueue sends one job per due provider; the provider's outcome is "queued", or
@@ -74,7 +84,7 @@ func (u *run) fansOut(a Action) bool {
 func (u *run) enqueue() {
 	msgs := make([]queue.Message, len(u.due))
 	for k, j := range u.due {
-		msgs[k] = message(Job{Provider: j.p.Name, PlannedAt: u.started, Rotate: j.rotate, Version: &j.version}, j.version)
+		msgs[k] = message(Job{Provider: j.p.Name, PlannedAt: u.started, Rotate: j.rotate, Version: &j.version, IfToken: j.ifToken}, j.version)
 	}
 	errs := u.r.Queue.Send(u.work, msgs)
 	for k, j := range u.due {
@@ -90,7 +100,8 @@ func (u *run) enqueue() {
 // message is a job as a queue message. On the FIFO queue the template makes, its
 // group is the provider, so that SQS never hands two jobs of one provider to
 // workers at once, and its deduplication id is the provider, the version of the
-// parameter the job was decided on and whether it rotates, so that a planner that
+// parameter the job was decided on, whether it rotates and, for a conditional
+// rotation, the refused token, so that a planner that
 // runs again before the workers got to a job adds nothing for five minutes.
 func message(j Job, version int64) queue.Message {
 	body, _ := json.Marshal(j) // a Job always marshals
@@ -98,7 +109,11 @@ func message(j Job, version int64) queue.Message {
 	if len(group) > maxGroupID {
 		group = digest(group)
 	}
-	return queue.Message{Body: string(body), Group: group, Dedup: digest(fmt.Sprintf("%s|%d|%t", j.Provider, version, j.Rotate))}
+	dedup := fmt.Sprintf("%s|%d|%t", j.Provider, version, j.Rotate)
+	if j.IfToken != "" {
+		dedup += "|" + j.IfToken
+	}
+	return queue.Message{Body: string(body), Group: group, Dedup: digest(dedup)}
 }
 
 // maxGroupID is the longest MessageGroupId SQS takes.

@@ -59,7 +59,7 @@ func TestPolicyDecide(t *testing.T) {
 				t.Fatalf("Due = %v (%s), want %v", d.Due, d.Reason, tt.due)
 			}
 			if d.Reason == "" {
-				t.Fatal("no reason given")
+				t.Fatal("got no reason, want one")
 			}
 		})
 	}
@@ -85,7 +85,7 @@ func TestPolicyWindowExceedsFloor(t *testing.T) {
 			for _, name := range []string{"a", "b", "ecard", "opencard"} {
 				w := pol.window(registry.Provider{Name: name}, tok(t0, life))
 				if w <= tt.floor {
-					t.Errorf("period %s, lifetime %s, %s: window %s does not exceed %s", tt.period, life, name, w, tt.floor)
+					t.Errorf("period %s, lifetime %s, %s: got window %s, want more than %s", tt.period, life, name, w, tt.floor)
 				}
 			}
 		}
@@ -96,7 +96,7 @@ func TestJitter(t *testing.T) {
 	// Deterministic: the same token gets the same jitter in every run.
 	first, again := jitter("x", t0, time.Hour), jitter("x", t0, time.Hour)
 	if first != again {
-		t.Fatal("jitter is not deterministic")
+		t.Fatalf("got jitter %s then %s, want the same: deterministic", first, again)
 	}
 	// Bounded: at most 10% of the lifetime (and an hour), at least a second.
 	spread := map[time.Duration]bool{}
@@ -104,16 +104,16 @@ func TestJitter(t *testing.T) {
 		name := string(rune('a'+i%26)) + string(rune('a'+i/26))
 		j := jitter(name, t0, time.Hour)
 		if j < time.Second || j > 6*time.Minute+time.Second {
-			t.Fatalf("jitter %s out of bounds", j)
+			t.Fatalf("got jitter %s, want 1s to 6m1s", j)
 		}
 		spread[j/time.Minute] = true
 		if jy := jitter(name, t0, 365*24*time.Hour); jy > time.Hour+time.Second {
-			t.Fatalf("one-year jitter %s above an hour", jy)
+			t.Fatalf("got one-year jitter %s, want at most an hour", jy)
 		}
 	}
 	// Spread: 200 tokens issued together fall into several different minutes,
 	// so they come due in different runs.
 	if len(spread) < 5 {
-		t.Fatalf("jitter spread over only %d minutes", len(spread))
+		t.Fatalf("got jitter spread over %d minutes, want at least 5", len(spread))
 	}
 }

@@ -2,6 +2,7 @@ package refresher
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,8 +32,8 @@ const (
 
 // SecretSource supplies client credentials; *secrets.Source is one.
 type SecretSource interface {
-	Current(ctx context.Context, ids []string) (map[string]secrets.Secret, map[string]error)
-	Fresh(ctx context.Context, id string) (secrets.Secret, error)
+	Current(ctx context.Context, ids []string, opts ...secrets.ReadOption) (map[string]secrets.Secret, map[string]error)
+	Fresh(ctx context.Context, id string, opts ...secrets.ReadOption) (secrets.Secret, error)
 	Previous(ctx context.Context, id string) (secrets.Secret, error)
 	Cached(id string) (secrets.Secret, bool)
 	Invalidate(id string)
@@ -59,8 +60,14 @@ type StateStore interface {
 // TokenClient obtains tokens from token endpoints and checks them against a
 // partner's API; *oauth.Client is one.
 type TokenClient interface {
-	Token(ctx context.Context, e oauth.Endpoint, cred oauth.Credentials) (*tokens.Token, error)
+	Token(ctx context.Context, e oauth.Endpoint, cred oauth.Credentials, opts ...oauth.TokenOption) (*tokens.Token, error)
 	Verify(ctx context.Context, chk oauth.Check, tok *tokens.Token) error
+}
+
+// KeySigners makes signers of keys held outside the secret, the registry's
+// signing_key; kmssign.Keys is one. A signer is bound to ctx.
+type KeySigners interface {
+	Signer(ctx context.Context, keyID string) (crypto.Signer, error)
 }
 
 // Refresher keeps every provider's published token fresh. Set Providers, Secrets,
@@ -70,7 +77,10 @@ type Refresher struct {
 	Secrets   SecretSource
 	Store     TokenStore
 	Client    TokenClient
-	Policy    Policy
+	// Keys signs the assertions of providers with a signing_key; without it such a
+	// provider fails.
+	Keys   KeySigners
+	Policy Policy
 	// State keeps each provider's health and the run record that lets idle
 	// scheduled runs end after one read; without it there is neither.
 	State StateStore
@@ -82,6 +92,13 @@ type Refresher struct {
 	// providers to it as jobs for workers instead of refreshing them itself (see
 	// planner.go).
 	Queue JobQueue
+	// Leases coordinate conditional rotations (Request.IfToken) across
+	// invocations, and space them by their interval; without it a conditional
+	// rotation fails (see conditional.go).
+	Leases LeaseStore
+	// LeaseWait bounds how long a conditional rotation that finds the lease held
+	// waits for the holder's new token; DefaultLeaseWait when zero.
+	LeaseWait time.Duration
 	// MaxConcurrency bounds concurrent refreshes; DefaultMaxConcurrency when zero.
 	MaxConcurrency int
 	// Reserve is how long before ctx's deadline Run stops starting work: no token
@@ -93,7 +110,8 @@ type Refresher struct {
 	Log *slog.Logger
 	// Metrics receives the run's figures; nothing when nil.
 	Metrics *Metrics
-	// Now is the clock; time.Now when nil.
+	// Now is the clock of every run, handed to Secrets and Client on each call
+	// (see the package documentation); time.Now when nil.
 	Now func() time.Time
 }
 
@@ -122,14 +140,17 @@ func (r *Refresher) Run(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{Results: []Outcome{}}, err
 	}
-	u.plan(targets, req.Action == ActionRotate)
+	u.plan(targets, req.Action == ActionRotate, req.IfToken)
 	if u.fansOut(req.Action) {
 		u.enqueue()
 	} else {
 		u.refreshDue()
 	}
 	res := Result{Results: u.outcomes}
-	if u.published != nil && !u.dryRun {
+	// A conditional rotation that rotated nothing changed nothing to record, and
+	// its tokens, read before another invocation's rotation, may be older than
+	// that invocation's record: a fleet's refusals cost no writes.
+	if u.published != nil && !u.dryRun && (req.IfToken == "" || len(u.due) > 0) {
 		res.NextDue = u.record()
 	}
 	return res, failures(u.outcomes)

@@ -106,10 +106,10 @@ func TestRunIdleReadsOnlyTheTokens(t *testing.T) {
 				t.Fatal(err)
 			}
 			if c := res.Counts(); c[StatusSkipped] != len(oauthtest.Dialects()) {
-				t.Fatalf("%+v", res)
+				t.Fatalf("got counts %v, want all %d skipped: %+v", c, len(oauthtest.Dialects()), res)
 			}
 			if env.secrets.reads != reads || w.store.writes != writes || w.srv.TotalRequests() != calls {
-				t.Errorf("idle run: %d secret reads, %d writes, %d token requests",
+				t.Errorf("idle run: got %d secret reads, %d writes, %d token requests, want none",
 					env.secrets.reads-reads, w.store.writes-writes, w.srv.TotalRequests()-calls)
 			}
 		})
@@ -182,23 +182,23 @@ func TestRunRotate(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(res.Results) != 1 || res.Results[0].Status != StatusRefreshed {
-		t.Fatalf("%+v", res)
+		t.Fatalf("got %+v, want one outcome, ecard %q", res, StatusRefreshed)
 	}
 	for k, v := range w.store.tokens {
 		if changed := v.AccessToken != before[k]; changed != (k == param("ecard")) {
-			t.Errorf("%s changed: %v", k, changed)
+			t.Errorf("%s: got changed %v, want %v (only ecard's token rotated)", k, changed, !changed)
 		}
 	}
 
 	res, err = r.Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"*"}})
 	if err != nil || len(res.Results) != 5 {
-		t.Fatalf("rotate all: %v %+v", err, res)
+		t.Fatalf("rotate all: got err %v, %d outcomes (%+v), want nil and 5", err, len(res.Results), res)
 	}
 
 	writes := w.store.writes
 	_, err = r.Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"ecard", "nope"}})
 	if !errors.Is(err, ErrUnknownProvider) || !strings.Contains(err.Error(), `"nope"`) || w.store.writes != writes {
-		t.Fatalf("unknown provider: %v, %d writes", err, w.store.writes-writes)
+		t.Fatalf("unknown provider: got err %v, %d writes, want errors.Is(err, ErrUnknownProvider) naming \"nope\" and no write", err, w.store.writes-writes)
 	}
 }
 
@@ -214,7 +214,7 @@ func TestRunFallsBackToPreviousSecret(t *testing.T) {
 	}
 	o := res.Results[0]
 	if o.Status != StatusRefreshed || !strings.Contains(o.Note, "AWSPREVIOUS") {
-		t.Fatalf("%+v", o)
+		t.Fatalf("got %+v, want status %q with a note naming AWSPREVIOUS", o, StatusRefreshed)
 	}
 	if v := w.store.tokens[param("booking")].SecretVersion; v != "v1" {
 		t.Fatalf("published with secret version %q, want the previous v1", v)
@@ -224,7 +224,7 @@ func TestRunFallsBackToPreviousSecret(t *testing.T) {
 	delete(w.secrets.previous, "token-refresher/booking")
 	res, err = w.refresher().Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"booking"}})
 	if !errors.Is(err, ErrFailed) || res.Results[0].Status != StatusFailed || !strings.Contains(res.Results[0].Error, "401") {
-		t.Fatalf("%v %+v", err, res)
+		t.Fatalf("got err %v, %+v, want errors.Is(err, ErrFailed) and booking %q with a 401", err, res, StatusFailed)
 	}
 }
 
@@ -243,7 +243,7 @@ func TestRunPicksUpRotatedSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.Results[0].Note != "" || w.store.tokens[param("opencard")].SecretVersion != "v2" {
-		t.Fatalf("%+v, published %+v", res.Results[0], w.store.tokens[param("opencard")])
+		t.Fatalf("got %+v, published %+v, want no note and secret version v2", res.Results[0], w.store.tokens[param("opencard")])
 	}
 
 	// A cached secret whose version differs from the published token's makes it due.
@@ -253,7 +253,7 @@ func TestRunPicksUpRotatedSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s := statuses(res); s["cardlytics"] != StatusRefreshed || s["ecard"] != StatusSkipped {
-		t.Fatalf("%+v", res)
+		t.Fatalf("got %v, want cardlytics %q and ecard %q", s, StatusRefreshed, StatusSkipped)
 	}
 }
 
@@ -268,10 +268,10 @@ func TestRunNeverShortensOnSchedule(t *testing.T) {
 	w.store.tokens[param("cardlytics")] = long
 	res, err := w.refresher().Run(context.Background(), Request{Action: ActionRefresh})
 	if !errors.Is(err, ErrFailed) || !strings.Contains(outcome(res, "cardlytics").Error, "no later than") {
-		t.Fatalf("%v %+v", err, res)
+		t.Fatalf("got err %v, %+v, want errors.Is(err, ErrFailed) and cardlytics failed with \"no later than\"", err, res)
 	}
 	if w.store.tokens[param("cardlytics")] != long {
-		t.Fatal("replaced a token that expires later")
+		t.Fatalf("got published %+v, want the later-expiring %+v kept", w.store.tokens[param("cardlytics")], long)
 	}
 }
 
@@ -285,11 +285,11 @@ func TestRotateAlwaysReplaces(t *testing.T) {
 	w.store.tokens[param("cardlytics")] = far
 	res, err := w.refresher().Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"cardlytics"}})
 	if err != nil || res.Results[0].Status != StatusRefreshed {
-		t.Fatalf("%v %+v", err, res)
+		t.Fatalf("got err %v, %+v, want nil and %q", err, res, StatusRefreshed)
 	}
 	pub := w.store.tokens[param("cardlytics")]
 	if st := w.srv.Stats("cardlytics"); pub.AccessToken != st.Issued[len(st.Issued)-1] || pub.ExpiresAt.Sub(pub.IssuedAt) != time.Hour {
-		t.Fatalf("published %v", pub)
+		t.Fatalf("got published %v, want the last issued token with a 1h lifetime", pub)
 	}
 }
 
@@ -302,7 +302,7 @@ func TestAnotherProvidersTokenIsDue(t *testing.T) {
 		IssuedAt: now, ExpiresAt: now.Add(24 * time.Hour)}
 	res, err := w.refresher().Run(context.Background(), Request{Action: ActionRefresh})
 	if err != nil || outcome(res, "ecard").Status != StatusRefreshed || w.store.tokens[param("ecard")].Provider != "ecard" {
-		t.Fatalf("%v %+v", err, res)
+		t.Fatalf("got err %v, %+v, want nil and ecard %q with ecard's token", err, res, StatusRefreshed)
 	}
 }
 
@@ -312,10 +312,10 @@ func TestMaxLifetimeCaps(t *testing.T) {
 	w := newWorld(t, "max_lifetime: 30m")
 	res, err := w.refresher().Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"cardlytics"}})
 	if err != nil || !strings.Contains(res.Results[0].Note, "more than max_lifetime 30m0s") {
-		t.Fatalf("%v %+v", err, res)
+		t.Fatalf("got err %v, %+v, want nil and a note \"more than max_lifetime 30m0s\"", err, res)
 	}
 	if pub := w.store.tokens[param("cardlytics")]; pub.ExpiresAt.Sub(pub.IssuedAt) != 30*time.Minute {
-		t.Fatalf("published lifetime %s", pub.ExpiresAt.Sub(pub.IssuedAt))
+		t.Fatalf("got published lifetime %s, want 30m0s", pub.ExpiresAt.Sub(pub.IssuedAt))
 	}
 }
 
@@ -334,7 +334,7 @@ func TestFallbackDoesNotChurn(t *testing.T) {
 		t.Fatal(err)
 	}
 	if pub := w.store.tokens[param("booking")]; pub.SecretVersion != "v1" || pub.RefusedSecretVersion != "v2" {
-		t.Fatalf("published %+v", pub)
+		t.Fatalf("got published %+v, want secret version v1, refused v2", pub)
 	}
 	requests, reads := w.srv.Stats("booking").Requests, w.secrets.reads
 	for run := range 3 { // warm runs: the cache holds the refused current version
@@ -345,24 +345,24 @@ func TestFallbackDoesNotChurn(t *testing.T) {
 		}
 		o := outcome(res, "booking")
 		if o.Status != StatusSkipped || !strings.Contains(o.Note, "previous client secret") {
-			t.Fatalf("run %d: %+v", run, o)
+			t.Fatalf("run %d: got %+v, want %q with a note on the previous client secret", run, o, StatusSkipped)
 		}
 		if !strings.Contains(metrics.String(), `"Degraded":1`) {
-			t.Fatalf("run %d: no Degraded metric in\n%s", run, metrics.String())
+			t.Fatalf("run %d: got metrics\n%s\nwant \"Degraded\":1", run, metrics.String())
 		}
 	}
 	if n := w.srv.Stats("booking").Requests; n != requests || w.secrets.reads != reads {
-		t.Fatalf("warm runs made %d token requests and %d secret reads", n-requests, w.secrets.reads-reads)
+		t.Fatalf("warm runs: got %d token requests and %d secret reads, want none", n-requests, w.secrets.reads-reads)
 	}
 	// The secret changes again: the next run refreshes with it, and is healthy again.
 	w.srv.SetCredentials("booking", old.ClientID, "newer")
 	w.secrets.cache["token-refresher/booking"] = secrets.Secret{ClientID: old.ClientID, ClientSecret: "newer", VersionID: "v3"}
 	res, err := r.Run(context.Background(), Request{Action: ActionRefresh})
 	if err != nil || outcome(res, "booking").Status != StatusRefreshed || outcome(res, "booking").Note != "" {
-		t.Fatalf("%v %+v", err, res)
+		t.Fatalf("got err %v, %+v, want nil and booking %q without a note", err, res, StatusRefreshed)
 	}
 	if pub := w.store.tokens[param("booking")]; pub.SecretVersion != "v3" || pub.RefusedSecretVersion != "" {
-		t.Fatalf("published %+v", pub)
+		t.Fatalf("got published %+v, want secret version v3, none refused", pub)
 	}
 }
 
@@ -382,20 +382,20 @@ func TestRunReturnsBeforeTheDeadline(t *testing.T) {
 	deadline, _ := ctx.Deadline()
 	res, err := r.Run(ctx, Request{Action: ActionRefresh})
 	if returned := time.Now(); !returned.Before(deadline) {
-		t.Fatalf("Run returned %s after its deadline", returned.Sub(deadline))
+		t.Fatalf("Run returned %s after its deadline, want before it", returned.Sub(deadline))
 	}
 	if !errors.Is(err, ErrFailed) || len(res.Results) != 5 {
-		t.Fatalf("%v %+v", err, res)
+		t.Fatalf("got err %v, %d outcomes (%+v), want errors.Is(err, ErrFailed) and 5", err, len(res.Results), res)
 	}
 	if o := outcome(res, "booking"); o.Status != StatusFailed || !strings.Contains(o.Error, "no answer") || strings.Contains(o.Error, "context deadline exceeded") {
-		t.Errorf("hanging provider: %+v", o)
+		t.Errorf("hanging provider: got %+v, want %q with \"no answer\", not \"context deadline exceeded\"", o, StatusFailed)
 	}
 	if o := outcome(res, "cardlytics"); o.Status != StatusFailed || !strings.Contains(o.Error, "503") {
-		t.Errorf("throttled provider: %+v", o)
+		t.Errorf("throttled provider: got %+v, want %q with a 503", o, StatusFailed)
 	}
 	for _, name := range []string{"ecard", "opencard", "checkissuing"} {
 		if o := outcome(res, name); o.Status != StatusRefreshed {
-			t.Errorf("%s: %+v", name, o)
+			t.Errorf("%s: got %+v, want %q", name, o, StatusRefreshed)
 		}
 	}
 }
@@ -416,14 +416,14 @@ func TestRunReportsUnstartedProviders(t *testing.T) {
 	var unstarted int
 	for _, o := range res.Results {
 		if o.Status != StatusFailed {
-			t.Errorf("%+v", o)
+			t.Errorf("got %+v, want %q", o, StatusFailed)
 		}
 		if strings.Contains(o.Error, "not attempted") {
 			unstarted++
 		}
 	}
 	if unstarted != 4 || w.srv.TotalRequests() != 1 {
-		t.Fatalf("%d not attempted, %d requests: %+v", unstarted, w.srv.TotalRequests(), res)
+		t.Fatalf("got %d not attempted, %d requests, want 4 and 1: %+v", unstarted, w.srv.TotalRequests(), res)
 	}
 }
 
@@ -437,17 +437,17 @@ func TestTextFromOutsideIsBounded(t *testing.T) {
 	}
 	_, err := w.refresher().Run(context.Background(), Request{Action: ActionRotate, Providers: names})
 	if !errors.Is(err, ErrUnknownProvider) || len(err.Error()) > 2000 || !strings.Contains(err.Error(), "and 90 more") {
-		t.Fatalf("unknown providers: %d bytes: %.300s", len(err.Error()), err)
+		t.Fatalf("unknown providers: got %d bytes: %.300s, want errors.Is(err, ErrUnknownProvider), at most 2000 bytes, \"and 90 more\"", len(err.Error()), err)
 	}
 	w.srv.SetFault("cardlytics", oauthtest.Fault{Kind: oauthtest.HugeStatusLine})
 	w.srv.SetFault("ecard", oauthtest.Fault{Kind: oauthtest.EchoError})
 	res, err := w.refresher().Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"*"}})
 	if len(err.Error()) > 2*maxNamed*maxText {
-		t.Fatalf("invocation error of %d bytes", len(err.Error()))
+		t.Fatalf("got an invocation error of %d bytes, want at most %d", len(err.Error()), 2*maxNamed*maxText)
 	}
 	for _, o := range res.Results {
 		if len(o.Error) > maxText+len("…") {
-			t.Fatalf("%s: error of %d bytes", o.Provider, len(o.Error))
+			t.Fatalf("%s: got an error of %d bytes, want at most %d", o.Provider, len(o.Error), maxText+len("…"))
 		}
 	}
 
@@ -462,11 +462,11 @@ func TestTextFromOutsideIsBounded(t *testing.T) {
 	check := func(what string, res Result, err error) {
 		t.Helper()
 		if err == nil || len(err.Error()) > 2*maxNamed*maxText {
-			t.Fatalf("%s: invocation error %v", what, err != nil)
+			t.Fatalf("%s: got an invocation error %v, want one of at most %d bytes", what, err != nil, 2*maxNamed*maxText)
 		}
 		for _, o := range res.Results {
 			if len(o.Error) > maxText+64 {
-				t.Fatalf("%s: %s: error of %d bytes", what, o.Provider, len(o.Error))
+				t.Fatalf("%s: %s: got an error of %d bytes, want at most %d", what, o.Provider, len(o.Error), maxText+64)
 			}
 		}
 	}
@@ -494,16 +494,16 @@ func TestRunStoreAndSecretFailures(t *testing.T) {
 		w.store.currentErr = errors.New("throttled")
 		res, err := w.refresher().Run(context.Background(), Request{Action: ActionRefresh})
 		if !errors.Is(err, ErrFailed) || w.srv.TotalRequests() != 0 || w.store.writes != 0 {
-			t.Fatalf("err = %v", err)
+			t.Fatalf("got err = %v, %d token requests, %d writes, want errors.Is(err, ErrFailed) and none", err, w.srv.TotalRequests(), w.store.writes)
 		}
 		// Every provider is reported failed, so alarms and metrics see each.
 		for _, o := range res.Results {
 			if o.Status != StatusFailed || !strings.Contains(o.Error, "throttled") {
-				t.Errorf("%+v", o)
+				t.Errorf("got %+v, want %q naming \"throttled\"", o, StatusFailed)
 			}
 		}
 		if len(res.Results) != 5 {
-			t.Errorf("%d outcomes", len(res.Results))
+			t.Errorf("got %d outcomes, want 5", len(res.Results))
 		}
 	})
 	t.Run("malformed token is replaced", func(t *testing.T) {
@@ -512,7 +512,7 @@ func TestRunStoreAndSecretFailures(t *testing.T) {
 		w.store.malformed[param("ecard")] = tokens.ErrMalformed
 		res, err := w.refresher().Run(context.Background(), Request{Action: ActionRefresh})
 		if err != nil || statuses(res)["ecard"] != StatusRefreshed {
-			t.Fatalf("%v %+v", err, res)
+			t.Fatalf("got err %v, %+v, want nil and ecard %q", err, res, StatusRefreshed)
 		}
 	})
 	t.Run("secret unreadable", func(t *testing.T) {
@@ -520,7 +520,7 @@ func TestRunStoreAndSecretFailures(t *testing.T) {
 		w.secrets.errs["token-refresher/ecard"] = secrets.ErrMalformed
 		res, err := w.refresher().Run(context.Background(), Request{Action: ActionRefresh})
 		if !errors.Is(err, ErrFailed) || statuses(res)["ecard"] != StatusFailed || statuses(res)["booking"] != StatusRefreshed {
-			t.Fatalf("%v %+v", err, res)
+			t.Fatalf("got err %v, %+v, want errors.Is(err, ErrFailed), ecard %q, booking %q", err, res, StatusFailed, StatusRefreshed)
 		}
 	})
 	t.Run("publish fails", func(t *testing.T) {
@@ -528,7 +528,7 @@ func TestRunStoreAndSecretFailures(t *testing.T) {
 		w.store.publishErr[param("booking")] = errors.New("access denied")
 		res, err := w.refresher().Run(context.Background(), Request{Action: ActionRefresh})
 		if !errors.Is(err, ErrFailed) || statuses(res)["booking"] != StatusFailed || statuses(res)["ecard"] != StatusRefreshed {
-			t.Fatalf("%v %+v", err, res)
+			t.Fatalf("got err %v, %+v, want errors.Is(err, ErrFailed), booking %q, ecard %q", err, res, StatusFailed, StatusRefreshed)
 		}
 	})
 }
@@ -539,7 +539,7 @@ type countingClient struct {
 	gate           chan struct{}
 }
 
-func (c *countingClient) Token(ctx context.Context, e oauth.Endpoint, _ oauth.Credentials) (*tokens.Token, error) {
+func (c *countingClient) Token(ctx context.Context, e oauth.Endpoint, _ oauth.Credentials, _ ...oauth.TokenOption) (*tokens.Token, error) {
 	n := c.inFlight.Add(1)
 	defer c.inFlight.Add(-1)
 	for {
@@ -579,7 +579,7 @@ func TestRunBoundsConcurrency(t *testing.T) {
 	go func() {
 		defer close(done)
 		if _, err := r.Run(context.Background(), Request{Action: ActionRefresh}); err != nil {
-			t.Error(err)
+			t.Errorf("got err %v, want nil", err)
 		}
 	}()
 	// Release the requests one by one; never more than three may be waiting.
@@ -588,16 +588,16 @@ func TestRunBoundsConcurrency(t *testing.T) {
 	}
 	<-done
 	if p := c.peak.Load(); p > 3 || p < 1 {
-		t.Fatalf("peak concurrency %d, bound 3", p)
+		t.Fatalf("got peak concurrency %d, want 1 to 3", p)
 	}
 	if st.writes != 20 {
-		t.Fatalf("%d writes", st.writes)
+		t.Fatalf("got %d writes, want 20", st.writes)
 	}
 }
 
 func TestFailuresSummary(t *testing.T) {
 	if err := failures([]Outcome{{Provider: "a", Status: StatusRefreshed}}); err != nil {
-		t.Fatalf("no failure: %v", err)
+		t.Fatalf("no failure: got %v, want nil", err)
 	}
 	var many []Outcome
 	for i := range 25 {
@@ -606,12 +606,12 @@ func TestFailuresSummary(t *testing.T) {
 	many = append(many, Outcome{Provider: "ok", Status: StatusSkipped})
 	err := failures(many)
 	if !errors.Is(err, ErrFailed) {
-		t.Fatalf("err = %v", err)
+		t.Fatalf("got err = %v, want errors.Is(err, ErrFailed)", err)
 	}
 	msg := err.Error()
 	if !strings.Contains(msg, "25 of 26 providers") || !strings.Contains(msg, "pa (token endpoint answered 503)") ||
 		!strings.Contains(msg, "and 15 more") || strings.Contains(msg, "pk (") {
-		t.Fatalf("summary: %s", msg)
+		t.Fatalf("got summary %q, want \"25 of 26 providers\", pa's reason, \"and 15 more\", and no pk", msg)
 	}
 }
 
@@ -626,25 +626,25 @@ func TestDryRunPublishesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	if w.store.writes != 0 || w.state.runWrites != 0 || w.state.healthWrites != 0 {
-		t.Fatalf("a dry run wrote %d tokens, %d run records, %d health records", w.store.writes, w.state.runWrites, w.state.healthWrites)
+		t.Fatalf("a dry run: got %d tokens, %d run records, %d health records written, want none", w.store.writes, w.state.runWrites, w.state.healthWrites)
 	}
 	b, _ := json.Marshal(res)
 	for _, name := range []string{"ecard", "cardlytics"} {
 		o := outcome(res, name)
 		issued := w.srv.Stats(name).Issued
 		if o.Status != StatusChecked || o.Probe == nil || len(issued) != 1 || o.Probe.Fingerprint != tokens.Fingerprint(issued[0]) {
-			t.Fatalf("%s: %+v", name, o)
+			t.Fatalf("%s: got %+v, want %q with a probe of the one token issued", name, o, StatusChecked)
 		}
 		if strings.Contains(string(b), issued[0]) {
-			t.Fatalf("the result holds %s's token", name)
+			t.Fatalf("got a result holding %s's token, want only its fingerprint", name)
 		}
 	}
 	ecard := outcome(res, "ecard").Probe
 	if ecard.Lifetime != 86400 || ecard.JWT == nil || ecard.JWT.Exp == "" || ecard.JWT.Issuer == "" || ecard.Scope == "" {
-		t.Fatalf("ecard probe %+v %+v", ecard, ecard.JWT)
+		t.Fatalf("got ecard probe %+v %+v, want lifetime 86400, a scope, JWT exp and issuer", ecard, ecard.JWT)
 	}
 	if p := outcome(res, "cardlytics").Probe; p.JWT != nil || p.Lifetime != 3600 {
-		t.Fatalf("cardlytics probe %+v", p)
+		t.Fatalf("got cardlytics probe %+v, want lifetime 3600 and no JWT", p)
 	}
 }
 
@@ -668,15 +668,15 @@ func TestVerifyBeforePublish(t *testing.T) {
 	before := w.store.tokens[param("ecard")]
 	res, err := r.Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"cardlytics", "ecard"}})
 	if !errors.Is(err, ErrFailed) {
-		t.Fatalf("err = %v", err)
+		t.Fatalf("got err = %v, want errors.Is(err, ErrFailed)", err)
 	}
 	if o := outcome(res, "cardlytics"); o.Status != StatusRefreshed {
-		t.Fatalf("accepted: %+v", o)
+		t.Fatalf("accepted: got %+v, want %q", o, StatusRefreshed)
 	}
 	if o := outcome(res, "ecard"); o.Status != StatusFailed || !strings.Contains(o.Error, "answered 401, want 200 or 204") {
-		t.Fatalf("refused: %+v", o)
+		t.Fatalf("refused: got %+v, want %q with \"answered 401, want 200 or 204\"", o, StatusFailed)
 	}
 	if w.store.tokens[param("ecard")] != before {
-		t.Fatal("a token the partner refused was published")
+		t.Fatalf("got published %+v, want the old %+v: a token the partner refused was published", w.store.tokens[param("ecard")], before)
 	}
 }

@@ -97,6 +97,10 @@ type Outcome struct {
 	Reason string `json:"reason,omitempty"`
 	// Error says why a provider failed.
 	Error string `json:"error,omitempty"`
+	// TokenFingerprint, for a conditional rotation, is the fingerprint of the
+	// token published when the provider's outcome was decided: the new one, or
+	// the newer one another invocation published.
+	TokenFingerprint string `json:"token_fingerprint,omitempty"`
 	// Note flags something an operator should act on although the refresh worked.
 	Note string `json:"note,omitempty"`
 	// Probe describes the token a dry run obtained; never the token itself.

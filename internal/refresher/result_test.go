@@ -58,7 +58,7 @@ func TestResultBounded(t *testing.T) {
 			}
 			for _, o := range got.Results {
 				if o.Status == StatusSkipped {
-					t.Fatalf("got a skipped outcome kept while others were left out: %+v", o)
+					t.Fatalf("got a skipped outcome kept while others were left out: %+v, want none", o)
 				}
 			}
 		})

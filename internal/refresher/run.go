@@ -3,6 +3,7 @@ package refresher
 import (
 	"cmp"
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/token-refresher/token-refresher/internal/lease"
 	"github.com/token-refresher/token-refresher/internal/oauth"
 	"github.com/token-refresher/token-refresher/internal/registry"
 	"github.com/token-refresher/token-refresher/internal/secrets"
@@ -31,6 +33,8 @@ type run struct {
 	dryRun        bool
 	// worker says this is a worker's run (see batch).
 	worker bool
+	// holderID names the run in the rotation leases it takes (see holder).
+	holderID string
 
 	outcomes []Outcome
 	due      []due
@@ -53,6 +57,10 @@ type due struct {
 	cur     *tokens.Token // nil when none is published
 	version int64
 	rotate  bool
+	// ifToken, for a conditional rotation, is the refused token's fingerprint, and
+	// lease the provider's rotation lease when this run holds it.
+	ifToken string
+	lease   *lease.Lease
 }
 
 // start begins a run under ctx's deadline.
@@ -76,7 +84,7 @@ func (r *Refresher) start(ctx context.Context, dryRun bool) *run {
 // providers that are not due get their final outcome here; when the published
 // tokens cannot be read, every provider fails, since nothing can be decided
 // safely (a refresh could replace a newer token).
-func (u *run) plan(targets []registry.Provider, rotate bool) {
+func (u *run) plan(targets []registry.Provider, rotate bool, ifToken string) {
 	r := u.r
 	if rotate && !u.dryRun {
 		// A rotation is often asked for because the credentials changed: read them anew.
@@ -95,7 +103,14 @@ func (u *run) plan(targets []registry.Provider, rotate bool) {
 	}
 	u.published = published.Tokens
 	now := r.now()
+	// A conditional rotation that a planner sends to the workers takes no lease:
+	// the worker does.
+	take := !u.queues(ActionRotate, len(targets))
 	for i, p := range targets {
+		if ifToken != "" {
+			u.sortConditional(i, p, published, ifToken, take)
+			continue
+		}
 		u.sort(i, p, published, rotate, func(cur *tokens.Token) (bool, string) {
 			d := r.decide(now, p, cur, rotate)
 			return d.Due, d.Reason
@@ -182,7 +197,7 @@ func (u *run) refreshDue() {
 	for _, j := range u.due {
 		ids = append(ids, j.p.SecretID)
 	}
-	creds, credErrs := r.Secrets.Current(u.work, ids)
+	creds, credErrs := r.Secrets.Current(u.work, ids, secrets.WithClock(r.Now))
 
 	var g errgroup.Group
 	g.SetLimit(max(1, cmp.Or(r.MaxConcurrency, DefaultMaxConcurrency)))
@@ -195,6 +210,12 @@ func (u *run) refreshDue() {
 				o = Outcome{Provider: j.p.Name, Status: StatusFailed, Error: "not attempted: the run's time ran out first"}
 			} else {
 				o, tok = u.refresh(j, creds[j.p.SecretID], credErrs[j.p.SecretID])
+			}
+			if j.lease != nil {
+				u.release(*j.lease)
+			}
+			if j.ifToken != "" && o.Status == StatusRefreshed {
+				o.TokenFingerprint = tokens.Fingerprint(tok.AccessToken)
 			}
 			u.outcomes[j.i] = o // each goroutine owns one element; g.Wait publishes them
 			if o.Status == StatusRefreshed && !u.dryRun {
@@ -299,13 +320,29 @@ type obtained struct {
 // cause an outage.
 func (u *run) obtain(p registry.Provider, sec secrets.Secret) (obtained, error) {
 	r, ctx := u.r, u.work
-	tok, err := r.Client.Token(ctx, p.Endpoint, credentials(sec))
+	// The signing key is the registry's, read at every run: a changed signing_key
+	// signs the next request.
+	var signer crypto.Signer
+	if p.SigningKey != "" {
+		if r.Keys == nil {
+			return obtained{}, fmt.Errorf("signing_key kms:%s: this function has no KMS client", p.SigningKey)
+		}
+		var err error
+		if signer, err = r.Keys.Signer(ctx, p.SigningKey); err != nil {
+			return obtained{}, fmt.Errorf("signing_key kms:%s: %w", p.SigningKey, err)
+		}
+	}
+	credentials := func(s secrets.Secret) oauth.Credentials {
+		return oauth.Credentials{ClientID: s.ClientID, ClientSecret: s.ClientSecret, PrivateKey: s.PrivateKey,
+			Certificate: s.Certificate, Signer: signer}
+	}
+	tok, err := r.Client.Token(ctx, p.Endpoint, credentials(sec), oauth.WithClock(r.Now))
 	if err == nil || !rejected(err) {
 		return obtained{tok: tok, used: sec}, err
 	}
-	fresh, ferr := r.Secrets.Fresh(ctx, p.SecretID)
+	fresh, ferr := r.Secrets.Fresh(ctx, p.SecretID, secrets.WithClock(r.Now))
 	if ferr == nil && fresh.VersionID != sec.VersionID {
-		tok, err2 := r.Client.Token(ctx, p.Endpoint, credentials(fresh))
+		tok, err2 := r.Client.Token(ctx, p.Endpoint, credentials(fresh), oauth.WithClock(r.Now))
 		if err2 == nil || !rejected(err2) {
 			return obtained{tok: tok, used: fresh}, err2
 		}
@@ -315,7 +352,7 @@ func (u *run) obtain(p registry.Provider, sec secrets.Secret) (obtained, error) 
 	if perr != nil || prev.VersionID == sec.VersionID {
 		return obtained{}, err
 	}
-	tok, perr = r.Client.Token(ctx, p.Endpoint, credentials(prev))
+	tok, perr = r.Client.Token(ctx, p.Endpoint, credentials(prev), oauth.WithClock(r.Now))
 	if perr != nil {
 		return obtained{}, fmt.Errorf("%w (the previous secret version was refused too: %v)", err, perr)
 	}
@@ -326,10 +363,6 @@ func (u *run) obtain(p registry.Provider, sec secrets.Secret) (obtained, error) 
 func degradedNote(t *tokens.Token) string {
 	return fmt.Sprintf("running on the previous client secret (AWSPREVIOUS) since %s: the current one was refused; update the secret or the provider",
 		stamp(t.IssuedAt))
-}
-
-func credentials(s secrets.Secret) oauth.Credentials {
-	return oauth.Credentials{ClientID: s.ClientID, ClientSecret: s.ClientSecret}
 }
 
 func rejected(err error) bool {

@@ -33,7 +33,7 @@ func TestSampleEvents(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			w, ok := want[name]
 			if !ok {
-				t.Fatalf("no expectation for %s", name)
+				t.Fatalf("got no expectation for %s, want one for every sample event", name)
 			}
 			raw, err := os.ReadFile(f)
 			if err != nil {

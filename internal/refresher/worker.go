@@ -88,6 +88,10 @@ func (u *run) batch(in []Job) Result {
 		if p.Name == "" {
 			continue
 		}
+		if jobs[i].Rotate && jobs[i].IfToken != "" {
+			u.sortConditional(i, p, published, jobs[i].IfToken, true)
+			continue
+		}
 		u.sort(i, p, published, jobs[i].Rotate, func(cur *tokens.Token) (bool, string) {
 			return u.stillDue(now, p, cur, jobs[i], published.Versions[p.Parameter])
 		})
@@ -118,7 +122,19 @@ func merged(in []Job) (jobs []Job, first []int) {
 			continue
 		}
 		first[i] = f
-		if j.Rotate && (!jobs[f].Rotate || j.PlannedAt.After(jobs[f].PlannedAt)) {
+		if !j.Rotate {
+			continue
+		}
+		// An unconditional rotation wins over a conditional one.
+		switch {
+		case !jobs[f].Rotate:
+			jobs[f].IfToken = j.IfToken
+		case jobs[f].IfToken != "" && j.IfToken == "":
+			jobs[f].IfToken = ""
+		case jobs[f].IfToken != "" && j.PlannedAt.After(jobs[f].PlannedAt):
+			jobs[f].IfToken = j.IfToken
+		}
+		if !jobs[f].Rotate || j.PlannedAt.After(jobs[f].PlannedAt) {
 			jobs[f].Rotate, jobs[f].PlannedAt = true, j.PlannedAt
 		}
 	}

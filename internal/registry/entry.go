@@ -43,6 +43,15 @@ func EntryYAML(name, secretID string, e oauth.Endpoint) string {
 			}
 		}
 	}
+	if e.SigningAlg != "" {
+		fmt.Fprintf(&b, "    signing_alg: %s\n", e.SigningAlg)
+	}
+	if e.KeyID != "" {
+		fmt.Fprintf(&b, "    key_id: %q\n", e.KeyID)
+	}
+	if e.AssertionAudience != "" {
+		fmt.Fprintf(&b, "    assertion_audience: %q\n", e.AssertionAudience)
+	}
 	if e.DefaultLifetime > 0 {
 		fmt.Fprintf(&b, "    default_lifetime: %s\n", e.DefaultLifetime)
 	}

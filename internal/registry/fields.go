@@ -37,6 +37,10 @@ type entry struct {
 	DefaultLifetime field[string]                   `yaml:"default_lifetime"`
 	Parameter       field[string]                   `yaml:"parameter"`
 	Verify          field[verify]                   `yaml:"verify"`
+	SigningKey      field[string]                   `yaml:"signing_key"`
+	SigningAlg      field[string]                   `yaml:"signing_alg"`
+	KeyID           field[string]                   `yaml:"key_id"`
+	AssertionAud    field[string]                   `yaml:"assertion_audience"`
 }
 
 type response struct {
@@ -155,13 +159,14 @@ func (c *checker) check(e *entry) (p Provider, secret secretid.ID, ok bool) {
 		}
 		return id, nil
 	})
-	p.AuthMethod = cmp.Or(parse(c, "auth_method", e.AuthMethod, oneOf(oauth.ClientSecretPost, oauth.ClientSecretBasic)), oauth.ClientSecretPost)
+	p.AuthMethod = cmp.Or(parse(c, "auth_method", e.AuthMethod, oneOf(oauth.AuthMethods()...)), oauth.ClientSecretPost)
 	p.BasicEncoding = cmp.Or(parse(c, "basic_auth_encoding", e.BasicEncoding, oneOf(oauth.BasicForm, oauth.BasicRaw)), oauth.BasicForm)
-	// "raw" only changes a Basic header, so with client_secret_post the author likely
+	// "raw" only changes a Basic header, so with another method the author likely
 	// believes Basic is in use. "form" is the default and harmless everywhere.
-	if p.BasicEncoding == oauth.BasicRaw && p.AuthMethod == oauth.ClientSecretPost {
-		c.fail("basic_auth_encoding", e.BasicEncoding.n.Line, detail(errInvalid, "raw has no effect with auth_method client_secret_post; did you mean auth_method: client_secret_basic?"))
+	if p.BasicEncoding == oauth.BasicRaw && p.AuthMethod != oauth.ClientSecretBasic {
+		c.fail("basic_auth_encoding", e.BasicEncoding.n.Line, detail(errInvalid, "raw has no effect with auth_method %s; did you mean auth_method: client_secret_basic?", p.AuthMethod))
 	}
+	c.keys(e, &p)
 	p.RequestFormat = cmp.Or(parse(c, "request_format", e.RequestFormat, oneOf(oauth.FormRequest, oauth.JSONRequest)), oauth.FormRequest)
 	p.Scope = parse(c, "scope", e.Scope, func(s string) (string, error) {
 		if err := oauth.CheckScope(s); err != nil {
@@ -208,11 +213,16 @@ func (c *checker) check(e *entry) (p Provider, secret secretid.ID, ok bool) {
 	return p, secret, len(c.l.errs) == c.start
 }
 
-// oneOf accepts a or b.
-func oneOf[T ~string](a, b T) func(string) (T, error) {
+// oneOf accepts any of want.
+func oneOf[T ~string](want ...T) func(string) (T, error) {
 	return func(s string) (T, error) {
-		if T(s) != a && T(s) != b {
-			return "", detail(errInvalid, "%q: want %s or %s", s, a, b)
+		if !slices.Contains(want, T(s)) {
+			names := make([]string, len(want))
+			for i, w := range want {
+				names[i] = string(w)
+			}
+			last := len(names) - 1
+			return "", detail(errInvalid, "%q: want %s or %s", s, strings.Join(names[:last], ", "), names[last])
 		}
 		return T(s), nil
 	}

@@ -227,7 +227,26 @@ func TestLoadFieldErrors(t *testing.T) {
 		{"secret_id bad resource type", entryYAML("secret_id: arn:aws:secretsmanager:eu-west-1:123456789012:key:x"), "p", "secret_id", errInvalid, "want secret"},
 		{"secret_id ARN empty name", entryYAML("secret_id: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:'"), "p", "secret_id", errInvalid, "empty secret name"},
 		// dialect
-		{"auth_method unknown", entryYAML("auth_method: private_key_jwt"), "p", "auth_method", errInvalid, `"private_key_jwt": want client_secret_post or client_secret_basic`},
+		{"auth_method unknown", entryYAML("auth_method: private_key"), "p", "auth_method", errInvalid, `"private_key": want client_secret_post, client_secret_basic, private_key_jwt, client_secret_jwt, tls_client_auth or self_signed_tls_client_auth`},
+		{"raw with private_key_jwt", entryYAML("auth_method: private_key_jwt", "basic_auth_encoding: raw"), "p", "basic_auth_encoding", errInvalid, "no effect with auth_method private_key_jwt"},
+		// client authentication without a shared secret
+		{"signing_key without private_key_jwt", entryYAML("signing_key: kms:alias/k"), "p", "signing_key", errInvalid, "only with auth_method private_key_jwt, not client_secret_post"},
+		{"signing_key with client_secret_jwt", entryYAML("auth_method: client_secret_jwt", "signing_key: kms:alias/k"), "p", "signing_key", errInvalid, "only with auth_method private_key_jwt"},
+		{"signing_key no scheme", entryYAML("auth_method: private_key_jwt", "signing_key: alias/k"), "p", "signing_key", errInvalid, "want kms:"},
+		{"signing_key bad id", entryYAML("auth_method: private_key_jwt", "signing_key: kms:1234"), "p", "signing_key", errInvalid, "not a KMS key id"},
+		{"signing_key aws alias", entryYAML("auth_method: private_key_jwt", "signing_key: kms:alias/aws/ssm"), "p", "signing_key", errInvalid, "cannot sign"},
+		{"signing_key bad alias", entryYAML("auth_method: private_key_jwt", "signing_key: 'kms:alias/a b'"), "p", "signing_key", errInvalid, "an alias is"},
+		{"signing_key ARN of s3", entryYAML("auth_method: private_key_jwt", "signing_key: kms:arn:aws:s3:::bucket"), "p", "signing_key", errInvalid, "an ARN of s3"},
+		{"signing_key ARN not an ARN", entryYAML("auth_method: private_key_jwt", "signing_key: kms:arn:aws"), "p", "signing_key", errInvalid, "not a valid ARN"},
+		{"signing_key ARN resource", entryYAML("auth_method: private_key_jwt", "signing_key: kms:arn:aws:kms:eu-west-1:123456789012:keyring/x"), "p", "signing_key", errInvalid, "key/<key id> or alias/<name>"},
+		{"signing_key ARN bad key id", entryYAML("auth_method: private_key_jwt", "signing_key: kms:arn:aws:kms:eu-west-1:123456789012:key/nope"), "p", "signing_key", errInvalid, "key/<key id> or alias/<name>"},
+		{"signing_alg unknown", entryYAML("auth_method: private_key_jwt", "signing_alg: RS512"), "p", "signing_alg", errInvalid, "want RS256, PS256 or ES256"},
+		{"signing_alg HS256 with private_key_jwt", entryYAML("auth_method: private_key_jwt", "signing_alg: HS256"), "p", "signing_alg", errInvalid, "want RS256, PS256 or ES256"},
+		{"signing_alg RS256 with client_secret_jwt", entryYAML("auth_method: client_secret_jwt", "signing_alg: RS256"), "p", "signing_alg", errInvalid, `"RS256": want`},
+		{"signing_alg with mTLS", entryYAML("auth_method: tls_client_auth", "signing_alg: RS256"), "p", "signing_alg", errInvalid, "only with auth_method private_key_jwt or client_secret_jwt, not tls_client_auth"},
+		{"key_id with secret", entryYAML("key_id: k1"), "p", "key_id", errInvalid, "only with auth_method private_key_jwt or client_secret_jwt"},
+		{"assertion_audience with basic", entryYAML("auth_method: client_secret_basic", "assertion_audience: x"), "p", "assertion_audience", errInvalid, "not client_secret_basic"},
+		{"assertion_audience control", entryYAML("auth_method: private_key_jwt", `assertion_audience: "a\nb"`), "p", "assertion_audience", errInvalid, "control character"},
 		{"basic_auth_encoding unknown", entryYAML("auth_method: client_secret_basic", "basic_auth_encoding: base64"), "p", "basic_auth_encoding", errInvalid, "want form or raw"},
 		{"raw with post", entryYAML("basic_auth_encoding: raw"), "p", "basic_auth_encoding", errInvalid, "no effect with auth_method client_secret_post"},
 		{"request_format unknown", entryYAML("request_format: xml"), "p", "request_format", errInvalid, "want form or json"},
@@ -775,6 +794,43 @@ func TestLoadEach(t *testing.T) {
 			}
 			if !slices.Equal(loaded, tt.wantLoaded) || !slices.Equal(bad, tt.wantRejected) {
 				t.Fatalf("got loaded %v, rejected %v; want %v, %v", loaded, bad, tt.wantLoaded, tt.wantRejected)
+			}
+		})
+	}
+}
+
+// TestLoadClientAuthMethods: every method, with the key fields it allows, loads
+// into the Endpoint and Provider as written; signing_key keeps the KMS KeyId.
+func TestLoadClientAuthMethods(t *testing.T) {
+	const arnKey = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	for _, tc := range []struct {
+		name string
+		doc  string
+		want Provider
+	}{
+		{"private_key_jwt with KMS alias", entryYAML("auth_method: private_key_jwt", "signing_key: kms:alias/okta-partner", "signing_alg: PS256", "key_id: k1", "assertion_audience: https://issuer.example"),
+			Provider{Endpoint: oauth.Endpoint{AuthMethod: oauth.PrivateKeyJWT, SigningAlg: oauth.PS256, KeyID: "k1", AssertionAudience: "https://issuer.example"}, SigningKey: "alias/okta-partner"}},
+		{"private_key_jwt with key ARN", entryYAML("auth_method: private_key_jwt", "signing_key: kms:"+arnKey),
+			Provider{Endpoint: oauth.Endpoint{AuthMethod: oauth.PrivateKeyJWT}, SigningKey: arnKey}},
+		{"private_key_jwt with key id", entryYAML("auth_method: private_key_jwt", "signing_key: kms:mrk-1234abcd12ab34cd56ef1234567890ab", "signing_alg: ES256"),
+			Provider{Endpoint: oauth.Endpoint{AuthMethod: oauth.PrivateKeyJWT, SigningAlg: oauth.ES256}, SigningKey: "mrk-1234abcd12ab34cd56ef1234567890ab"}},
+		{"private_key_jwt with alias ARN", entryYAML("auth_method: private_key_jwt", "signing_key: kms:arn:aws:kms:eu-west-1:123456789012:alias/p"),
+			Provider{Endpoint: oauth.Endpoint{AuthMethod: oauth.PrivateKeyJWT}, SigningKey: "arn:aws:kms:eu-west-1:123456789012:alias/p"}},
+		{"private_key_jwt with the secret's key", entryYAML("auth_method: private_key_jwt"), Provider{Endpoint: oauth.Endpoint{AuthMethod: oauth.PrivateKeyJWT}}},
+		{"client_secret_jwt", entryYAML("auth_method: client_secret_jwt", "signing_alg: HS256"), Provider{Endpoint: oauth.Endpoint{AuthMethod: oauth.ClientSecretJWT, SigningAlg: oauth.HS256}}},
+		{"tls_client_auth", entryYAML("auth_method: tls_client_auth"), Provider{Endpoint: oauth.Endpoint{AuthMethod: oauth.TLSClientAuth}}},
+		{"self_signed_tls_client_auth", entryYAML("auth_method: self_signed_tls_client_auth"), Provider{Endpoint: oauth.Endpoint{AuthMethod: oauth.SelfSignedTLSClientAuth}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg, err := load(t, tc.doc, Options{})
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			p := reg.Providers()[0]
+			got := [...]string{string(p.AuthMethod), string(p.SigningAlg), p.KeyID, p.AssertionAudience, p.SigningKey}
+			want := [...]string{string(tc.want.AuthMethod), string(tc.want.SigningAlg), tc.want.KeyID, tc.want.AssertionAudience, tc.want.SigningKey}
+			if got != want {
+				t.Errorf("got method, alg, kid, aud, key %q, want %q", got, want)
 			}
 		})
 	}

@@ -39,6 +39,10 @@ type Provider struct {
 	oauth.Endpoint
 	// SecretID is the Secrets Manager name or ARN of the client credentials.
 	SecretID string
+	// SigningKey, when set, is the AWS KMS key (key id, alias/name or ARN) that
+	// signs private_key_jwt assertions with kms:Sign, instead of the secret's
+	// private_key.
+	SigningKey string
 	// Parameter is the SSM parameter the token is published to.
 	Parameter string
 

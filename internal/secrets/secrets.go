@@ -1,6 +1,9 @@
 // Package secrets reads providers' client credentials from AWS Secrets Manager.
 //
-// Each secret is a JSON object {"client_id": "...", "client_secret": "..."}. A
+// Each secret is a JSON object {"client_id": "...", "client_secret": "..."}; a
+// client that authenticates with a key or a certificate has "private_key" (PEM) and
+// "certificate" (PEM chain) instead of, or besides, "client_secret". Which fields a
+// provider's method needs is the token client's to say, at first use. A
 // Source keeps what it read across warm Lambda invocations, so a busy cycle reads
 // each secret at most once, and reads many secrets in one BatchGetSecretValue call,
 // following its NextToken when the answer comes in pages and reading on its own any
@@ -42,7 +45,8 @@ const DefaultTTL = 15 * time.Minute
 
 // Errors for errors.Is.
 var (
-	// ErrMalformed means the secret is not a JSON object with a client_id and a client_secret.
+	// ErrMalformed means the secret is not a JSON object with a client_id and string
+	// credential fields.
 	ErrMalformed = errors.New("malformed client credentials secret")
 	// ErrNotFound means the secret, or the requested version of it, does not exist.
 	ErrNotFound = errors.New("secret not found")
@@ -58,13 +62,17 @@ type API interface {
 type Secret struct {
 	ClientID     string
 	ClientSecret string
+	// PrivateKey is a PEM private key, for private_key_jwt and mutual TLS.
+	PrivateKey string
+	// Certificate is a PEM certificate chain, for mutual TLS and x5t headers.
+	Certificate string
 	// VersionID is Secrets Manager's id of this version.
 	VersionID string
 }
 
 // String keeps the client secret out of anything that formats a Secret.
 func (s Secret) String() string {
-	return fmt.Sprintf("secret{client_id:%q version:%s client_secret:[redacted]}", s.ClientID, s.VersionID)
+	return fmt.Sprintf("secret{client_id:%q version:%s client_secret:[redacted] private_key:[redacted]}", s.ClientID, s.VersionID)
 }
 
 // GoString does the same for %#v.
@@ -83,8 +91,6 @@ type Source struct {
 	// TTL bounds how long a cached secret is used without reading it again;
 	// DefaultTTL when zero.
 	TTL time.Duration
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
 
 	mu    sync.Mutex
 	cache map[string]entry
@@ -95,11 +101,31 @@ type entry struct {
 	read   time.Time
 }
 
-func (s *Source) now() time.Time {
-	if s.Now != nil {
-		return s.Now()
+// A ReadOption changes one read.
+type ReadOption func(*readCall)
+
+type readCall struct {
+	now func() time.Time
+}
+
+// WithClock makes one read tell time by now instead of time.Now: whether a cached
+// copy is older than the TTL, and when a copy read now was read, are on that clock.
+// It is how a caller that runs on a clock of its own hands that clock over (see the
+// refresher's Now).
+func WithClock(now func() time.Time) ReadOption {
+	return func(c *readCall) {
+		if now != nil {
+			c.now = now
+		}
 	}
-	return time.Now()
+}
+
+func clock(opts []ReadOption) func() time.Time {
+	c := readCall{now: time.Now}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c.now
 }
 
 func (s *Source) ttl() time.Duration {
@@ -112,7 +138,8 @@ func (s *Source) ttl() time.Duration {
 // Current returns the current version of each secret in ids, from the cache where
 // it is fresh and otherwise in as few BatchGetSecretValue calls as possible. Errors
 // are per secret: one unreadable secret does not hide the others.
-func (s *Source) Current(ctx context.Context, ids []string) (map[string]Secret, map[string]error) {
+func (s *Source) Current(ctx context.Context, ids []string, opts ...ReadOption) (map[string]Secret, map[string]error) {
+	now := clock(opts)
 	out := make(map[string]Secret, len(ids))
 	errs := map[string]error{}
 	var missing []string
@@ -123,7 +150,7 @@ func (s *Source) Current(ctx context.Context, ids []string) (map[string]Secret, 
 			continue
 		}
 		seen[id] = true
-		if e, ok := s.cache[id]; ok && s.now().Sub(e.read) < s.ttl() {
+		if e, ok := s.cache[id]; ok && now().Sub(e.read) < s.ttl() {
 			out[id] = e.secret
 			continue
 		}
@@ -134,7 +161,7 @@ func (s *Source) Current(ctx context.Context, ids []string) (map[string]Secret, 
 	for start := 0; start < len(missing); start += batchSize {
 		chunk := missing[start:min(start+batchSize, len(missing))]
 		if len(chunk) == 1 {
-			sec, err := s.Fresh(ctx, chunk[0])
+			sec, err := s.Fresh(ctx, chunk[0], opts...)
 			if err != nil {
 				errs[chunk[0]] = err
 			} else {
@@ -142,7 +169,7 @@ func (s *Source) Current(ctx context.Context, ids []string) (map[string]Secret, 
 			}
 			continue
 		}
-		s.batch(ctx, chunk, out, errs)
+		s.batch(ctx, chunk, out, errs, opts)
 	}
 	return out, errs
 }
@@ -155,7 +182,7 @@ const maxPages = batchSize
 // answer when Secrets Manager says there are more (NextToken). A secret the answer
 // does not account for, because a later page failed or never came, is read on its
 // own.
-func (s *Source) batch(ctx context.Context, ids []string, out map[string]Secret, errs map[string]error) {
+func (s *Source) batch(ctx context.Context, ids []string, out map[string]Secret, errs map[string]error, opts []ReadOption) {
 	found := map[string]bool{}
 	in := &secretsmanager.BatchGetSecretValueInput{SecretIdList: ids}
 	for page := 1; ; page++ {
@@ -169,7 +196,7 @@ func (s *Source) batch(ctx context.Context, ids []string, out map[string]Secret,
 		if err != nil {
 			break // the rest, one by one
 		}
-		s.page(ids, resp, found, out, errs)
+		s.page(ids, resp, found, out, errs, clock(opts))
 		if aws.ToString(resp.NextToken) == "" || page == maxPages || len(found) == len(ids) {
 			break
 		}
@@ -179,7 +206,7 @@ func (s *Source) batch(ctx context.Context, ids []string, out map[string]Secret,
 		if found[id] {
 			continue
 		}
-		if sec, err := s.Fresh(ctx, id); err != nil {
+		if sec, err := s.Fresh(ctx, id, opts...); err != nil {
 			errs[id] = err
 		} else {
 			out[id] = sec
@@ -188,7 +215,7 @@ func (s *Source) batch(ctx context.Context, ids []string, out map[string]Secret,
 }
 
 // page takes one page of a batch answer.
-func (s *Source) page(ids []string, resp *secretsmanager.BatchGetSecretValueOutput, found map[string]bool, out map[string]Secret, errs map[string]error) {
+func (s *Source) page(ids []string, resp *secretsmanager.BatchGetSecretValueOutput, found map[string]bool, out map[string]Secret, errs map[string]error, now func() time.Time) {
 	// The answer names secrets by name and ARN, not necessarily as they were asked
 	// for; match each back to every id that names it, since two providers may name
 	// one secret in two ways (a name and an ARN).
@@ -200,7 +227,7 @@ func (s *Source) page(ids []string, resp *secretsmanager.BatchGetSecretValueOutp
 				errs[id] = err
 				continue
 			}
-			s.store(id, sec)
+			s.store(id, sec, now())
 			out[id] = sec
 		}
 	}
@@ -224,12 +251,12 @@ func (s *Source) page(ids []string, resp *secretsmanager.BatchGetSecretValueOutp
 const maxMessageLen = 200
 
 // Fresh reads the current version of id, bypassing the cache, and caches it.
-func (s *Source) Fresh(ctx context.Context, id string) (Secret, error) {
+func (s *Source) Fresh(ctx context.Context, id string, opts ...ReadOption) (Secret, error) {
 	sec, err := s.read(ctx, id, StageCurrent)
 	if err != nil {
 		return Secret{}, err
 	}
-	s.store(id, sec)
+	s.store(id, sec, clock(opts)())
 	return sec, nil
 }
 
@@ -265,13 +292,13 @@ func (s *Source) read(ctx context.Context, id, stage string) (Secret, error) {
 	return decode(id, aws.ToString(resp.SecretString), resp.SecretBinary != nil, aws.ToString(resp.VersionId))
 }
 
-func (s *Source) store(id string, sec Secret) {
+func (s *Source) store(id string, sec Secret, read time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cache == nil {
 		s.cache = map[string]entry{}
 	}
-	s.cache[id] = entry{secret: sec, read: s.now()}
+	s.cache[id] = entry{secret: sec, read: read}
 }
 
 // matching returns the ids in ids that name the secret with this name or ARN.
@@ -298,17 +325,33 @@ func decode(id, value string, binary bool, version string) (Secret, error) {
 	var v struct {
 		ClientID     *string `json:"client_id"`
 		ClientSecret *string `json:"client_secret"`
+		PrivateKey   *string `json:"private_key"`
+		Certificate  *string `json:"certificate"`
 	}
 	if err := json.Unmarshal([]byte(value), &v); err != nil {
-		return Secret{}, fmt.Errorf("secret %s: %w: not a JSON object with string fields client_id and client_secret", id, ErrMalformed)
+		return Secret{}, fmt.Errorf("secret %s: %w: not a JSON object with string fields client_id and client_secret (or private_key and certificate)", id, ErrMalformed)
 	}
-	switch {
-	case v.ClientID == nil || *v.ClientID == "":
+	if v.ClientID == nil || *v.ClientID == "" {
 		return Secret{}, fmt.Errorf("secret %s: %w: client_id is missing or empty", id, ErrMalformed)
-	case v.ClientSecret == nil || *v.ClientSecret == "":
-		return Secret{}, fmt.Errorf("secret %s: %w: client_secret is missing or empty", id, ErrMalformed)
 	}
-	return Secret{ClientID: *v.ClientID, ClientSecret: *v.ClientSecret, VersionID: version}, nil
+	// A field given empty is a mistake; one left out may be what the method wants.
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"client_secret", v.ClientSecret}, {"private_key", v.PrivateKey}, {"certificate", v.Certificate}} {
+		if f.v != nil && *f.v == "" {
+			return Secret{}, fmt.Errorf("secret %s: %w: %s is empty", id, ErrMalformed, f.name)
+		}
+	}
+	return Secret{ClientID: *v.ClientID, ClientSecret: deref(v.ClientSecret), PrivateKey: deref(v.PrivateKey),
+		Certificate: deref(v.Certificate), VersionID: version}, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // classify maps Secrets Manager's not-found answer to ErrNotFound, keeping the original.

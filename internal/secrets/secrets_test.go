@@ -114,9 +114,10 @@ func TestCurrentBatchesAndCaches(t *testing.T) {
 	ids[3] = arnPrefix + "token-refresher/p03-AbCdEf" // asked for by full ARN
 	ids = append(ids, "token-refresher/missing")
 	now := time.Now()
-	s := &Source{API: api, Now: func() time.Time { return now }, TTL: time.Minute}
+	at := WithClock(func() time.Time { return now })
+	s := &Source{API: api, TTL: time.Minute}
 
-	got, errs := s.Current(context.Background(), ids)
+	got, errs := s.Current(context.Background(), ids, at)
 	if len(got) != 45 || len(errs) != 1 || !errors.Is(errs["token-refresher/missing"], ErrNotFound) {
 		t.Fatalf("got %d secrets and errors %v, want 45 secrets and ErrNotFound for token-refresher/missing", len(got), errs)
 	}
@@ -128,32 +129,32 @@ func TestCurrentBatchesAndCaches(t *testing.T) {
 	}
 
 	// Warm: nothing is read again until the TTL passes or a secret is invalidated.
-	s.Current(context.Background(), ids[:45])
+	s.Current(context.Background(), ids[:45], at)
 	if api.batchCalls != 3 || api.getCalls != 0 {
 		t.Fatalf("warm read: got %d batch and %d get calls, want 3 and 0", api.batchCalls, api.getCalls)
 	}
 	s.Invalidate(ids[0])
-	s.Current(context.Background(), ids[:45])
+	s.Current(context.Background(), ids[:45], at)
 	if api.getCalls != 1 {
 		t.Fatalf("invalidated secret: got %d reads, want 1", api.getCalls)
 	}
 	now = now.Add(time.Minute)
-	s.Current(context.Background(), ids[:45])
+	s.Current(context.Background(), ids[:45], at)
 	if api.batchCalls != 6 {
 		t.Fatalf("expired cache: got %d batch calls, want 6", api.batchCalls)
 	}
 
 	// Without a TTL of its own, a Source keeps a secret for 15 minutes.
 	api.batchCalls = 0
-	d := &Source{API: api, Now: func() time.Time { return now }}
-	d.Current(context.Background(), ids[:20])
+	d := &Source{API: api}
+	d.Current(context.Background(), ids[:20], at)
 	now = now.Add(15*time.Minute - time.Nanosecond)
-	d.Current(context.Background(), ids[:20])
+	d.Current(context.Background(), ids[:20], at)
 	if api.batchCalls != 1 {
 		t.Fatalf("default TTL: got %d batch calls just before 15 minutes, want 1", api.batchCalls)
 	}
 	now = now.Add(time.Nanosecond)
-	d.Current(context.Background(), ids[:20])
+	d.Current(context.Background(), ids[:20], at)
 	if api.batchCalls != 2 {
 		t.Fatalf("default TTL: got %d batch calls at 15 minutes, want 2", api.batchCalls)
 	}
@@ -162,7 +163,9 @@ func TestCurrentBatchesAndCaches(t *testing.T) {
 func TestMalformedSecrets(t *testing.T) {
 	tests := map[string]string{
 		"not json":       "client_id=a&client_secret=hunter2",
-		"no secret":      `{"client_id":"a"}`,
+		"empty key":      `{"client_id":"a","private_key":"","client_secret":"hunter2"}`,
+		"empty cert":     `{"client_id":"a","certificate":"","client_secret":"hunter2"}`,
+		"key number":     `{"client_id":"a","private_key":12345,"client_secret":"hunter2"}`,
 		"empty secret":   `{"client_id":"a","client_secret":""}`,
 		"no id":          `{"client_secret":"hunter2"}`,
 		"secret number":  `{"client_id":"a","client_secret":12345}`,
@@ -272,5 +275,33 @@ func TestCurrentAccessDeniedIsNotNotFound(t *testing.T) {
 	err := errs["b"]
 	if err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "AccessDeniedException") {
 		t.Fatalf("got %v, want an error naming AccessDeniedException, not ErrNotFound", err)
+	}
+}
+
+// TestKeyFields: private_key and certificate are read with the rest, from the
+// current and from the previous version, and a secret of a client_id alone (a key
+// held in KMS) is no malformed one; neither field is ever formatted.
+func TestKeyFields(t *testing.T) {
+	const (
+		cur  = `{"client_id":"a","private_key":"-----BEGIN PRIVATE KEY-----\nNEW\n-----END PRIVATE KEY-----\n","certificate":"-----BEGIN CERTIFICATE-----\nC1\n-----END CERTIFICATE-----\n"}`
+		prev = `{"client_id":"a","private_key":"-----BEGIN PRIVATE KEY-----\nOLD\n-----END PRIVATE KEY-----\n","certificate":"-----BEGIN CERTIFICATE-----\nC0\n-----END CERTIFICATE-----\n"}`
+	)
+	api := &fakeSM{values: map[string][2]string{"s": {cur, prev}, "kms": {`{"client_id":"b"}`, ""}}}
+	s := &Source{API: api}
+	got, err := s.Fresh(context.Background(), "s")
+	if err != nil || !strings.Contains(got.PrivateKey, "NEW") || !strings.Contains(got.Certificate, "C1") {
+		t.Fatalf("current: got key new %v, certificate C1 %v, error %v; want both", strings.Contains(got.PrivateKey, "NEW"), strings.Contains(got.Certificate, "C1"), err)
+	}
+	old, err := s.Previous(context.Background(), "s")
+	if err != nil || !strings.Contains(old.PrivateKey, "OLD") || !strings.Contains(old.Certificate, "C0") {
+		t.Fatalf("previous: got key old %v, certificate C0 %v, error %v; want both", strings.Contains(old.PrivateKey, "OLD"), strings.Contains(old.Certificate, "C0"), err)
+	}
+	if k, err := s.Fresh(context.Background(), "kms"); err != nil || k.ClientID != "b" {
+		t.Fatalf("client_id alone: got %q, %v; want it read", k.ClientID, err)
+	}
+	for _, f := range []string{fmt.Sprint(got), fmt.Sprintf("%v %+v %#v", got, got, got)} {
+		if strings.Contains(f, "NEW") {
+			t.Errorf("formatted secret %q holds the private key", f)
+		}
 	}
 }

@@ -25,7 +25,7 @@ func FuzzParse(f *testing.F) {
 		tok, err := tokens.Parse(data)
 		if err != nil {
 			if !parseErrors.MatchString(err.Error()) {
-				t.Fatalf("message outside the closed set: %q", err)
+				t.Fatalf("got message %q, want one of the closed set %s", err, parseErrors)
 			}
 			return
 		}

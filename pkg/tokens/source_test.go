@@ -28,7 +28,7 @@ func TestSourceReadsDecryptedParameter(t *testing.T) {
 
 	got, err := src.TokenContext(context.Background())
 	if err != nil {
-		t.Fatalf("Token: %v", err)
+		t.Fatalf("Token: got err %v, want nil", err)
 	}
 	if got.AccessToken != "tok-A" || got.TokenType != "Bearer" || !got.Expiry.Equal(want.ExpiresAt) {
 		t.Errorf("Token = %q %q %v, want tok-A Bearer %v", got.AccessToken, got.TokenType, got.Expiry, want.ExpiresAt)
@@ -44,7 +44,7 @@ func TestSourceReadsDecryptedParameter(t *testing.T) {
 		t.Errorf("GetParameter WithDecryption = %v, want true: the parameter is a SecureString", in.WithDecryption)
 	}
 	if _, ok := store.ctxs[0].Deadline(); !ok {
-		t.Error("the read's context has no deadline; WithTimeout should bound it")
+		t.Error("got a read's context with no deadline, want one: WithTimeout should bound it")
 	}
 	if src.Name() != param {
 		t.Errorf("Name() = %q, want %q", src.Name(), param)
@@ -57,7 +57,7 @@ func TestSourceDefaultsTokenType(t *testing.T) {
 	src := tokens.NewSource(store, param, tokens.WithClock(newFakeClock(t0).Now))
 	got, err := src.TokenContext(context.Background())
 	if err != nil {
-		t.Fatalf("Token: %v", err)
+		t.Fatalf("Token: got err %v, want nil", err)
 	}
 	if got.TokenType != "Bearer" {
 		t.Errorf("TokenType = %q, want Bearer when the value has none", got.TokenType)
@@ -85,7 +85,7 @@ func TestSourceReReadsOnlyWithinMargin(t *testing.T) {
 			clock := newFakeClock(t0)
 			src := tokens.NewSource(store, param, append(tc.opts, tokens.WithClock(clock.Now))...)
 			if _, err := src.TokenContext(context.Background()); err != nil {
-				t.Fatalf("first Token: %v", err)
+				t.Fatalf("first Token: got err %v, want nil", err)
 			}
 			// The refresher published a successor in the meantime.
 			next := published("tok-B", 2*time.Hour)
@@ -93,7 +93,7 @@ func TestSourceReReadsOnlyWithinMargin(t *testing.T) {
 			clock.Set(t0.Add(tc.at))
 			got, err := src.TokenContext(context.Background())
 			if err != nil {
-				t.Fatalf("second Token: %v", err)
+				t.Fatalf("second Token: got err %v, want nil", err)
 			}
 			if n := store.readCount(); n != tc.wantReads {
 				t.Errorf("reads = %d, want %d", n, tc.wantReads)
@@ -114,7 +114,7 @@ func TestSourceCachesAcrossManyCalls(t *testing.T) {
 	for i := range 100 {
 		clock.Advance(time.Second)
 		if _, err := src.TokenContext(context.Background()); err != nil {
-			t.Fatalf("call %d: %v", i, err)
+			t.Fatalf("call %d: got err %v, want nil", i, err)
 		}
 	}
 	if n := store.readCount(); n != 1 {
@@ -203,7 +203,7 @@ func TestSourceConcurrentCallersShareOneRead(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		if err != nil {
-			t.Error(err)
+			t.Errorf("got err %v, want nil", err)
 		}
 	}
 	if n := store.readCount(); n != 1 {
@@ -228,7 +228,7 @@ func TestSourceCallerGivingUpDoesNotCancelSharedRead(t *testing.T) {
 	go func() {
 		tok, err := src.TokenContext(context.Background())
 		if err != nil {
-			t.Error(err)
+			t.Errorf("got err %v, want nil", err)
 		}
 		second <- tok
 	}()
@@ -319,10 +319,10 @@ func TestSourceErrorsWhenCachedTokenExpiredAndReadFails(t *testing.T) {
 		t.Fatalf("Token = %q, want an error: the cached token has expired", tok.AccessToken)
 	}
 	if !errors.Is(err, boom) {
-		t.Errorf("error %v does not wrap the read error", err)
+		t.Errorf("got err %v, want errors.Is(err, boom): the read error wrapped", err)
 	}
 	if !strings.Contains(err.Error(), param) {
-		t.Errorf("error %q does not name the parameter", err)
+		t.Errorf("got err %q, want one naming %q", err, param)
 	}
 }
 
@@ -332,10 +332,10 @@ func TestSourceParameterNotFound(t *testing.T) {
 	_, err := src.TokenContext(context.Background())
 	var nf *types.ParameterNotFound
 	if !errors.As(err, &nf) {
-		t.Fatalf("error %v: errors.As(*types.ParameterNotFound) = false", err)
+		t.Fatalf("got err %v, want errors.As(err, *types.ParameterNotFound)", err)
 	}
 	if !strings.Contains(err.Error(), param) {
-		t.Errorf("error %q does not name the parameter", err)
+		t.Errorf("got err %q, want one naming %q", err, param)
 	}
 }
 
@@ -359,13 +359,13 @@ func TestSourceMalformedValue(t *testing.T) {
 			src := tokens.NewSource(valueReader{tc.value}, param, tokens.WithClock(newFakeClock(t0).Now))
 			_, err := src.TokenContext(context.Background())
 			if !errors.Is(err, tokens.ErrMalformed) {
-				t.Fatalf("error %v does not wrap ErrMalformed", err)
+				t.Fatalf("got err %v, want errors.Is(err, tokens.ErrMalformed)", err)
 			}
 			if !strings.Contains(err.Error(), param) {
-				t.Errorf("error %q does not name the parameter", err)
+				t.Errorf("got err %q, want one naming %q", err, param)
 			}
 			if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "s3cr3t") {
-				t.Errorf("error %q contains the parameter's value", err)
+				t.Errorf("got err %q, want one without the parameter's value", err)
 			}
 		})
 	}
@@ -381,11 +381,11 @@ func TestSourceExpiredToken(t *testing.T) {
 	}
 	for _, want := range []string{param, "2026-11-22T11:00:00Z"} {
 		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not contain %q", err, want)
+			t.Errorf("got err %q, want one containing %q", err, want)
 		}
 	}
 	if strings.Contains(err.Error(), "tok-A") {
-		t.Errorf("error %q contains the token", err)
+		t.Errorf("got err %q, want one without the token", err)
 	}
 }
 
@@ -402,7 +402,7 @@ func TestNewSourceRejectsProgrammingErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			defer func() {
 				if recover() == nil {
-					t.Error("NewSource did not panic")
+					t.Error("NewSource did not panic, want a panic")
 				}
 			}()
 			tokens.NewSource(tc.client, tc.param)

@@ -20,10 +20,10 @@ func TestTokenNeverFormatted(t *testing.T) {
 	for _, out := range []string{fmt.Sprint(tok), fmt.Sprintf("%v %+v %#v %s", tok, tok, tok, tok),
 		fmt.Sprintf("%v %+v %#v %s", ptr, ptr, ptr, ptr), logged.String()} {
 		if strings.Contains(out, "sekrit") {
-			t.Fatalf("formatted token: %s", out)
+			t.Fatalf("got formatted token %s, want no access token in it", out)
 		}
 		if !strings.Contains(out, tokens.Fingerprint(tok.AccessToken)) {
-			t.Fatalf("no fingerprint in %s", out)
+			t.Fatalf("got %s, want the fingerprint %s in it", out, tokens.Fingerprint(tok.AccessToken))
 		}
 	}
 }
@@ -53,7 +53,7 @@ func TestMarshalPublishedForm(t *testing.T) {
 	}
 	for _, field := range []string{`"scope":"read:reports"`, `"secret_version":"v1"`} {
 		if !strings.Contains(string(got), field) {
-			t.Errorf("Marshal %s: no %s", got, field)
+			t.Errorf("Marshal: got %s, want %s in it", got, field)
 		}
 	}
 }

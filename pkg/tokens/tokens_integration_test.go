@@ -103,7 +103,7 @@ func TestIntegrationSourceAgainstSSM(t *testing.T) {
 			t.Fatalf("error %v: want ErrMalformed", err)
 		}
 		if !strings.Contains(err.Error(), name) || strings.Contains(err.Error(), "integration-secret-value") {
-			t.Errorf("error %q must name the parameter and must not contain its value", err)
+			t.Errorf("got err %q, want one naming %s without its value", err, name)
 		}
 	})
 }

@@ -137,11 +137,11 @@ func TestTransportSetsAuthorizationWithoutTouchingRequest(t *testing.T) {
 func assertUnchanged(t *testing.T, req *http.Request, before http.Header) {
 	t.Helper()
 	if len(req.Header) != len(before) || req.Header.Get("Authorization") != "" {
-		t.Errorf("caller's request headers changed: %v, were %v", req.Header, before)
+		t.Errorf("caller's request headers: got %v, want %v, unchanged", req.Header, before)
 	}
 	for k, v := range before {
 		if strings.Join(req.Header.Values(k), ",") != strings.Join(v, ",") {
-			t.Errorf("caller's header %s changed to %v, was %v", k, req.Header.Values(k), v)
+			t.Errorf("caller's header %s: got %v, want %v, unchanged", k, req.Header.Values(k), v)
 		}
 	}
 }
@@ -308,7 +308,7 @@ func TestTransportConcurrent401sCauseOneReRead(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodGet, "https://partner.example/", nil)
 			res, err := tr.RoundTrip(req)
 			if err != nil {
-				t.Error(err)
+				t.Errorf("got err %v, want nil", err)
 				return
 			}
 			_ = res.Body.Close()
@@ -345,10 +345,10 @@ func TestTransportClosesRequestBodyOnError(t *testing.T) {
 				t.Fatal("RoundTrip succeeded, want an error")
 			}
 			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error %q does not mention %q", err, tc.want)
+				t.Errorf("got err %q, want one mentioning %q", err, tc.want)
 			}
 			if _, closed := body.state(); !closed {
-				t.Error("request body not closed; the RoundTripper contract requires it")
+				t.Error("got the request body open, want it closed: the RoundTripper contract requires it")
 			}
 		})
 	}

@@ -28,6 +28,7 @@ const otherKey = arn('kms', 'key/99999999-8888-7777-6666-555555555555')
 const ssmKey = arn('kms', 'key/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee') // what alias/aws/ssm names
 const secretsKey = arn('kms', 'key/bbbbbbbb-cccc-dddd-eeee-ffffffffffff') // SecretsKmsKeyArn
 const queuesKey = arn('kms', 'key/cccccccc-dddd-eeee-ffff-000000000000') // QueuesKmsKeyArn
+const signingKeys = [arn('kms', 'key/dddddddd-eeee-ffff-0000-111111111111'), arn('kms', 'key/mrk-0123456789abcdef0123456789abcdef')] // SigningKeyArns
 const viaSQS = { 'kms:ViaService': `sqs.${region}.amazonaws.com` }
 const viaSSM = { 'kms:ViaService': `ssm.${region}.amazonaws.com` }
 const viaSecretsManager = { 'kms:ViaService': `secretsmanager.${region}.amazonaws.com` }
@@ -43,6 +44,7 @@ const configurations = [
   { name: 'Mode single, AWS managed key', parameters: { Mode: 'single', KmsKeyArn: '' }, key: ssmKey, aliases: ['alias/aws/ssm'] },
   { name: 'Mode fanout, own keys, tracing Active, in a VPC', parameters: {
       Mode: 'fanout', KmsKeyArn: customerKey, SecretsKmsKeyArn: secretsKey, QueuesKmsKeyArn: queuesKey, Tracing: 'Active',
+      SigningKeyArns: signingKeys.join(','),
       VpcSubnetIds: 'subnet-0123456789abcdef0,subnet-0fedcba9876543210', VpcSecurityGroupIds: 'sg-0123456789abcdef0',
     }, key: customerKey, aliases: ['alias/tokens'] },
 ]
@@ -50,9 +52,9 @@ const configurations = [
 let failures = 0
 let evaluated = 0
 
-async function decide(policies, [want, action, resource, context = {}]) {
+async function decide(policies, [want, action, resource, context = {}], { principal = `arn:aws:iam::${account}:role/under-test`, resourcePolicy } = {}) {
   const request = {
-    action, principal: `arn:aws:iam::${account}:role/under-test`,
+    action, principal,
     resource: { accountId: account, resource }, contextVariables: context,
   }
   const sim = {
@@ -60,6 +62,7 @@ async function decide(policies, [want, action, resource, context = {}]) {
     serviceControlPolicies: [], resourceControlPolicies: [], request,
   }
   if (action.startsWith('kms:')) sim.resourcePolicy = keyPolicy
+  if (resourcePolicy) sim.resourcePolicy = resourcePolicy
   const r = await runSimulation(sim, {})
   evaluated++
   if (r.resultType === 'error') {
@@ -75,9 +78,9 @@ async function decide(policies, [want, action, resource, context = {}]) {
   }
 }
 
-async function expect(label, policies, cases) {
+async function expect(label, policies, cases, options) {
   const before = failures
-  for (const c of cases) await decide(policies, c)
+  for (const c of cases) await decide(policies, c, options)
   console.log(`  ${failures === before ? 'ok  ' : 'FAIL'} ${label}: ${cases.length} requests`)
 }
 
@@ -111,6 +114,16 @@ for (const conf of configurations) {
     ['deny', 'kms:Encrypt', secretsKey, viaSecretsManager],
     ['deny', 'kms:Decrypt', otherKey, viaSecretsManager],
   ]
+  // Signing assertions: exactly the SigningKeyArns, digests only, when given.
+  const signs = conf.parameters.SigningKeyArns ? 'allow' : 'deny'
+  const signing = [
+    ...signingKeys.flatMap(k => [[signs, 'kms:Sign', k, { 'kms:MessageType': 'DIGEST' }], [signs, 'kms:GetPublicKey', k]]),
+    ['deny', 'kms:Sign', signingKeys[0], { 'kms:MessageType': 'RAW' }],
+    ['deny', 'kms:Sign', otherKey, { 'kms:MessageType': 'DIGEST' }],
+    ['deny', 'kms:GetPublicKey', otherKey],
+    ['deny', 'kms:Decrypt', signingKeys[0]],
+    ['deny', 'kms:Verify', signingKeys[0]],
+  ]
   const jobs = arn('sqs', `${stackName}-jobs.fifo`)
   const deadJobs = arn('sqs', `${stackName}-jobs-dlq.fifo`)
   const refresherFunction = arn('lambda', `function:${stackName}-refresher`)
@@ -118,6 +131,7 @@ for (const conf of configurations) {
   const bucket = `arn:aws:s3:::${stackName}-RegistryBucket-TEST`
   const registry = `${bucket}/providers.yaml`
   const listing = { 's3:prefix': 'providers.yaml' }
+  const lease = `${bucket}/leases/ecard`
   const failedQueue = resources.RefresherFunction?.Properties?.EventInvokeConfig?.DestinationConfig?.OnFailure?.Destination
     ?? arn('sqs', `${stackName}-FailedInvocationsQueue-TEST`)
 
@@ -185,6 +199,7 @@ for (const conf of configurations) {
       ['deny', 'cloudwatch:PutMetricData', '*'],
       ['deny', 'lambda:InvokeFunction', arn('lambda', 'function:other')],
       ...secretsKms,
+      ...signing,
       // In a VPC: the function's network interfaces, nothing else of EC2.
       ...['CreateNetworkInterface', 'DescribeNetworkInterfaces', 'DeleteNetworkInterface', 'AssignPrivateIpAddresses', 'UnassignPrivateIpAddresses']
         .map(a => [conf.parameters.VpcSubnetIds ? 'allow' : 'deny', `ec2:${a}`, '*']),
@@ -212,6 +227,19 @@ for (const conf of configurations) {
       ['deny', 's3:PutObject', registry],
       ['deny', 's3:DeleteObject', registry],
     ],
+    // The function's rotation leases: read and write leases/*, nothing else of the bucket.
+    RefresherLeasesPolicy: [
+      ['allow', 's3:GetObject', lease],
+      ['allow', 's3:PutObject', lease],
+      ['allow', 's3:ListBucket', bucket, { 's3:prefix': 'leases/ecard' }],
+      ['deny', 's3:ListBucket', bucket],
+      ['deny', 's3:ListBucket', bucket, { 's3:prefix': 'providers.yaml' }],
+      ['deny', 's3:DeleteObject', lease],
+      ['deny', 's3:PutObject', registry],
+      ['deny', 's3:PutObject', `${bucket}/other.yaml`],
+      ['deny', 's3:PutObject', `${bucket}/leasesx/ecard`],
+      ['deny', 's3:GetObject', `${bucket}/other.yaml`],
+    ],
     // The people who manage providers: the registry and its history; no secret, no token.
     ProviderManagersPolicy: [
       ['allow', 's3:GetObject', registry],
@@ -231,6 +259,7 @@ for (const conf of configurations) {
       ['allow', 'secretsmanager:GetSecretValue', secret('ecard')],
       ['allow', 'secretsmanager:BatchGetSecretValue', '*'],
       ...secretsKms,
+      ...signing,
       ['deny', 'secretsmanager:GetSecretValue', secret('').replace(parameters.SecretNamePrefix, 'other-app/db')],
       ['deny', 'secretsmanager:PutSecretValue', secret('ecard')],
       ['deny', 'secretsmanager:ListSecrets', '*'],
@@ -308,6 +337,34 @@ for (const conf of configurations) {
       console.log(`  FAIL ${logical}: expected in the template, not found`)
     }
   }
+
+  // The registry bucket's policy over the function's own identity policies: the
+  // function writes leases/* and nothing else there, deletes nothing; nobody else
+  // writes a lease, whatever their identity policy allows.
+  const bucketPolicy = resources.RegistryBucketPolicy.Properties.PolicyDocument
+  const functionRole = `arn:aws:iam::${account}:role/${stackName}-RefresherFunctionRole-TEST`
+  const functionPolicies = [...held.RefresherFunctionRole, ...held.RefresherRegistryReadPolicy, ...held.RefresherLeasesPolicy]
+  // aws:PrincipalArn of a role's session is the role's ARN.
+  const tls = { 'aws:SecureTransport': 'true', 'aws:PrincipalArn': functionRole }
+  await expect('the function in the registry bucket', functionPolicies, [
+    ['allow', 's3:GetObject', registry, tls],
+    ['allow', 's3:GetObject', lease, tls],
+    ['allow', 's3:PutObject', lease, tls],
+    ['deny', 's3:PutObject', lease, { ...tls, 'aws:SecureTransport': 'false' }],
+    ['deny', 's3:PutObject', registry, tls],
+    ['deny', 's3:PutObject', `${bucket}/other.yaml`, tls],
+    ['deny', 's3:DeleteObject', lease, tls],
+    ['deny', 's3:DeleteObject', registry, tls],
+    ['deny', 's3:PutObjectAcl', lease, tls],
+  ], { principal: functionRole, resourcePolicy: bucketPolicy })
+  const admin = [{ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }] }]
+  const asAdmin = { 'aws:SecureTransport': 'true', 'aws:PrincipalArn': `arn:aws:iam::${account}:role/admin` }
+  await expect('an administrator in the registry bucket', admin, [
+    ['allow', 's3:PutObject', registry, asAdmin],
+    ['allow', 's3:GetObject', lease, asAdmin],
+    ['deny', 's3:PutObject', lease, asAdmin],
+    ['deny', 's3:DeleteObject', lease, asAdmin],
+  ], { principal: `arn:aws:iam::${account}:role/admin`, resourcePolicy: bucketPolicy })
 
   // One consumer's own policy (tokenctl policy ecard): ecard's token and nothing else.
   const keyArgs = conf.parameters.KmsKeyArn ? ['-kms-key', conf.parameters.KmsKeyArn] : []
