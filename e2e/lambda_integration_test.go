@@ -90,7 +90,7 @@ func TestIntegrationLambdaPath(t *testing.T) {
 			t.Run("a failed async invoke lands in the failure queue after its retry", p.failureQueue)
 			t.Run("warm invocations after a fallback do not refresh again", p.warmFallback)
 			t.Run("a provider that hangs past the timeout still yields a result naming it", p.timeout)
-			t.Run("the consumer Lambda calls the partner with the published token, and after a rotate with the new one", p.consumer)
+			t.Run("the consumer Lambda calls the partner with the published token, after a rotate with the new one, and after a revocation with the one it asked for", p.consumer)
 		})
 	}
 }
@@ -451,4 +451,47 @@ func (p *path) consumer(t *testing.T) {
 	if n := p.srv.Stats("ecard").APIRequests - api; n != 2 {
 		t.Fatalf("%d partner requests for the call after the rotation, want the 401 and the retry", n)
 	}
+
+	// A partner-side revocation: the partner refuses the published token and no
+	// successor is published. Concurrent consumer invocations each read the
+	// parameter again, find the refused token, send the conditional rotation (an
+	// asynchronous invoke of the refresher) and wait for the successor; the
+	// refresher makes one token request for all of them, and each retries with it.
+	const concurrent = 4
+	p.srv.Revoke("ecard")
+	tokenRequests := p.srv.Stats("ecard").Requests
+	start := time.Now()
+	type answer struct {
+		Status           int    `json:"status"`
+		TokenFingerprint string `json:"token_fingerprint"`
+	}
+	answers := make(chan answer, concurrent)
+	for range concurrent {
+		go func() {
+			var a answer
+			out, err := p.lam.Invoke(p.ctx, &lambda.InvokeInput{FunctionName: aws.String(function), Payload: []byte(`{"path":"/v1/reports"}`)})
+			if err == nil && out.FunctionError == nil {
+				_ = json.Unmarshal(out.Payload, &a)
+			}
+			answers <- a
+		}()
+	}
+	var got []answer
+	for range concurrent {
+		got = append(got, <-answers)
+	}
+	recovered := time.Since(start)
+	successor := p.token("ecard")
+	if successor.AccessToken == rotated.AccessToken {
+		t.Fatalf("after the revocation the published token is still %s: no rotation", tokens.Fingerprint(rotated.AccessToken))
+	}
+	for _, a := range got {
+		if a.Status != 200 || a.TokenFingerprint != tokens.Fingerprint(successor.AccessToken) {
+			t.Errorf("after the revocation a consumer got %d with token %s, want 200 with %s", a.Status, a.TokenFingerprint, tokens.Fingerprint(successor.AccessToken))
+		}
+	}
+	if n := p.srv.Stats("ecard").Requests - tokenRequests; n != 1 {
+		t.Errorf("%d token requests for %d concurrent consumers refused with one token, want 1", n, concurrent)
+	}
+	t.Logf("%d concurrent consumers recovered from the revocation in %v, with one token request", concurrent, recovered.Round(time.Millisecond))
 }

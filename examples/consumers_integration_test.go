@@ -52,7 +52,7 @@ var consumerExamples = []example{
 		if err != nil {
 			t.Fatal("node is not on PATH: the Node.js example needs Node.js 20 or later")
 		}
-		if _, err := os.Stat(filepath.Join("node", "node_modules", "@aws-sdk", "client-ssm")); err != nil {
+		if _, err := os.Stat(filepath.Join("node", "node_modules", "@aws-lambda-powertools", "parameters")); err != nil {
 			t.Fatal("examples/node/node_modules is missing: install the examples' dependencies with `make examples-deps`")
 		}
 		return []string{node, filepath.Join("node", "call-partner.js"), url}
@@ -129,6 +129,210 @@ func TestIntegrationConsumerExamples(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestIntegrationConsumerExamplesRotate runs each example with REFRESHER_FUNCTION
+// set, against SSM on LocalStack and a stand-in for the refresher function: a
+// loopback server that speaks Lambda's Invoke API (AWS_ENDPOINT_URL_LAMBDA), records
+// each event and, like the function, publishes a successor for a conditional
+// rotation of the published token. The partner revokes the published token with no
+// successor published: the example must re-read, send exactly one conditional
+// rotation for that token, wait for the successor and retry once with it. When no
+// successor comes, it gives up within its rotation wait with the partner's 401, and
+// the next 401 with the same token, in the quiet period, sends nothing.
+func TestIntegrationConsumerExamplesRotate(t *testing.T) {
+	cfg := awstest.Config(t)
+	client := ssm.NewFromConfig(cfg)
+	for _, ex := range consumerExamples {
+		t.Run(ex.name, func(t *testing.T) {
+			ctx := t.Context()
+			param := awstest.UniqueName("/token-refresher-test/examples/rotate-" + ex.name + "-")
+			t.Cleanup(func() {
+				_, _ = client.DeleteParameter(context.WithoutCancel(ctx), &ssm.DeleteParameterInput{Name: &param})
+			})
+			now := time.Now().UTC().Truncate(time.Second)
+			publish := func(access string) error {
+				b, err := tokens.Token{AccessToken: access, TokenType: "Bearer", IssuedAt: now,
+					ExpiresAt: now.Add(time.Hour), Provider: "ecard"}.Marshal()
+				if err != nil {
+					return err
+				}
+				_, err = client.PutParameter(context.WithoutCancel(ctx), &ssm.PutParameterInput{Name: &param,
+					Value: aws.String(string(b)), Type: types.ParameterTypeSecureString, Overwrite: aws.Bool(true)})
+				return err
+			}
+			partner := newPartner(t)
+			first, second := "example-first-"+randomHex(t), "example-second-"+randomHex(t)
+			refresher := newFakeRefresher(t, func(ev rotationEvent) error {
+				if ev.IfToken == tokens.Fingerprint(first) {
+					return publish(second)
+				}
+				return nil // the partner refuses every token: nothing better to publish
+			})
+
+			if err := publish(first); err != nil {
+				t.Fatal(err)
+			}
+			partner.accept(first)
+			proc := startExample(t, ex.command(t, partner.srv.URL), "TOKEN_PARAMETER="+param,
+				"REFRESHER_FUNCTION=token-refresher-refresher", "AWS_ENDPOINT_URL_LAMBDA="+refresher.srv.URL,
+				"TOKEN_ROTATION_WAIT=2")
+			want(t, proc.call(""), 200, first, "")
+			partner.saw(t, first)
+
+			// The partner revokes the published token; no successor is published yet.
+			partner.accept(second)
+			want(t, proc.call(`{"report":"daily"}`), 200, second, `ok {"report":"daily"}`)
+			partner.saw(t, first, second)
+			refresher.sent(t, first)
+
+			// The partner refuses the successor too, and the refresher can do no better:
+			// the 401 after the bounded wait, and one rotation for the refused token.
+			partner.accept("")
+			want(t, proc.call(""), 401, second, "")
+			partner.saw(t, second)
+			refresher.sent(t, second)
+
+			// Within the quiet period, another 401 with it sends no rotation.
+			want(t, proc.call(""), 401, second, "")
+			partner.saw(t, second)
+			refresher.sent(t)
+			_ = proc.stop()
+		})
+	}
+}
+
+// TestIntegrationConsumerSnippets runs the Python and Node.js snippets of
+// docs/consumers.md (examples/python/snippets.py, examples/node/snippets.js) against
+// SSM on LocalStack: every documented way reads the published token, and a
+// Powertools read within its max age keeps the cached token while a forced fetch
+// gets the new one.
+func TestIntegrationConsumerSnippets(t *testing.T) {
+	cfg := awstest.Config(t)
+	client := ssm.NewFromConfig(cfg)
+	snippets := map[string]string{"python": filepath.Join("python", "snippets.py"), "node": filepath.Join("node", "snippets.js")}
+	for _, ex := range consumerExamples {
+		t.Run(ex.name, func(t *testing.T) {
+			ctx := t.Context()
+			param := awstest.UniqueName("/token-refresher-test/examples/snippets-" + ex.name + "-")
+			t.Cleanup(func() {
+				_, _ = client.DeleteParameter(context.WithoutCancel(ctx), &ssm.DeleteParameterInput{Name: &param})
+			})
+			now := time.Now().UTC().Truncate(time.Second)
+			publish := func(access string) {
+				t.Helper()
+				b, err := tokens.Token{AccessToken: access, TokenType: "Bearer", IssuedAt: now,
+					ExpiresAt: now.Add(time.Hour), Provider: "ecard"}.Marshal()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := client.PutParameter(ctx, &ssm.PutParameterInput{Name: &param, Value: aws.String(string(b)),
+					Type: types.ParameterTypeSecureString, Overwrite: aws.Bool(true)}); err != nil {
+					t.Fatalf("PutParameter: %v", err)
+				}
+			}
+			first, second := "snippet-first-"+randomHex(t), "snippet-second-"+randomHex(t)
+			publish(first)
+			argv := ex.command(t, "unused")
+			argv = []string{argv[0], snippets[ex.name]}
+			proc := startExample(t, argv, "TOKEN_PARAMETER="+param)
+			line := func() map[string]string {
+				t.Helper()
+				out, ok := <-proc.lines
+				if !ok {
+					t.Fatalf("the snippets ended without answering:\n%s", proc.stderr)
+				}
+				proc.out.WriteString(out + "\n")
+				got := map[string]string{}
+				if err := json.Unmarshal([]byte(out), &got); err != nil {
+					t.Fatalf("the snippets printed %q: %v", out, err)
+				}
+				return got
+			}
+			for way, fp := range line() {
+				if fp != tokens.Fingerprint(first) {
+					t.Errorf("%s read token %s, want %s", way, fp, tokens.Fingerprint(first))
+				}
+			}
+			publish(second)
+			if _, err := io.WriteString(proc.stdin, "\n"); err != nil {
+				t.Fatal(err)
+			}
+			got := line()
+			if got["cached"] != tokens.Fingerprint(first) || got["forced"] != tokens.Fingerprint(second) {
+				t.Errorf("got cached %s, forced %s; want the cached read to keep %s and the forced fetch to get %s",
+					got["cached"], got["forced"], tokens.Fingerprint(first), tokens.Fingerprint(second))
+			}
+			out := proc.stop()
+			if strings.Contains(out, first) || strings.Contains(out, second) {
+				t.Errorf("the snippets printed a token:\n%s", out)
+			}
+		})
+	}
+}
+
+// rotationEvent is the conditional rotation a consumer sends the refresher.
+type rotationEvent struct {
+	Action    string   `json:"action"`
+	Providers []string `json:"providers"`
+	IfToken   string   `json:"if_token"`
+}
+
+// fakeRefresher answers Lambda's Invoke API on 127.0.0.1 for the refresher function.
+type fakeRefresher struct {
+	srv *httptest.Server
+
+	mu      sync.Mutex
+	events  []rotationEvent
+	checked int
+}
+
+func newFakeRefresher(t *testing.T, rotate func(rotationEvent) error) *fakeRefresher {
+	f := &fakeRefresher{}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Method != http.MethodPost || r.URL.Path != "/2015-03-31/functions/token-refresher-refresher/invocations" {
+			t.Errorf("the refresher was sent %s %s, want an invoke of token-refresher-refresher", r.Method, r.URL.Path)
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		}
+		if got := r.Header.Get("X-Amz-Invocation-Type"); got != "Event" {
+			t.Errorf("invocation type %q, want Event (asynchronous)", got)
+		}
+		var ev rotationEvent
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&ev); err != nil || ev.Action != "rotate" || len(ev.Providers) != 1 || ev.Providers[0] != "ecard" {
+			t.Errorf("the refresher was sent %s, want a conditional rotation of ecard", body)
+		}
+		f.mu.Lock()
+		f.events = append(f.events, ev)
+		f.mu.Unlock()
+		if err := rotate(ev); err != nil {
+			t.Errorf("publish the successor: %v", err)
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// sent checks that the rotations since the last check were for exactly these tokens.
+func (f *fakeRefresher) sent(t *testing.T, refusedInOrder ...string) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var got, want []string
+	for _, ev := range f.events[f.checked:] {
+		got = append(got, ev.IfToken)
+	}
+	for _, tok := range refusedInOrder {
+		want = append(want, tokens.Fingerprint(tok))
+	}
+	f.checked = len(f.events)
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("the refresher was sent rotations if_token %v, want %v", got, want)
 	}
 }
 

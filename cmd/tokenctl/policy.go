@@ -35,6 +35,9 @@ type policyTarget struct {
 	partition, region, account string
 	// kmsKey is the stack's KmsKeyArn; empty means the AWS managed key alias/aws/ssm.
 	kmsKey string
+	// rotate is the refresher function (name or ARN) the consumer may send
+	// conditional rotations to; empty grants no invoke.
+	rotate string
 }
 
 // consumerPolicy grants reading exactly the given token parameters and nothing
@@ -64,15 +67,53 @@ func consumerPolicy(t policyTarget, parameters []string) policyDoc {
 			},
 		}
 	}
-	return policyDoc{Version: "2012-10-17", Statement: []policyStatement{
+	doc := policyDoc{Version: "2012-10-17", Statement: []policyStatement{
 		{Sid: "ReadTokenParameters", Effect: "Allow", Action: []string{"ssm:GetParameter"}, Resource: arns},
 		decrypt,
 	}}
+	if t.rotate != "" {
+		// The unqualified function only, as the stack's TokenRotationRequestersPolicy.
+		fn := t.rotate
+		if !strings.HasPrefix(fn, "arn:") {
+			fn = fmt.Sprintf("arn:%s:lambda:%s:%s:function:%s", t.partition, t.region, t.account, fn)
+		}
+		doc.Statement = append(doc.Statement, policyStatement{
+			Sid: "RequestConditionalRotation", Effect: "Allow", Action: []string{"lambda:InvokeFunction"}, Resource: []string{fn},
+		})
+	}
+	return doc
+}
+
+// validFunction accepts what -rotate may name: a Lambda function name, or an
+// unqualified function ARN (a qualifier would grant a version, not the function).
+func validFunction(s string) bool {
+	name := s
+	if strings.HasPrefix(s, "arn:") {
+		a, err := arn.Parse(s)
+		if err != nil || a.Service != "lambda" {
+			return false
+		}
+		rest, ok := strings.CutPrefix(a.Resource, "function:")
+		if !ok || strings.Contains(rest, ":") {
+			return false
+		}
+		name = rest
+	}
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // policy prints the IAM policy that lets a consumer read the tokens of the named
 // providers and no other, for least privilege per consumer: attach it instead of the
-// stack's TokenReadersPolicy, which grants every token.
+// stack's TokenReadersPolicy, which grants every token. With -rotate it also lets
+// the consumer send conditional rotations to the refresher function.
 func policy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("policy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -82,6 +123,7 @@ func policy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	region := fs.String("region", "", "the stack's region (default: the AWS SDK's configured region)")
 	account := fs.String("account", "", "the stack's account ID (default: the caller's, from STS)")
 	partition := fs.String("partition", "", "the stack's partition (default: the caller's, from STS, or aws with -account)")
+	rotate := fs.String("rotate", "", "also allow sending conditional rotations to the refresher `FUNCTION` (name or ARN): lambda:InvokeFunction on it")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -94,6 +136,10 @@ func policy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "tokenctl policy: -kms-key %q is not a KMS key ARN\n", *kmsKey)
 			return exitUsage
 		}
+	}
+	if *rotate != "" && !validFunction(*rotate) {
+		fmt.Fprintf(stderr, "tokenctl policy: -rotate %q is not a Lambda function name or unqualified function ARN\n", *rotate)
+		return exitUsage
 	}
 	prefix := strings.TrimRight(*tokenPrefix, "/")
 	var reg *registry.Registry
@@ -121,7 +167,7 @@ func policy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		parameters = append(parameters, p.Parameter)
 	}
-	t := policyTarget{partition: *partition, region: *region, account: *account, kmsKey: *kmsKey}
+	t := policyTarget{partition: *partition, region: *region, account: *account, kmsKey: *kmsKey, rotate: *rotate}
 	if err := t.complete(ctx); err != nil {
 		fmt.Fprintln(stderr, "tokenctl policy:", err)
 		return exitUsage

@@ -105,6 +105,9 @@ func TestPolicyRefusesWhatItCannotGrantExactly(t *testing.T) {
 		{"an upper-case name", []string{"Ecard"}},
 		{"a name the registry lacks", []string{"-providers", file, "billing"}},
 		{"a key that is no KMS ARN", []string{"-kms-key", "alias/tokens", "ecard"}},
+		{"a wildcard function", []string{"-rotate", "token-refresher-*", "ecard"}},
+		{"a qualified function ARN", []string{"-rotate", "arn:aws:lambda:us-east-1:123456789012:function:token-refresher-refresher:1", "ecard"}},
+		{"a function ARN of another service", []string{"-rotate", "arn:aws:s3:::bucket", "ecard"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,6 +120,31 @@ func TestPolicyRefusesWhatItCannotGrantExactly(t *testing.T) {
 			}
 			if stderr.Len() == 0 {
 				t.Error("got no message on stderr, want the reason")
+			}
+		})
+	}
+}
+
+func TestPolicyRotateGrantsInvokeOfTheRefresherOnly(t *testing.T) {
+	const fnARN = "arn:aws:lambda:eu-west-1:111122223333:function:token-refresher-refresher"
+	for _, fn := range []string{"token-refresher-refresher", fnARN} {
+		t.Run(fn, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			args := []string{"policy", "-region", "eu-west-1", "-account", "111122223333", "-rotate", fn, "ecard"}
+			if code := run(t.Context(), args, &stdout, &stderr); code != exitOK {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, exitOK, stderr.String())
+			}
+			var got policyDoc
+			if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+				t.Fatalf("output is not a policy: %v\n%s", err, stdout.String())
+			}
+			if len(got.Statement) != 3 {
+				t.Fatalf("got %d statements, want 3 (read, decrypt, invoke): %s", len(got.Statement), stdout.String())
+			}
+			invoke := got.Statement[2]
+			if invoke.Effect != "Allow" || !slices.Equal(invoke.Action, []string{"lambda:InvokeFunction"}) ||
+				!slices.Equal(invoke.Resource, []string{fnARN}) || invoke.Condition != nil {
+				t.Errorf("got invoke statement %+v, want Allow lambda:InvokeFunction on %s alone", invoke, fnARN)
 			}
 		})
 	}

@@ -4,23 +4,32 @@
 // the partner's status, its body and the token's fingerprint, never the token.
 //
 // Configuration (environment, set by template.yaml): TOKEN_PARAMETER, the token's
-// parameter (/token-refresher/tokens/<provider>), and PARTNER_URL, the URL to call.
+// parameter (/token-refresher/tokens/<provider>), PARTNER_URL, the URL to call, and
+// optionally REFRESHER_FUNCTION, the refresher function's name or ARN, to which the
+// consumer sends a conditional rotation when the partner refuses the latest token.
 // The event may name a path to append: {"path": "/v1/reports"}.
 //
 // The Source and the HTTP client live for the life of the execution environment, so
 // warm invocations reuse the cached token; when the partner answers 401 the
-// Transport reads the parameter again and retries once with a newer token.
+// Transport reads the parameter again and retries once with a newer token, and when
+// the parameter still holds the refused token, it asks the refresher for a new one
+// (an asynchronous invoke), waits a few seconds at most for it, and retries once.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
+	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/token-refresher/token-refresher/pkg/tokens"
@@ -78,7 +87,39 @@ func main() {
 		os.Exit(2)
 	}
 	// Built once, in the init phase: warm invocations reuse the cached token.
-	src := tokens.NewSource(ssm.NewFromConfig(cfg), param)
+	var opts []tokens.Option
+	if fn := os.Getenv("REFRESHER_FUNCTION"); fn != "" {
+		opts = append(opts, tokens.WithRotation(invoker{client: awslambda.NewFromConfig(cfg), function: fn}))
+	}
+	src := tokens.NewSource(ssm.NewFromConfig(cfg), param, opts...)
 	c := &consumer{source: src, client: tokens.NewClient(context.Background(), src), partner: partner}
 	lambda.Start(c.handle)
+}
+
+// invoker sends conditional rotations to the refresher function as asynchronous
+// invocations: the consumer does not wait for the function's result, only for the
+// successor to be published, which the Source polls for.
+type invoker struct {
+	client   *awslambda.Client
+	function string
+}
+
+// Rotate implements tokens.Rotator.
+func (i invoker) Rotate(ctx context.Context, r tokens.Rotation) error {
+	payload, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = i.client.Invoke(ctx, &awslambda.InvokeInput{
+		FunctionName:   aws.String(i.function),
+		InvocationType: lambdatypes.InvocationTypeEvent,
+		Payload:        payload,
+	})
+	if err != nil {
+		// The Source answers the request with the partner's 401 either way; the log
+		// says why no new token came (often: the role lacks the rotation policy).
+		slog.WarnContext(ctx, "conditional rotation not sent", "provider", r.Provider, "if_token", r.IfToken, "error", err)
+		return fmt.Errorf("send the conditional rotation of %s to %s: %w", r.Provider, i.function, err)
+	}
+	return nil
 }

@@ -127,6 +127,7 @@ type fake struct {
 	last      Request
 
 	apiRequests, apiAccepted int
+	revoked                  string // a token the partner API refuses though it was issued last
 }
 
 // NewServer starts a server with no providers on a loopback address.
@@ -266,7 +267,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	fp.apiRequests++
 	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	accepted := strings.EqualFold(scheme, "Bearer") && len(fp.issued) > 0 && token == fp.issued[len(fp.issued)-1]
+	accepted := strings.EqualFold(scheme, "Bearer") && len(fp.issued) > 0 && token == fp.issued[len(fp.issued)-1] && token != fp.revoked
 	if accepted {
 		fp.apiAccepted++
 	}
@@ -279,6 +280,16 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintf(w, `{"provider":%q,"path":%q}`, fp.p.Name, "/"+r.PathValue("path"))
+}
+
+// Revoke makes the provider's partner API refuse the token it issued last, as a
+// partner does after revoking it on its side, until it issues another.
+func (s *Server) Revoke(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fp := s.provider(name); len(fp.issued) > 0 {
+		fp.revoked = fp.issued[len(fp.issued)-1]
+	}
 }
 
 // Stats returns a copy of what the provider has seen and done so far.

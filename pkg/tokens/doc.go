@@ -49,8 +49,12 @@
 //
 //	client := &http.Client{Transport: &tokens.Transport{Source: src}, Timeout: 30 * time.Second}
 //
-// A Source is also an oauth2.TokenSource, for libraries that take one; ask it for a
-// token directly with TokenContext.
+// Do not use oauth2.NewClient: a Source is deliberately not an oauth2.TokenSource,
+// because oauth2.NewClient would wrap it in oauth2.ReuseTokenSource, which keeps
+// each token until it expires and never sees a 401, so a token the partner refused
+// would be sent until its expiry. Ask a Source for a token directly with
+// TokenContext; a library that insists on an oauth2.TokenSource gets one from
+// Source.TokenSource, without the 401 rule.
 //
 // # Caching and the margin
 //
@@ -73,7 +77,42 @@
 // successor); only if it now holds a different token is the request sent once more,
 // with that token. A request with a body is retried only when the body can be
 // produced again (req.GetBody, as http.NewRequest sets for in-memory bodies). Many
-// requests failing with the same token cause one read.
+// requests failing with the same token cause one read, and once that read found the
+// same refused token, further 401s with it cause no read for the quiet period
+// (DefaultQuietPeriod, five seconds; WithQuietPeriod changes it), so a partner that
+// refuses every request does not turn each one into a GetParameter call.
+//
+// # When the partner refuses the latest token
+//
+// If the re-read finds the same token, the partner refused the latest published one
+// (revoked early, a partner-side incident) and no consumer can do better until the
+// refresher gets a new one. WithRotation lets the Source ask for it: it sends the
+// refresher function a conditional rotation for the refused token's fingerprint,
+//
+//	{"action":"rotate","providers":["ecard"],"if_token":"c7798e96"}
+//
+// polls the parameter with growing delays until the successor is published, for at
+// most the rotation wait (DefaultRotationWait; WithRotationWait changes it) and the
+// request's context, and Transport retries the request once with it. Concurrent
+// requests refused with one token share one rotation and one wait; the refresher
+// makes one token request for any number of such events, from however many
+// consumers. A Rotator sends the event; in a Lambda, an asynchronous invoke of the
+// refresher function:
+//
+//	lc := lambda.NewFromConfig(cfg)
+//	rotate := tokens.RotatorFunc(func(ctx context.Context, r tokens.Rotation) error {
+//		payload, err := json.Marshal(r)
+//		if err != nil {
+//			return err
+//		}
+//		_, err = lc.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(refresher),
+//			InvocationType: types.InvocationTypeEvent, Payload: payload})
+//		return err
+//	})
+//	src := tokens.NewSource(ssm.NewFromConfig(cfg), param, tokens.WithRotation(rotate))
+//
+// This package does not import the Lambda client, so consumers that do not rotate
+// do not depend on it; examples/consumer-go is a whole consumer that does.
 //
 // # Errors
 //
@@ -96,7 +135,9 @@
 // (arn:aws:ssm:<region>:<account>:parameter/token-refresher/tokens/<provider>). When
 // the tokens are encrypted with a customer managed key rather than alias/aws/ssm, it
 // also needs kms:Decrypt on that key. The refresher's stack exports a managed policy
-// that grants both for all tokens: <stack>-TokenReadersPolicyArn.
+// that grants both for all tokens: <stack>-TokenReadersPolicyArn. With WithRotation
+// the role also needs lambda:InvokeFunction on the refresher function, which the
+// stack's <stack>-TokenRotationRequestersPolicyArn grants.
 //
 // # Testing your own code
 //

@@ -62,7 +62,7 @@ func ExampleNewSource() {
 
 	// In a Lambda: tokens.NewSource(ssm.NewFromConfig(cfg), os.Getenv("TOKEN_PARAMETER")).
 	src := tokens.NewSource(params, "/token-refresher/tokens/ecard")
-	tok, err := src.Token()
+	tok, err := src.TokenContext(context.Background())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -83,24 +83,20 @@ func ExampleNewSource_ssmClient() {
 	_ = client // use it in the handler
 }
 
-func ExampleNewSource_oauth2Client() {
-	partner := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "partner saw: ", r.Header.Get("Authorization"))
-	}))
-	defer partner.Close()
+// A library that takes an oauth2.TokenSource and makes its own requests gets one
+// from TokenSource. Send your own requests with NewClient, not oauth2.NewClient:
+// only NewClient's client follows the 401 rule.
+func ExampleSource_TokenSource() {
 	params := &memoryParameters{}
 	params.publish("/token-refresher/tokens/ecard", "example-access-token")
 
-	// Any library that takes an oauth2.TokenSource accepts a Source.
-	client := oauth2.NewClient(context.Background(), tokens.NewSource(params, "/token-refresher/tokens/ecard"))
-	res, err := client.Get(partner.URL)
+	var ts oauth2.TokenSource = tokens.NewSource(params, "/token-refresher/tokens/ecard").TokenSource()
+	tok, err := ts.Token()
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
-	fmt.Println(string(body))
-	// Output: partner saw: Bearer example-access-token
+	fmt.Println(tok.Type(), tok.AccessToken)
+	// Output: Bearer example-access-token
 }
 
 func ExampleTransport() {
@@ -120,7 +116,7 @@ func ExampleTransport() {
 	params.publish("/token-refresher/tokens/ecard", "old-token")
 	src := tokens.NewSource(params, "/token-refresher/tokens/ecard")
 	client := &http.Client{Transport: &tokens.Transport{Source: src}}
-	if _, err := src.Token(); err != nil { // a warm Lambda has the old token cached
+	if _, err := src.TokenContext(context.Background()); err != nil { // a warm Lambda has the old token cached
 		log.Fatal(err)
 	}
 	params.publish("/token-refresher/tokens/ecard", "new-token")

@@ -35,12 +35,14 @@ const (
 	// hanging SSM endpoint cannot hold every caller of a Source indefinitely.
 	DefaultTimeout = 10 * time.Second
 
-	// quietPeriod is how long a Source keeps serving a still-valid cached token
-	// instead of reading again after a read failed, or after a read found a token
-	// already inside the margin. Without it, every request in the margin window (or
-	// during an SSM outage) would be a GetParameter call, and a busy fleet of
-	// consumers would soon be throttled by SSM.
-	quietPeriod = 5 * time.Second
+	// DefaultQuietPeriod is how long a Source keeps serving a still-valid cached
+	// token instead of reading again: after a read failed, after a read found a
+	// token already inside the margin, and after a re-read on a 401 found the same
+	// refused token. Without it, every request in the margin window, during an SSM
+	// outage, or while a partner refuses the token would be a GetParameter call, and
+	// a busy fleet of consumers would exhaust the GetParameter quota that the
+	// refresher and every other consumer in the account share.
+	DefaultQuietPeriod = 5 * time.Second
 )
 
 // Option configures a Source.
@@ -55,6 +57,8 @@ func WithMargin(d time.Duration) Option {
 }
 
 // WithClock replaces time.Now, so tests can move time instead of waiting for it.
+// It decides expiry, the margin and the quiet period; the rotation wait and the
+// read timeout are real time, since they bound how long a caller is held.
 func WithClock(now func() time.Time) Option {
 	return func(s *Source) {
 		if now != nil {
@@ -75,10 +79,20 @@ func WithTimeout(d time.Duration) Option {
 	}
 }
 
+// WithQuietPeriod sets how long the Source reads no parameter again after a read
+// failed, or after a re-read on a 401 returned the same refused token
+// (DefaultQuietPeriod when not given). Values <= 0 are ignored.
+func WithQuietPeriod(d time.Duration) Option {
+	return func(s *Source) {
+		if d > 0 {
+			s.quiet = d
+		}
+	}
+}
+
 // Source reads one published token from SSM Parameter Store and caches it in
 // memory, so that a consumer calls GetParameter about once per token lifetime
-// rather than once per request. It is an oauth2.TokenSource and is safe for
-// concurrent use.
+// rather than once per request. It is safe for concurrent use.
 //
 // The cached token is used until it is within the margin of its expiry or until
 // Invalidate is called; then the parameter is read again, once, however many
@@ -86,16 +100,21 @@ func WithTimeout(d time.Duration) Option {
 // expired, the cached token is returned without an error: the partner still
 // accepts it, and the refresher, not each consumer, is the one that alarms.
 //
-// oauth2.NewClient wraps any TokenSource in oauth2.ReuseTokenSource, which keeps
-// each token until 10 s before its expiry and never sees Invalidate. That works,
-// but use NewClient or Transport instead to get the margin and recovery from a 401
-// after the partner revoked a token early.
+// Send requests with NewClient or Transport, which add the 401 rule. A Source is
+// deliberately not an oauth2.TokenSource: oauth2.NewClient would wrap it in
+// oauth2.ReuseTokenSource, which keeps each token until 10 s before its expiry,
+// never sees a 401 and so keeps sending a token the partner refused. For a
+// library that only takes an oauth2.TokenSource, TokenSource adapts it.
 type Source struct {
 	client  ParameterReader
 	name    string
 	margin  time.Duration
 	timeout time.Duration
+	quiet   time.Duration
 	now     func() time.Time
+
+	rotator Rotator
+	wait    time.Duration // bound on waiting for a successor after a rotation
 
 	group singleflight.Group
 
@@ -109,6 +128,11 @@ type Source struct {
 	tokGen   uint64    // gen when the cached token's read started
 	readAt   time.Time // when the cached token was read
 	failedAt time.Time // when the last read failed; zero after a success
+	// refused is the access token that a re-read on a 401 found still published
+	// (after any rotation and wait), at refusedAt: 401s with it cause no read, and
+	// no rotation, for the quiet period.
+	refused   string
+	refusedAt time.Time
 }
 
 // NewSource returns a Source for the SSM parameter name (a name such as
@@ -128,7 +152,9 @@ func NewSource(client ParameterReader, name string, opts ...Option) *Source {
 		name:    name,
 		margin:  DefaultMargin,
 		timeout: DefaultTimeout,
+		quiet:   DefaultQuietPeriod,
 		now:     time.Now,
+		wait:    DefaultRotationWait,
 	}
 	for _, opt := range opts {
 		opt(s)
@@ -139,11 +165,19 @@ func NewSource(client ParameterReader, name string, opts ...Option) *Source {
 // Name returns the SSM parameter name the Source reads, for log lines and errors.
 func (s *Source) Name() string { return s.name }
 
-// Token implements oauth2.TokenSource. It is TokenContext without a caller
-// context; the read is still bounded by the Source's timeout.
-func (s *Source) Token() (*oauth2.Token, error) {
-	return s.TokenContext(context.Background())
-}
+// TokenSource adapts s for a library that takes an oauth2.TokenSource and makes
+// its own requests. Such a library gets s's cache, margin and fallback, but not
+// the 401 rule, which lives in Transport. Do not pass it to oauth2.NewClient: use
+// NewClient, whose client follows the 401 rule; oauth2.NewClient's
+// ReuseTokenSource would keep a refused token until it expires.
+func (s *Source) TokenSource() oauth2.TokenSource { return tokenSource{s} }
+
+// tokenSource is the oauth2.TokenSource view of a Source.
+type tokenSource struct{ s *Source }
+
+// Token is TokenContext without a caller context; the read is still bounded by
+// the Source's timeout.
+func (t tokenSource) Token() (*oauth2.Token, error) { return t.s.TokenContext(context.Background()) }
 
 // TokenContext returns the current access token, reading the parameter when the
 // cached token is missing, near expiry or invalidated. ctx bounds only this
@@ -194,13 +228,21 @@ func (s *Source) Invalidate() {
 
 // invalidateToken invalidates only if accessToken is still the cached token, so
 // that many requests failing with the same old token cause one re-read, not one
-// each, and none of them discards a successor another goroutine already read.
+// each, and none of them discards a successor another goroutine already read. A
+// token a re-read already found still published is not read again for the quiet
+// period.
 func (s *Source) invalidateToken(accessToken string) {
 	s.mu.Lock()
-	if s.have && s.tokGen == s.gen && s.tok.AccessToken == accessToken {
+	if s.have && s.tokGen == s.gen && s.tok.AccessToken == accessToken && !s.refusedLocked(accessToken, s.now()) {
 		s.gen++
 	}
 	s.mu.Unlock()
+}
+
+// refusedLocked reports whether accessToken was found still published after a
+// 401 less than the quiet period ago.
+func (s *Source) refusedLocked(accessToken string, now time.Time) bool {
+	return accessToken == s.refused && now.Before(s.refusedAt.Add(s.quiet))
 }
 
 // usableLocked reports whether the cached token may be returned without a read.
@@ -208,13 +250,13 @@ func (s *Source) usableLocked(now time.Time) (Token, bool) {
 	if !s.have || !s.tok.Valid(now) {
 		return Token{}, false
 	}
-	if now.Before(s.failedAt.Add(quietPeriod)) {
+	if now.Before(s.failedAt.Add(s.quiet)) {
 		return s.tok, true
 	}
 	if s.tokGen != s.gen {
 		return Token{}, false
 	}
-	if now.Before(s.tok.ExpiresAt.Add(-s.margin)) || now.Before(s.readAt.Add(quietPeriod)) {
+	if now.Before(s.tok.ExpiresAt.Add(-s.margin)) || now.Before(s.readAt.Add(s.quiet)) {
 		return s.tok, true
 	}
 	return Token{}, false

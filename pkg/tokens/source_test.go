@@ -16,7 +16,7 @@ import (
 
 const param = "/token-refresher/tokens/ecard"
 
-var _ oauth2.TokenSource = (*tokens.Source)(nil)
+var _ oauth2.TokenSource = (*tokens.Source)(nil).TokenSource()
 
 func TestSourceReadsDecryptedParameter(t *testing.T) {
 	store := newFakeSSM()
@@ -26,7 +26,7 @@ func TestSourceReadsDecryptedParameter(t *testing.T) {
 	clock := newFakeClock(t0)
 	src := tokens.NewSource(store, param, tokens.WithClock(clock.Now), tokens.WithTimeout(3*time.Second))
 
-	got, err := src.Token()
+	got, err := src.TokenContext(context.Background())
 	if err != nil {
 		t.Fatalf("Token: got err %v, want nil", err)
 	}
@@ -55,7 +55,7 @@ func TestSourceDefaultsTokenType(t *testing.T) {
 	store := newFakeSSM()
 	store.set(param, `{"access_token":"tok-A","expires_at":"2026-11-22T11:00:00Z"}`)
 	src := tokens.NewSource(store, param, tokens.WithClock(newFakeClock(t0).Now))
-	got, err := src.Token()
+	got, err := src.TokenContext(context.Background())
 	if err != nil {
 		t.Fatalf("Token: got err %v, want nil", err)
 	}
@@ -84,14 +84,14 @@ func TestSourceReReadsOnlyWithinMargin(t *testing.T) {
 			store.publish(param, published("tok-A", time.Hour))
 			clock := newFakeClock(t0)
 			src := tokens.NewSource(store, param, append(tc.opts, tokens.WithClock(clock.Now))...)
-			if _, err := src.Token(); err != nil {
+			if _, err := src.TokenContext(context.Background()); err != nil {
 				t.Fatalf("first Token: got err %v, want nil", err)
 			}
 			// The refresher published a successor in the meantime.
 			next := published("tok-B", 2*time.Hour)
 			store.publish(param, next)
 			clock.Set(t0.Add(tc.at))
-			got, err := src.Token()
+			got, err := src.TokenContext(context.Background())
 			if err != nil {
 				t.Fatalf("second Token: got err %v, want nil", err)
 			}
@@ -127,13 +127,13 @@ func TestSourceInvalidateForcesReRead(t *testing.T) {
 	store.publish(param, published("tok-A", time.Hour))
 	clock := newFakeClock(t0)
 	src := tokens.NewSource(store, param, tokens.WithClock(clock.Now))
-	if _, err := src.Token(); err != nil {
+	if _, err := src.TokenContext(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	store.publish(param, published("tok-B", time.Hour))
 
 	src.Invalidate()
-	got, err := src.Token()
+	got, err := src.TokenContext(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestSourceInvalidateForcesReRead(t *testing.T) {
 		t.Errorf("after Invalidate: token %q after %d reads, want tok-B after 2", got.AccessToken, store.readCount())
 	}
 	// The new token is cached again.
-	if _, err := src.Token(); err != nil {
+	if _, err := src.TokenContext(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if n := store.readCount(); n != 2 {
@@ -157,7 +157,7 @@ func TestSourceInvalidateDuringReadIsNotLost(t *testing.T) {
 
 	done := make(chan error)
 	go func() {
-		_, err := src.Token()
+		_, err := src.TokenContext(context.Background())
 		done <- err
 	}()
 	<-entered
@@ -166,7 +166,7 @@ func TestSourceInvalidateDuringReadIsNotLost(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if _, err := src.Token(); err != nil {
+	if _, err := src.TokenContext(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if n := store.readCount(); n != 2 {
@@ -266,13 +266,13 @@ func TestSourceFallsBackToValidCachedToken(t *testing.T) {
 			store.publish(param, published("tok-A", time.Hour))
 			clock := newFakeClock(t0)
 			src := tokens.NewSource(store, param, tokens.WithClock(clock.Now))
-			if _, err := src.Token(); err != nil {
+			if _, err := src.TokenContext(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			tc.breakStore(store)
 			clock.Set(t0.Add(59*time.Minute + 30*time.Second)) // inside the margin, not expired
 
-			got, err := src.Token()
+			got, err := src.TokenContext(context.Background())
 			if err != nil {
 				t.Fatalf("Token = %v, want the cached token while it is valid", err)
 			}
@@ -284,7 +284,7 @@ func TestSourceFallsBackToValidCachedToken(t *testing.T) {
 			}
 			// Right after a failure the cached token is served without hammering SSM.
 			clock.Advance(time.Second)
-			if _, err := src.Token(); err != nil {
+			if _, err := src.TokenContext(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			if n := store.readCount(); n != 2 {
@@ -292,7 +292,7 @@ func TestSourceFallsBackToValidCachedToken(t *testing.T) {
 			}
 			// Later it tries again.
 			clock.Advance(10 * time.Second)
-			if _, err := src.Token(); err != nil {
+			if _, err := src.TokenContext(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			if n := store.readCount(); n != 3 {
@@ -307,14 +307,14 @@ func TestSourceErrorsWhenCachedTokenExpiredAndReadFails(t *testing.T) {
 	store.publish(param, published("tok-A", time.Hour))
 	clock := newFakeClock(t0)
 	src := tokens.NewSource(store, param, tokens.WithClock(clock.Now))
-	if _, err := src.Token(); err != nil {
+	if _, err := src.TokenContext(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	boom := errors.New("connection refused")
 	store.setErr(boom)
 	clock.Set(t0.Add(time.Hour)) // expires_at itself: no longer valid
 
-	tok, err := src.Token()
+	tok, err := src.TokenContext(context.Background())
 	if err == nil {
 		t.Fatalf("Token = %q, want an error: the cached token has expired", tok.AccessToken)
 	}
@@ -329,7 +329,7 @@ func TestSourceErrorsWhenCachedTokenExpiredAndReadFails(t *testing.T) {
 func TestSourceParameterNotFound(t *testing.T) {
 	store := newFakeSSM()
 	src := tokens.NewSource(store, param, tokens.WithClock(newFakeClock(t0).Now))
-	_, err := src.Token()
+	_, err := src.TokenContext(context.Background())
 	var nf *types.ParameterNotFound
 	if !errors.As(err, &nf) {
 		t.Fatalf("got err %v, want errors.As(err, *types.ParameterNotFound)", err)
@@ -357,7 +357,7 @@ func TestSourceMalformedValue(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			src := tokens.NewSource(valueReader{tc.value}, param, tokens.WithClock(newFakeClock(t0).Now))
-			_, err := src.Token()
+			_, err := src.TokenContext(context.Background())
 			if !errors.Is(err, tokens.ErrMalformed) {
 				t.Fatalf("got err %v, want errors.Is(err, tokens.ErrMalformed)", err)
 			}
@@ -375,7 +375,7 @@ func TestSourceExpiredToken(t *testing.T) {
 	store := newFakeSSM()
 	store.publish(param, published("tok-A", time.Hour))
 	src := tokens.NewSource(store, param, tokens.WithClock(newFakeClock(t0.Add(2*time.Hour)).Now))
-	tok, err := src.Token()
+	tok, err := src.TokenContext(context.Background())
 	if !errors.Is(err, tokens.ErrExpired) {
 		t.Fatalf("Token = %v, %v; want ErrExpired", tok, err)
 	}

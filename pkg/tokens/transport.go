@@ -17,13 +17,19 @@ const drainLimit = 64 << 10
 // from Source, like oauth2.Transport, and in addition recovers from a token the
 // partner rejected early (for example because issuing the successor revoked it).
 //
-// On a 401 response it invalidates the Source and reads the parameter again. Only
-// when the parameter then holds a different token does it send the request once
-// more, with that token; otherwise it returns the 401, because retrying with the
-// same token would only earn another. A request with a body is retried only if
-// the body can be produced again (req.GetBody is set, as http.NewRequest does for
-// in-memory bodies); otherwise the 401 is returned and the next request uses the
-// new token.
+// On a 401 response it reads the parameter again. When the parameter then holds
+// a different token, it sends the request once more, with that token. When it
+// holds the same token, the partner refused the latest one: with WithRotation the
+// Source asks the refresher for a new token and waits, boundedly, for it to be
+// published, and the request is sent once more with it; otherwise, or when none
+// comes in time, the 401 is returned, because retrying with the same token would
+// only earn another. All requests refused with one token share one re-read (and
+// one rotation and wait), and for the Source's quiet period after a re-read found
+// the refused token still published, further 401s with it read nothing.
+//
+// A request with a body is retried only if the body can be produced again
+// (req.GetBody is set, as http.NewRequest does for in-memory bodies); otherwise the
+// 401 is returned at once and the next request reads the parameter again.
 type Transport struct {
 	// Source supplies the tokens. It must not be nil.
 	Source *Source
@@ -60,12 +66,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return res, err
 	}
 
-	t.Source.invalidateToken(tok.AccessToken)
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	if hasBody && req.GetBody == nil {
+		// No retry is possible, so no reason to wait: the next request reads.
+		t.Source.invalidateToken(tok.AccessToken)
 		return res, nil
 	}
-	fresh, err := t.Source.TokenContext(ctx)
+	fresh, err := t.Source.successor(ctx, tok.AccessToken)
 	if err != nil || fresh.AccessToken == tok.AccessToken {
 		// Nothing better to send: the caller gets the partner's own answer.
 		return res, nil

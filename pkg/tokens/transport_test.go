@@ -96,7 +96,7 @@ func rotated(t *testing.T) (*tokens.Source, *fakeSSM) {
 	store := newFakeSSM()
 	store.publish(param, published("tok-A", time.Hour))
 	src := tokens.NewSource(store, param, tokens.WithClock(newFakeClock(t0).Now))
-	if _, err := src.Token(); err != nil {
+	if _, err := src.TokenContext(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	store.publish(param, published("tok-B", time.Hour))
@@ -285,7 +285,7 @@ func TestTransportRetriesBodyOnlyWhenReplayable(t *testing.T) {
 			}
 			// Without a retry, the 401 still invalidated the token: the next request
 			// uses the new one.
-			tok, err := src.Token()
+			tok, err := src.TokenContext(context.Background())
 			if err != nil || tok.AccessToken != "tok-B" {
 				t.Errorf("next token = %v, %v; want tok-B", tok, err)
 			}

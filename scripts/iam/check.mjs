@@ -126,6 +126,7 @@ for (const conf of configurations) {
   ]
   const jobs = arn('sqs', `${stackName}-jobs.fifo`)
   const deadJobs = arn('sqs', `${stackName}-jobs-dlq.fifo`)
+  const refresherFunction = arn('lambda', `function:${stackName}-refresher`)
   const logGroup = `/aws/lambda/${stackName}-refresher`
   const bucket = `arn:aws:s3:::${stackName}-RegistryBucket-TEST`
   const registry = `${bucket}/providers.yaml`
@@ -284,6 +285,24 @@ for (const conf of configurations) {
       ['deny', ...kms('kms:Encrypt')],
       ['deny', ...kms('kms:Decrypt', otherKey, ['alias/other'])],
     ],
+    // Consumers that send conditional rotations: invoke the refresher function,
+    // unqualified, and nothing else: no other function, no change to it, no token.
+    TokenRotationRequestersPolicy: [
+      ['allow', 'lambda:InvokeFunction', refresherFunction],
+      ['deny', 'lambda:InvokeFunction', `${refresherFunction}:$LATEST`],
+      ['deny', 'lambda:InvokeFunction', `${refresherFunction}:1`],
+      ['deny', 'lambda:InvokeFunction', arn('lambda', 'function:other')],
+      ['deny', 'lambda:InvokeFunction', `${refresherFunction}-other`],
+      ['deny', 'lambda:InvokeAsync', refresherFunction],
+      ['deny', 'lambda:InvokeFunctionUrl', refresherFunction],
+      ['deny', 'lambda:UpdateFunctionCode', refresherFunction],
+      ['deny', 'lambda:UpdateFunctionConfiguration', refresherFunction],
+      ['deny', 'lambda:GetFunction', refresherFunction],
+      ['deny', 'lambda:AddPermission', refresherFunction],
+      ...tokenReads(`${tokens}/ecard`).map(c => ['deny', ...c]),
+      ['deny', 'secretsmanager:GetSecretValue', secret('ecard')],
+      ['deny', 'ssm:PutParameter', param(`${tokens}/ecard`)],
+    ],
     // Operators: token metadata and the refresher's records; never a token's value.
     OperatorsPolicy: [
       ['allow', 'ssm:DescribeParameters', '*'],
@@ -365,6 +384,22 @@ for (const conf of configurations) {
     ['deny', 'secretsmanager:BatchGetSecretValue', '*'],
     ['deny', ...directKms('kms:Decrypt')],
     ['deny', ...kms('kms:Decrypt', otherKey, ['alias/other'])],
+  ])
+  // tokenctl policy -rotate ecard: the same reads, and the invoke of the refresher.
+  const rotating = tokenctlPolicy(['-token-prefix', tokens, ...keyArgs, '-rotate', `${stackName}-refresher`, 'ecard'])
+  await expect('tokenctl policy -rotate ecard', [rotating], [
+    ['allow', 'ssm:GetParameter', param(`${tokens}/ecard`)],
+    ['allow', ...kms('kms:Decrypt')],
+    ['allow', 'lambda:InvokeFunction', refresherFunction],
+    ['deny', 'ssm:GetParameter', param(`${tokens}/billing`)],
+    ['deny', 'lambda:InvokeFunction', `${refresherFunction}:$LATEST`],
+    ['deny', 'lambda:InvokeFunction', arn('lambda', 'function:other')],
+    ['deny', 'lambda:UpdateFunctionCode', refresherFunction],
+    ['deny', 'secretsmanager:GetSecretValue', secret('ecard')],
+  ])
+  // Without -rotate, no invoke at all.
+  await expect('tokenctl policy ecard (no -rotate)', [one], [
+    ['deny', 'lambda:InvokeFunction', refresherFunction],
   ])
   const two = tokenctlPolicy(['-token-prefix', tokens, ...keyArgs, 'ecard', 'billing'])
   await expect('tokenctl policy ecard billing', [two], [
