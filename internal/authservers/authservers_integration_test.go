@@ -114,6 +114,12 @@ func TestIntegrationAuthlib(t *testing.T) {
 	proveServer(t, StartAuthlib, []string{ClientSecretBasic, ClientSecretJWT, PrivateKeyJWT})
 }
 
+// TestIntegrationSpring proves the Spring Authorization Server harness the same
+// way, for every method.
+func TestIntegrationSpring(t *testing.T) {
+	proveServer(t, StartSpring, []string{ClientSecretBasic, ClientSecretJWT, PrivateKeyJWT, TLSClientAuth, SelfSignedTLSClientAuth})
+}
+
 type starter func(context.Context, *PKI, []Client, string) (*Server, error)
 
 func proveServer(t *testing.T, start starter, methods []string) {
