@@ -24,7 +24,7 @@ func StartSpring(ctx context.Context, pki *PKI, clients []Client, tmp string) (*
 	}
 	jar := filepath.Join(root, filepath.FromSlash(SpringJar))
 	if _, err := os.Stat(jar); err != nil {
-		return nil, fmt.Errorf("Spring Authorization Server is not built at %s: run make authservers-deps", jar)
+		return nil, fmt.Errorf("the Spring Authorization Server jar is not built at %s: run make authservers-deps", jar)
 	}
 	srvCert, err := pki.Server()
 	if err != nil {
