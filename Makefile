@@ -1,7 +1,8 @@
 # Every command a user or CI needs. `make demo` and `make test` set up what they
 # need themselves on a fresh machine: Go, Python 3.13 with venv, and network access to
 # the Go module proxy and PyPI are all they assume; `make test` also runs the consumer
-# examples, so it needs Node.js 20 with npm and the npm registry too.
+# examples, so it needs Node.js 20 with npm and the npm registry too, and the interop
+# tests' Spring Authorization Server, so Java 17 with Maven and Maven Central.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -132,8 +133,21 @@ $(AUTHSERVERS_OIDC_STAMP): scripts/authservers/oidc-provider/package.json script
 	cd scripts/authservers/oidc-provider && npm ci --no-audit --no-fund
 	@touch $@
 
+# Spring Authorization Server's loopback app: built once into a jar (the jar is its own
+# stamp, built again only when the pom or a source changes), with a Maven repository
+# of the project's own under .cache/m2.
+AUTHSERVERS_SPRING_DIR := scripts/authservers/spring
+AUTHSERVERS_SPRING_JAR := $(AUTHSERVERS_SPRING_DIR)/target/spring-authserver.jar
+AUTHSERVERS_M2         := .cache/m2
+
+$(AUTHSERVERS_SPRING_JAR): $(AUTHSERVERS_SPRING_DIR)/pom.xml $(shell find $(AUTHSERVERS_SPRING_DIR)/src -type f 2>/dev/null)
+	@echo "authservers-deps: building Spring Authorization Server's loopback app (mvn package)"
+	@command -v java >/dev/null && command -v mvn >/dev/null || { echo "authservers-deps: java or mvn not found: the interop tests need Java 17 or later and Maven 3.8 or later" >&2; exit 1; }
+	mvn -q -B -Dmaven.repo.local=$(abspath $(AUTHSERVERS_M2)) -f $(AUTHSERVERS_SPRING_DIR)/pom.xml package
+	@touch $@
+
 .PHONY: authservers-deps
-authservers-deps: $(AUTHSERVERS_OIDC_STAMP) $(AUTHSERVERS_PY_STAMP) $(AUTHSERVERS_FOSITE) ## install the interop tests' authorization servers, pinned (scripts/authservers/)
+authservers-deps: $(AUTHSERVERS_OIDC_STAMP) $(AUTHSERVERS_PY_STAMP) $(AUTHSERVERS_FOSITE) $(AUTHSERVERS_SPRING_JAR) ## install the interop tests' authorization servers, pinned (scripts/authservers/)
 
 .PHONY: examples-deps
 examples-deps: $(EXAMPLES_PY_STAMP) $(EXAMPLES_JS_STAMP) ## install the consumer examples' pinned dependencies (.venv/examples, examples/node/node_modules)

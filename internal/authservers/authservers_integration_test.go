@@ -120,6 +120,12 @@ func TestIntegrationFosite(t *testing.T) {
 	proveServer(t, StartFosite, []string{ClientSecretBasic, PrivateKeyJWT})
 }
 
+// TestIntegrationSpring proves the Spring Authorization Server harness the same
+// way, for every method.
+func TestIntegrationSpring(t *testing.T) {
+	proveServer(t, StartSpring, []string{ClientSecretBasic, ClientSecretJWT, PrivateKeyJWT, TLSClientAuth, SelfSignedTLSClientAuth})
+}
+
 type starter func(context.Context, *PKI, []Client, string) (*Server, error)
 
 func proveServer(t *testing.T, start starter, methods []string) {
@@ -140,6 +146,22 @@ func proveServer(t *testing.T, start starter, methods []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A self-signed certificate with the registered subject: only the chain to the
+	// client CA tells it from the real one.
+	selfMTLS, err := pki.SelfSigned("mtls-client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A chain to another CA, with the registered subject.
+	otherCA, err := NewPKI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := otherCA.Client("mtls-client", 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreignChain := tls.Certificate{Certificate: [][]byte{foreign.Cert.Raw, otherCA.ca.Raw}, PrivateKey: foreign.Key}
 	unregistered, err := pki.SelfSigned("self-signed-client")
 	if err != nil {
 		t.Fatal(err)
@@ -218,6 +240,8 @@ func proveServer(t *testing.T, start starter, methods []string) {
 		{ClientSecretJWT, "client_secret_jwt with another secret", "hs", token, tokenRequest{id: "hs", assertion: assertion(t, "hs", token, "HS256", []byte("not the secret"))}, "invalid_client"},
 		{PrivateKeyJWT, "private_key_jwt with another key", "pk", token, tokenRequest{id: "pk", assertion: assertion(t, "pk", token, "ES256", wrongKey.Key.(*ecdsa.PrivateKey))}, "invalid_client"},
 		{TLSClientAuth, "tls_client_auth with another subject", "mtls", mtlsToken, tokenRequest{id: "mtls", cert: &otherCert.TLS}, "invalid_client"},
+		{TLSClientAuth, "tls_client_auth with a self-signed certificate of the registered subject", "mtls", mtlsToken, tokenRequest{id: "mtls", cert: &selfMTLS.TLS}, "invalid_client"},
+		{TLSClientAuth, "tls_client_auth with a chain to another CA", "mtls", mtlsToken, tokenRequest{id: "mtls", cert: &foreignChain}, "invalid_client"},
 		{TLSClientAuth, "tls_client_auth without a certificate", "mtls", mtlsToken, tokenRequest{id: "mtls"}, "invalid_client"},
 		{SelfSignedTLSClientAuth, "self_signed_tls_client_auth with an unregistered certificate", "selfsigned", mtlsToken, tokenRequest{id: "selfsigned", cert: &unregistered.TLS}, "invalid_client"},
 	}
