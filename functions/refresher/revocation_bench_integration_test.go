@@ -20,7 +20,8 @@ package main
 // to the last consumer's 200, and what that took: the token requests the
 // fake token endpoint saw (the benchmark fails unless it is 1), the rotations the
 // consumers sent, the invocations that rotated and that skipped, and the consumers'
-// GetParameter calls.
+// GetParameter calls; a consumer still refused when its rotation wait ended is
+// counted, not timed.
 //
 // Settings: BENCH_LATENCY_MS (the token endpoint's latency, default 200),
 // BENCH_REVOCATION_CONSUMERS (default "10,100"), BENCH_REFRESHER_CONCURRENCY (1).
@@ -154,7 +155,7 @@ func BenchmarkRevocation(b *testing.B) {
 			}
 
 			var recovery, fleetRecovery, rotated []time.Duration
-			var tokenRequests, sent, getParameter, cold int
+			var tokenRequests, sent, getParameter, cold, unrecovered int
 			b.ResetTimer()
 			for range b.N {
 				for _, c := range fleet {
@@ -187,8 +188,12 @@ func BenchmarkRevocation(b *testing.B) {
 				last := time.Duration(0)
 				for i, c := range fleet {
 					refused := c.refusals.first()
-					if status[i] != http.StatusOK || refused.IsZero() {
-						b.Fatalf("consumer %d after the revocation: got %d, refused at %v; want a 401, then 200", i, status[i], refused)
+					if refused.IsZero() {
+						b.Fatalf("consumer %d after the revocation: got %d without a 401 first; want the partner's refusal", i, status[i])
+					}
+					if status[i] != http.StatusOK {
+						unrecovered++ // its wait for the successor ended first
+						continue
 					}
 					recovery = append(recovery, done[i].Sub(refused))
 					last = max(last, done[i].Sub(revoked))
@@ -199,20 +204,24 @@ func BenchmarkRevocation(b *testing.B) {
 				outMu.Unlock()
 				tokenRequests = srv.Stats(name).Requests - before
 				if tokenRequests != 1 {
-					b.Fatalf("%d consumers refused with one token made %d token requests, want 1", k, tokenRequests)
+					b.Fatalf("%d consumers refused with one token (%d still refused after the rotation wait) made %d token requests, want 1", k, unrecovered, tokenRequests)
 				}
 				sent, getParameter, cold = int(rotations.Load()), consumerCalls.Count(opGetOne), fn.coldStarts()-coldBefore
 			}
 			b.StopTimer()
+			if len(recovery) == 0 {
+				b.Fatalf("none of %d consumers recovered within the rotation wait", k)
+			}
 			med, p99 := quantile(recovery, 0.5), quantile(recovery, 0.99)
 			outMu.Lock()
 			refreshed, skipped := outcomes[refresher.StatusRefreshed], outcomes[refresher.StatusSkipped]
 			outMu.Unlock()
-			fmt.Printf("\nbench: revocation consumers=%d L=%dms refresher_concurrency=%d: refusal_to_success median_ms=%.1f p99_ms=%.1f max_ms=%.1f revocation_to_rotation_returned_ms=%.1f revocation_to_last_success_ms=%.1f token_requests=%d rotations_sent=%d invocations_refreshed=%d skipped=%d cold_starts=%d consumer_get_parameter=%d (%.2f a consumer)\n",
+			fmt.Printf("\nbench: revocation consumers=%d L=%dms refresher_concurrency=%d: refusal_to_success median_ms=%.1f p99_ms=%.1f max_ms=%.1f revocation_to_rotation_returned_ms=%.1f revocation_to_last_success_ms=%.1f still_refused=%d token_requests=%d rotations_sent=%d invocations_refreshed=%d skipped=%d cold_starts=%d consumer_get_parameter=%d (%.2f a consumer)\n",
 				k, latency.Milliseconds(), concurrency, ms(med), ms(p99), ms(slices.Max(recovery)), ms(quantile(rotated, 0.5)), ms(quantile(fleetRecovery, 0.5)),
-				tokenRequests, sent, refreshed, skipped, cold, getParameter, float64(getParameter)/float64(k))
+				unrecovered, tokenRequests, sent, refreshed, skipped, cold, getParameter, float64(getParameter)/float64(k))
 			b.ReportMetric(ms(med), "refusal_to_success_median_ms")
 			b.ReportMetric(ms(p99), "refusal_to_success_p99_ms")
+			b.ReportMetric(float64(unrecovered), "still_refused")
 			b.ReportMetric(float64(tokenRequests), "token_requests")
 			b.ReportMetric(float64(sent), "rotations")
 			b.ReportMetric(float64(getParameter), "get_parameter")
