@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -311,4 +312,30 @@ func mutualTLS(hc *http.Client, cred Credentials) (*http.Client, func(), error) 
 	out := *hc
 	out.Transport = tr
 	return &out, tr.CloseIdleConnections, nil
+}
+
+// certificateRefused recognises a TLS alert by which a server refuses the client's
+// certificate (RFC 8446 §6.2): bad, unsupported, revoked, expired or unknown, of an
+// unknown CA, access denied, or none presented. Over TCP, crypto/tls reports a
+// peer's alert as a net.OpError "remote error" of an unexported type, so its text
+// is what tells.
+func certificateRefused(err error) bool {
+	var alert tls.AlertError
+	if errors.As(err, &alert) {
+		switch alert {
+		case 42, 43, 44, 45, 46, 48, 49, 116:
+			return true
+		}
+		return false
+	}
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {
+		return false
+	}
+	switch op.Err.Error() {
+	case "tls: bad certificate", "tls: unsupported certificate", "tls: revoked certificate", "tls: expired certificate",
+		"tls: unknown certificate", "tls: unknown certificate authority", "tls: access denied", "tls: certificate required":
+		return true
+	}
+	return false
 }

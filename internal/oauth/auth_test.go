@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
@@ -350,5 +351,29 @@ func TestKeyServerRefusesWrongKey(t *testing.T) {
 	var oe *oauth.Error
 	if !errors.As(err, &oe) || !strings.Contains(oe.Description, "does not verify") {
 		t.Errorf("got %v, want a refusal of the signature", err)
+	}
+}
+
+// TestMutualTLSRefusedInHandshake: a server that verifies client certificates in
+// the TLS handshake and refuses the one presented is reported as a refusal of the
+// credentials (invalid_client), so the refresher tries the previous certificate;
+// one it knows is accepted.
+func TestMutualTLSRefusedInHandshake(t *testing.T) {
+	known, knownPEM := oauthtest.SelfSigned(ecKey, "known", time.Hour)
+	_, otherPEM := oauthtest.SelfSigned(rsaKey, "other", time.Hour)
+	srv := oauthtest.NewKeyServer()
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(known)
+	srv.TLS.ClientAuth, srv.TLS.ClientCAs = tls.RequireAndVerifyClientCert, pool
+	srv.Add(oauthtest.KeyClient{ID: "c", Method: oauth.TLSClientAuth, Certificate: known})
+	e := oauth.Endpoint{TokenURL: srv.TokenURL(), AuthMethod: oauth.TLSClientAuth}
+	_, err := keyClient(srv).Token(context.Background(), e, oauth.Credentials{ClientID: "c", Certificate: otherPEM, PrivateKey: oauthtest.KeyPEM(rsaKey, oauthtest.PKCS8)})
+	var oe *oauth.Error
+	if !errors.As(err, &oe) || !oe.CredentialsRejected() || !strings.Contains(err.Error(), "refused the client certificate") {
+		t.Errorf("got %v, want a refusal of the credentials", err)
+	}
+	if _, err := keyClient(srv).Token(context.Background(), e, oauth.Credentials{ClientID: "c", Certificate: knownPEM, PrivateKey: oauthtest.KeyPEM(ecKey, oauthtest.SEC1)}); err != nil {
+		t.Errorf("the known certificate: %v", err)
 	}
 }

@@ -237,6 +237,11 @@ func (c *Client) attempt(ctx context.Context, hc *http.Client, e Endpoint, cred 
 				errUnreachable, time.Since(started).Round(time.Millisecond), timeUp{ctx.Err()}))
 		case actx.Err() != nil:
 			return nil, fmt.Errorf("%w: no answer within %s", errUnreachable, timeout)
+		case e.AuthMethod.MutualTLS() && certificateRefused(err):
+			// The server refused the client certificate in the handshake, as a
+			// server that verifies it at the TLS layer does: a refusal of the
+			// credentials, so that a rotated certificate falls back to the previous.
+			return nil, backoff.Permanent(&Error{Code: "invalid_client", Description: "the TLS handshake refused the client certificate: " + err.Error()})
 		case isTLSFailure(err):
 			// A certificate that does not verify will not verify on the next attempt.
 			return nil, backoff.Permanent(fmt.Errorf("%w: TLS: %v", errUnreachable, err))

@@ -43,7 +43,8 @@ const (
 
 // Error is a token endpoint's refusal: its HTTP status and its stated reason.
 type Error struct {
-	// StatusCode is the HTTP status; a refusal can come with 200.
+	// StatusCode is the HTTP status; a refusal can come with 200. It is 0 when the
+	// server refused the client certificate in the TLS handshake.
 	StatusCode int
 	// Code is the machine-readable reason, such as RFC 6749's "invalid_client".
 	Code string
@@ -60,7 +61,11 @@ type Error struct {
 // Error says what the endpoint answered: status, code and reason.
 func (e *Error) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "token endpoint answered %d", e.StatusCode)
+	if e.StatusCode == 0 {
+		b.WriteString("token endpoint refused") // in the TLS handshake: no HTTP status
+	} else {
+		fmt.Fprintf(&b, "token endpoint answered %d", e.StatusCode)
+	}
 	switch {
 	case e.Code != "" && e.Description != "":
 		fmt.Fprintf(&b, ": %s: %s", e.Code, e.Description)

@@ -15,6 +15,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -145,6 +146,8 @@ type KeyServer struct {
 func NewKeyServer() *KeyServer {
 	s := &KeyServer{clients: map[string]KeyClient{}, jtis: map[string]bool{}}
 	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	// A refused client certificate is a case under test, not news for the log.
+	s.Server.Config.ErrorLog = log.New(io.Discard, "", 0)
 	s.Server.TLS = &tls.Config{ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}
 	s.StartTLS()
 	return s

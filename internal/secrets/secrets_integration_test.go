@@ -28,7 +28,7 @@ func TestIntegrationSecrets(t *testing.T) {
 		ids = append(ids, id)
 		versions[id] = awstest.PutSecret(t, sm, id, "id", fmt.Sprintf("secret-%d", i))
 	}
-	if _, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(base + "bad"), SecretString: aws.String(`{"client_id":"x"}`)}); err != nil {
+	if _, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(base + "bad"), SecretString: aws.String(`{"client_id":"x","client_secret":""}`)}); err != nil {
 		t.Fatal(err)
 	}
 	ids = append(ids, base+"bad", base+"missing")
