@@ -104,7 +104,7 @@ func TestCheckOffline(t *testing.T) {
 		t.Fatalf("got exit %d, want %d: %s %s", code, exitProblem, out.String(), errOut.String())
 	}
 	for _, want := range []string{broken + ": 4 problems", `provider "ecard": token_url:`, `provider "ecard": refresh_before: invalid duration "15x"`, "(line 5)",
-		`provider "Bad": name:`, `provider "Bad": token_url: required (line 6)`} {
+		`provider "Bad": name:`, `provider "Bad": token_url: required (or issuer, to discover the token endpoint) (line 6)`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/token-refresher/token-refresher/internal/discovery"
 	"github.com/token-refresher/token-refresher/internal/lease"
 	"github.com/token-refresher/token-refresher/internal/oauth"
 	"github.com/token-refresher/token-refresher/internal/registry"
@@ -412,13 +413,32 @@ func (u *run) obtain(ctx context.Context, p registry.Provider, sec secrets.Secre
 		return oauth.Credentials{ClientID: s.ClientID, ClientSecret: s.ClientSecret, PrivateKey: s.PrivateKey,
 			Certificate: s.Certificate, Signer: signer}
 	}
-	tok, err := r.Client.Token(ctx, p.Endpoint, credentials(sec), oauth.WithClock(r.Now))
+	// A provider configured by issuer: the token endpoint is the (cached) metadata's.
+	if err := resolveEndpoint(ctx, r.Discovery, &p); err != nil {
+		return obtained{}, err
+	}
+	rediscovered := false
+	token := func(c oauth.Credentials) (*tokens.Token, error) {
+		tok, err := r.Client.Token(ctx, p.Endpoint, c, oauth.WithClock(r.Now))
+		// Only an endpoint that seems to have moved makes a new read worth it, and
+		// once per refresh: the document may be stale, a refusal would not change.
+		if err != nil && p.Issuer != "" && !rediscovered && discovery.Moved(err) {
+			rediscovered = true
+			r.Discovery.Forget(p.Issuer)
+			if derr := resolveEndpoint(ctx, r.Discovery, &p); derr != nil {
+				return nil, fmt.Errorf("%w (discovered again: %v)", err, derr)
+			}
+			tok, err = r.Client.Token(ctx, p.Endpoint, c, oauth.WithClock(r.Now))
+		}
+		return tok, err
+	}
+	tok, err := token(credentials(sec))
 	if err == nil || !rejected(err) {
 		return obtained{tok: tok, used: sec}, err
 	}
 	fresh, ferr := r.Secrets.Fresh(ctx, p.SecretID, secrets.WithClock(r.Now))
 	if ferr == nil && fresh.VersionID != sec.VersionID {
-		tok, err2 := r.Client.Token(ctx, p.Endpoint, credentials(fresh), oauth.WithClock(r.Now))
+		tok, err2 := token(credentials(fresh))
 		if err2 == nil || !rejected(err2) {
 			return obtained{tok: tok, used: fresh}, err2
 		}
@@ -428,7 +448,7 @@ func (u *run) obtain(ctx context.Context, p registry.Provider, sec secrets.Secre
 	if perr != nil || prev.VersionID == sec.VersionID {
 		return obtained{}, err
 	}
-	tok, perr = r.Client.Token(ctx, p.Endpoint, credentials(prev), oauth.WithClock(r.Now))
+	tok, perr = token(credentials(prev))
 	if perr != nil {
 		return obtained{}, fmt.Errorf("%w (the previous secret version was refused too: %v)", err, perr)
 	}
