@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -52,6 +53,7 @@ type interopCase struct {
 	method               oauth.AuthMethod
 	secret               map[string]string
 	kms                  bool
+	issuer               bool // configured by issuer, the token endpoint discovered
 	wantReason           string
 }
 
@@ -197,6 +199,24 @@ func TestIntegrationInteropProviders(t *testing.T) {
 				doc.WriteString("    signing_key: kms:" + kmsID + "\n")
 			}
 		}
+		// By issuer alone: the function discovers the token endpoint (the mTLS alias
+		// for mutual TLS), and refuses a method the server does not list.
+		byIssuer := []interopCase{{name: "issuer-pk", client: "pk", method: oauth.PrivateKeyJWT, secret: pem(jwtKey)}}
+		if s.name == "oidc-provider" {
+			byIssuer = append(byIssuer, interopCase{name: "issuer-selfsigned", client: "selfsigned", method: oauth.SelfSignedTLSClientAuth, secret: mtls(selfCert)})
+		} else {
+			byIssuer = append(byIssuer, interopCase{name: "issuer-unlisted", client: "pk", method: oauth.TLSClientAuth, secret: mtls(mtlsCert), wantReason: "token_endpoint_auth_methods_supported"})
+		}
+		for _, c := range byIssuer {
+			c.server, c.name, c.issuer = s.name, s.name+"-"+c.name, true
+			cases = append(cases, c)
+			secret := map[string]string{"client_id": c.client}
+			for k, v := range c.secret {
+				secret[k] = v
+			}
+			putInteropSecret(t, sm, base+c.name, secret)
+			fmt.Fprintf(&doc, "  - name: %s\n    issuer: %s\n    secret_id: %s\n    auth_method: %s\n    scope: api\n", c.name, srv.Issuer, base+c.name, c.method)
+		}
 	}
 
 	regFile := filepath.Join(t.TempDir(), "providers.yaml")
@@ -213,8 +233,11 @@ func TestIntegrationInteropProviders(t *testing.T) {
 	var logs, metrics bytes.Buffer
 	h := newHandler(cfg, e, slog.New(slog.NewJSONHandler(&logs, nil)), &metrics)
 	// As main wires it, but trusting the test PKI that issued every server's certificate.
-	h.Refresher.Client = &oauth.Client{UserAgent: "token-refresher", InitialBackoff: time.Millisecond,
-		HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Roots, MinVersion: tls.VersionTLS12}}}}
+	trust := func() *http.Client {
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Roots, MinVersion: tls.VersionTLS12}}}
+	}
+	h.Refresher.Client = &oauth.Client{UserAgent: "token-refresher", InitialBackoff: time.Millisecond, HTTPClient: trust()}
+	h.Refresher.Discovery = discovery.NewCache(&discovery.Fetcher{HTTPClient: trust()}, 0, nil)
 
 	ev, _ := json.Marshal(map[string]any{"action": "rotate", "providers": []string{"*"}})
 	res, runErr := h.Handle(ctx, ev)
@@ -282,6 +305,9 @@ func TestIntegrationInteropProviders(t *testing.T) {
 			continue
 		}
 		how := "key from the secret"
+		if c.issuer {
+			how += ", by issuer"
+		}
 		switch {
 		case c.kms:
 			how = "key in KMS"
