@@ -121,11 +121,11 @@ func endpointOf(p registry.Provider) string {
 
 func printProbes(w io.Writer, res refresher.Result) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROVIDER\tRESULT\tTYPE\tLIFETIME\tSCOPE\tJWT EXP\tJWT AUD\tJWT ISS\tFINGERPRINT")
+	fmt.Fprintln(tw, "PROVIDER\tRESULT\tTYPE\tLIFETIME\tSCOPE\tJWT EXP\tJWT AUD\tJWT ISS\tFINGERPRINT\tAUTH\tTOKEN ENDPOINT\tSERVER LISTS\tCERTIFICATE\tNOTE")
 	for _, o := range res.Results {
 		name := safe(o.Provider, maxName)
 		if o.Probe == nil {
-			printRow(tw, name, safe(string(o.Status), maxName), "-", "-", "-", "-", "-", "-", safe(o.Error, maxErrTxt))
+			printRow(tw, name, safe(string(o.Status), maxName), "-", "-", "-", "-", "-", "-", safe(o.Error, maxErrTxt), "-", "-", "-", "-", "-")
 			continue
 		}
 		p := o.Probe
@@ -133,8 +133,16 @@ func printProbes(w io.Writer, res refresher.Result) {
 		if p.JWT != nil {
 			exp, aud, iss = dash(safe(p.JWT.Exp, maxName)), dash(safe(strings.Join(p.JWT.Audience, ","), maxField)), dash(safe(p.JWT.Issuer, maxField))
 		}
+		// What discovery found, and the certificate presented: what an operator
+		// checks against what the partner registered.
+		cert := "-"
+		if p.Certificate != nil {
+			cert = safe(p.Certificate.Subject, maxField) + " until " + safe(p.Certificate.NotAfter, maxName)
+		}
 		printRow(tw, name, "ok", safe(p.TokenType, maxName), human(time.Duration(p.Lifetime)*time.Second),
-			dash(safe(p.Scope, maxScope)), exp, aud, iss, safe(p.Fingerprint, maxName))
+			dash(safe(p.Scope, maxScope)), exp, aud, iss, safe(p.Fingerprint, maxName),
+			dash(safe(p.AuthMethod, maxName)), dash(safe(p.TokenEndpoint, maxField)), dash(safe(strings.Join(p.AuthMethodsSupported, ","), maxField)),
+			cert, dash(safe(o.Note, maxErrTxt)))
 	}
 	tw.Flush()
 }

@@ -20,25 +20,25 @@ type Discoverer interface {
 // errNoDiscovery fails a provider configured by issuer in a Refresher without Discovery.
 var errNoDiscovery = errors.New("this function has no discovery client")
 
-// resolveEndpoint sets p's token URL from its issuer's metadata: the mTLS alias for
+// resolveEndpoint sets p's token URL, and returns the metadata read, from its issuer's metadata: the mTLS alias for
 // the mutual TLS methods, else token_endpoint. It refuses an auth_method the server
 // does not list, naming what it lists. A provider configured by token_url is left as
 // it is.
-func resolveEndpoint(ctx context.Context, d Discoverer, p *registry.Provider) error {
+func resolveEndpoint(ctx context.Context, d Discoverer, p *registry.Provider) (*discovery.Metadata, error) {
 	if p.Issuer == "" {
-		return nil
+		return nil, nil
 	}
 	if d == nil {
-		return fmt.Errorf("issuer %s: %w", p.Issuer, errNoDiscovery)
+		return nil, fmt.Errorf("issuer %s: %w", p.Issuer, errNoDiscovery)
 	}
 	md, err := d.Get(ctx, p.Issuer)
 	if err != nil {
-		return fmt.Errorf("issuer %s: %w", p.Issuer, err)
+		return nil, fmt.Errorf("issuer %s: %w", p.Issuer, err)
 	}
 	if err := md.Supports(string(p.AuthMethod)); err != nil {
-		return fmt.Errorf("issuer %s: %w", p.Issuer, err)
+		return md, fmt.Errorf("issuer %s: %w", p.Issuer, err)
 	}
 	u := *md.TokenURL(p.AuthMethod.MutualTLS()) // a copy: the document is shared
 	p.TokenURL = &u
-	return nil
+	return md, nil
 }

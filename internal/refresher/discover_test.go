@@ -6,11 +6,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/token-refresher/token-refresher/internal/discovery"
 	"github.com/token-refresher/token-refresher/internal/oauth"
+	"github.com/token-refresher/token-refresher/internal/oauthtest"
 	"github.com/token-refresher/token-refresher/internal/registry"
 	"github.com/token-refresher/token-refresher/internal/secrets"
+	"github.com/token-refresher/token-refresher/internal/state"
 )
 
 // fakeDiscovery serves metadata by issuer; after a Forget, an issuer's next
@@ -148,4 +151,66 @@ func TestRunIssuerWithoutDiscovery(t *testing.T) {
 
 func oauthEndpoint(w *keyWorld) oauth.Endpoint {
 	return oauth.Endpoint{TokenURL: w.srv.TokenURL(), AuthMethod: oauth.PrivateKeyJWT, SigningAlg: oauth.ES256}
+}
+
+// TestCertificateNearExpiry: a mutual TLS certificate that expires within
+// CertificateWarning still gets its token, with a note, and makes the provider
+// degraded for that reason; a dry run reports the method, the endpoint, what
+// discovery listed and the certificate's subject and expiry.
+func TestCertificateNearExpiry(t *testing.T) {
+	w := newKeyWorld(t)
+	key := oauthtest.NewECKey()
+	soon, soonPEM := oauthtest.SelfSigned(key, "expiring-soon", 10*24*time.Hour)
+	w.srv.Add(oauthtest.KeyClient{ID: "id-soon", Method: oauth.TLSClientAuth, Certificate: soon})
+	w.secrets.current["s/soon"] = secrets.Secret{ClientID: "id-soon", Certificate: soonPEM, PrivateKey: oauthtest.KeyPEM(key, oauthtest.PKCS8), VersionID: "v1"}
+	far, farPEM := oauthtest.SelfSigned(key, "valid-for-a-year", 365*24*time.Hour)
+	w.srv.Add(oauthtest.KeyClient{ID: "id-far", Method: oauth.TLSClientAuth, Certificate: far})
+	w.secrets.current["s/far"] = secrets.Secret{ClientID: "id-far", Certificate: farPEM, PrivateKey: oauthtest.KeyPEM(key, oauthtest.SEC1), VersionID: "v1"}
+	d := &fakeDiscovery{gets: map[string]int{}, forgets: map[string]int{}, docs: map[string]*discovery.Metadata{
+		"https://as.example": {Issuer: "https://as.example", TokenEndpoint: mustURL(t, "https://127.0.0.1:1/token"), MTLSTokenEndpoint: w.srv.TokenURL(), AuthMethods: []string{"tls_client_auth", "private_key_jwt"}},
+	}}
+	doc := "providers:\n  - name: soon\n    issuer: https://as.example\n    secret_id: s/soon\n    auth_method: tls_client_auth\n" +
+		"  - name: far\n    issuer: https://as.example\n    secret_id: s/far\n    auth_method: tls_client_auth\n"
+	reg, err := registry.Load(strings.NewReader(doc), registry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := fastClient()
+	c.HTTPClient = w.srv.Client()
+	st := newFakeState()
+	r := &Refresher{Providers: reg, Secrets: w.secrets, Store: w.store, Client: c, Discovery: d, State: st}
+
+	res, err := r.Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"*"}, DryRun: true})
+	if err != nil {
+		t.Fatalf("probe: %v %+v", err, res)
+	}
+	for _, o := range res.Results {
+		p := o.Probe
+		if p == nil || p.AuthMethod != "tls_client_auth" || p.TokenEndpoint != w.srv.TokenURL().String() ||
+			strings.Join(p.AuthMethodsSupported, " ") != "tls_client_auth private_key_jwt" || p.Certificate == nil {
+			t.Fatalf("%s: got probe %+v, want method, mTLS endpoint, methods listed and certificate", o.Provider, p)
+		}
+	}
+	if p := res.Results[0].Probe; p.Certificate.Subject != soon.Subject.String() || p.Certificate.NotAfter != stamp(soon.NotAfter) {
+		t.Errorf("got certificate %+v, want %s until %s", p.Certificate, soon.Subject, stamp(soon.NotAfter))
+	}
+
+	res, err = r.Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"*"}})
+	if err != nil {
+		t.Fatalf("rotate: %v %+v", err, res)
+	}
+	for _, o := range res.Results {
+		if o.Status != StatusRefreshed {
+			t.Errorf("%s: got %s %q, want refreshed", o.Provider, o.Status, o.Error)
+		}
+	}
+	if o := res.Results[0]; !strings.Contains(o.Note, "expires at "+stamp(soon.NotAfter)+", within 30 days") {
+		t.Errorf("soon: got note %q, want the certificate's coming expiry", o.Note)
+	}
+	if h := st.health["soon"]; h.State != state.Degraded || !strings.Contains(h.Reason, "client certificate") {
+		t.Errorf("soon: got health %s %q, want degraded for the certificate", h.State, h.Reason)
+	}
+	if h, ok := st.health["far"]; ok && h.State != state.Healthy || res.Results[1].Note != "" {
+		t.Errorf("far: got health %s %q, note %q; want healthy, no note", h.State, h.Reason, res.Results[1].Note)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -337,6 +338,14 @@ func (u *run) refresh(j due, sec secrets.Secret, secErr error) (Outcome, tokens.
 	if got.refused != "" {
 		notes = append(notes, degradedNote(&next))
 	}
+	var cert *Certificate
+	if p.AuthMethod.MutualTLS() {
+		var warn string
+		if cert, warn = certificateCheck(got.used.Certificate, now); warn != "" {
+			notes = append(notes, warn)
+			o.warning = warn
+		}
+	}
 	if limit := p.MaxLifetime; limit > 0 && next.ExpiresAt.Sub(next.IssuedAt) > limit {
 		notes = append(notes, fmt.Sprintf("the endpoint stated a lifetime of %s, more than max_lifetime %s: published as %s",
 			next.ExpiresAt.Sub(next.IssuedAt).Round(time.Second), limit, limit))
@@ -354,6 +363,11 @@ func (u *run) refresh(j due, sec secrets.Secret, secErr error) (Outcome, tokens.
 		o.Status = StatusChecked
 		o.ExpiresAt = stamp(next.ExpiresAt)
 		o.Probe = probe(&next)
+		o.Probe.AuthMethod, o.Probe.Certificate = string(p.AuthMethod), cert
+		if got.endpoint != nil {
+			o.Probe.TokenEndpoint = got.endpoint.String()
+		}
+		o.Probe.AuthMethodsSupported = got.methods
 		o.Note = bound(joinNotes(notes))
 		return o, tokens.Token{}
 	}
@@ -387,6 +401,10 @@ type obtained struct {
 	tok     *tokens.Token
 	used    secrets.Secret
 	refused string
+	// endpoint is where the request went; methods what discovery listed (nil for
+	// a provider configured by token_url).
+	endpoint *url.URL
+	methods  []string
 }
 
 // obtain asks the token endpoint with sec, under ctx (the run's work context, which
@@ -395,8 +413,10 @@ type obtained struct {
 // and, when that is no different, tries the AWSPREVIOUS version once: a secret
 // rotated in Secrets Manager before the provider accepts the new one must not
 // cause an outage.
-func (u *run) obtain(ctx context.Context, p registry.Provider, sec secrets.Secret) (obtained, error) {
+func (u *run) obtain(ctx context.Context, p registry.Provider, sec secrets.Secret) (got obtained, _ error) {
 	r := u.r
+	var methods []string
+	defer func() { got.endpoint, got.methods = p.TokenURL, methods }()
 	// The signing key is the registry's, read at every run: a changed signing_key
 	// signs the next request.
 	var signer crypto.Signer
@@ -414,7 +434,11 @@ func (u *run) obtain(ctx context.Context, p registry.Provider, sec secrets.Secre
 			Certificate: s.Certificate, Signer: signer}
 	}
 	// A provider configured by issuer: the token endpoint is the (cached) metadata's.
-	if err := resolveEndpoint(ctx, r.Discovery, &p); err != nil {
+	md, err := resolveEndpoint(ctx, r.Discovery, &p)
+	if md != nil {
+		methods = md.AuthMethods
+	}
+	if err != nil {
 		return obtained{}, err
 	}
 	rediscovered := false
@@ -425,7 +449,7 @@ func (u *run) obtain(ctx context.Context, p registry.Provider, sec secrets.Secre
 		if err != nil && p.Issuer != "" && !rediscovered && discovery.Moved(err) {
 			rediscovered = true
 			r.Discovery.Forget(p.Issuer)
-			if derr := resolveEndpoint(ctx, r.Discovery, &p); derr != nil {
+			if _, derr := resolveEndpoint(ctx, r.Discovery, &p); derr != nil {
 				return nil, fmt.Errorf("%w (discovered again: %v)", err, derr)
 			}
 			tok, err = r.Client.Token(ctx, p.Endpoint, c, oauth.WithClock(r.Now))
