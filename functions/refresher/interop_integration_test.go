@@ -264,6 +264,33 @@ func TestIntegrationInteropProviders(t *testing.T) {
 	}
 
 	got := byProvider(res)
+
+	// tokenctl check -probe's path: a dry run reports, for a provider given by
+	// issuer, the discovered endpoint, what the server lists, and the certificate.
+	var byIssuer []string
+	for _, c := range cases {
+		if c.issuer {
+			byIssuer = append(byIssuer, c.name)
+		}
+	}
+	probed, _ := h.Refresher.Run(ctx, refresher.Request{Action: refresher.ActionRotate, Providers: byIssuer, DryRun: true})
+	for _, c := range cases {
+		if !c.issuer || c.wantReason != "" {
+			continue
+		}
+		o := byProvider(probed)[c.name]
+		p := o.Probe
+		if o.Status != refresher.StatusChecked || p == nil || p.AuthMethod != string(c.method) || p.TokenEndpoint == "" ||
+			!containsMethod(toMethods(p.AuthMethodsSupported), c.method) || c.method.MutualTLS() != (p.Certificate != nil) {
+			t.Errorf("%s: got probe %s %q %+v, want the method, the discovered endpoint, what the server lists and, for mTLS, the certificate", c.name, o.Status, o.Error, p)
+			continue
+		}
+		cert := ""
+		if p.Certificate != nil {
+			cert = ", certificate " + p.Certificate.Subject + " until " + p.Certificate.NotAfter
+		}
+		t.Logf("probe: %-14s %-28s %s lists %v%s", c.server, c.method, p.TokenEndpoint, p.AuthMethodsSupported, cert)
+	}
 	for _, c := range cases {
 		o := got[c.name]
 		param, perr := sc.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(prefix + "/" + c.name), WithDecryption: aws.Bool(true)})
@@ -325,6 +352,14 @@ func containsMethod(ms []oauth.AuthMethod, m oauth.AuthMethod) bool {
 		}
 	}
 	return false
+}
+
+func toMethods(ss []string) []oauth.AuthMethod {
+	out := make([]oauth.AuthMethod, len(ss))
+	for i, s := range ss {
+		out[i] = oauth.AuthMethod(s)
+	}
+	return out
 }
 
 // ecJWK is the JSON Web Key of a P-256 public key, for ES256.
