@@ -275,10 +275,16 @@ func TestIntegrationInteropProviders(t *testing.T) {
 	}
 	probed, _ := h.Refresher.Run(ctx, refresher.Request{Action: refresher.ActionRotate, Providers: byIssuer, DryRun: true})
 	for _, c := range cases {
-		if !c.issuer || c.wantReason != "" {
+		if !c.issuer {
 			continue
 		}
 		o := byProvider(probed)[c.name]
+		if c.wantReason != "" {
+			if o.Status != refresher.StatusFailed || !strings.Contains(o.Error, c.wantReason) {
+				t.Errorf("%s: got probe %s %q, want failed with %s", c.name, o.Status, o.Error, c.wantReason)
+			}
+			continue
+		}
 		p := o.Probe
 		if o.Status != refresher.StatusChecked || p == nil || p.AuthMethod != string(c.method) || p.TokenEndpoint == "" ||
 			!containsMethod(toMethods(p.AuthMethodsSupported), c.method) || c.method.MutualTLS() != (p.Certificate != nil) {
