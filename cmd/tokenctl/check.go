@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/token-refresher/token-refresher/internal/discovery"
 	"github.com/token-refresher/token-refresher/internal/kmssign"
 	"github.com/token-refresher/token-refresher/internal/oauth"
 	"github.com/token-refresher/token-refresher/internal/refresher"
@@ -75,6 +76,7 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Store:     noStore{},
 		Client:    &oauth.Client{UserAgent: "token-refresher check"},
 		Keys:      kmssign.Keys{API: kms.NewFromConfig(cfg)},
+		Discovery: discovery.NewCache(&discovery.Fetcher{}, 0, nil),
 	}
 	res, runErr := r.Run(ctx, refresher.Request{Action: refresher.ActionRotate, Providers: targets, Trigger: "check", DryRun: true})
 	if errors.Is(runErr, refresher.ErrUnknownProvider) {
@@ -102,19 +104,28 @@ func printProviders(w io.Writer, reg *registry.Registry) {
 		if p.Verify != nil {
 			verify = p.Verify.URL.Host + p.Verify.URL.Path
 		}
-		printRow(tw, safe(p.Name, maxName), safe(p.TokenURL.Host+p.TokenURL.Path, maxField), safe(string(p.AuthMethod), maxName),
+		printRow(tw, safe(p.Name, maxName), safe(endpointOf(p), maxField), safe(string(p.AuthMethod), maxName),
 			safe(string(p.RequestFormat), maxName), safe(p.SecretID, maxField), safe(p.Parameter, maxField), safe(verify, maxField))
 	}
 	tw.Flush()
 }
 
+// endpointOf is where a provider's token endpoint is: its host and path, or the
+// issuer whose metadata names it.
+func endpointOf(p registry.Provider) string {
+	if p.TokenURL == nil {
+		return "issuer " + p.Issuer
+	}
+	return p.TokenURL.Host + p.TokenURL.Path
+}
+
 func printProbes(w io.Writer, res refresher.Result) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROVIDER\tRESULT\tTYPE\tLIFETIME\tSCOPE\tJWT EXP\tJWT AUD\tJWT ISS\tFINGERPRINT")
+	fmt.Fprintln(tw, "PROVIDER\tRESULT\tTYPE\tLIFETIME\tSCOPE\tJWT EXP\tJWT AUD\tJWT ISS\tFINGERPRINT\tAUTH\tTOKEN ENDPOINT\tSERVER LISTS\tCERTIFICATE\tNOTE")
 	for _, o := range res.Results {
 		name := safe(o.Provider, maxName)
 		if o.Probe == nil {
-			printRow(tw, name, safe(string(o.Status), maxName), "-", "-", "-", "-", "-", "-", safe(o.Error, maxErrTxt))
+			printRow(tw, name, safe(string(o.Status), maxName), "-", "-", "-", "-", "-", "-", safe(o.Error, maxErrTxt), "-", "-", "-", "-", "-")
 			continue
 		}
 		p := o.Probe
@@ -122,8 +133,16 @@ func printProbes(w io.Writer, res refresher.Result) {
 		if p.JWT != nil {
 			exp, aud, iss = dash(safe(p.JWT.Exp, maxName)), dash(safe(strings.Join(p.JWT.Audience, ","), maxField)), dash(safe(p.JWT.Issuer, maxField))
 		}
+		// What discovery found, and the certificate presented: what an operator
+		// checks against what the partner registered.
+		cert := "-"
+		if p.Certificate != nil {
+			cert = safe(p.Certificate.Subject, maxField) + " until " + safe(p.Certificate.NotAfter, maxName)
+		}
 		printRow(tw, name, "ok", safe(p.TokenType, maxName), human(time.Duration(p.Lifetime)*time.Second),
-			dash(safe(p.Scope, maxScope)), exp, aud, iss, safe(p.Fingerprint, maxName))
+			dash(safe(p.Scope, maxScope)), exp, aud, iss, safe(p.Fingerprint, maxName),
+			dash(safe(p.AuthMethod, maxName)), dash(safe(p.TokenEndpoint, maxField)), dash(safe(strings.Join(p.AuthMethodsSupported, ","), maxField)),
+			cert, dash(safe(o.Note, maxErrTxt)))
 	}
 	tw.Flush()
 }

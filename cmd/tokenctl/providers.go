@@ -174,10 +174,7 @@ func listProviders(ctx context.Context, st *catalog.Store, stdout, stderr io.Wri
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROVIDER\tTOKEN ENDPOINT\tSECRET\tPARAMETER")
 	for _, p := range reg.Providers() {
-		endpoint := "-"
-		if p.TokenURL != nil {
-			endpoint = p.TokenURL.Host + p.TokenURL.Path
-		}
+		endpoint := endpointOf(p)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, storedText(endpoint), p.SecretID, p.Parameter)
 	}
 	tw.Flush()

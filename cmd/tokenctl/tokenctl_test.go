@@ -104,7 +104,7 @@ func TestCheckOffline(t *testing.T) {
 		t.Fatalf("got exit %d, want %d: %s %s", code, exitProblem, out.String(), errOut.String())
 	}
 	for _, want := range []string{broken + ": 4 problems", `provider "ecard": token_url:`, `provider "ecard": refresh_before: invalid duration "15x"`, "(line 5)",
-		`provider "Bad": name:`, `provider "Bad": token_url: required (line 6)`} {
+		`provider "Bad": name:`, `provider "Bad": token_url: required (or issuer, to discover the token endpoint) (line 6)`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
@@ -131,9 +131,16 @@ func TestTablesSendNoControlCharacters(t *testing.T) {
 	printProbes(&probes, refresher.Result{Results: []refresher.Outcome{
 		{Provider: "p" + clear, Status: refresher.StatusChecked, Probe: &refresher.Probe{TokenType: "Bearer" + osc,
 			Scope: "read" + forged, Fingerprint: "abcd",
-			JWT: &refresher.JWT{Issuer: osc + "https://a.example" + clear, Audience: []string{strings.Repeat("a", 3000), "b\u202eevil"}}}},
+			JWT:        &refresher.JWT{Issuer: osc + "https://a.example" + clear, Audience: []string{strings.Repeat("a", 3000), "b\u202eevil"}},
+			AuthMethod: "tls_client_auth", TokenEndpoint: "https://a.example/token" + forged, AuthMethodsSupported: []string{"tls_client_auth" + osc, strings.Repeat("m", 3000)},
+			Certificate: &refresher.Certificate{Subject: "CN=c" + forged + clear, NotAfter: "2026-12-01T00:00:00Z"}}, Note: "expires" + forged},
 		{Provider: "q", Status: refresher.StatusFailed, Error: "refused" + forged + osc},
 	}})
+	for _, want := range []string{"tls_client_auth", `CN=c\nforged\tok\t-\r`, "until 2026-12-01T00:00:00Z"} {
+		if !strings.Contains(probes.String(), want) {
+			t.Errorf("check -probe: got %q, want %q in it", probes.String(), want)
+		}
+	}
 	var status bytes.Buffer
 	printTable(&status, now, []Row{{Provider: "r" + osc, State: state.Failing, Reason: "no token" + clear,
 		LastError: "503" + forged + "\xff", ConsecutiveFailures: 2}})

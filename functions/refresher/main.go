@@ -31,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/token-refresher/token-refresher/internal/catalog"
+	"github.com/token-refresher/token-refresher/internal/discovery"
 	"github.com/token-refresher/token-refresher/internal/kmssign"
 	"github.com/token-refresher/token-refresher/internal/lease"
 	"github.com/token-refresher/token-refresher/internal/oauth"
@@ -123,9 +124,11 @@ func newHandler(awsCfg aws.Config, env env, log *slog.Logger, metricsOut io.Writ
 				KMSKeyID: env.KMSKeyID,
 				Log:      log,
 			},
-			State:          &state.Store{API: writes, Prefix: env.StatePrefix},
-			Client:         &oauth.Client{UserAgent: "token-refresher"},
-			Keys:           kmssign.Keys{API: kms.NewFromConfig(awsCfg)},
+			State:  &state.Store{API: writes, Prefix: env.StatePrefix},
+			Client: &oauth.Client{UserAgent: "token-refresher"},
+			Keys:   kmssign.Keys{API: kms.NewFromConfig(awsCfg)},
+			// One cache per environment: warm invocations reuse each issuer's document.
+			Discovery:      discovery.NewCache(&discovery.Fetcher{}, 0, nil),
 			Policy:         refresher.Policy{Period: env.SchedulePeriod},
 			Writes:         writes.budget,
 			MaxConcurrency: env.MaxConcurrency,

@@ -112,6 +112,9 @@ func (u *run) recordHealth() {
 		cur, ok := u.published[j.p.Parameter]
 		a := state.Attempt{At: now, Published: o.Status == StatusRefreshed, Valid: ok && cur.Valid(now), Error: o.Error}
 		a.Degraded = a.Published && cur.RefusedSecretVersion != ""
+		if a.Published {
+			a.Warning = o.warning
+		}
 		next, changed := state.Next(prev[j.p.Name], j.p.Name, a)
 		if !changed {
 			continue

@@ -90,8 +90,11 @@ type Refresher struct {
 	Client    TokenClient
 	// Keys signs the assertions of providers with a signing_key; without it such a
 	// provider fails.
-	Keys   KeySigners
-	Policy Policy
+	Keys KeySigners
+	// Discovery finds the token endpoint of providers configured by issuer; without
+	// it such a provider fails.
+	Discovery Discoverer
+	Policy    Policy
 	// State keeps each provider's health and the run record that lets idle
 	// scheduled runs end after one read; without it there is neither.
 	State StateStore

@@ -105,6 +105,9 @@ type Outcome struct {
 	Note string `json:"note,omitempty"`
 	// Probe describes the token a dry run obtained; never the token itself.
 	Probe *Probe `json:"probe,omitempty"`
+	// warning, when a token was published, makes the provider's health degraded
+	// for this reason (a client certificate close to its expiry).
+	warning string
 }
 
 // Probe is what a dry run reports of a token it obtained and did not publish.
@@ -116,6 +119,14 @@ type Probe struct {
 	Fingerprint string `json:"fingerprint"`
 	// JWT holds the claims that matter when the token is a JWT, read not verified.
 	JWT *JWT `json:"jwt,omitempty"`
+	// AuthMethod is how the client authenticated; TokenEndpoint where it asked.
+	AuthMethod    string `json:"auth_method"`
+	TokenEndpoint string `json:"token_endpoint"`
+	// AuthMethodsSupported is what discovery found the server lists, for a
+	// provider configured by issuer.
+	AuthMethodsSupported []string `json:"auth_methods_supported,omitempty"`
+	// Certificate is the mutual TLS client certificate presented.
+	Certificate *Certificate `json:"certificate,omitempty"`
 }
 
 // JWT are the claims of a JWT access token an operator checks.

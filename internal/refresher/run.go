@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/token-refresher/token-refresher/internal/discovery"
 	"github.com/token-refresher/token-refresher/internal/lease"
 	"github.com/token-refresher/token-refresher/internal/oauth"
 	"github.com/token-refresher/token-refresher/internal/registry"
@@ -336,6 +338,14 @@ func (u *run) refresh(j due, sec secrets.Secret, secErr error) (Outcome, tokens.
 	if got.refused != "" {
 		notes = append(notes, degradedNote(&next))
 	}
+	var cert *Certificate
+	if p.AuthMethod.MutualTLS() {
+		var warn string
+		if cert, warn = certificateCheck(got.used.Certificate, now); warn != "" {
+			notes = append(notes, warn)
+			o.warning = warn
+		}
+	}
 	if limit := p.MaxLifetime; limit > 0 && next.ExpiresAt.Sub(next.IssuedAt) > limit {
 		notes = append(notes, fmt.Sprintf("the endpoint stated a lifetime of %s, more than max_lifetime %s: published as %s",
 			next.ExpiresAt.Sub(next.IssuedAt).Round(time.Second), limit, limit))
@@ -353,6 +363,11 @@ func (u *run) refresh(j due, sec secrets.Secret, secErr error) (Outcome, tokens.
 		o.Status = StatusChecked
 		o.ExpiresAt = stamp(next.ExpiresAt)
 		o.Probe = probe(&next)
+		o.Probe.AuthMethod, o.Probe.Certificate = string(p.AuthMethod), cert
+		if got.endpoint != nil {
+			o.Probe.TokenEndpoint = got.endpoint.String()
+		}
+		o.Probe.AuthMethodsSupported = got.methods
 		o.Note = bound(joinNotes(notes))
 		return o, tokens.Token{}
 	}
@@ -386,6 +401,10 @@ type obtained struct {
 	tok     *tokens.Token
 	used    secrets.Secret
 	refused string
+	// endpoint is where the request went; methods what discovery listed (nil for
+	// a provider configured by token_url).
+	endpoint *url.URL
+	methods  []string
 }
 
 // obtain asks the token endpoint with sec, under ctx (the run's work context, which
@@ -394,8 +413,10 @@ type obtained struct {
 // and, when that is no different, tries the AWSPREVIOUS version once: a secret
 // rotated in Secrets Manager before the provider accepts the new one must not
 // cause an outage.
-func (u *run) obtain(ctx context.Context, p registry.Provider, sec secrets.Secret) (obtained, error) {
+func (u *run) obtain(ctx context.Context, p registry.Provider, sec secrets.Secret) (got obtained, _ error) {
 	r := u.r
+	var methods []string
+	defer func() { got.endpoint, got.methods = p.TokenURL, methods }()
 	// The signing key is the registry's, read at every run: a changed signing_key
 	// signs the next request.
 	var signer crypto.Signer
@@ -412,13 +433,36 @@ func (u *run) obtain(ctx context.Context, p registry.Provider, sec secrets.Secre
 		return oauth.Credentials{ClientID: s.ClientID, ClientSecret: s.ClientSecret, PrivateKey: s.PrivateKey,
 			Certificate: s.Certificate, Signer: signer}
 	}
-	tok, err := r.Client.Token(ctx, p.Endpoint, credentials(sec), oauth.WithClock(r.Now))
+	// A provider configured by issuer: the token endpoint is the (cached) metadata's.
+	md, err := resolveEndpoint(ctx, r.Discovery, &p)
+	if md != nil {
+		methods = md.AuthMethods
+	}
+	if err != nil {
+		return obtained{}, err
+	}
+	rediscovered := false
+	token := func(c oauth.Credentials) (*tokens.Token, error) {
+		tok, err := r.Client.Token(ctx, p.Endpoint, c, oauth.WithClock(r.Now))
+		// Only an endpoint that seems to have moved makes a new read worth it, and
+		// once per refresh: the document may be stale, a refusal would not change.
+		if err != nil && p.Issuer != "" && !rediscovered && discovery.Moved(err) {
+			rediscovered = true
+			r.Discovery.Forget(p.Issuer)
+			if _, derr := resolveEndpoint(ctx, r.Discovery, &p); derr != nil {
+				return nil, fmt.Errorf("%w (discovered again: %v)", err, derr)
+			}
+			tok, err = r.Client.Token(ctx, p.Endpoint, c, oauth.WithClock(r.Now))
+		}
+		return tok, err
+	}
+	tok, err := token(credentials(sec))
 	if err == nil || !rejected(err) {
 		return obtained{tok: tok, used: sec}, err
 	}
 	fresh, ferr := r.Secrets.Fresh(ctx, p.SecretID, secrets.WithClock(r.Now))
 	if ferr == nil && fresh.VersionID != sec.VersionID {
-		tok, err2 := r.Client.Token(ctx, p.Endpoint, credentials(fresh), oauth.WithClock(r.Now))
+		tok, err2 := token(credentials(fresh))
 		if err2 == nil || !rejected(err2) {
 			return obtained{tok: tok, used: fresh}, err2
 		}
@@ -428,7 +472,7 @@ func (u *run) obtain(ctx context.Context, p registry.Provider, sec secrets.Secre
 	if perr != nil || prev.VersionID == sec.VersionID {
 		return obtained{}, err
 	}
-	tok, perr = r.Client.Token(ctx, p.Endpoint, credentials(prev), oauth.WithClock(r.Now))
+	tok, perr = token(credentials(prev))
 	if perr != nil {
 		return obtained{}, fmt.Errorf("%w (the previous secret version was refused too: %v)", err, perr)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v4"
 
+	"github.com/token-refresher/token-refresher/internal/discovery"
 	"github.com/token-refresher/token-refresher/internal/oauth"
 	"github.com/token-refresher/token-refresher/internal/secretid"
 )
@@ -22,6 +23,7 @@ import (
 type entry struct {
 	Name            field[string]                   `yaml:"name"`
 	TokenURL        field[string]                   `yaml:"token_url"`
+	Issuer          field[string]                   `yaml:"issuer"`
 	SecretID        field[string]                   `yaml:"secret_id"`
 	AuthMethod      field[string]                   `yaml:"auth_method"`
 	BasicEncoding   field[string]                   `yaml:"basic_auth_encoding"`
@@ -74,7 +76,7 @@ func (c *checker) fail(field string, line int, err error) {
 // and any other of yaml's errors as a value that must be want.
 func get[T any](c *checker, name string, f field[T], want string) (T, int, bool) {
 	if f.unset() {
-		if slices.Contains([]string{"name", "token_url", "secret_id"}, name) {
+		if slices.Contains([]string{"name", "secret_id"}, name) {
 			c.fail(name, 0, errRequired)
 		}
 		return f.v, 0, false
@@ -152,6 +154,20 @@ func (c *checker) check(e *entry) (p Provider, secret secretid.ID, ok bool) {
 		return s, nil
 	})
 	p.TokenURL = parse(c, "token_url", e.TokenURL, parseTokenURL)
+	p.Issuer = parse(c, "issuer", e.Issuer, func(s string) (string, error) {
+		u, err := discovery.CheckIssuer(s)
+		if err != nil {
+			return "", detail(errInvalid, "%v", err)
+		}
+		return u.String(), nil
+	})
+	// Exactly one says where the token endpoint is.
+	switch {
+	case e.TokenURL.unset() && e.Issuer.unset():
+		c.fail("token_url", 0, detail(errRequired, "required (or issuer, to discover the token endpoint)"))
+	case !e.TokenURL.unset() && !e.Issuer.unset():
+		c.fail("issuer", e.Issuer.n.Line, detail(errInvalid, "give token_url or issuer, not both"))
+	}
 	p.SecretID, secret = e.SecretID.v, parse(c, "secret_id", e.SecretID, func(s string) (secretid.ID, error) {
 		id, err := secretid.Parse(s)
 		if err != nil {

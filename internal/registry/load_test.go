@@ -208,6 +208,9 @@ func TestLoadFieldErrors(t *testing.T) {
 		{"name too long", entryYAML("name: " + strings.Repeat("a", 65)), strings.Repeat("a", 65), "name", errInvalid, "longer than 64"},
 		// token_url
 		{"token_url missing", entryYAML("-token_url"), "p", "token_url", errRequired, "token_url: required"},
+		{"token_url and issuer", entryYAML("issuer: https://auth.example.com"), "p", "issuer", errInvalid, "token_url or issuer, not both"},
+		{"issuer http remote", entryYAML("-token_url", "issuer: http://auth.example.com"), "p", "issuer", errInvalid, "loopback"},
+		{"issuer query", entryYAML("-token_url", "issuer: https://auth.example.com/?tenant=a"), "p", "issuer", errInvalid, "query"},
 		{"token_url relative", entryYAML("token_url: /oauth/token"), "p", "token_url", errInvalid, "absolute URL"},
 		{"token_url no scheme", entryYAML("token_url: auth.example.com/token"), "p", "token_url", errInvalid, "absolute URL"},
 		{"token_url http remote", entryYAML("token_url: http://auth.example.com/token"), "p", "token_url", errInvalid, `loopback host (127.0.0.0/8, ::1, localhost), not "auth.example.com"`},
@@ -452,7 +455,7 @@ extra: 1
 		`provider "ecard": unknown field "scopes" (line 5)`,
 		`provider "ecard": refresh_before: invalid duration "15x"`,
 		`provider "Bad": name: "Bad": use only a-z`,
-		`provider "Bad": token_url: required (line 7)`,
+		`provider "Bad": token_url: required (or issuer, to discover the token endpoint) (line 7)`,
 	}
 	errs := allErrors(err)
 	if len(errs) != len(want) {
@@ -833,5 +836,18 @@ func TestLoadClientAuthMethods(t *testing.T) {
 				t.Errorf("got method, alg, kid, aud, key %q, want %q", got, want)
 			}
 		})
+	}
+}
+
+// TestLoadIssuer: an issuer stands in for token_url, the token endpoint left for
+// discovery to find.
+func TestLoadIssuer(t *testing.T) {
+	reg, err := Load(strings.NewReader(entryYAML("-token_url", "issuer: https://auth.example.com/oauth2/default", "auth_method: private_key_jwt")), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := reg.Providers()[0]
+	if p.Issuer != "https://auth.example.com/oauth2/default" || p.TokenURL != nil {
+		t.Errorf("got issuer %q, token URL %v; want the issuer and no token URL", p.Issuer, p.TokenURL)
 	}
 }

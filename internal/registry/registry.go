@@ -37,6 +37,10 @@ type Provider struct {
 	// Endpoint is the token endpoint and its dialect. Load sets AuthMethod,
 	// BasicEncoding and RequestFormat explicitly, so a Provider reads as configured.
 	oauth.Endpoint
+	// Issuer, when set instead of token_url, is the authorization server whose
+	// metadata (RFC 8414, else OpenID Connect Discovery) names the token endpoint;
+	// Endpoint.TokenURL is then nil until the refresher resolves it.
+	Issuer string
 	// SecretID is the Secrets Manager name or ARN of the client credentials.
 	SecretID string
 	// SigningKey, when set, is the AWS KMS key (key id, alias/name or ARN) that
@@ -149,7 +153,10 @@ func fingerprint(providers []Provider, prefix string) string {
 	}
 	list := make([]canonical, len(providers))
 	for i, p := range providers {
-		list[i] = canonical{Provider: p, TokenURL: p.TokenURL.String()}
+		list[i] = canonical{Provider: p}
+		if p.TokenURL != nil {
+			list[i].TokenURL = p.TokenURL.String()
+		}
 		if p.Verify != nil {
 			list[i].VerifyURL = p.Verify.URL.String()
 		}

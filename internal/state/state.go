@@ -64,6 +64,9 @@ type Attempt struct {
 	Published bool
 	// Degraded: the token now published was obtained with the previous client secret.
 	Degraded bool
+	// Warning, with a published token, makes the provider degraded for this
+	// reason although the refresh worked (a client certificate about to expire).
+	Warning string
 	// Valid: a valid token is published after the attempt (the new one, or the old
 	// one a failed attempt left in place).
 	Valid bool
@@ -81,12 +84,15 @@ func Next(prev Health, provider string, a Attempt) (Health, bool) {
 		next.State = Healthy
 	}
 	switch {
-	case a.Published && !a.Degraded:
-		next.State, next.Reason = Healthy, ""
-		next.ConsecutiveFailures = 0
-	case a.Published:
+	case a.Published && a.Degraded:
 		next.State = Degraded
 		next.Reason = "running on the previous client secret (AWSPREVIOUS): the current one was refused"
+		next.ConsecutiveFailures = 0
+	case a.Published && a.Warning != "":
+		next.State, next.Reason = Degraded, cut.String(a.Warning, maxErrorLen)
+		next.ConsecutiveFailures = 0
+	case a.Published:
+		next.State, next.Reason = Healthy, ""
 		next.ConsecutiveFailures = 0
 	default:
 		next.ConsecutiveFailures++

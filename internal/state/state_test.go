@@ -12,6 +12,7 @@ func TestNext(t *testing.T) {
 	fallback := Attempt{At: t0, Published: true, Degraded: true, Valid: true}
 	failedValid := Attempt{At: t0, Valid: true, Error: "token endpoint answered 503"}
 	failedNone := Attempt{At: t0, Error: "token endpoint answered 401"}
+	warned := Attempt{At: t0, Published: true, Valid: true, Warning: "the client certificate CN=c expires soon"}
 	tests := []struct {
 		name      string
 		prev      Health
@@ -27,6 +28,8 @@ func TestNext(t *testing.T) {
 		{"failing again counts", Health{State: Failing, ConsecutiveFailures: 3, LastError: "x"}, failedNone, Failing, 4, true},
 		{"recovery", Health{State: Failing, ConsecutiveFailures: 4}, ok, Healthy, 0, true},
 		{"healthy stays healthy", Health{State: Healthy, Since: t0.Add(-time.Hour)}, ok, Healthy, 0, false},
+		{"published with a warning", Health{}, warned, Degraded, 0, true},
+		{"a warning gone is a recovery", Health{State: Degraded, Reason: warned.Warning}, ok, Healthy, 0, true},
 		{"degraded on the previous secret stays", Health{State: Degraded, Reason: "running on the previous client secret (AWSPREVIOUS): the current one was refused"}, fallback, Degraded, 0, false},
 	}
 	for _, tt := range tests {
