@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -132,6 +133,7 @@ func TestIntegrationInteropProviders(t *testing.T) {
 		{"oidc-provider", authservers.StartOIDCProvider, []oauth.AuthMethod{oauth.ClientSecretBasic, oauth.ClientSecretJWT, oauth.PrivateKeyJWT, oauth.TLSClientAuth, oauth.SelfSignedTLSClientAuth}},
 		{"authlib", authservers.StartAuthlib, []oauth.AuthMethod{oauth.ClientSecretJWT, oauth.PrivateKeyJWT}},
 		{"fosite", authservers.StartFosite, []oauth.AuthMethod{oauth.PrivateKeyJWT}},
+		{"spring", authservers.StartSpring, []oauth.AuthMethod{oauth.ClientSecretBasic, oauth.ClientSecretJWT, oauth.PrivateKeyJWT, oauth.TLSClientAuth, oauth.SelfSignedTLSClientAuth}},
 	}
 	perMethod := []interopCase{
 		{name: "basic", client: "basic", method: oauth.ClientSecretBasic, secret: map[string]string{"client_secret": basicSecret}},
@@ -202,7 +204,7 @@ func TestIntegrationInteropProviders(t *testing.T) {
 		// By issuer alone: the function discovers the token endpoint (the mTLS alias
 		// for mutual TLS), and refuses a method the server does not list.
 		byIssuer := []interopCase{{name: "issuer-pk", client: "pk", method: oauth.PrivateKeyJWT, secret: pem(jwtKey)}}
-		if s.name == "oidc-provider" {
+		if slices.Contains(s.methods, oauth.SelfSignedTLSClientAuth) {
 			byIssuer = append(byIssuer, interopCase{name: "issuer-selfsigned", client: "selfsigned", method: oauth.SelfSignedTLSClientAuth, secret: mtls(selfCert)})
 		} else {
 			byIssuer = append(byIssuer, interopCase{name: "issuer-unlisted", client: "pk", method: oauth.TLSClientAuth, secret: mtls(mtlsCert), wantReason: "token_endpoint_auth_methods_supported"})
