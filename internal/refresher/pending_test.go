@@ -1,9 +1,12 @@
 package refresher
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -40,6 +43,8 @@ func TestRotationWaitsAcrossRuns(t *testing.T) {
 			w.srv.SetClock(func() time.Time { return now })
 			r := w.refresher()
 			r.Now = func() time.Time { return now }
+			var logs bytes.Buffer
+			r.Log = slog.New(slog.NewJSONHandler(&logs, nil))
 			if _, err := r.Run(context.Background(), Request{Action: ActionRefresh, Trigger: TriggerSchedule}); err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +72,15 @@ func TestRotationWaitsAcrossRuns(t *testing.T) {
 					t.Fatal("the rotation did not finish in ten runs")
 				}
 				r.Writes = newSlots(nil, time.Second, time.Duration(tt.turns)*time.Second)
+				logs.Reset()
 				res, err := r.Run(context.Background(), req)
+				logged := map[string]string{} // the reason of each provider's pending line
+				for line := range strings.Lines(logs.String()) {
+					var l struct{ Msg, Provider, Status, Reason string }
+					if json.Unmarshal([]byte(line), &l) == nil && l.Status == string(StatusPending) && l.Msg == "token rotation waiting for a later run" {
+						logged[l.Provider] = l.Reason
+					}
+				}
 				if err != nil {
 					t.Fatalf("run %d: got %v, want no error: a rotation waiting is not a failure", run, err)
 				}
@@ -87,6 +100,9 @@ func TestRotationWaitsAcrossRuns(t *testing.T) {
 					}
 					if want := waitingReason(asked); o.Reason != want {
 						t.Errorf("run %d: got %s pending with %q, want %q", run, o.Provider, o.Reason, want)
+					}
+					if logged[o.Provider] != o.Reason {
+						t.Errorf("run %d: got %s's log line with reason %q, want %q", run, o.Provider, logged[o.Provider], o.Reason)
 					}
 					if o.ExpiresAt == "" {
 						t.Errorf("run %d: got %s pending without the expiry of the token it still has", run, o.Provider)
