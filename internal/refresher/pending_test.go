@@ -43,8 +43,9 @@ func TestRotationWaitsAcrossRuns(t *testing.T) {
 			w.srv.SetClock(func() time.Time { return now })
 			r := w.refresher()
 			r.Now = func() time.Time { return now }
-			var logs bytes.Buffer
+			var logs, metrics bytes.Buffer
 			r.Log = slog.New(slog.NewJSONHandler(&logs, nil))
+			r.Metrics = &Metrics{Out: &metrics, Namespace: "test"}
 			if _, err := r.Run(context.Background(), Request{Action: ActionRefresh, Trigger: TriggerSchedule}); err != nil {
 				t.Fatal(err)
 			}
@@ -73,7 +74,11 @@ func TestRotationWaitsAcrossRuns(t *testing.T) {
 				}
 				r.Writes = newSlots(nil, time.Second, time.Duration(tt.turns)*time.Second)
 				logs.Reset()
+				metrics.Reset()
 				res, err := r.Run(context.Background(), req)
+				if strings.Contains(metrics.String(), `"`+metricFailed+`":1`) {
+					t.Errorf("run %d: got a %s metric of 1, want none: a provider waiting is no failure", run, metricFailed)
+				}
 				logged := map[string]string{} // the reason of each provider's pending line
 				for line := range strings.Lines(logs.String()) {
 					var l struct{ Msg, Provider, Status, Reason string }
