@@ -65,6 +65,36 @@ func TestRows(t *testing.T) {
 	}
 }
 
+// TestRowsRotationWaiting: a provider a rotation kept in the run record still waits
+// for (its token issued before the rotation) is shown with the rotation's time, a
+// healthy one with it as its reason; one rotated since, or not named, is not.
+func TestRowsRotationWaiting(t *testing.T) {
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	table := []Row{
+		{Provider: "old", State: state.Healthy, IssuedAt: at.Add(-time.Hour)},
+		{Provider: "rotated", State: state.Healthy, IssuedAt: at.Add(time.Minute)},
+		{Provider: "other", State: state.Healthy, IssuedAt: at.Add(-time.Hour)},
+		{Provider: "failing", State: state.Failing, Reason: "no token is published"},
+	}
+	got := waiting(table, []state.Rotation{{At: at, Providers: []string{"old", "rotated", "failing"}}})
+	tests := []struct {
+		provider   string
+		wantAt     time.Time
+		wantReason string
+	}{
+		{"old", at, "rotation requested at 2026-11-23T10:00:00Z, waiting for the write budget"},
+		{"rotated", time.Time{}, ""},
+		{"other", time.Time{}, ""},
+		{"failing", at, "no token is published"},
+	}
+	for _, tt := range tests {
+		r := got[slicesIndex(got, tt.provider)]
+		if !r.RotationRequestedAt.Equal(tt.wantAt) || r.Reason != tt.wantReason || r.State != table[slicesIndex(table, tt.provider)].State {
+			t.Errorf("%s: got rotation requested at %s, reason %q, state %s; want %s, %q, unchanged", tt.provider, r.RotationRequestedAt, r.Reason, r.State, tt.wantAt, tt.wantReason)
+		}
+	}
+}
+
 func slicesIndex(rs []Row, name string) int {
 	for i, r := range rs {
 		if r.Provider == name {

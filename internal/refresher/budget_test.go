@@ -160,6 +160,7 @@ func TestWriteBudgetDeadline(t *testing.T) {
 	s := newSlots(w.store, time.Second, 3*time.Second) // three turns before the deadline
 	r := w.refresher()
 	r.Client, r.Store, r.Writes = s, s, s
+	r.State = nil // no run record to keep the rotation in for a later run
 	res, err := r.Run(context.Background(), Request{Action: ActionRotate, Providers: []string{"*"}})
 	if !errors.Is(err, ErrFailed) {
 		t.Fatalf("got %v, want ErrFailed", err)

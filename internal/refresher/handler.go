@@ -49,6 +49,9 @@ func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (Result, er
 	if c[StatusQueued] > 0 {
 		attrs = append(attrs, "queued", c[StatusQueued])
 	}
+	if c[StatusPending] > 0 {
+		attrs = append(attrs, "pending", c[StatusPending])
+	}
 	if req.Action == actionWork {
 		attrs = append(attrs, "jobs", len(req.Jobs), "retried", len(res.BatchItemFailures))
 		if err := failures(res.Results); err != nil {

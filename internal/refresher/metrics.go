@@ -53,7 +53,8 @@ func (m *Metrics) observe(now time.Time, provider string, status Status, latency
 		defs = append(defs, emfMetric{Name: name, Unit: unit})
 		values[name] = v
 	}
-	if status != StatusSkipped && status != StatusQueued { // a queued provider's worker counts it
+	// A queued provider's worker counts it, and a pending one the run that rotates it.
+	if status != StatusSkipped && status != StatusQueued && status != StatusPending {
 		add(metricRefreshed, "Count", boolInt(status == StatusRefreshed))
 		add(metricFailed, "Count", boolInt(status == StatusFailed))
 		add(metricRefreshLatency, "Milliseconds", latency.Milliseconds())

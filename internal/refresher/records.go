@@ -17,7 +17,10 @@ import (
 // unreadable one, a rotation, a secret change, a manual refresh) reads every
 // token. An idle run still reports the soonest expiry, which the expiry alarm
 // watches.
-func (r *Refresher) idle(ctx context.Context, req Request) (Result, bool) {
+//
+// The record it read also tells the run which rotations still wait (see pending.go).
+func (u *run) idle(ctx context.Context, req Request) (Result, bool) {
+	r := u.r
 	if r.State == nil || req.Action != ActionRefresh || req.Trigger != TriggerSchedule {
 		return Result{}, false
 	}
@@ -26,6 +29,7 @@ func (r *Refresher) idle(ctx context.Context, req Request) (Result, bool) {
 		r.logWarn(ctx, "run record unreadable; reading every token", "error", bound(err.Error()))
 		return Result{}, false
 	}
+	u.useRecord(rec)
 	now := r.now()
 	if !rec.Current(now, r.fingerprint(), r.reconcile()) {
 		return Result{}, false
@@ -46,20 +50,35 @@ func (u *run) record() string {
 		return ""
 	}
 	u.recordHealth()
-	now := r.now()
-	rec := state.Run{Registry: r.fingerprint(), FullRead: u.started}
-	next := time.Time{}
+	// Only a run that knows the rotations still waiting may write the record,
+	// which replaces them.
+	u.loadRotations(u.publish)
+	u.rotations = u.waiting()
+	rec := state.Run{Registry: r.fingerprint(), FullRead: u.started, Rotations: u.rotations}
+	rec.MinExpiry, rec.NextDue = u.nextDue(r.now())
+	next, kept := u.putRun(rec)
+	if u.unreached != nil {
+		u.settle(kept && u.recordRead)
+	}
+	return next
+}
+
+// nextDue is the soonest expiry of the published tokens and the earliest time any
+// becomes due; that time is zero when one has no valid token, is due (a rotation
+// waiting included), or failed, so that the next run reads every token.
+func (u *run) nextDue(now time.Time) (minExpiry, next time.Time) {
+	r := u.r
 	for i, p := range r.Providers.Providers() {
 		cur, ok := u.published[p.Parameter]
 		if !ok || !cur.Valid(now) {
-			return u.putRun(rec)
+			return minExpiry, time.Time{}
 		}
-		if rec.MinExpiry.IsZero() || cur.ExpiresAt.Before(rec.MinExpiry) {
-			rec.MinExpiry = cur.ExpiresAt
+		if minExpiry.IsZero() || cur.ExpiresAt.Before(minExpiry) {
+			minExpiry = cur.ExpiresAt
 		}
-		d := r.decide(now, p, &cur, false)
+		d := u.decide(now, p, &cur, false)
 		if d.Due {
-			return u.putRun(rec)
+			return minExpiry, time.Time{}
 		}
 		if i == 0 || d.RefreshAt.Before(next) {
 			next = d.RefreshAt
@@ -67,23 +86,23 @@ func (u *run) record() string {
 	}
 	for _, o := range u.outcomes {
 		if o.Status == StatusFailed {
-			return u.putRun(rec)
+			return minExpiry, time.Time{}
 		}
 	}
-	rec.NextDue = next
-	return u.putRun(rec)
+	return minExpiry, next
 }
 
-func (u *run) putRun(rec state.Run) string {
+// putRun writes rec; kept says it was written.
+func (u *run) putRun(rec state.Run) (next string, kept bool) {
 	r, ctx := u.r, u.publish
 	if err := r.State.PutRun(ctx, rec); err != nil {
 		r.logWarn(ctx, "run record not written; the next run reads every token", "error", bound(err.Error()))
-		return ""
+		return "", false
 	}
 	if rec.NextDue.IsZero() {
-		return ""
+		return "", true
 	}
-	return stamp(rec.NextDue)
+	return stamp(rec.NextDue), true
 }
 
 // recordHealth brings the health record of every provider the run tried up to
@@ -93,7 +112,8 @@ func (u *run) recordHealth() {
 	var tried []due
 	var names []string
 	for _, j := range u.due {
-		if u.outcomes[j.i].Status != StatusQueued { // a queued provider's worker records it
+		// A queued provider's worker records it; an unreached one was not tried.
+		if u.outcomes[j.i].Status != StatusQueued && (u.unreached == nil || !u.unreached[j.i]) {
 			tried = append(tried, j)
 			names = append(names, j.p.Name)
 		}

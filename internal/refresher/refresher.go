@@ -153,14 +153,27 @@ func (r *Refresher) Run(ctx context.Context, req Request) (Result, error) {
 	if req.Action == actionWork {
 		return u.batch(req.Jobs), nil
 	}
-	if res, ok := r.idle(u.work, req); ok {
+	if res, ok := u.idle(u.work, req); ok {
 		return res, nil
 	}
 	targets, err := r.targets(req)
 	if err != nil {
 		return Result{Results: []Outcome{}}, err
 	}
+	if req.IfToken == "" {
+		// Rotations asked earlier that still wait are done by any run that reads
+		// the tokens; a consumer's conditional rotation reads the record only if it
+		// writes it.
+		u.loadRotations(u.work)
+	}
 	u.plan(targets, req.Action == ActionRotate, req.IfToken)
+	if req.Action == ActionRotate && req.IfToken == "" {
+		// Kept in the run record for the providers it does not reach (pending.go).
+		u.request = &state.Rotation{At: u.started, All: len(req.Providers) == 1 && req.Providers[0] == "*"}
+		if !u.request.All {
+			u.request.Providers = providerNames(targets)
+		}
+	}
 	if u.fansOut(req.Action) {
 		u.enqueue()
 	} else {

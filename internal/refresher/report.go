@@ -43,6 +43,8 @@ func (r *Refresher) report(ctx context.Context, o Outcome, tok *tokens.Token, el
 		r.Log.InfoContext(ctx, "token not due", append(attrs, "reason", o.Reason)...)
 	case o.Status == StatusQueued:
 		r.Log.InfoContext(ctx, "token sent to the workers", append(attrs, "reason", o.Reason)...)
+	case o.Status == StatusPending:
+		r.Log.InfoContext(ctx, "token rotation waiting for a later run", append(attrs, "reason", o.Reason)...)
 	default:
 		r.Log.InfoContext(ctx, "token refreshed", attrs...)
 	}

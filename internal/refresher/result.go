@@ -24,6 +24,10 @@ const (
 	// StatusQueued is a planner's: the provider was sent to the workers as a job
 	// (see planner.go); the workers' runs say how it went.
 	StatusQueued Status = "queued"
+	// StatusPending is a rotation's provider that the run could not reach within
+	// its write budget and deadline: the rotation is kept in the run record, and
+	// later runs rotate it (see pending.go). It is no failure.
+	StatusPending Status = "pending"
 )
 
 // Result is what an invocation returns: one outcome per provider considered, in

@@ -19,6 +19,7 @@ import (
 	"github.com/token-refresher/token-refresher/internal/oauth"
 	"github.com/token-refresher/token-refresher/internal/registry"
 	"github.com/token-refresher/token-refresher/internal/secrets"
+	"github.com/token-refresher/token-refresher/internal/state"
 	"github.com/token-refresher/token-refresher/internal/store"
 	"github.com/token-refresher/token-refresher/pkg/tokens"
 )
@@ -49,7 +50,16 @@ type run struct {
 	published map[string]tokens.Token
 	// started is when the run began to read the tokens.
 	started time.Time
-	mu      sync.Mutex // guards published while due providers are refreshed
+	// rotations are the rotations still waiting, from the run record (nil when
+	// none or not read); request is this run's own rotation, when a run that
+	// cannot finish it must remember it (see pending.go).
+	rotations  []state.Rotation
+	request    *state.Rotation
+	recordRead bool
+	// unreached marks, by outcome, the rotated providers the run could not reach in
+	// time and whose outcome waits for the run record (see settle).
+	unreached []bool
+	mu        sync.Mutex // guards published while due providers are refreshed
 }
 
 // due is one due provider: its place in the outcomes, its published token, the
@@ -116,7 +126,7 @@ func (u *run) plan(targets []registry.Provider, rotate bool, ifToken string) {
 			continue
 		}
 		u.sort(i, p, published, rotate, func(cur *tokens.Token) (bool, string) {
-			d := r.decide(now, p, cur, rotate)
+			d := u.decide(now, p, cur, rotate)
 			return d.Due, d.Reason
 		})
 	}
@@ -237,6 +247,9 @@ func (u *run) sort(i int, p registry.Provider, published store.Published, rotate
 		ok, reason = isDue(cur)
 	}
 	if ok {
+		if _, waits := u.waitsFor(p, cur); waits {
+			rotate = true // a rotation requested earlier: done as a rotation
+		}
 		u.due = append(u.due, due{i: i, p: p, cur: cur, version: published.Versions[p.Parameter], rotate: rotate})
 		u.reasons = append(u.reasons, reason)
 		return
@@ -267,6 +280,7 @@ func (u *run) refreshDue() {
 	}
 	creds, credErrs := r.Secrets.Current(u.work, ids, secrets.WithClock(r.Now))
 
+	u.unreached = make([]bool, len(u.outcomes))
 	var g errgroup.Group
 	g.SetLimit(max(1, cmp.Or(r.MaxConcurrency, DefaultMaxConcurrency)))
 	for _, j := range u.due {
@@ -276,6 +290,7 @@ func (u *run) refreshDue() {
 			var tok tokens.Token
 			if u.work.Err() != nil {
 				o = Outcome{Provider: j.p.Name, Status: StatusFailed, Error: "not attempted: the run's time ran out first"}
+				u.unreached[j.i] = true
 			} else {
 				o, tok = u.refresh(j, creds[j.p.SecretID], credErrs[j.p.SecretID])
 			}
@@ -291,6 +306,10 @@ func (u *run) refreshDue() {
 				u.published[j.p.Parameter] = tok
 				u.mu.Unlock()
 			}
+			if u.unreached[j.i] && u.remembers(j) {
+				return nil // reported once the run record says whether it waits (settle)
+			}
+			u.unreached[j.i] = false
 			shown := &tok
 			if o.Status != StatusRefreshed {
 				shown = j.cur // the token consumers still read
@@ -323,6 +342,7 @@ func (u *run) refresh(j due, sec secrets.Secret, secErr error) (Outcome, tokens.
 		// The write's turn first, then the token: a token obtained is written at once.
 		carry, err := r.Writes.Reserve(u.work)
 		if err != nil {
+			u.unreached[j.i] = true // refresh runs on j's goroutine, which owns the element
 			return fail(fmt.Errorf("not asked for a token: %w", err))
 		}
 		work, publish = carry(u.work), carry(u.publish)

@@ -18,6 +18,7 @@
 package state
 
 import (
+	"slices"
 	"time"
 
 	"github.com/token-refresher/token-refresher/internal/cut"
@@ -128,13 +129,42 @@ type Run struct {
 	MinExpiry time.Time `json:"min_expiry,omitzero"`
 	// FullRead is when that run read the tokens.
 	FullRead time.Time `json:"full_read"`
+	// Rotations are the rotations requested that no run has finished yet: a
+	// rotation larger than what one run can write at the write budget. While a
+	// provider one of them names has a token issued before its At, that token is
+	// due, and the record lets no run end early.
+	Rotations []Rotation `json:"rotations,omitempty"`
+}
+
+// Rotation is a rotation request that is still waiting for some of its
+// providers. It is done for a provider once the provider's published token was
+// issued at or after At, cut to the second as a token's issued_at is: so runs
+// that come after each other never rotate a provider twice for one request.
+type Rotation struct {
+	// At is when the run that was asked to rotate read the tokens.
+	At time.Time `json:"at"`
+	// All says the rotation is for every provider of the registry; Providers is
+	// then empty.
+	All bool `json:"all,omitempty"`
+	// Providers names the providers still waiting, when not All.
+	Providers []string `json:"providers,omitempty"`
+}
+
+// Covers says whether rot is for provider.
+func (rot Rotation) Covers(provider string) bool {
+	return rot.All || slices.Contains(rot.Providers, provider)
+}
+
+// Done says whether a token issued at issued satisfies rot.
+func (rot Rotation) Done(issued time.Time) bool {
+	return !issued.Before(rot.At.Truncate(time.Second))
 }
 
 // Current reports whether r lets a run at now, whose registry and settings have
 // the fingerprint registry, end without reading the tokens: r is for the same
-// registry, nothing is due before now, and the last full read is less than
+// registry, no rotation is waiting, nothing is due before now, and the last full read is less than
 // reconcile ago.
 func (r Run) Current(now time.Time, registry string, reconcile time.Duration) bool {
-	return r.Registry != "" && r.Registry == registry && !r.NextDue.IsZero() && now.Before(r.NextDue) &&
+	return r.Registry != "" && r.Registry == registry && len(r.Rotations) == 0 && !r.NextDue.IsZero() && now.Before(r.NextDue) &&
 		!r.FullRead.IsZero() && now.Sub(r.FullRead) < reconcile && !r.FullRead.After(now)
 }

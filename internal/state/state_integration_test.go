@@ -39,19 +39,20 @@ func TestIntegrationState(t *testing.T) {
 		t.Fatalf("AllHealth: got %d records, error %v; want 6, no error", len(all), err)
 	}
 
-	if r, v, err := s.Run(ctx); err != nil || v != 0 || r != (Run{}) {
+	if r, v, err := s.Run(ctx); err != nil || v != 0 || !same(r, Run{}) {
 		t.Fatalf("missing record: got %+v at version %d, error %v; want a zero record at version 0", r, v, err)
 	}
 	first := Run{Registry: "fp", NextDue: t0.Add(time.Hour), MinExpiry: t0.Add(2 * time.Hour), FullRead: t0}
 	if err := s.PutRun(ctx, first); err != nil {
 		t.Fatal(err)
 	}
-	if r, v, err := s.Run(ctx); err != nil || v != 1 || r != first {
+	if r, v, err := s.Run(ctx); err != nil || v != 1 || !same(r, first) {
 		t.Fatalf("first record: got %+v at version %d, error %v; want %+v at version 1", r, v, err, first)
 	}
 	// Another run writes between this run's read and its write (slipped in through
 	// a store that writes on every read): the earlier due time survives.
-	other := Run{Registry: "fp", NextDue: t0.Add(10 * time.Minute), MinExpiry: t0.Add(3 * time.Hour), FullRead: t0.Add(time.Second)}
+	other := Run{Registry: "fp", NextDue: t0.Add(10 * time.Minute), MinExpiry: t0.Add(3 * time.Hour), FullRead: t0.Add(time.Second),
+		Rotations: []Rotation{{At: t0, All: true}}}
 	late := Run{Registry: "fp", NextDue: t0.Add(time.Hour), MinExpiry: t0.Add(2 * time.Hour), FullRead: t0.Add(2 * time.Second)}
 	racing := &Store{API: &writeOnRead{API: s.API, write: func() { _ = (&Store{API: s.API, Prefix: s.Prefix}).PutRun(ctx, other) }}, Prefix: s.Prefix}
 	if err := racing.PutRun(ctx, late); err != nil {
@@ -60,6 +61,9 @@ func TestIntegrationState(t *testing.T) {
 	r, _, err := s.Run(ctx)
 	if err != nil || !r.NextDue.Equal(other.NextDue) || !r.MinExpiry.Equal(late.MinExpiry) || !r.FullRead.Equal(other.FullRead) {
 		t.Fatalf("run record: got %+v, error %v; want next due %s, min expiry %s, full read %s", r, err, other.NextDue, late.MinExpiry, other.FullRead)
+	}
+	if len(r.Rotations) != 1 || !r.Rotations[0].All || !r.Rotations[0].At.Equal(t0) {
+		t.Fatalf("run record: got rotations %+v, want the other run's rotation of all kept", r.Rotations)
 	}
 }
 

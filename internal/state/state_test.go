@@ -64,6 +64,8 @@ func TestRunCurrent(t *testing.T) {
 		"no due time":     {Registry: "fp", FullRead: r.FullRead},
 		"stale":           {Registry: "fp", NextDue: r.NextDue, FullRead: now.Add(-time.Hour)},
 		"from the future": {Registry: "fp", NextDue: r.NextDue, FullRead: now.Add(time.Minute)},
+		"rotation waiting": {Registry: "fp", NextDue: r.NextDue, FullRead: r.FullRead,
+			Rotations: []Rotation{{At: now.Add(-time.Minute), All: true}}},
 	} {
 		if bad.Current(now, "fp", time.Hour) {
 			t.Errorf("%s: got current, want not current", name)
@@ -84,5 +86,44 @@ func TestMergeKeepsTheEarlier(t *testing.T) {
 	}
 	if m := merge(a, Run{Registry: "other", NextDue: a.NextDue, FullRead: t0}); m.Registry != "" {
 		t.Fatalf("got registry %q, want none: records of two registries merged into a current one", m.Registry)
+	}
+}
+
+// TestRotation: a rotation covers the providers it names, or all; it is done for a
+// token issued at or after its time, cut to the second as issued_at is, and a
+// merge of two records keeps the rotations of both.
+func TestRotation(t *testing.T) {
+	at := time.Date(2026, 11, 23, 10, 0, 0, 500_000_000, time.UTC)
+	tests := []struct {
+		name     string
+		rot      Rotation
+		provider string
+		issued   time.Time
+		covers   bool
+		done     bool
+	}{
+		{"all, issued before", Rotation{At: at, All: true}, "a", at.Add(-time.Second), true, false},
+		{"all, issued in its second", Rotation{At: at, All: true}, "a", at.Truncate(time.Second), true, true},
+		{"all, issued after", Rotation{At: at, All: true}, "a", at.Add(time.Minute), true, true},
+		{"named, another provider", Rotation{At: at, Providers: []string{"b"}}, "a", at.Add(-time.Hour), false, false},
+		{"named, this provider", Rotation{At: at, Providers: []string{"a", "b"}}, "a", at.Add(-time.Hour), true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.rot.Covers(tt.provider); got != tt.covers {
+				t.Errorf("got covers %t, want %t", got, tt.covers)
+			}
+			if got := tt.rot.Done(tt.issued); got != tt.done {
+				t.Errorf("got done %t, want %t", got, tt.done)
+			}
+		})
+	}
+	a := Run{Registry: "fp", FullRead: at, Rotations: []Rotation{{At: at, All: true}}}
+	b := Run{Registry: "fp", FullRead: at, Rotations: []Rotation{{At: at, All: true}, {At: at, Providers: []string{"x"}}}}
+	if m := merge(a, b); len(m.Rotations) != 2 {
+		t.Errorf("got %d rotations after a merge, want 2: each one once", len(m.Rotations))
+	}
+	if m := merge(b, Run{Registry: "fp", FullRead: at}); len(m.Rotations) != 2 {
+		t.Errorf("got %d rotations after a merge with a record of none, want 2: a waiting rotation was lost", len(m.Rotations))
 	}
 }

@@ -169,7 +169,7 @@ func (s *Store) PutRun(ctx context.Context, r Run) error {
 		for _, o := range others {
 			merged = merge(merged, o)
 		}
-		if merged == r {
+		if same(merged, r) {
 			return nil
 		}
 		r, after = merged, version
@@ -220,7 +220,25 @@ func merge(a, b Run) Run {
 	if out.MinExpiry.IsZero() || !b.MinExpiry.IsZero() && b.MinExpiry.Before(out.MinExpiry) {
 		out.MinExpiry = b.MinExpiry
 	}
+	// A rotation either still waits for stays: the next full read drops it once
+	// its providers' tokens show it done, and keeping it longer rotates nothing twice.
+	out.Rotations = slices.Clone(a.Rotations)
+	for _, rot := range b.Rotations {
+		if !slices.ContainsFunc(out.Rotations, func(o Rotation) bool { return sameRotation(o, rot) }) {
+			out.Rotations = append(out.Rotations, rot)
+		}
+	}
 	return out
+}
+
+// same says whether two records say the same.
+func same(a, b Run) bool {
+	return a.Registry == b.Registry && a.NextDue.Equal(b.NextDue) && a.MinExpiry.Equal(b.MinExpiry) &&
+		a.FullRead.Equal(b.FullRead) && slices.EqualFunc(a.Rotations, b.Rotations, sameRotation)
+}
+
+func sameRotation(a, b Rotation) bool {
+	return a.At.Equal(b.At) && a.All == b.All && slices.Equal(a.Providers, b.Providers)
 }
 
 func (s *Store) put(ctx context.Context, name string, v any, description string) (int64, error) {
