@@ -67,6 +67,7 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	opts := registry.Options{ParameterPrefix: *tokenPrefix}
 	var reg *registry.Registry
+	var rejected []registry.Rejected
 	switch {
 	case *providersFile != "":
 		if reg, err = registry.LoadFile(*providersFile, opts); err != nil {
@@ -79,12 +80,12 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, err)
 			return exitUsage
 		}
-		if snap.Registry == nil || snap.Registry.Len() == 0 {
+		if (snap.Registry == nil || snap.Registry.Len() == 0) && len(snap.Rejected) == 0 {
 			// Tokens of removed providers may remain until they expire; the stack
 			// refreshes none.
 			return noProviders(stdout, *asJSON)
 		}
-		reg = snap.Registry
+		reg, rejected = snap.Registry, snap.Rejected
 	}
 	api := ssm.NewFromConfig(cfg)
 	infos, err := store.Describe(ctx, api, *tokenPrefix)
@@ -102,7 +103,7 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "rotations waiting not shown:", err)
 	}
-	table := waiting(rows(time.Now(), reg, infos, health), rec.Rotations)
+	table := append(waiting(rows(time.Now(), reg, infos, health), rec.Rotations), rejectedRows(rejected)...)
 	if len(table) == 0 {
 		return noProviders(stdout, *asJSON)
 	}
@@ -215,6 +216,21 @@ func rows(now time.Time, reg *registry.Registry, infos map[string]store.Info, he
 			r.AgeSeconds = int64(now.Sub(r.IssuedAt).Seconds())
 		}
 		out = append(out, r)
+	}
+	return out
+}
+
+// rejectedRows are the stored registry's entries that do not load (edited by
+// hand, say): the stack fails each at every run, so status does too, with the
+// loader's reason, which names the field and the line.
+func rejectedRows(rejected []registry.Rejected) []Row {
+	out := make([]Row, 0, len(rejected))
+	for _, r := range rejected {
+		name := r.Name
+		if name == "" {
+			name = fmt.Sprintf("providers[%d]", r.Index)
+		}
+		out = append(out, Row{Provider: name, State: state.Failing, Reason: "registry entry cannot be loaded: " + r.Err.Error()})
 	}
 	return out
 }

@@ -104,6 +104,26 @@ func slicesIndex(rs []Row, name string) int {
 	return -1
 }
 
+func TestRejectedRows(t *testing.T) {
+	broken := "providers:\n  - {name: ok, token_url: 'https://ok.example/token', secret_id: s/ok}\n" +
+		"  - {name: bad, token_url: 'http://bad.example/token', secret_id: s/bad}\n" +
+		"  - {token_url: 'https://x.example/token', secret_id: s/x}\n"
+	_, rejected, err := registry.LoadEach(strings.NewReader(broken), registry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := rejectedRows(rejected)
+	for i, want := range []struct{ provider, field string }{{"bad", "token_url"}, {"providers[2]", "name"}} {
+		if i >= len(got) {
+			t.Fatalf("got %d rows, want 2", len(got))
+		}
+		r := got[i]
+		if r.Provider != want.provider || r.State != state.Failing || !strings.Contains(r.Reason, want.field) || !strings.Contains(r.Reason, "line ") {
+			t.Errorf("got %+v, want %s failing with its %s problem and line", r, want.provider, want.field)
+		}
+	}
+}
+
 func TestHuman(t *testing.T) {
 	for d, want := range map[time.Duration]string{
 		30 * time.Second: "30s", 47 * time.Minute: "47m", 23*time.Hour + 12*time.Minute: "23h12m",

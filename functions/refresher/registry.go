@@ -94,9 +94,15 @@ func (l *liveRegistry) Handle(ctx context.Context, event json.RawMessage) (refre
 	// A worker's batch names its failures itself; the planner's runs and the
 	// others report the entries that do not load.
 	if len(snap.Rejected) > 0 && !queueBatch(event) {
-		res.Results = append(res.Results, rejectedOutcomes(snap.Rejected)...)
-		err = errors.Join(err, fmt.Errorf("%d provider registry entries cannot be loaded (the first: %s)", len(snap.Rejected), res.Results[len(res.Results)-len(snap.Rejected)].Provider))
-		l.log.ErrorContext(ctx, "provider registry entries cannot be loaded; the others ran", "rejected", len(snap.Rejected), "registry_version", snap.VersionID)
+		rejected := rejectedOutcomes(snap.Rejected)
+		res.Results = append(res.Results, rejected...)
+		err = errors.Join(err, fmt.Errorf("%d provider registry entries cannot be loaded (the first: %s: %s)", len(rejected), rejected[0].Provider, rejected[0].Error))
+		// A scheduled run's result goes nowhere an operator looks: the log names
+		// each entry and its reason, the first few of a file broken throughout.
+		for _, o := range rejected[:min(len(rejected), maxRejectedLogged)] {
+			l.log.ErrorContext(ctx, "provider registry entry cannot be loaded", "provider", o.Provider, "error", o.Error, "registry_version", snap.VersionID)
+		}
+		l.log.ErrorContext(ctx, "provider registry entries cannot be loaded; the others ran", "rejected", len(rejected), "registry_version", snap.VersionID)
 	}
 	if readErr != nil {
 		return res, errors.Join(readErr, err)
@@ -124,6 +130,10 @@ func providerCount(reg *registry.Registry) int {
 	}
 	return reg.Len()
 }
+
+// maxRejectedLogged bounds the log lines of one run about entries that do not
+// load; the result names every one.
+const maxRejectedLogged = 10
 
 // rejectedOutcomes fails each registry entry that does not load, with its reason.
 func rejectedOutcomes(rejected []registry.Rejected) []refresher.Outcome {

@@ -150,8 +150,8 @@ func TestLiveRegistryBrokenEntry(t *testing.T) {
 	built := 0
 	l, logs := newLive(&objectAPI{data: []byte(broken), etag: `"1"`}, &built, nil)
 	res, err := l.Handle(context.Background(), json.RawMessage(`{"action":"refresh"}`))
-	if err == nil || !strings.Contains(err.Error(), "two") {
-		t.Errorf("got error %v, want the invocation failed naming two", err)
+	if err == nil || !strings.Contains(err.Error(), "two") || !strings.Contains(err.Error(), "token_url") {
+		t.Errorf("got error %v, want the invocation failed naming two and its token_url", err)
 	}
 	if len(res.Results) != 2 || res.Results[0].Provider != "one" || res.Results[0].Status != refresher.StatusRefreshed {
 		t.Fatalf("got results %+v, want one refreshed and two failed", res.Results)
@@ -159,8 +159,9 @@ func TestLiveRegistryBrokenEntry(t *testing.T) {
 	if o := res.Results[1]; o.Provider != "two" || o.Status != refresher.StatusFailed || !strings.Contains(o.Error, "token_url") {
 		t.Errorf("got %+v, want two failed with its token_url problem", o)
 	}
-	if !strings.Contains(logs.String(), "cannot be loaded") {
-		t.Errorf("got log %s, want the broken entries named", logs.String())
+	if !strings.Contains(logs.String(), `"msg":"provider registry entry cannot be loaded","provider":"two","error":"registry entry cannot be loaded: `) ||
+		!strings.Contains(logs.String(), "token_url") {
+		t.Errorf("got log %s, want the broken entry named with its token_url problem", logs.String())
 	}
 	batch := json.RawMessage(`{"Records":[{"messageId":"m","eventSource":"aws:sqs","body":"{}"}]}`)
 	if res, err := l.Handle(context.Background(), batch); err != nil || len(res.Results) != 1 {
