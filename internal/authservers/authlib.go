@@ -2,7 +2,6 @@ package authservers
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,34 +21,13 @@ func StartAuthlib(ctx context.Context, pki *PKI, clients []Client, tmp string) (
 	if _, err := os.Stat(python); err != nil {
 		return nil, fmt.Errorf("authlib is not installed in %s: run make authservers-deps", filepath.Dir(python))
 	}
-	srvCert, err := pki.Server()
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{roots: pki, secret: randomString(introspectorSecretLength)}
-	meta := []map[string]any{{"client_id": introspectorID, "client_secret": s.secret, "token_endpoint_auth_method": ClientSecretBasic}}
 	for _, c := range clients {
 		if c.Method == TLSClientAuth || c.Method == SelfSignedTLSClientAuth {
 			return nil, fmt.Errorf("authlib has no %s", c.Method)
 		}
-		m := map[string]any{"client_id": c.ID, "token_endpoint_auth_method": c.Method}
-		if c.Secret != "" {
-			m["client_secret"] = c.Secret
-		}
-		if c.JWKS != nil {
-			m["jwks"] = map[string]any{"keys": c.JWKS}
-		}
-		meta = append(meta, m)
 	}
-	conf, err := json.Marshal(map[string]any{
-		"tls":     map[string]string{"key": string(srvCert.KeyPEM), "cert": string(srvCert.CertPEM)},
-		"clients": meta,
-	})
+	s, confPath, err := configure(pki, tmp, "authlib.json", false, clients, nil)
 	if err != nil {
-		return nil, err
-	}
-	confPath := filepath.Join(tmp, "authlib.json")
-	if err := os.WriteFile(confPath, conf, 0o600); err != nil {
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, python, filepath.Join(root, "scripts", "authservers", "authlib", "server.py"), confPath)

@@ -100,40 +100,17 @@ func StartOIDCProvider(ctx context.Context, pki *PKI, clients []Client, tmp stri
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider")); err != nil {
 		return nil, fmt.Errorf("oidc-provider is not installed in %s: run make authservers-deps", dir)
 	}
-	srvCert, err := pki.Server()
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{roots: pki, secret: randomString(introspectorSecretLength)}
-	meta := []map[string]any{{
-		"client_id": introspectorID, "client_secret": s.secret, "grant_types": []string{},
-		"response_types": []string{}, "redirect_uris": []string{}, "token_endpoint_auth_method": ClientSecretBasic,
-	}}
-	for _, c := range clients {
-		m := map[string]any{
-			"client_id": c.ID, "grant_types": []string{"client_credentials"}, "response_types": []string{},
-			"redirect_uris": []string{}, "token_endpoint_auth_method": c.Method, "scope": "api",
+	// oidc-provider registers clients by RFC 7591 metadata, in full: no redirects,
+	// only the client credentials grant.
+	s, confPath, err := configure(pki, tmp, "oidc-provider.json", true, clients, func(m map[string]any) {
+		m["grant_types"], m["response_types"], m["redirect_uris"] = []string{"client_credentials"}, []string{}, []string{}
+		if m["client_id"] == introspectorID {
+			m["grant_types"] = []string{}
+		} else {
+			m["scope"] = "api"
 		}
-		if c.Secret != "" {
-			m["client_secret"] = c.Secret
-		}
-		if c.JWKS != nil {
-			m["jwks"] = map[string]any{"keys": c.JWKS}
-		}
-		if c.SubjectDN != "" {
-			m["tls_client_auth_subject_dn"] = c.SubjectDN
-		}
-		meta = append(meta, m)
-	}
-	conf, err := json.Marshal(map[string]any{
-		"tls":     map[string]string{"key": string(srvCert.KeyPEM), "cert": string(srvCert.CertPEM), "client_ca": string(pki.CAPEM)},
-		"clients": meta,
 	})
 	if err != nil {
-		return nil, err
-	}
-	confPath := filepath.Join(tmp, "oidc-provider.json")
-	if err := os.WriteFile(confPath, conf, 0o600); err != nil {
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, "node", "server.mjs", confPath)
@@ -241,4 +218,54 @@ func (l *limited) Write(p []byte) (int, error) {
 		l.n -= k
 	}
 	return len(p), nil
+}
+
+// clientMetadata is c's registration, by the names of RFC 7591 and RFC 8705.
+func clientMetadata(c Client) map[string]any {
+	m := map[string]any{"client_id": c.ID, "token_endpoint_auth_method": c.Method}
+	if c.Secret != "" {
+		m["client_secret"] = c.Secret
+	}
+	if c.JWKS != nil {
+		m["jwks"] = map[string]any{"keys": c.JWKS}
+	}
+	if c.SubjectDN != "" {
+		m["tls_client_auth_subject_dn"] = c.SubjectDN
+	}
+	return m
+}
+
+// configure makes a server's certificate and the JSON file it starts from, under
+// tmp as name: its TLS key and certificate, the CA whose client certificates it
+// accepts (with clientCA), and the registrations of clients and of the server's
+// own introspection client, each passed through adjust when it is not nil. The
+// returned Server holds the introspection client's secret.
+func configure(pki *PKI, tmp, name string, clientCA bool, clients []Client, adjust func(map[string]any)) (*Server, string, error) {
+	srvCert, err := pki.Server()
+	if err != nil {
+		return nil, "", err
+	}
+	s := &Server{roots: pki, secret: randomString(introspectorSecretLength)}
+	meta := []map[string]any{clientMetadata(Client{ID: introspectorID, Secret: s.secret, Method: ClientSecretBasic})}
+	for _, c := range clients {
+		meta = append(meta, clientMetadata(c))
+	}
+	if adjust != nil {
+		for _, m := range meta {
+			adjust(m)
+		}
+	}
+	tlsConf := map[string]string{"key": string(srvCert.KeyPEM), "cert": string(srvCert.CertPEM)}
+	if clientCA {
+		tlsConf["client_ca"] = string(pki.CAPEM)
+	}
+	conf, err := json.Marshal(map[string]any{"tls": tlsConf, "clients": meta})
+	if err != nil {
+		return nil, "", err
+	}
+	path := filepath.Join(tmp, name)
+	if err := os.WriteFile(path, conf, 0o600); err != nil {
+		return nil, "", err
+	}
+	return s, path, nil
 }

@@ -2,7 +2,6 @@ package authservers
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -26,34 +25,8 @@ func StartSpring(ctx context.Context, pki *PKI, clients []Client, tmp string) (*
 	if _, err := os.Stat(jar); err != nil {
 		return nil, fmt.Errorf("the Spring Authorization Server jar is not built at %s: run make authservers-deps", jar)
 	}
-	srvCert, err := pki.Server()
+	s, confPath, err := configure(pki, tmp, "spring.json", true, clients, nil)
 	if err != nil {
-		return nil, err
-	}
-	s := &Server{roots: pki, secret: randomString(introspectorSecretLength)}
-	meta := []map[string]any{{"client_id": introspectorID, "client_secret": s.secret, "token_endpoint_auth_method": ClientSecretBasic}}
-	for _, c := range clients {
-		m := map[string]any{"client_id": c.ID, "token_endpoint_auth_method": c.Method}
-		if c.Secret != "" {
-			m["client_secret"] = c.Secret
-		}
-		if c.JWKS != nil {
-			m["jwks"] = map[string]any{"keys": c.JWKS}
-		}
-		if c.SubjectDN != "" {
-			m["tls_client_auth_subject_dn"] = c.SubjectDN
-		}
-		meta = append(meta, m)
-	}
-	conf, err := json.Marshal(map[string]any{
-		"tls":     map[string]string{"key": string(srvCert.KeyPEM), "cert": string(srvCert.CertPEM), "client_ca": string(pki.CAPEM)},
-		"clients": meta,
-	})
-	if err != nil {
-		return nil, err
-	}
-	confPath := filepath.Join(tmp, "spring.json")
-	if err := os.WriteFile(confPath, conf, 0o600); err != nil {
 		return nil, err
 	}
 	// A small heap and a JIT that stops at its first tier: the server answers a
