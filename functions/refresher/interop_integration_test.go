@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -12,10 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -221,19 +217,7 @@ func TestIntegrationInteropProviders(t *testing.T) {
 		}
 	}
 
-	regFile := filepath.Join(t.TempDir(), "providers.yaml")
-	if err := os.WriteFile(regFile, []byte(doc.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	e, err := loadEnv(func(k string) string {
-		return map[string]string{"PROVIDERS_FILE": regFile, "TOKEN_PARAMETER_PREFIX": prefix,
-			"STATE_PARAMETER_PREFIX": strings.TrimSuffix(prefix, "/tokens") + "/state"}[k]
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs, metrics bytes.Buffer
-	h := newHandler(cfg, e, slog.New(slog.NewJSONHandler(&logs, nil)), &metrics)
+	h, logs, metrics := handlerFor(t, cfg, doc.String(), prefix)
 	// As main wires it, but trusting the test PKI that issued every server's certificate.
 	trust := func() *http.Client {
 		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Roots, MinVersion: tls.VersionTLS12}}}

@@ -107,19 +107,7 @@ func TestIntegrationKeyMethods(t *testing.T) {
 		"    signing_key: kms:" + alias + "\n" +
 		registry.EntryYAML("kms-ec", base+"kms-ec", oauth.Endpoint{TokenURL: u, AuthMethod: oauth.PrivateKeyJWT, SigningAlg: oauth.ES256}) +
 		"    signing_key: kms:" + ecID + "\n"
-	regFile := filepath.Join(t.TempDir(), "providers.yaml")
-	if err := os.WriteFile(regFile, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	e, err := loadEnv(func(k string) string {
-		return map[string]string{"PROVIDERS_FILE": regFile, "TOKEN_PARAMETER_PREFIX": prefix,
-			"STATE_PARAMETER_PREFIX": strings.TrimSuffix(prefix, "/tokens") + "/state"}[k]
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs, metrics bytes.Buffer
-	h := newHandler(cfg, e, slog.New(slog.NewJSONHandler(&logs, nil)), &metrics)
+	h, logs, metrics := handlerFor(t, cfg, doc, prefix)
 	// As main wires it, but trusting the test server's certificate.
 	h.Refresher.Client = &oauth.Client{UserAgent: "token-refresher", HTTPClient: srv.Client(), InitialBackoff: time.Millisecond}
 
@@ -184,4 +172,24 @@ func leakForms(srv *oauthtest.KeyServer, keys ...string) []string {
 		}
 	}
 	return out
+}
+
+// handlerFor is the handler as main wires it for the registry doc, its tokens
+// under prefix and its state beside them, logging and writing metrics into the
+// buffers it returns.
+func handlerFor(t *testing.T, cfg aws.Config, doc, prefix string) (*refresher.Handler, *bytes.Buffer, *bytes.Buffer) {
+	t.Helper()
+	regFile := filepath.Join(t.TempDir(), "providers.yaml")
+	if err := os.WriteFile(regFile, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e, err := loadEnv(func(k string) string {
+		return map[string]string{"PROVIDERS_FILE": regFile, "TOKEN_PARAMETER_PREFIX": prefix,
+			"STATE_PARAMETER_PREFIX": strings.TrimSuffix(prefix, "/tokens") + "/state"}[k]
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs, metrics bytes.Buffer
+	return newHandler(cfg, e, slog.New(slog.NewJSONHandler(&logs, nil)), &metrics), &logs, &metrics
 }
