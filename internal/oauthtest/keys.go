@@ -116,6 +116,10 @@ type KeyClient struct {
 	// EchoRefusal makes every refusal quote the whole request body, as a careless
 	// server's error_description might.
 	EchoRefusal bool
+	// Quote, when set, starts every refusal's error_description with what it
+	// returns for the request's form, so that a test can make a server quote any
+	// text (a form of a key, of the assertion) within the bounds of a reason.
+	Quote func(form url.Values) string
 }
 
 // Seen is what a KeyServer checked in one accepted or refused request.
@@ -200,6 +204,9 @@ func (s *KeyServer) serve(w http.ResponseWriter, r *http.Request) {
 
 	w.Header().Set("Content-Type", "application/json")
 	if err != "" {
+		if ok && c.Quote != nil {
+			err = c.Quote(form) + " " + err
+		}
 		if ok && c.EchoRefusal {
 			err += ": " + string(body)
 		}
