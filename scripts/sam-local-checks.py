@@ -181,7 +181,7 @@ def cmd_verify(stack):
         want_env = {"SCHEDULE_EXPRESSION": "rate(5 minutes)", "TOKEN_PARAMETER_PREFIX": "/token-refresher/tokens",
                     "STATE_PARAMETER_PREFIX": "/token-refresher/state",
                     "MAX_CONCURRENCY": "8", "METRICS_NAMESPACE": "TokenRefresher", "PER_PROVIDER_METRICS": "true",
-                    "PUT_PARAMETER_RATE": "2"}
+                    "PUT_PARAMETER_RATE": "2", "MIN_FORCED_ROTATION_INTERVAL": "60s"}
         want_env["REGISTRY_BUCKET"] = resources["RegistryBucket"]["PhysicalResourceId"]
         if fanout:
             want_env["REFRESH_QUEUE_URL"] = resources["RefreshJobsQueue"]["PhysicalResourceId"]
@@ -282,13 +282,16 @@ def cmd_verify(stack):
             statements += doc["Statement"]
         star = [s for s in statements if s.get("Resource") == "*" or s.get("Resource") == ["*"]]
         star_actions = sorted({a for s in star for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])})
-        expect(star_actions == ["secretsmanager:BatchGetSecretValue"], f"actions on '*': {star_actions}")
+        # Neither action can name a resource: BatchGetSecretValue's secrets are checked
+        # per secret, and DescribeParameters (the tokens' metadata) takes no resource.
+        expect(star_actions == ["secretsmanager:BatchGetSecretValue", "ssm:DescribeParameters"],
+               f"actions on '*': {star_actions}")
         actions = sorted({a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])})
         attached = [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]]
         expect(not attached, f"managed policies attached: {attached}")
         return f"{role_name}: {', '.join(actions)}; no managed policies"
 
-    check("IAM role exists, used by the function, '*' only for BatchGetSecretValue", role)
+    check("IAM role exists, used by the function, '*' only for BatchGetSecretValue and DescribeParameters", role)
 
     def log_group():
         groups = logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{fn_name}")["logGroups"]
@@ -392,7 +395,8 @@ def cmd_verify(stack):
     def exports():
         want = {"FunctionArn", "TokenReadersPolicyArn", "TokenParameterPrefix", "FailedInvocationsQueueUrl",
                 "OperatorsPolicyArn", "StateParameterPrefix", "DashboardName", "RegistryBucket",
-                "ProviderManagersPolicyArn", "ProviderProbePolicyArn", "SecretNamePrefix"}
+                "ProviderManagersPolicyArn", "ProviderProbePolicyArn", "SecretNamePrefix",
+                "TokenRotationRequestersPolicyArn"}
         unexported = {"DashboardName", "SecretNamePrefix"}
         if fanout:
             unexported |= {"RefreshJobsQueueUrl", "RefreshJobsDeadLetterQueueUrl"}
