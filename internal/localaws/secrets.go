@@ -28,17 +28,29 @@ func PutSecret(ctx context.Context, sm SecretWriter, id, clientID, clientSecret 
 	if err != nil {
 		return "", err
 	}
-	out, err := sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(id), SecretString: aws.String(string(val))})
-	var nf *smtypes.ResourceNotFoundException
-	if errors.As(err, &nf) {
-		c, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(id), SecretString: aws.String(string(val))})
+	put := func() (string, error) {
+		out, err := sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(id), SecretString: aws.String(string(val))})
 		if err != nil {
-			return "", fmt.Errorf("create secret %s: %w", id, err)
+			return "", fmt.Errorf("put secret %s: %w", id, err)
 		}
-		return aws.ToString(c.VersionId), nil
+		return aws.ToString(out.VersionId), nil
+	}
+	v, err := put()
+	var nf *smtypes.ResourceNotFoundException
+	if !errors.As(err, &nf) {
+		return v, err
+	}
+	c, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(id), SecretString: aws.String(string(val))})
+	var exists *smtypes.ResourceExistsException
+	if errors.As(err, &exists) {
+		// The secret was made meanwhile: by another writer, or by this very create
+		// when the SDK retried it after the first attempt's answer was lost (seen on
+		// a loaded machine, 1 of 500 secrets). Either way it exists now: give it the
+		// value as any existing secret.
+		return put()
 	}
 	if err != nil {
-		return "", fmt.Errorf("put secret %s: %w", id, err)
+		return "", fmt.Errorf("create secret %s: %w", id, err)
 	}
-	return aws.ToString(out.VersionId), nil
+	return aws.ToString(c.VersionId), nil
 }
