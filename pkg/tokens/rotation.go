@@ -193,11 +193,5 @@ func (s *Source) forcedRead(ctx context.Context) (Token, error) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
-	if err != nil {
-		s.failedAt = now
-		return Token{}, err
-	}
-	s.tok, s.have, s.tokGen, s.readAt, s.failedAt = tok, true, s.gen, now, time.Time{}
-	return tok, nil
+	return s.keepLocked(tok, err, s.gen)
 }

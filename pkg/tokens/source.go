@@ -281,6 +281,13 @@ func (s *Source) read(ctx context.Context, gen uint64) (Token, error) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.keepLocked(tok, err, gen)
+}
+
+// keepLocked records the outcome of a read made for generation gen: the time of
+// a failure, or tok as the cached token unless the cache already holds a newer
+// generation's. It returns what the read returned.
+func (s *Source) keepLocked(tok Token, err error, gen uint64) (Token, error) {
 	now := s.now()
 	if err != nil {
 		s.failedAt = now
