@@ -4,13 +4,16 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"net/http"
 	"slices"
 	"strings"
@@ -49,14 +52,19 @@ type interopCase struct {
 	server, name, client string
 	method               oauth.AuthMethod
 	secret               map[string]string
-	kms                  bool
-	issuer               bool // configured by issuer, the token endpoint discovered
+	kmsKey               string           // signing_key: kms:<kmsKey>; the secret holds only client_id
+	alg                  oauth.SigningAlg // signing_alg, when the case names one
+	issuer               bool             // configured by issuer, the token endpoint discovered
 	wantReason           string
+	// refusedBy names a server that refuses the case for a reason of its own
+	// (stated where the case is), with the reason its answer must hold.
+	refusedBy map[string]string
 }
 
 // TestIntegrationInteropProviders runs the product's path as main wires it,
 // against real authorization servers on loopback: a registry of one provider per
-// server and method it supports (and one with a key in LocalStack's KMS), each
+// server and method it supports (and, for private_key_jwt, keys in LocalStack's
+// KMS: ES256, and PS256 and RS256 with one RSA key), each
 // secret in Secrets Manager, one rotation of all, the tokens published to SSM and
 // each confirmed by the server's introspection (active, its client_id). A wrong
 // key or certificate fails its provider with the server's reason and publishes
@@ -94,28 +102,40 @@ func TestIntegrationInteropProviders(t *testing.T) {
 		return []map[string]any{k}
 	}
 
-	// The KMS key signs in LocalStack; the server knows its public key, read
-	// with kms:GetPublicKey as tokenctl jwks reads it.
-	out, err := kc.CreateKey(ctx, &kms.CreateKeyInput{KeySpec: kmstypes.KeySpecEccNistP256, KeyUsage: kmstypes.KeyUsageTypeSignVerify})
-	if err != nil {
-		t.Fatal(err)
+	// The KMS keys sign in LocalStack; a server knows a key's public half, read
+	// with kms:GetPublicKey as tokenctl jwks reads it, and printed for the
+	// algorithm the client signs with (tokenctl jwks -alg).
+	kmsKey := func(spec kmstypes.KeySpec) (string, crypto.PublicKey) {
+		t.Helper()
+		out, err := kc.CreateKey(ctx, &kms.CreateKeyInput{KeySpec: spec, KeyUsage: kmstypes.KeyUsageTypeSignVerify})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := aws.ToString(out.KeyMetadata.Arn)
+		t.Cleanup(func() {
+			_, _ = kc.ScheduleKeyDeletion(context.Background(), &kms.ScheduleKeyDeletionInput{KeyId: aws.String(id), PendingWindowInDays: aws.Int32(7)})
+		})
+		s, err := kmssign.Keys{API: kc}.Signer(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id, s.Public()
 	}
-	kmsID := aws.ToString(out.KeyMetadata.Arn)
-	t.Cleanup(func() {
-		_, _ = kc.ScheduleKeyDeletion(context.Background(), &kms.ScheduleKeyDeletionInput{KeyId: aws.String(kmsID), PendingWindowInDays: aws.Int32(7)})
-	})
-	kmsSigner, err := kmssign.Keys{API: kc}.Signer(ctx, kmsID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kmsJWK := ecJWK(t, kmsSigner.Public(), "kms-1")
+	kmsEC, ecPub := kmsKey(kmstypes.KeySpecEccNistP256)
+	kmsRSA, rsaPub := kmsKey(kmstypes.KeySpecRsa2048)
+	// A key no server knows: it signs, and the server cannot verify it.
+	kmsUnknown, _ := kmsKey(kmstypes.KeySpecEccNistP256)
 
 	basicSecret, hsSecret := interopRandom(t), interopRandom(t)
 	clients := []authservers.Client{
 		{ID: "basic", Method: authservers.ClientSecretBasic, Secret: basicSecret},
 		{ID: "hs", Method: authservers.ClientSecretJWT, Secret: hsSecret},
 		{ID: "pk", Method: authservers.PrivateKeyJWT, JWKS: jwks(jwtKey, "pk-1")},
-		{ID: "kms", Method: authservers.PrivateKeyJWT, JWKS: []map[string]any{kmsJWK}},
+		{ID: "kms", Method: authservers.PrivateKeyJWT, JWKS: []map[string]any{kmsJWK(t, ecPub, "kms-ec-1", oauth.ES256)}, SigningAlg: string(oauth.ES256)},
+		// One RSA key, a client for each algorithm: fosite and Spring hold a client
+		// to one.
+		{ID: "kms-ps", Method: authservers.PrivateKeyJWT, JWKS: []map[string]any{kmsJWK(t, rsaPub, "kms-rsa-1", oauth.PS256)}, SigningAlg: string(oauth.PS256)},
+		{ID: "kms-rs", Method: authservers.PrivateKeyJWT, JWKS: []map[string]any{kmsJWK(t, rsaPub, "kms-rsa-1", oauth.RS256)}, SigningAlg: string(oauth.RS256)},
 		{ID: "mtls", Method: authservers.TLSClientAuth, SubjectDN: "CN=mtls-client"},
 		{ID: "selfsigned", Method: authservers.SelfSignedTLSClientAuth, JWKS: jwks(selfCert, "ss-1")},
 	}
@@ -137,7 +157,14 @@ func TestIntegrationInteropProviders(t *testing.T) {
 		{name: "hs-wrong-secret", client: "hs", method: oauth.ClientSecretJWT, secret: map[string]string{"client_secret": interopRandom(t)}, wantReason: "invalid_client"},
 		{name: "pk", client: "pk", method: oauth.PrivateKeyJWT, secret: pem(jwtKey)},
 		{name: "pk-wrong-key", client: "pk", method: oauth.PrivateKeyJWT, secret: pem(wrongKey), wantReason: "invalid_client"},
-		{name: "kms", client: "kms", method: oauth.PrivateKeyJWT, secret: map[string]string{}, kms: true},
+		{name: "kms-es256", client: "kms", method: oauth.PrivateKeyJWT, kmsKey: kmsEC, alg: oauth.ES256},
+		// Authlib's RFC 7523 check (authlib/oauth2/rfc7523/client.py) calls joserfc's
+		// jwt.decode without algorithms, so joserfc takes only the algorithms RFC 7518
+		// §3.1 marks Required or Recommended; PS256 is Optional ("Algorithm of 'PS256'
+		// is not recommended"). Authlib 1.9 has no setting for it.
+		{name: "kms-ps256", client: "kms-ps", method: oauth.PrivateKeyJWT, kmsKey: kmsRSA, alg: oauth.PS256, refusedBy: map[string]string{"authlib": "invalid_client: Algorithm of 'PS256' is not recommended"}},
+		{name: "kms-rs256", client: "kms-rs", method: oauth.PrivateKeyJWT, kmsKey: kmsRSA, alg: oauth.RS256},
+		{name: "kms-unknown-key", client: "kms", method: oauth.PrivateKeyJWT, kmsKey: kmsUnknown, alg: oauth.ES256, wantReason: "invalid_client"},
 		{name: "mtls", client: "mtls", method: oauth.TLSClientAuth, secret: mtls(mtlsCert)},
 		{name: "mtls-wrong-cert", client: "mtls", method: oauth.TLSClientAuth, secret: mtls(otherCert), wantReason: "invalid_client"},
 		{name: "selfsigned", client: "selfsigned", method: oauth.SelfSignedTLSClientAuth, secret: mtls(selfCert)},
@@ -155,7 +182,7 @@ func TestIntegrationInteropProviders(t *testing.T) {
 	for _, s := range servers {
 		var own []authservers.Client
 		for _, c := range clients {
-			if containsMethod(s.methods, oauth.AuthMethod(c.Method)) && (c.ID != "kms" || s.name == "oidc-provider") {
+			if containsMethod(s.methods, oauth.AuthMethod(c.Method)) {
 				own = append(own, c)
 			}
 		}
@@ -176,8 +203,11 @@ func TestIntegrationInteropProviders(t *testing.T) {
 		intro := introspectionEndpoint(t, srv, md.Source)
 		live[s.name] = running{srv: srv, intro: intro}
 		for _, c := range perMethod {
-			if !containsMethod(s.methods, c.method) || c.kms && s.name != "oidc-provider" {
+			if !containsMethod(s.methods, c.method) {
 				continue
+			}
+			if why, ok := c.refusedBy[s.name]; ok {
+				c.wantReason = why
 			}
 			c.server = s.name
 			c.name = s.name + "-" + c.name
@@ -188,13 +218,10 @@ func TestIntegrationInteropProviders(t *testing.T) {
 				secret[k] = v
 			}
 			putInteropSecret(t, sm, base+c.name, secret)
-			e := oauth.Endpoint{TokenURL: u, AuthMethod: c.method, Scope: "api"}
-			if c.kms {
-				e.SigningAlg = oauth.ES256
-			}
+			e := oauth.Endpoint{TokenURL: u, AuthMethod: c.method, Scope: "api", SigningAlg: c.alg}
 			doc.WriteString(registry.EntryYAML(c.name, base+c.name, e))
-			if c.kms {
-				doc.WriteString("    signing_key: kms:" + kmsID + "\n")
+			if c.kmsKey != "" {
+				doc.WriteString("    signing_key: kms:" + c.kmsKey + "\n")
 			}
 		}
 		// By issuer alone: the function discovers the token endpoint (the mTLS alias
@@ -294,7 +321,7 @@ func TestIntegrationInteropProviders(t *testing.T) {
 			case !errors.As(perr, &nf):
 				t.Errorf("%s: got parameter %v, %v; want nothing published", c.name, param, perr)
 			default:
-				t.Logf("interop: %-14s %-28s refused: %s", c.server, c.method, o.Error)
+				t.Logf("interop: %-14s %-28s %-30s refused: %s", c.server, c.method, c.name, o.Error)
 			}
 			continue
 		}
@@ -328,12 +355,12 @@ func TestIntegrationInteropProviders(t *testing.T) {
 			how += ", by issuer"
 		}
 		switch {
-		case c.kms:
-			how = "key in KMS"
+		case c.kmsKey != "":
+			how = "key in KMS, " + string(c.alg)
 		case c.method == oauth.ClientSecretBasic || c.method == oauth.ClientSecretJWT:
 			how = "client secret"
 		}
-		t.Logf("interop: %-14s %-28s published, introspection active for %s (%s)", c.server, c.method, c.client, how)
+		t.Logf("interop: %-14s %-28s %-30s published, introspection active for %s (%s)", c.server, c.method, c.name, c.client, how)
 	}
 }
 
@@ -354,20 +381,26 @@ func toMethods(ss []string) []oauth.AuthMethod {
 	return out
 }
 
-// ecJWK is the JSON Web Key of a P-256 public key, for ES256.
-func ecJWK(t *testing.T, pub any, kid string) map[string]any {
+// kmsJWK is the JSON Web Key of a KMS key's public half (RSA or P-256) for alg,
+// as tokenctl jwks -alg prints it.
+func kmsJWK(t *testing.T, pub crypto.PublicKey, kid string, alg oauth.SigningAlg) map[string]any {
 	t.Helper()
-	k, ok := pub.(*ecdsa.PublicKey)
-	if !ok {
-		t.Fatalf("not an EC key: %T", pub)
-	}
-	e, err := k.ECDH()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw := e.Bytes() // 0x04 || X || Y
 	b64 := base64.RawURLEncoding.EncodeToString
-	return map[string]any{"kty": "EC", "crv": "P-256", "x": b64(raw[1:33]), "y": b64(raw[33:]), "kid": kid, "alg": "ES256", "use": "sig"}
+	m := map[string]any{"kid": kid, "alg": string(alg), "use": "sig"}
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		m["kty"], m["n"], m["e"] = "RSA", b64(k.N.Bytes()), b64(big.NewInt(int64(k.E)).Bytes())
+	case *ecdsa.PublicKey:
+		e, err := k.ECDH()
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := e.Bytes() // 0x04 || X || Y
+		m["kty"], m["crv"], m["x"], m["y"] = "EC", "P-256", b64(raw[1:33]), b64(raw[33:])
+	default:
+		t.Fatalf("neither RSA nor EC: %T", pub)
+	}
+	return m
 }
 
 // introspectionEndpoint reads the introspection endpoint from the metadata document.

@@ -51,6 +51,11 @@ type Client struct {
 	JWKS []map[string]any
 	// SubjectDN is the certificate subject it must present (tls_client_auth).
 	SubjectDN string
+	// SigningAlg is the one JWS algorithm its assertions must use (RFC 7591's
+	// token_endpoint_auth_signing_alg); empty leaves it to the server. fosite and
+	// Spring hold each client to one algorithm, so a key used with two algorithms
+	// is registered as two clients.
+	SigningAlg string
 }
 
 // Server is a running authorization server.
@@ -231,6 +236,9 @@ func clientMetadata(c Client) map[string]any {
 	}
 	if c.SubjectDN != "" {
 		m["tls_client_auth_subject_dn"] = c.SubjectDN
+	}
+	if c.SigningAlg != "" {
+		m["token_endpoint_auth_signing_alg"] = c.SigningAlg
 	}
 	return m
 }

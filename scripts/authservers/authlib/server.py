@@ -149,7 +149,9 @@ def metadata():
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": [
             "client_secret_basic", "client_secret_jwt", "private_key_jwt"],
-        "token_endpoint_auth_signing_alg_values_supported": ["HS256", "RS256", "PS256", "ES256"],
+        # What Authlib verifies: its RFC 7523 check calls joserfc's jwt.decode with no
+        # algorithms, so only RFC 7518's required and recommended ones pass (not PS256).
+        "token_endpoint_auth_signing_alg_values_supported": ["HS256", "RS256", "ES256"],
     })
 
 

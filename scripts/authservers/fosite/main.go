@@ -4,7 +4,8 @@
 // usage: fosite CONFIG (a JSON file)
 // CONFIG: {"tls": {"key": PEM, "cert": PEM},
 //
-//	"clients": [{"client_id", "client_secret", "token_endpoint_auth_method", "jwks"}, ...]}
+//	"clients": [{"client_id", "client_secret", "token_endpoint_auth_method", "jwks",
+//	             "token_endpoint_auth_signing_alg" (default ES256)}, ...]}
 //
 // fosite checks client_secret_basic and private_key_jwt (RFC 7523) itself; it has
 // neither client_secret_jwt nor mutual TLS. It serves HTTPS on a random loopback port,
@@ -41,6 +42,7 @@ type config struct {
 		Secret string              `json:"client_secret"`
 		Method string              `json:"token_endpoint_auth_method"`
 		JWKS   *jose.JSONWebKeySet `json:"jwks"`
+		Alg    string              `json:"token_endpoint_auth_signing_alg"`
 	} `json:"clients"`
 }
 
@@ -82,6 +84,10 @@ func run() error {
 	store := storage.NewMemoryStore()
 	hasher := &fosite.BCrypt{Config: conf}
 	for _, cl := range c.Clients {
+		// fosite holds each private_key_jwt client to exactly one algorithm.
+		if cl.Alg == "" {
+			cl.Alg = "ES256"
+		}
 		dc := &fosite.DefaultClient{ID: cl.ID, GrantTypes: []string{"client_credentials"}, Scopes: []string{"api"}}
 		if cl.Secret != "" {
 			if dc.Secret, err = hasher.Hash(context.Background(), []byte(cl.Secret)); err != nil {
@@ -90,7 +96,7 @@ func run() error {
 		}
 		store.Clients[cl.ID] = &fosite.DefaultOpenIDConnectClient{
 			DefaultClient: dc, JSONWebKeys: cl.JWKS, TokenEndpointAuthMethod: cl.Method,
-			TokenEndpointAuthSigningAlgorithm: "ES256",
+			TokenEndpointAuthSigningAlgorithm: cl.Alg,
 		}
 	}
 	signing, err := rsa.GenerateKey(rand.Reader, 2048)

@@ -51,7 +51,7 @@ import org.springframework.security.web.SecurityFilterChain;
  *
  * <p>CONFIG: {"tls": {"key": PEM, "cert": PEM, "client_ca": PEM}, "clients":
  * [{"client_id", "client_secret", "token_endpoint_auth_method", "jwks": {"keys": [...]},
- * "tls_client_auth_subject_dn"}, ...]}, the shape the other servers take.
+ * "tls_client_auth_subject_dn", "token_endpoint_auth_signing_alg"}, ...]}, the shape the other servers take.
  *
  * <p>Client authentication is Spring's own: client_secret_basic, client_secret_jwt,
  * private_key_jwt, tls_client_auth and self_signed_tls_client_auth. Spring reads a
@@ -177,7 +177,11 @@ public class AuthServer {
 		if (c.has("jwks")) {
 			settings.jwkSetUrl(jwksBase + "/" + URLEncoder.encode(id, StandardCharsets.UTF_8));
 			if (method.equals("private_key_jwt")) {
-				String alg = c.at("/jwks/keys/0/alg").asText("RS256");
+				// RFC 7591's token_endpoint_auth_signing_alg when registered, else the
+				// first key's alg: Spring holds each client to one algorithm.
+				String alg = c.hasNonNull("token_endpoint_auth_signing_alg")
+						? c.get("token_endpoint_auth_signing_alg").asText()
+						: c.at("/jwks/keys/0/alg").asText("RS256");
 				settings.tokenEndpointAuthenticationSigningAlgorithm(SignatureAlgorithm.from(alg));
 			}
 		}
