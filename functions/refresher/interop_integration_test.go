@@ -5,15 +5,12 @@ package main
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"net/http"
 	"slices"
 	"strings"
@@ -381,26 +378,15 @@ func toMethods(ss []string) []oauth.AuthMethod {
 	return out
 }
 
-// kmsJWK is the JSON Web Key of a KMS key's public half (RSA or P-256) for alg,
-// as tokenctl jwks -alg prints it.
+// kmsJWK is the JSON Web Key of a KMS key's public half for alg: what tokenctl
+// jwks -alg prints for it.
 func kmsJWK(t *testing.T, pub crypto.PublicKey, kid string, alg oauth.SigningAlg) map[string]any {
 	t.Helper()
-	b64 := base64.RawURLEncoding.EncodeToString
-	m := map[string]any{"kid": kid, "alg": string(alg), "use": "sig"}
-	switch k := pub.(type) {
-	case *rsa.PublicKey:
-		m["kty"], m["n"], m["e"] = "RSA", b64(k.N.Bytes()), b64(big.NewInt(int64(k.E)).Bytes())
-	case *ecdsa.PublicKey:
-		e, err := k.ECDH()
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw := e.Bytes() // 0x04 || X || Y
-		m["kty"], m["crv"], m["x"], m["y"] = "EC", "P-256", b64(raw[1:33]), b64(raw[33:])
-	default:
-		t.Fatalf("neither RSA nor EC: %T", pub)
+	k, err := oauth.PublicJWK(pub, kid, alg, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return m
+	return k
 }
 
 // introspectionEndpoint reads the introspection endpoint from the metadata document.
