@@ -14,6 +14,9 @@ import time
 
 import boto3
 import yaml
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import template_checks  # noqa: E402
 from botocore.exceptions import ClientError
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -186,24 +189,22 @@ def cmd_verify(stack):
         if fanout:
             want_env["REFRESH_QUEUE_URL"] = resources["RefreshJobsQueue"]["PhysicalResourceId"]
             want_env["WORKER_CONCURRENCY"] = "2"
+        else:
+            want_env["RESERVED_CONCURRENCY"] = "1"
         expect(env == want_env, f"environment {env} != {want_env} (no TOKEN_KMS_KEY_ID without KmsKeyArn)")
         lc = c.get("LoggingConfig", {})
         expect(lc.get("LogFormat") == "JSON" and lc.get("LogGroup") == f"/aws/lambda/{fn_name}", f"LoggingConfig {lc}")
         conc = lam.get_function_concurrency(FunctionName=fn_name).get("ReservedConcurrentExecutions")
-        if fanout:
-            # The workers run beside the planner: nothing reserved.
-            expect(conc is None, f"reserved concurrency {conc} in fanout mode")
-            conc = "none (fanout)"
-        elif conc is None:
+        # single: 1, so that runs do not overlap; fanout: a share of the write
+        # budget each, WorkerConcurrency + 1.
+        want = int(params["WorkerConcurrency"]) + 1 if fanout else 1
+        if conc is None:
             # LocalStack 4.14's AWS::Lambda::Function provider drops this property.
-            asked = template_props("RefresherFunction").get("ReservedConcurrentExecutions")
-            want = {"Fn::If": ["ReservesConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
-            expect(asked == want and params.get("ReservedConcurrency") == "1",
-                   f"template asks for ReservedConcurrentExecutions {asked} with ReservedConcurrency "
-                   f"{params.get('ReservedConcurrency')}, not 1 in Mode single")
-            conc = "1 (in the deployed template; LocalStack does not apply it)"
+            asked = template_checks.reserved_concurrency(original, params)
+            expect(asked == want, f"the deployed template reserves {asked} instances, want {want}")
+            conc = f"{asked} (in the deployed template; LocalStack does not apply it)"
         else:
-            expect(conc == 1, f"reserved concurrency {conc}")
+            expect(conc == want, f"reserved concurrency {conc}, want {want}")
         return (f"{fn_name}: {c['Runtime']} {c['Architectures'][0]} {c['MemorySize']} MB {c['Timeout']} s, "
                 f"reserved concurrency {conc}, JSON logs to {lc['LogGroup']}, state {c.get('State')}")
 

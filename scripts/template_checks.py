@@ -71,6 +71,47 @@ def effective_parameters(template, overrides):
     return params
 
 
+def resolve(template, node, params):
+    """The value of a template expression for the given parameter values: Ref (of a
+    parameter, a condition or AWS::NoValue, which is None), Fn::If, Fn::Select,
+    Fn::Equals, Fn::Not, Fn::And and Fn::Or; anything else is returned as it is."""
+    conditions = template.get("Conditions", {})
+
+    def value(node):
+        if not (isinstance(node, dict) and len(node) == 1):
+            return node
+        (k, a), = node.items()
+        if k == "Ref":
+            if a == "AWS::NoValue":
+                return None
+            return value(conditions[a]) if a in conditions else params[a]
+        if k == "Condition":
+            return value(conditions[a])
+        if k == "Fn::If":
+            return value(a[1]) if value(conditions[a[0]]) else value(a[2])
+        if k == "Fn::Select":
+            return value(value(a[1])[int(value(a[0]))])
+        if k == "Fn::Equals":
+            return str(value(a[0])) == str(value(a[1]))
+        if k == "Fn::Not":
+            return not value(a[0])
+        if k == "Fn::And":
+            return all(value(x) for x in a)
+        if k == "Fn::Or":
+            return any(value(x) for x in a)
+        return node
+
+    return value(node)
+
+
+def reserved_concurrency(template, params):
+    """The function's ReservedConcurrentExecutions for the given parameter values, or
+    None when it reserves nothing."""
+    prop = template["Resources"]["RefresherFunction"]["Properties"].get("ReservedConcurrentExecutions")
+    got = resolve(template, prop, params)
+    return None if got is None else int(got)
+
+
 def _under(path, prefix):
     """Whether SSM path is prefix itself or below it (/a/b is under /a; /ab is not)."""
     return path == prefix or path.startswith(prefix + "/")

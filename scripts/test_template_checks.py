@@ -85,15 +85,19 @@ class DashboardTests(unittest.TestCase):
 
 class ReservedConcurrencyTests(unittest.TestCase):
     def test_reservation_follows_the_parameter_and_can_be_turned_off(self):
-        prop = TEMPLATE["Resources"]["RefresherFunction"]["Properties"]["ReservedConcurrentExecutions"]
-        cond, then, otherwise = prop["Fn::If"]
-        self.assertEqual((then, otherwise), ({"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}))
-        cases = [("single", "1", True), ("single", "0", False), ("fanout", "1", False), ("single", "5", True)]
-        for mode, reserved, want in cases:
-            params = tc.effective_parameters(TEMPLATE, {"Mode": mode, "ReservedConcurrency": reserved})
-            got = condition(cond, params)
-            self.assertEqual(got, want, f"Mode {mode}, ReservedConcurrency {reserved}: reserves {got}, want {want}")
+        # Fanned out, the write budget has WorkerConcurrency + 1 shares: the
+        # reservation lets no more invocations run than that.
+        cases = [("single", "1", "2", 1), ("single", "0", "2", None), ("single", "5", "2", 5),
+                 ("fanout", "1", "2", 3), ("fanout", "7", "4", 5), ("fanout", "1", "100", 101),
+                 ("fanout", "0", "4", None)]
+        for mode, reserved, workers, want in cases:
+            params = tc.effective_parameters(TEMPLATE, {"Mode": mode, "ReservedConcurrency": reserved,
+                                                        "WorkerConcurrency": workers})
+            got = tc.reserved_concurrency(TEMPLATE, params)
+            self.assertEqual(got, want, f"Mode {mode}, ReservedConcurrency {reserved}, WorkerConcurrency {workers}: "
+                                        f"reserves {got}, want {want}")
         self.assertEqual(TEMPLATE["Parameters"]["ReservedConcurrency"]["MinValue"], 0)
+        self.assertEqual(TEMPLATE["Parameters"]["WorkerConcurrency"]["MaxValue"], 100)
 
 
 class ProxyTests(unittest.TestCase):

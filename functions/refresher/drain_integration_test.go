@@ -193,7 +193,8 @@ func (d *drain) publish() map[string]int {
 }
 
 // TestIntegrationRotateAllDrainsFannedOut: fanned out, a rotation of all 30
-// providers is queued as rotation jobs, and workers at their shares of the write
+// providers is queued as rotation jobs, but for the few the planner's own share
+// writes in its time, and workers at their shares of the write
 // budget (6 a second for two workers and the planner: 2 each), in invocations with
 // two seconds of work, cannot write a batch of 8: each fails the jobs it did not
 // reach with "write budget" and returns exactly those in batchItemFailures, the
@@ -211,8 +212,10 @@ func TestIntegrationRotateAllDrainsFannedOut(t *testing.T) {
 	before := d.publish()
 	fanout := map[string]string{"REFRESH_QUEUE_URL": aws.ToString(q.QueueUrl), "WORKER_CONCURRENCY": "2"}
 	planner, _ := d.handler("6", fanout)
-	if res, err := d.invoke(planner, `{"action":"rotate","providers":["*"]}`); err != nil || res.Counts()[refresher.StatusQueued] != len(d.names) {
-		t.Fatalf("planner: got %v %v, want every provider queued", err, res.Counts())
+	// The planner refreshes what its own share writes in its time and queues the rest.
+	res, err := d.invoke(planner, `{"action":"rotate","providers":["*"]}`)
+	if c := res.Counts(); err != nil || c[refresher.StatusQueued]+c[refresher.StatusRefreshed] != len(d.names) || c[refresher.StatusQueued] == 0 {
+		t.Fatalf("planner: got %v %v, want every provider queued or refreshed, some queued", err, c)
 	}
 	workers := []*refresher.Handler{}
 	for range 2 {

@@ -42,8 +42,9 @@ type env struct {
 	Options registry.Options
 	// PutParameterRate is the deployment's write budget, PutParameter calls a second
 	// for all its invocations together; 0: none. WriteShares is how many invocations
-	// may run at once (in fanout mode, WORKER_CONCURRENCY workers and a planner),
-	// each pacing itself to PutParameterRate / WriteShares (see ssmput.Budget).
+	// may run at once (in fanout mode, WORKER_CONCURRENCY workers and a planner;
+	// otherwise RESERVED_CONCURRENCY, at least 1), each pacing itself to
+	// PutParameterRate / WriteShares (see ssmput.Budget).
 	PutParameterRate float64
 	WriteShares      int
 	// LeaseBucket is the bucket that keeps the providers' rotation leases, under
@@ -143,6 +144,18 @@ func loadEnv(getenv func(string) string, embedded []byte) (env, error) {
 			return env{}, fmt.Errorf("WORKER_CONCURRENCY=%q: want the fan-out queue's maximum concurrency, 1 to 1000", v)
 		}
 		e.WriteShares = n + 1 // and the planner
+	}
+	if v := getenv("RESERVED_CONCURRENCY"); v != "" {
+		n, err := strconv.Atoi(v)
+		switch {
+		case err != nil || n < 0 || n > 1000:
+			return env{}, fmt.Errorf("RESERVED_CONCURRENCY=%q: want the instances reserved for the function, 0 (none) to 1000", v)
+		case getenv("WORKER_CONCURRENCY") != "":
+			return env{}, fmt.Errorf("RESERVED_CONCURRENCY=%q with WORKER_CONCURRENCY: a fanned-out deployment reserves WORKER_CONCURRENCY + 1; set RESERVED_CONCURRENCY without fan-out only", v)
+		}
+		// As many runs as are reserved may overlap, each at its share; with none
+		// reserved, runs are assumed one at a time.
+		e.WriteShares = max(n, 1)
 	}
 	if v := getenv("REFRESH_QUEUE_URL"); v != "" {
 		u, err := url.Parse(v)

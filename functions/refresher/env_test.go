@@ -139,6 +139,18 @@ func TestLoadEnv(t *testing.T) {
 		{"bad write budget", map[string]string{"PROVIDERS_FILE": file, "PUT_PARAMETER_RATE": "fast"}, nil, "PUT_PARAMETER_RATE"},
 		{"negative write budget", map[string]string{"PROVIDERS_FILE": file, "PUT_PARAMETER_RATE": "-1"}, nil, "PUT_PARAMETER_RATE"},
 		{"bad worker concurrency", map[string]string{"PROVIDERS_FILE": file, "WORKER_CONCURRENCY": "0"}, nil, "WORKER_CONCURRENCY"},
+		{"write budget shared by reserved runs", map[string]string{"PROVIDERS_FILE": file, "RESERVED_CONCURRENCY": "3"}, func(t *testing.T, e env) {
+			if e.WriteShares != 3 {
+				t.Fatalf("got %d shares, want 3", e.WriteShares)
+			}
+		}, ""},
+		{"nothing reserved: one share", map[string]string{"PROVIDERS_FILE": file, "RESERVED_CONCURRENCY": "0"}, func(t *testing.T, e env) {
+			if e.WriteShares != 1 {
+				t.Fatalf("got %d shares, want 1", e.WriteShares)
+			}
+		}, ""},
+		{"bad reserved concurrency", map[string]string{"PROVIDERS_FILE": file, "RESERVED_CONCURRENCY": "-1"}, nil, "RESERVED_CONCURRENCY"},
+		{"reserved concurrency fanned out", map[string]string{"PROVIDERS_FILE": file, "RESERVED_CONCURRENCY": "1", "WORKER_CONCURRENCY": "4"}, nil, "RESERVED_CONCURRENCY"},
 		{"state prefix", map[string]string{"PROVIDERS_FILE": file, "STATE_PARAMETER_PREFIX": "/acme/state/"}, func(t *testing.T, e env) {
 			if e.StatePrefix != "/acme/state" {
 				t.Fatal(e.StatePrefix)

@@ -85,7 +85,7 @@ func (bn *bench) fanout(b *testing.B, n int) {
 		b.Fatalf("planner: %v %v", err, res.Counts())
 	}
 
-	w, err := workOff(ctx, sq, aws.ToString(q.QueueUrl), hs, n, start, false)
+	w, err := workOff(ctx, sq, aws.ToString(q.QueueUrl), hs, func() int { return n }, start, false)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -139,10 +139,10 @@ type workStats struct {
 
 // workOff works off the queue at queueURL with one poller per handler in hs, as
 // the event source mapping does with MaximumConcurrency len(hs) and BatchSize
-// jobBatch, until n providers were refreshed or ctx ends. Only the jobs a result
+// jobBatch, until n() providers were refreshed or ctx ends. Only the jobs a result
 // does not name as failed are deleted; with failuresOK the others come back after
 // the queue's visibility timeout, else a failed job stops the work with an error.
-func workOff(ctx context.Context, sq *sqs.Client, queueURL string, hs []*refresher.Handler, n int, start time.Time, failuresOK bool) (workStats, error) {
+func workOff(ctx context.Context, sq *sqs.Client, queueURL string, hs []*refresher.Handler, n func() int, start time.Time, failuresOK bool) (workStats, error) {
 	var (
 		handling, refreshed, invocations, inFlight, peak atomic.Int64
 		doneOnce                                         sync.Once
@@ -151,7 +151,7 @@ func workOff(ctx context.Context, sq *sqs.Client, queueURL string, hs []*refresh
 	g, gctx := errgroup.WithContext(ctx)
 	for _, h := range hs {
 		g.Go(func() error {
-			for refreshed.Load() < int64(n) && gctx.Err() == nil {
+			for refreshed.Load() < int64(n()) && gctx.Err() == nil {
 				out, err := sq.ReceiveMessage(gctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(queueURL), MaxNumberOfMessages: jobBatch, WaitTimeSeconds: 1})
 				if err != nil {
 					if gctx.Err() != nil {
@@ -193,7 +193,7 @@ func workOff(ctx context.Context, sq *sqs.Client, queueURL string, hs []*refresh
 						return err
 					}
 				}
-				if refreshed.Add(int64(res.Counts()[refresher.StatusRefreshed])) >= int64(n) {
+				if refreshed.Add(int64(res.Counts()[refresher.StatusRefreshed])) >= int64(n()) {
 					doneOnce.Do(func() { cycle = time.Since(start) })
 				}
 			}

@@ -99,8 +99,10 @@ func newHandler(awsCfg aws.Config, env env, log *slog.Logger, metricsOut io.Writ
 		return &refresher.Handler{Unconfigured: env.Unconfigured, Log: log}
 	}
 	var jobs refresher.JobQueue
+	shares := 0
 	if env.QueueURL != "" {
 		jobs = &queue.Queue{API: sqs.NewFromConfig(awsCfg), URL: env.QueueURL}
+		shares = env.WriteShares
 	}
 	// Tokens and records are written through one budget: PutParameter's quota is
 	// the account's, whatever is written.
@@ -115,6 +117,7 @@ func newHandler(awsCfg aws.Config, env env, log *slog.Logger, metricsOut io.Writ
 		Log: log,
 		Refresher: &refresher.Refresher{
 			Queue:     jobs,
+			Shares:    shares,
 			Leases:    leases,
 			Providers: env.Providers,
 			Secrets:   &secrets.Source{API: secretsmanager.NewFromConfig(awsCfg)},

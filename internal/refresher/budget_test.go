@@ -63,6 +63,8 @@ func (s *slots) Reserve(context.Context) (func(context.Context) context.Context,
 	return func(c context.Context) context.Context { return context.WithValue(c, turnKey{}, t) }, nil
 }
 
+func (s *slots) Rate() float64 { return float64(time.Second) / float64(s.interval) }
+
 // Token issues a token at the time of the caller's turn, or at 0 when the caller
 // reserved none (nothing then made it wait).
 func (s *slots) Token(ctx context.Context, _ oauth.Endpoint, cred oauth.Credentials, _ ...oauth.TokenOption) (*tokens.Token, error) {

@@ -433,3 +433,76 @@ func manyWorld(t *testing.T, n int) *world {
 	w.reg = reg
 	return w
 }
+
+// TestPlannerKeepsItsShare: with a write budget of Shares equal shares, a planner
+// refreshes 1/Shares of the due providers itself and sends only the others, so
+// that its share is not idle while the workers drain the queue; fewer when its
+// share would not write them before its deadline; none without a budget. Every
+// due provider is either refreshed by the planner or sent, never both, and the
+// workers then refresh the sent ones.
+func TestPlannerKeepsItsShare(t *testing.T) {
+	tests := []struct {
+		name     string
+		shares   int
+		interval time.Duration // of the budget; 0: no budget
+		timeout  time.Duration // of the run, past its reserve; 0: no deadline
+		wantKept int
+	}{
+		{"five shares", 5, time.Second, 0, 1},
+		{"two shares", 2, time.Second, 0, 3},
+		{"two shares, time for one write", 2, 10 * time.Second, 20 * time.Second, 1},
+		{"no budget", 5, 0, 0, 0},
+		{"no shares given", 0, time.Second, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t)
+			q := &fakeQueue{}
+			r := w.refresher()
+			r.Queue, r.Shares, r.Reserve = q, tt.shares, time.Second
+			if tt.interval > 0 {
+				s := newSlots(w.store, tt.interval, 0)
+				r.Store, r.Writes = s, s
+			}
+			ctx := context.Background()
+			if tt.timeout > 0 {
+				var cancel func()
+				ctx, cancel = context.WithTimeout(ctx, r.Reserve+tt.timeout)
+				defer cancel()
+			}
+			res, err := (&Handler{Refresher: r}).Handle(ctx, scheduled)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := res.Counts()
+			if c[StatusRefreshed] != tt.wantKept || c[StatusQueued] != 5-tt.wantKept {
+				t.Fatalf("got %v, want %d refreshed by the planner and %d queued: %+v", c, tt.wantKept, 5-tt.wantKept, res.Results)
+			}
+			if got := w.srv.TotalRequests(); got != tt.wantKept {
+				t.Errorf("got %d token requests from the planner, want %d", got, tt.wantKept)
+			}
+			refreshed := map[string]bool{}
+			for _, o := range res.Results {
+				if o.Status == StatusRefreshed {
+					refreshed[o.Provider] = true
+				}
+			}
+			for _, m := range q.last() {
+				var j Job
+				if err := json.Unmarshal([]byte(m.Body), &j); err != nil {
+					t.Fatal(err)
+				}
+				if refreshed[j.Provider] {
+					t.Errorf("got a job for %s, which the planner refreshed itself", j.Provider)
+				}
+			}
+			if len(q.last()) == 0 {
+				return
+			}
+			res, err = handle(t, r, delivery(t, "m", q.last()))
+			if err != nil || res.Counts()[StatusRefreshed] != 5-tt.wantKept || len(res.BatchItemFailures) != 0 {
+				t.Fatalf("workers: got %v, %+v, want the %d sent refreshed", err, res, 5-tt.wantKept)
+			}
+		})
+	}
+}

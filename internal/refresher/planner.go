@@ -20,7 +20,8 @@ import (
 // per due provider to an SQS queue; the same function, subscribed to the queue by
 // an event source mapping whose maximum concurrency bounds the writes per second,
 // refreshes each batch of jobs and reports the jobs that failed, so that only those
-// come back, until the queue's dead-letter queue takes them.
+// come back, until the queue's dead-letter queue takes them. The planner refreshes
+// its own share of the due providers itself meanwhile (see keep).
 //
 // A job may arrive twice (SQS delivers at least once), late, or beside a scheduled
 // run that planned it again. A worker therefore decides again before it asks a
@@ -79,22 +80,65 @@ func (u *run) queues(a Action, n int) bool {
 	return a == ActionRefresh || a == ActionRotate && n > InlineRotations
 }
 
-// enqueue sends one job per due provider; the provider's outcome is "queued", or
-// failed when its job could not be sent.
-func (u *run) enqueue() {
-	msgs := make([]queue.Message, len(u.due))
-	for k, j := range u.due {
+// enqueue sends one job per due provider of jobs, whose reasons are at the same
+// index; the provider's outcome is "queued", or failed when its job could not be
+// sent.
+func (u *run) enqueue(jobs []due, reasons []string) {
+	if len(jobs) == 0 {
+		return
+	}
+	msgs := make([]queue.Message, len(jobs))
+	for k, j := range jobs {
 		msgs[k] = message(Job{Provider: j.p.Name, PlannedAt: u.started, Rotate: j.rotate, Version: &j.version, IfToken: j.ifToken}, j.version)
 	}
 	errs := u.r.Queue.Send(u.work, msgs)
-	for k, j := range u.due {
-		o := Outcome{Provider: j.p.Name, Status: StatusQueued, Reason: u.reasons[k]}
+	for k, j := range jobs {
+		o := Outcome{Provider: j.p.Name, Status: StatusQueued, Reason: reasons[k]}
 		if err := errs[k]; err != nil {
 			o = Outcome{Provider: j.p.Name, Status: StatusFailed, Error: "not sent to the workers: " + bound(err.Error())}
 		}
 		u.outcomes[j.i] = o
 		u.r.report(u.work, o, j.cur, 0)
 	}
+}
+
+// keepSlack is the part of a planner's remaining time its own share of the
+// writes is planned on: the rest covers the last token requests' latency and the
+// records written after them.
+const keepSlack = 0.8
+
+// keep is how many due providers a planner refreshes itself, the last ones of
+// u.due, while the workers refresh the others from the queue.
+//
+// The write budget gives each of Shares invocations, the workers and the planner,
+// an equal share (ssmput.NewLimiter), so that their sum holds. A planner that only
+// sent jobs would leave its share idle while the workers drain the queue, and a
+// drain at the budget would take Shares/(Shares-1) of the time the budget allows:
+// 1.25 with four workers. So it keeps 1/Shares of the due providers, as many as a
+// worker's share writes in the same time, and refreshes them as a run without
+// fan-out does, after the others were sent. It keeps fewer when its share would
+// not write them before its deadline: a job sent is done as soon as a worker is
+// free, while a provider the planner does not reach waits for a later run (a
+// rotation in the run record, see pending.go).
+//
+// Without a budget it keeps none: the workers' concurrency then bounds the pace,
+// not shares. A conditional rotation is never kept: the planner took no lease for
+// it (see plan).
+func (u *run) keep() int {
+	r := u.r
+	if r.Shares < 2 || r.Writes == nil || r.Writes.Rate() <= 0 {
+		return 0
+	}
+	for _, j := range u.due {
+		if j.ifToken != "" {
+			return 0
+		}
+	}
+	n := (len(u.due) + r.Shares - 1) / r.Shares
+	if end, ok := u.work.Deadline(); ok {
+		n = min(n, int(r.Writes.Rate()*time.Until(end).Seconds()*keepSlack))
+	}
+	return max(n, 0)
 }
 
 // message is a job as a queue message. On the FIFO queue the template makes, its

@@ -76,9 +76,10 @@ type KeySigners interface {
 // ssmput.Budget is one. Reserve waits under ctx's deadline until one write may be
 // made and returns carry: the write made under carry(c) spends that reservation
 // instead of waiting again. Its error, when the deadline comes first, says "write
-// budget".
+// budget". Rate is the writes a second it allows this invocation.
 type WriteBudget interface {
 	Reserve(ctx context.Context) (carry func(context.Context) context.Context, err error)
+	Rate() float64
 }
 
 // Refresher keeps every provider's published token fresh. Set Providers, Secrets,
@@ -106,6 +107,10 @@ type Refresher struct {
 	// providers to it as jobs for workers instead of refreshing them itself (see
 	// planner.go).
 	Queue JobQueue
+	// Shares, for a planner, is how many invocations share the write budget: the
+	// workers and the planner. A planner with a write budget refreshes its own
+	// share of the due providers rather than sending them all (see keep).
+	Shares int
 	// Leases coordinate conditional rotations (Request.IfToken) across
 	// invocations, and space them by their interval; without it a conditional
 	// rotation fails (see conditional.go).
@@ -175,9 +180,11 @@ func (r *Refresher) Run(ctx context.Context, req Request) (Result, error) {
 		}
 	}
 	if u.fansOut(req.Action) {
-		u.enqueue()
+		kept := len(u.due) - u.keep()
+		u.enqueue(u.due[:kept], u.reasons[:kept])
+		u.refreshDue(u.due[kept:])
 	} else {
-		u.refreshDue()
+		u.refreshDue(u.due)
 	}
 	res := Result{Results: u.outcomes}
 	// A conditional rotation that rotated nothing changed nothing to record, and

@@ -265,25 +265,25 @@ func (u *run) sort(i int, p registry.Provider, published store.Published, rotate
 	u.r.report(u.work, o, cur, 0)
 }
 
-// refreshDue reads the due providers' secrets in batches and refreshes them, at
-// most MaxConcurrency at once, filling in their outcomes. One provider's failure
-// never stops the others; a provider not started when the run's time is up fails
-// with that reason.
-func (u *run) refreshDue() {
-	if len(u.due) == 0 {
+// refreshDue reads the secrets of the due providers in jobs in batches and
+// refreshes them, at most MaxConcurrency at once, filling in their outcomes. One
+// provider's failure never stops the others; a provider not started when the
+// run's time is up fails with that reason.
+func (u *run) refreshDue(jobs []due) {
+	u.unreached = make([]bool, len(u.outcomes))
+	if len(jobs) == 0 {
 		return
 	}
 	r := u.r
-	ids := make([]string, 0, len(u.due))
-	for _, j := range u.due {
+	ids := make([]string, 0, len(jobs))
+	for _, j := range jobs {
 		ids = append(ids, j.p.SecretID)
 	}
 	creds, credErrs := r.Secrets.Current(u.work, ids, secrets.WithClock(r.Now))
 
-	u.unreached = make([]bool, len(u.outcomes))
 	var g errgroup.Group
 	g.SetLimit(max(1, cmp.Or(r.MaxConcurrency, DefaultMaxConcurrency)))
-	for _, j := range u.due {
+	for _, j := range jobs {
 		g.Go(func() error {
 			start := time.Now()
 			var o Outcome

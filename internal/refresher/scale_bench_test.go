@@ -16,7 +16,8 @@ import (
 //   - single: one invocation a run, writing for the default timeout less the
 //     deadline reserve (115 s) at the whole budget Q;
 //   - fanout: 4 workers writing all the time at 4/5 of Q (WORKER_CONCURRENCY 4:
-//     each worker's share is Q/5, the planner holding the fifth).
+//     each worker's share is Q/5), and the planner at the last fifth for the part
+//     of each run it plans its own writes on (keepSlack of 115 s; see keep).
 //
 // It prints, per case, the steady write rate and the most writes one run needs,
 // the time the rotation takes to drain at the budget (given up after one token
@@ -100,12 +101,14 @@ func serves(s simulation, life time.Duration, perRun int) bool {
 
 // modeBudget is the write rate and the most writes a run of one mode makes at
 // quota q: single, one invocation writing for 115 s of a 120 s timeout; fanout,
-// four workers at a fifth of q each, all the time.
+// four workers at a fifth of q each, all the time, and the planner at its fifth
+// for keepSlack of its 115 s.
 func modeBudget(mode string, q float64) (float64, int) {
 	if mode == "single" {
 		return q, int(q * 115)
 	}
-	return q * 4 / 5, int(q * 4 / 5 * DefaultPeriod.Seconds())
+	perRun := q*4/5*DefaultPeriod.Seconds() + q/5*115*keepSlack
+	return perRun / DefaultPeriod.Seconds(), int(perRun)
 }
 
 // simSpan is long enough for a drain of up to one lifetime and three cycles after it.

@@ -96,7 +96,7 @@ func (u *run) batch(in []Job) Result {
 			return u.stillDue(now, p, cur, jobs[i], published.Versions[p.Parameter])
 		})
 	}
-	u.refreshDue()
+	u.refreshDue(u.due)
 	if r.State != nil {
 		u.recordHealth()
 	}

@@ -85,6 +85,14 @@ func (b Budget) Reserve(ctx context.Context) (carry func(context.Context) contex
 	return func(c context.Context) context.Context { return context.WithValue(c, reservationKey{}, r) }, nil
 }
 
+// Rate is the writes a second the budget allows; 0 when it has none.
+func (b Budget) Rate() float64 {
+	if b.Limiter == nil {
+		return 0
+	}
+	return float64(b.Limiter.Limit())
+}
+
 // reservation is a write Reserve waited for; it is spent by one write.
 type reservation struct {
 	limiter *rate.Limiter
