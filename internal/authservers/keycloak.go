@@ -36,7 +36,7 @@ func StartKeycloak(ctx context.Context, pki *PKI, clients []Client, tmp string) 
 	if _, err := os.Stat(filepath.Join(dist, ".built")); err != nil {
 		return nil, fmt.Errorf("keycloak is not built in %s: run make authservers-deps", dist)
 	}
-	javaHome, err := JavaHome(21)
+	javaHome, err := jdkHome(21)
 	if err != nil {
 		return nil, fmt.Errorf("keycloak: %w", err)
 	}
@@ -113,9 +113,9 @@ func StartKeycloak(ctx context.Context, pki *PKI, clients []Client, tmp string) 
 	return s, nil
 }
 
-// JavaHome finds a JDK of at least version min: JAVA_HOME, then those under
+// jdkHome finds a JDK of at least version min: JAVA_HOME, then those under
 // /usr/lib/jvm, as scripts/authservers/keycloak/java-home.sh does for make.
-func JavaHome(min int) (string, error) {
+func jdkHome(min int) (string, error) {
 	candidates, _ := filepath.Glob("/usr/lib/jvm/*")
 	if h := os.Getenv("JAVA_HOME"); h != "" {
 		candidates = append([]string{h}, candidates...)
