@@ -146,8 +146,38 @@ $(AUTHSERVERS_SPRING_JAR): $(AUTHSERVERS_SPRING_DIR)/pom.xml $(shell find $(AUTH
 	mvn -q -B -Dmaven.repo.local=$(abspath $(AUTHSERVERS_M2)) -f $(AUTHSERVERS_SPRING_DIR)/pom.xml package
 	@touch $@
 
+# Keycloak: the pinned distribution from Maven Central, its sha1 checked, unpacked
+# under .cache/authservers and built once for an in-memory database (kc.sh build) that asks every
+# client for a certificate,
+# so that each test starts it with `start --optimized` and no build step. Keycloak
+# 26 needs Java 21 or later; the default java may be older, so a JDK is looked for
+# and used for Keycloak only (internal/authservers finds it the same way).
+KEYCLOAK_VERSION := 26.7.3
+KEYCLOAK_SHA1    := 1e21a7f572581692aacb379dbba8413f99b67208
+KEYCLOAK_ZIP     := .cache/authservers/keycloak-quarkus-dist-$(KEYCLOAK_VERSION).zip
+KEYCLOAK_HOME    := .cache/authservers/keycloak-$(KEYCLOAK_VERSION)
+KEYCLOAK_STAMP   := $(KEYCLOAK_HOME)/.built
+KEYCLOAK_JAVA    = $(shell scripts/authservers/keycloak/java-home.sh)
+
+$(KEYCLOAK_ZIP):
+	@echo "authservers-deps: downloading Keycloak $(KEYCLOAK_VERSION) (org.keycloak:keycloak-quarkus-dist, Maven Central)"
+	@mkdir -p $(dir $@)
+	curl -fsSL -o $@.part https://repo1.maven.org/maven2/org/keycloak/keycloak-quarkus-dist/$(KEYCLOAK_VERSION)/keycloak-quarkus-dist-$(KEYCLOAK_VERSION).zip
+	@echo "$(KEYCLOAK_SHA1)  $@.part" | sha1sum -c --quiet - || { echo "authservers-deps: the Keycloak zip's sha1 is not $(KEYCLOAK_SHA1)" >&2; rm -f $@.part; exit 1; }
+	@mv $@.part $@
+
+$(KEYCLOAK_STAMP): $(KEYCLOAK_ZIP)
+	@test -n "$(KEYCLOAK_JAVA)" || { echo "authservers-deps: Keycloak needs Java 21 or later: none found in JAVA_HOME or /usr/lib/jvm (install a JDK 21+, e.g. openjdk-21-jdk-headless)" >&2; exit 1; }
+	@command -v unzip >/dev/null || { echo "authservers-deps: unzip not found: it unpacks Keycloak" >&2; exit 1; }
+	rm -rf $(KEYCLOAK_HOME) $(KEYCLOAK_HOME).part
+	mkdir -p $(KEYCLOAK_HOME).part && unzip -q $< -d $(KEYCLOAK_HOME).part
+	mv $(KEYCLOAK_HOME).part/keycloak-$(KEYCLOAK_VERSION) $(KEYCLOAK_HOME) && rmdir $(KEYCLOAK_HOME).part
+	@echo "authservers-deps: building Keycloak for an in-memory database (kc.sh build, Java at $(KEYCLOAK_JAVA))"
+	JAVA_HOME=$(KEYCLOAK_JAVA) $(KEYCLOAK_HOME)/bin/kc.sh build --db=dev-mem --https-client-auth=request
+	@touch $@
+
 .PHONY: authservers-deps
-authservers-deps: $(AUTHSERVERS_OIDC_STAMP) $(AUTHSERVERS_PY_STAMP) $(AUTHSERVERS_FOSITE) $(AUTHSERVERS_SPRING_JAR) ## install the interop tests' authorization servers, pinned (scripts/authservers/)
+authservers-deps: $(AUTHSERVERS_OIDC_STAMP) $(AUTHSERVERS_PY_STAMP) $(AUTHSERVERS_FOSITE) $(AUTHSERVERS_SPRING_JAR) $(KEYCLOAK_STAMP) ## install the interop tests' authorization servers, pinned (scripts/authservers/)
 
 .PHONY: examples-deps
 examples-deps: $(EXAMPLES_PY_STAMP) $(EXAMPLES_JS_STAMP) ## install the consumer examples' pinned dependencies (.venv/examples, examples/node/node_modules)

@@ -147,11 +147,15 @@ func TestIntegrationInteropProviders(t *testing.T) {
 		{"authlib", authservers.StartAuthlib, []oauth.AuthMethod{oauth.ClientSecretJWT, oauth.PrivateKeyJWT}},
 		{"fosite", authservers.StartFosite, []oauth.AuthMethod{oauth.PrivateKeyJWT}},
 		{"spring", authservers.StartSpring, []oauth.AuthMethod{oauth.ClientSecretBasic, oauth.ClientSecretJWT, oauth.PrivateKeyJWT, oauth.TLSClientAuth, oauth.SelfSignedTLSClientAuth}},
+		{"keycloak", authservers.StartKeycloak, []oauth.AuthMethod{oauth.ClientSecretBasic, oauth.ClientSecretJWT, oauth.PrivateKeyJWT, oauth.TLSClientAuth}},
 	}
 	perMethod := []interopCase{
 		{name: "basic", client: "basic", method: oauth.ClientSecretBasic, secret: map[string]string{"client_secret": basicSecret}},
 		{name: "hs", client: "hs", method: oauth.ClientSecretJWT, secret: map[string]string{"client_secret": hsSecret}},
-		{name: "hs-wrong-secret", client: "hs", method: oauth.ClientSecretJWT, secret: map[string]string{"client_secret": interopRandom(t)}, wantReason: "invalid_client"},
+		// Keycloak's JWTClientSecretAuthenticator answers an assertion it cannot
+		// verify with unauthorized_client, hard-coded, where RFC 6749 says
+		// invalid_client.
+		{name: "hs-wrong-secret", client: "hs", method: oauth.ClientSecretJWT, secret: map[string]string{"client_secret": interopRandom(t)}, wantReason: "invalid_client", refusedBy: map[string]string{"keycloak": "unauthorized_client"}},
 		{name: "pk", client: "pk", method: oauth.PrivateKeyJWT, secret: pem(jwtKey)},
 		{name: "pk-wrong-key", client: "pk", method: oauth.PrivateKeyJWT, secret: pem(wrongKey), wantReason: "invalid_client"},
 		{name: "kms-es256", client: "kms", method: oauth.PrivateKeyJWT, kmsKey: kmsEC, alg: oauth.ES256},
@@ -224,9 +228,14 @@ func TestIntegrationInteropProviders(t *testing.T) {
 		// By issuer alone: the function discovers the token endpoint (the mTLS alias
 		// for mutual TLS), and refuses a method the server does not list.
 		byIssuer := []interopCase{{name: "issuer-pk", client: "pk", method: oauth.PrivateKeyJWT, secret: pem(jwtKey)}}
-		if slices.Contains(s.methods, oauth.SelfSignedTLSClientAuth) {
+		switch {
+		case slices.Contains(s.methods, oauth.SelfSignedTLSClientAuth):
 			byIssuer = append(byIssuer, interopCase{name: "issuer-selfsigned", client: "selfsigned", method: oauth.SelfSignedTLSClientAuth, secret: mtls(selfCert)})
-		} else {
+		case slices.Contains(s.methods, oauth.TLSClientAuth):
+			byIssuer = append(byIssuer,
+				interopCase{name: "issuer-mtls", client: "mtls", method: oauth.TLSClientAuth, secret: mtls(mtlsCert)},
+				interopCase{name: "issuer-unlisted", client: "mtls", method: oauth.SelfSignedTLSClientAuth, secret: mtls(selfCert), wantReason: "token_endpoint_auth_methods_supported"})
+		default:
 			byIssuer = append(byIssuer, interopCase{name: "issuer-unlisted", client: "pk", method: oauth.TLSClientAuth, secret: mtls(mtlsCert), wantReason: "token_endpoint_auth_methods_supported"})
 		}
 		for _, c := range byIssuer {

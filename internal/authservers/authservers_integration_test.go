@@ -11,9 +11,11 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -105,30 +107,55 @@ func requestToken(ctx context.Context, srv *Server, endpoint string, r tokenRequ
 // token that the server's introspection confirms; a wrong key or certificate is
 // refused with the server's reason.
 func TestIntegrationOIDCProvider(t *testing.T) {
-	proveServer(t, StartOIDCProvider, []string{ClientSecretBasic, ClientSecretJWT, PrivateKeyJWT, TLSClientAuth, SelfSignedTLSClientAuth})
+	proveServer(t, StartOIDCProvider, quirks{}, []string{ClientSecretBasic, ClientSecretJWT, PrivateKeyJWT, TLSClientAuth, SelfSignedTLSClientAuth})
 }
 
 // TestIntegrationAuthlib proves the Authlib harness the same way, for the methods
 // Authlib has: client_secret_jwt and private_key_jwt.
 func TestIntegrationAuthlib(t *testing.T) {
-	proveServer(t, StartAuthlib, []string{ClientSecretBasic, ClientSecretJWT, PrivateKeyJWT})
+	proveServer(t, StartAuthlib, quirks{}, []string{ClientSecretBasic, ClientSecretJWT, PrivateKeyJWT})
 }
 
 // TestIntegrationFosite proves the fosite harness the same way, for the method
 // fosite has: private_key_jwt.
 func TestIntegrationFosite(t *testing.T) {
-	proveServer(t, StartFosite, []string{ClientSecretBasic, PrivateKeyJWT})
+	proveServer(t, StartFosite, quirks{}, []string{ClientSecretBasic, PrivateKeyJWT})
 }
 
 // TestIntegrationSpring proves the Spring Authorization Server harness the same
 // way, for every method.
 func TestIntegrationSpring(t *testing.T) {
-	proveServer(t, StartSpring, []string{ClientSecretBasic, ClientSecretJWT, PrivateKeyJWT, TLSClientAuth, SelfSignedTLSClientAuth})
+	proveServer(t, StartSpring, quirks{}, []string{ClientSecretBasic, ClientSecretJWT, PrivateKeyJWT, TLSClientAuth, SelfSignedTLSClientAuth})
+}
+
+// TestIntegrationKeycloak proves the Keycloak harness the same way, for the
+// methods Keycloak has: all but self_signed_tls_client_auth. Keycloak checks a
+// certificate's chain in the TLS handshake, which a chain to no trusted CA ends,
+// and refuses a client_secret_jwt assertion it cannot verify with
+// unauthorized_client (JWTClientSecretAuthenticator, hard-coded), not RFC 6749's
+// invalid_client.
+func TestIntegrationKeycloak(t *testing.T) {
+	proveServer(t, StartKeycloak, quirks{
+		chainAtHandshake: true,
+		reasons:          map[string]string{"client_secret_jwt with another secret": "unauthorized_client"},
+	}, []string{ClientSecretBasic, ClientSecretJWT, PrivateKeyJWT, TLSClientAuth})
 }
 
 type starter func(context.Context, *PKI, []Client, string) (*Server, error)
 
-func proveServer(t *testing.T, start starter, methods []string) {
+// quirks are where a server departs from what proveServer wants of every server.
+type quirks struct {
+	// chainAtHandshake: the server checks a client certificate's chain to the
+	// client CA in the TLS handshake, as a TLS terminator does, and refuses one
+	// that has none with a TLS alert rather than with invalid_client.
+	chainAtHandshake bool
+	// reasons are the errors the server refuses cases with (by name) instead of
+	// invalid_client.
+	reasons map[string]string
+}
+
+// proveServer proves a harness for methods.
+func proveServer(t *testing.T, start starter, q quirks, methods []string) {
 	ctx := t.Context()
 	pki, err := NewPKI()
 	if err != nil {
@@ -231,19 +258,20 @@ func proveServer(t *testing.T, start starter, methods []string) {
 		method, name, client, endpoint string
 		req                            tokenRequest
 		wantReason                     string // "" means a token is wanted
+		untrusted                      bool   // a certificate with no chain to the client CA
 	}{
-		{ClientSecretBasic, "client_secret_basic", "basic", token, tokenRequest{id: "basic", secret: basicSecret}, ""},
-		{ClientSecretJWT, "client_secret_jwt", "hs", token, tokenRequest{id: "hs", assertion: assertion(t, "hs", token, "HS256", []byte(hsSecret))}, ""},
-		{PrivateKeyJWT, "private_key_jwt", "pk", token, tokenRequest{id: "pk", assertion: assertion(t, "pk", token, "ES256", jwtKey.Key.(*ecdsa.PrivateKey))}, ""},
-		{TLSClientAuth, "tls_client_auth", "mtls", mtlsToken, tokenRequest{id: "mtls", cert: &mtlsCert.TLS}, ""},
-		{SelfSignedTLSClientAuth, "self_signed_tls_client_auth", "selfsigned", mtlsToken, tokenRequest{id: "selfsigned", cert: &selfCert.TLS}, ""},
-		{ClientSecretJWT, "client_secret_jwt with another secret", "hs", token, tokenRequest{id: "hs", assertion: assertion(t, "hs", token, "HS256", []byte("not the secret"))}, "invalid_client"},
-		{PrivateKeyJWT, "private_key_jwt with another key", "pk", token, tokenRequest{id: "pk", assertion: assertion(t, "pk", token, "ES256", wrongKey.Key.(*ecdsa.PrivateKey))}, "invalid_client"},
-		{TLSClientAuth, "tls_client_auth with another subject", "mtls", mtlsToken, tokenRequest{id: "mtls", cert: &otherCert.TLS}, "invalid_client"},
-		{TLSClientAuth, "tls_client_auth with a self-signed certificate of the registered subject", "mtls", mtlsToken, tokenRequest{id: "mtls", cert: &selfMTLS.TLS}, "invalid_client"},
-		{TLSClientAuth, "tls_client_auth with a chain to another CA", "mtls", mtlsToken, tokenRequest{id: "mtls", cert: &foreignChain}, "invalid_client"},
-		{TLSClientAuth, "tls_client_auth without a certificate", "mtls", mtlsToken, tokenRequest{id: "mtls"}, "invalid_client"},
-		{SelfSignedTLSClientAuth, "self_signed_tls_client_auth with an unregistered certificate", "selfsigned", mtlsToken, tokenRequest{id: "selfsigned", cert: &unregistered.TLS}, "invalid_client"},
+		{ClientSecretBasic, "client_secret_basic", "basic", token, tokenRequest{id: "basic", secret: basicSecret}, "", false},
+		{ClientSecretJWT, "client_secret_jwt", "hs", token, tokenRequest{id: "hs", assertion: assertion(t, "hs", token, "HS256", []byte(hsSecret))}, "", false},
+		{PrivateKeyJWT, "private_key_jwt", "pk", token, tokenRequest{id: "pk", assertion: assertion(t, "pk", token, "ES256", jwtKey.Key.(*ecdsa.PrivateKey))}, "", false},
+		{TLSClientAuth, "tls_client_auth", "mtls", mtlsToken, tokenRequest{id: "mtls", cert: &mtlsCert.TLS}, "", false},
+		{SelfSignedTLSClientAuth, "self_signed_tls_client_auth", "selfsigned", mtlsToken, tokenRequest{id: "selfsigned", cert: &selfCert.TLS}, "", false},
+		{ClientSecretJWT, "client_secret_jwt with another secret", "hs", token, tokenRequest{id: "hs", assertion: assertion(t, "hs", token, "HS256", []byte("not the secret"))}, "invalid_client", false},
+		{PrivateKeyJWT, "private_key_jwt with another key", "pk", token, tokenRequest{id: "pk", assertion: assertion(t, "pk", token, "ES256", wrongKey.Key.(*ecdsa.PrivateKey))}, "invalid_client", false},
+		{TLSClientAuth, "tls_client_auth with another subject", "mtls", mtlsToken, tokenRequest{id: "mtls", cert: &otherCert.TLS}, "invalid_client", false},
+		{TLSClientAuth, "tls_client_auth with a self-signed certificate of the registered subject", "mtls", mtlsToken, tokenRequest{id: "mtls", cert: &selfMTLS.TLS}, "invalid_client", true},
+		{TLSClientAuth, "tls_client_auth with a chain to another CA", "mtls", mtlsToken, tokenRequest{id: "mtls", cert: &foreignChain}, "invalid_client", true},
+		{TLSClientAuth, "tls_client_auth without a certificate", "mtls", mtlsToken, tokenRequest{id: "mtls"}, "invalid_client", false},
+		{SelfSignedTLSClientAuth, "self_signed_tls_client_auth with an unregistered certificate", "selfsigned", mtlsToken, tokenRequest{id: "selfsigned", cert: &unregistered.TLS}, "invalid_client", false},
 	}
 	for _, tt := range tests {
 		if !slices.Contains(methods, tt.method) {
@@ -251,6 +279,17 @@ func proveServer(t *testing.T, start starter, methods []string) {
 		}
 		t.Run(tt.name, func(t *testing.T) {
 			status, body, err := requestToken(ctx, srv, tt.endpoint, tt.req)
+			if tt.untrusted && q.chainAtHandshake {
+				// crypto/tls reports the server's alert as a net.OpError "remote error".
+				var op *net.OpError
+				if !errors.As(err, &op) || op.Op != "remote error" {
+					t.Fatalf("got %d %v, %v; want the handshake refused with a TLS alert", status, body, err)
+				}
+				return
+			}
+			if r, ok := q.reasons[tt.name]; ok {
+				tt.wantReason = r
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
