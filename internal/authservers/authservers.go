@@ -5,9 +5,9 @@
 // issued itself (token introspection, RFC 7662).
 //
 // The servers are installed by `make authservers-deps` with pinned versions
-// (scripts/authservers/): oidc-provider (npm), Authlib (PyPI) and Spring
-// Authorization Server (Maven Central); a test that finds one missing fails and
-// says so.
+// (scripts/authservers/): oidc-provider (npm), Authlib (PyPI), fosite (Go), and
+// Spring Authorization Server and the Connect2id Nimbus OAuth 2.0 SDK (Maven
+// Central); a test that finds one missing fails and says so.
 package authservers
 
 import (

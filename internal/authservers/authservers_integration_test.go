@@ -126,6 +126,12 @@ func TestIntegrationSpring(t *testing.T) {
 	proveServer(t, StartSpring, []string{ClientSecretBasic, ClientSecretJWT, PrivateKeyJWT, TLSClientAuth, SelfSignedTLSClientAuth})
 }
 
+// TestIntegrationNimbus proves the harness around the Connect2id Nimbus OAuth 2.0
+// SDK's server side the same way, for every method.
+func TestIntegrationNimbus(t *testing.T) {
+	proveServer(t, StartNimbus, []string{ClientSecretBasic, ClientSecretJWT, PrivateKeyJWT, TLSClientAuth, SelfSignedTLSClientAuth})
+}
+
 type starter func(context.Context, *PKI, []Client, string) (*Server, error)
 
 func proveServer(t *testing.T, start starter, methods []string) {
