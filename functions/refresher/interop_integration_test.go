@@ -147,6 +147,7 @@ func TestIntegrationInteropProviders(t *testing.T) {
 		{"authlib", authservers.StartAuthlib, []oauth.AuthMethod{oauth.ClientSecretJWT, oauth.PrivateKeyJWT}},
 		{"fosite", authservers.StartFosite, []oauth.AuthMethod{oauth.PrivateKeyJWT}},
 		{"spring", authservers.StartSpring, []oauth.AuthMethod{oauth.ClientSecretBasic, oauth.ClientSecretJWT, oauth.PrivateKeyJWT, oauth.TLSClientAuth, oauth.SelfSignedTLSClientAuth}},
+		{"nimbus", authservers.StartNimbus, []oauth.AuthMethod{oauth.ClientSecretBasic, oauth.ClientSecretJWT, oauth.PrivateKeyJWT, oauth.TLSClientAuth, oauth.SelfSignedTLSClientAuth}},
 	}
 	perMethod := []interopCase{
 		{name: "basic", client: "basic", method: oauth.ClientSecretBasic, secret: map[string]string{"client_secret": basicSecret}},
