@@ -2,7 +2,8 @@
 # need themselves on a fresh machine: Go, Python 3.13 with venv, and network access to
 # the Go module proxy and PyPI are all they assume; `make test` also runs the consumer
 # examples, so it needs Node.js 20 with npm and the npm registry too, and the interop
-# tests' Spring Authorization Server, so Java 17 with Maven and Maven Central.
+# tests' Spring Authorization Server and Nimbus OAuth 2.0 SDK, so Java 17 with Maven
+# and Maven Central.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -176,8 +177,19 @@ $(KEYCLOAK_STAMP): $(KEYCLOAK_ZIP)
 	JAVA_HOME=$(KEYCLOAK_JAVA) $(KEYCLOAK_HOME)/bin/kc.sh build --db=dev-mem --https-client-auth=request
 	@touch $@
 
+# The loopback app around the Connect2id Nimbus OAuth 2.0 SDK's server side: built
+# the same way, with the same Maven repository.
+AUTHSERVERS_NIMBUS_DIR := scripts/authservers/nimbus
+AUTHSERVERS_NIMBUS_JAR := $(AUTHSERVERS_NIMBUS_DIR)/target/nimbus-authserver.jar
+
+$(AUTHSERVERS_NIMBUS_JAR): $(AUTHSERVERS_NIMBUS_DIR)/pom.xml $(shell find $(AUTHSERVERS_NIMBUS_DIR)/src -type f 2>/dev/null)
+	@echo "authservers-deps: building the Nimbus OAuth 2.0 SDK's loopback app (mvn package)"
+	@command -v java >/dev/null && command -v mvn >/dev/null || { echo "authservers-deps: java or mvn not found: the interop tests need Java 17 or later and Maven 3.8 or later" >&2; exit 1; }
+	mvn -q -B -Dmaven.repo.local=$(abspath $(AUTHSERVERS_M2)) -f $(AUTHSERVERS_NIMBUS_DIR)/pom.xml package
+	@touch $@
+
 .PHONY: authservers-deps
-authservers-deps: $(AUTHSERVERS_OIDC_STAMP) $(AUTHSERVERS_PY_STAMP) $(AUTHSERVERS_FOSITE) $(AUTHSERVERS_SPRING_JAR) $(KEYCLOAK_STAMP) ## install the interop tests' authorization servers, pinned (scripts/authservers/)
+authservers-deps: $(AUTHSERVERS_OIDC_STAMP) $(AUTHSERVERS_PY_STAMP) $(AUTHSERVERS_FOSITE) $(AUTHSERVERS_SPRING_JAR) $(AUTHSERVERS_NIMBUS_JAR) $(KEYCLOAK_STAMP) ## install the interop tests' authorization servers, pinned (scripts/authservers/)
 
 .PHONY: examples-deps
 examples-deps: $(EXAMPLES_PY_STAMP) $(EXAMPLES_JS_STAMP) ## install the consumer examples' pinned dependencies (.venv/examples, examples/node/node_modules)

@@ -148,6 +148,7 @@ func TestIntegrationInteropProviders(t *testing.T) {
 		{"fosite", authservers.StartFosite, []oauth.AuthMethod{oauth.PrivateKeyJWT}},
 		{"spring", authservers.StartSpring, []oauth.AuthMethod{oauth.ClientSecretBasic, oauth.ClientSecretJWT, oauth.PrivateKeyJWT, oauth.TLSClientAuth, oauth.SelfSignedTLSClientAuth}},
 		{"keycloak", authservers.StartKeycloak, []oauth.AuthMethod{oauth.ClientSecretBasic, oauth.ClientSecretJWT, oauth.PrivateKeyJWT, oauth.TLSClientAuth}},
+		{"nimbus", authservers.StartNimbus, []oauth.AuthMethod{oauth.ClientSecretBasic, oauth.ClientSecretJWT, oauth.PrivateKeyJWT, oauth.TLSClientAuth, oauth.SelfSignedTLSClientAuth}},
 	}
 	perMethod := []interopCase{
 		{name: "basic", client: "basic", method: oauth.ClientSecretBasic, secret: map[string]string{"client_secret": basicSecret}},

@@ -6,8 +6,8 @@
 //
 // The servers are installed by `make authservers-deps` with pinned versions
 // (scripts/authservers/): oidc-provider (npm), Authlib (PyPI), ory/fosite (Go),
-// Spring Authorization Server and Keycloak (both Maven Central); a test that finds
-// one missing fails and says so.
+// Spring Authorization Server, Keycloak and the Connect2id Nimbus OAuth 2.0 SDK
+// (all three Maven Central); a test that finds one missing fails and says so.
 package authservers
 
 import (

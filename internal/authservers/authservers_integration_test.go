@@ -141,6 +141,12 @@ func TestIntegrationKeycloak(t *testing.T) {
 	}, []string{ClientSecretBasic, ClientSecretJWT, PrivateKeyJWT, TLSClientAuth})
 }
 
+// TestIntegrationNimbus proves the harness around the Connect2id Nimbus OAuth 2.0
+// SDK's server side the same way, for every method.
+func TestIntegrationNimbus(t *testing.T) {
+	proveServer(t, StartNimbus, quirks{}, []string{ClientSecretBasic, ClientSecretJWT, PrivateKeyJWT, TLSClientAuth, SelfSignedTLSClientAuth})
+}
+
 type starter func(context.Context, *PKI, []Client, string) (*Server, error)
 
 // quirks are where a server departs from what proveServer wants of every server.
