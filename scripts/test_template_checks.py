@@ -23,24 +23,8 @@ def condition(name, params):
 
 
 def evaluate(node, params):
-    """Evaluates a condition or rule expression (Ref, Equals, Not, And, Or) for the given parameter values."""
-
-    def value(node):
-        if isinstance(node, dict) and len(node) == 1:
-            (k, a), = node.items()
-            if k == "Ref":
-                return condition(a, params) if a in TEMPLATE["Conditions"] else params[a]
-            if k == "Fn::Equals":
-                return str(value(a[0])) == str(value(a[1]))
-            if k == "Fn::Not":
-                return not value(a[0])
-            if k == "Fn::And":
-                return all(value(x) for x in a)
-            if k == "Fn::Or":
-                return any(value(x) for x in a)
-        return node
-
-    return value(node)
+    """Evaluates a condition or rule expression for the given parameter values."""
+    return tc.resolve(TEMPLATE, node, params)
 
 
 class RuleTests(unittest.TestCase):

@@ -1,12 +1,6 @@
 package authservers
 
-import (
-	"context"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-)
+import "context"
 
 // NimbusJar is where `make authservers-deps` builds the loopback app around the
 // Connect2id Nimbus OAuth 2.0 SDK, relative to the repository's root.
@@ -18,13 +12,9 @@ const NimbusJar = "scripts/authservers/nimbus/target/nimbus-authserver.jar"
 // private_key_jwt, tls_client_auth and self_signed_tls_client_auth; mutual TLS only
 // at the token endpoint's mtls_endpoint_aliases entry. It runs until ctx ends or Close.
 func StartNimbus(ctx context.Context, pki *PKI, clients []Client, tmp string) (*Server, error) {
-	root, err := Root()
+	jar, err := builtJar(NimbusJar, "the Nimbus OAuth 2.0 SDK server jar")
 	if err != nil {
 		return nil, err
-	}
-	jar := filepath.Join(root, filepath.FromSlash(NimbusJar))
-	if _, err := os.Stat(jar); err != nil {
-		return nil, fmt.Errorf("the Nimbus OAuth 2.0 SDK server jar is not built at %s: run make authservers-deps", jar)
 	}
 	// The SDK reads grants and scope from RFC 7591 metadata, as oidc-provider does:
 	// the client credentials grant and scope api for the test's clients, no grant for
@@ -39,9 +29,5 @@ func StartNimbus(ctx context.Context, pki *PKI, clients []Client, tmp string) (*
 	if err != nil {
 		return nil, err
 	}
-	// As for Spring: a small heap and a JIT that stops at its first tier, for a few
-	// dozen requests on shared cores.
-	cmd := exec.CommandContext(ctx, "java", "-Xmx256m", "-Xss512k", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
-		"-Djava.security.egd=file:/dev/./urandom", "-jar", jar, confPath)
-	return s, s.start(cmd)
+	return s, s.start(javaJar(ctx, jar, confPath))
 }
