@@ -180,9 +180,9 @@ func (r *Refresher) Run(ctx context.Context, req Request) (Result, error) {
 		}
 	}
 	if u.fansOut(req.Action) {
-		kept := len(u.due) - u.keep()
-		u.enqueue(u.due[:kept], u.reasons[:kept])
-		u.refreshDue(u.due[kept:])
+		sent := len(u.due) - u.keep()
+		u.enqueue(u.due[:sent], u.reasons[:sent])
+		u.refreshDue(u.due[sent:])
 	} else {
 		u.refreshDue(u.due)
 	}
